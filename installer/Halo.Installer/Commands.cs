@@ -7,6 +7,13 @@ internal static class Commands
 {
     public static IEnumerable<Command> All()
     {
-        yield break;
+        yield return Run.RunCommand.Create();
+        yield return Bench.BenchCommand.Create();
+        yield return Serve.ServeCommand.Create();
+        yield return Models.ModelsCommand.Create();
+        yield return Convert.ConvertCommand.Create();
+        yield return Doctor.DoctorCommand.Create();
+        yield return Provision.ProvisionCommand.Create();
+        yield return Mcp.McpCommand.Create();
     }
 }
