@@ -1,0 +1,33 @@
+using Halo.Core.Models;
+
+namespace Halo.Engine.Backends;
+
+/// <summary>Which backend runs the forward pass: auto picks CUDA > OpenCL > CPU SIMD.</summary>
+public enum BackendKind
+{
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+/// <summary>
+/// Numerics of the forward pass. <see cref="Halo"/> is Halo's fastest path; <see cref="LlamaCpp"/> follows
+/// llama.cpp's CPU path (Q8_K-style int8 activations per 256-block, F16 KV cache, F16-rounded LM-head input)
+/// so results compare exactly with llama.cpp (`halo run --compat llamacpp`).
+/// </summary>
+public enum NumericsMode
+{
+    Halo,
+    LlamaCpp,
+}
+
+/// <summary>How to build a backend for a model.</summary>
+public sealed record BackendOptions
+{
+    public BackendKind Kind { get; init; } = BackendKind.Auto;
+    public int Threads { get; init; } = Environment.ProcessorCount;
+    public int MaxSlots { get; init; } = 1;               // sequences with their own KV cache
+    public int ContextLength { get; init; }               // 0 = the model's context length
+    public NumericsMode Numerics { get; init; } = NumericsMode.Halo;
+    public Activation? ActivationOverride { get; init; }  // config or --act overrides the model's own
+}
