@@ -52,8 +52,8 @@ public sealed class GenerationResult
 
     public required int PromptTokenCount { get; init; }
 
-    /// <summary>Decode steps timed in <see cref="DecodeTime"/> (generated tokens after the first).</summary>
-    public int DecodeSteps => Math.Max(0, Tokens.Count + (FinishReason == FinishReason.Stop ? 1 : 0) - 1);
+    /// <summary>Forward steps of one token timed in <see cref="DecodeTime"/>.</summary>
+    public required int DecodeSteps { get; init; }
 }
 
 /// <summary>
@@ -130,6 +130,7 @@ public sealed class Generator
         start = Stopwatch.GetTimestamp();
         string? text = null;
         int position = prompt.Count;
+        int decodeSteps = 0;
         while (output.Count < maxTokens)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -157,6 +158,7 @@ public sealed class Generator
             step[0] = next;
             chunk[0] = new SequenceChunk(_slot, position++, step);
             _backend.Forward(chunk, _logits);
+            decodeSteps++;
         }
 
         TimeSpan decode = Stopwatch.GetElapsedTime(start);
@@ -170,6 +172,7 @@ public sealed class Generator
             PrefillTime = prefill,
             DecodeTime = decode,
             PromptTokenCount = prompt.Count,
+            DecodeSteps = decodeSteps,
         };
     }
 
