@@ -273,6 +273,7 @@ public sealed class BatchScheduler : IDisposable
 
         // 3. Sample and deliver.
         long cached = 0;
+        long now = Stopwatch.GetTimestamp();
         for (int i = 0; i < count; i++)
         {
             Slot slot = _slots[_chunkSlot[i]];
@@ -288,7 +289,7 @@ public sealed class BatchScheduler : IDisposable
                 }
             }
 
-            if (SampleInto(slot, _logits.AsSpan(i * _vocab, _vocab)))
+            if (SampleInto(slot, _logits.AsSpan(i * _vocab, _vocab), now))
             {
                 decodeOnly = false;
             }
@@ -309,7 +310,7 @@ public sealed class BatchScheduler : IDisposable
     }
 
     /// <summary>Samples the slot's next token and delivers it; returns true when the generation ended.</summary>
-    private bool SampleInto(Slot slot, Span<float> logits)
+    private bool SampleInto(Slot slot, Span<float> logits, long timestamp)
     {
         Generation generation = slot.Generation!;
         int topLogprobs = generation.Request.TopLogprobs;
@@ -339,7 +340,7 @@ public sealed class BatchScheduler : IDisposable
 
         slot.Tokens[slot.Fed] = token;
         Interlocked.Increment(ref _generationTokensTotal);
-        generation.Write(new GeneratedToken(token, logprob, top));
+        generation.Write(new GeneratedToken(token, logprob, top, timestamp));
         if (generation.CompletionTokenCount >= generation.MaxTokens || slot.Fed + 1 >= ContextLength)
         {
             Finish(slot, FinishReason.Length);

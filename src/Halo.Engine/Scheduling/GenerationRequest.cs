@@ -37,8 +37,9 @@ public enum FinishReason
 /// <summary>A candidate token with its log-probability.</summary>
 public readonly record struct TokenLogprob(int TokenId, float Logprob);
 
-/// <summary>One generated token. <see cref="Top"/> is null unless the request asked for alternatives.</summary>
-public readonly record struct GeneratedToken(int TokenId, float Logprob, TokenLogprob[]? Top);
+/// <summary>One generated token: its log-probability (0 unless asked for), the alternatives (null unless asked
+/// for) and the <see cref="System.Diagnostics.Stopwatch"/> timestamp of the step that made it.</summary>
+public readonly record struct GeneratedToken(int TokenId, float Logprob, TokenLogprob[]? Top, long Timestamp);
 
 /// <summary>The answer to <see cref="BatchScheduler.TrySubmit"/>.</summary>
 public enum SubmitStatus
