@@ -27,7 +27,7 @@ internal static class ApiErrors
         response.StatusCode = status;
         response.ContentType = "application/json";
         using var buffer = new MemoryStream(256);
-        using (var json = new Utf8JsonWriter(buffer))
+        using (var json = new Utf8JsonWriter(buffer, ResponseJson.WriterOptions))
         {
             json.WriteStartObject();
             json.WriteStartObject("error");

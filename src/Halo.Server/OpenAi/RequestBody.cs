@@ -17,12 +17,7 @@ internal static class RequestBody
             throw new BodyTooLargeException(limit);
         }
 
-        if (request.ContentType is { } type && !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase)
-            && !type.StartsWith("text/plain", StringComparison.OrdinalIgnoreCase))
-        {
-            throw new InvalidRequestException($"Content-Type '{type}' is not supported; send application/json");
-        }
-
+        // The body is parsed as JSON whatever Content-Type says: `curl -d` sends form encoding by default.
         PipeReader reader = request.BodyReader;
         while (true)
         {

@@ -19,7 +19,7 @@ internal sealed class SseWriter
     public SseWriter(HttpContext context)
     {
         _context = context;
-        _json = new Utf8JsonWriter(_buffer);
+        _json = new Utf8JsonWriter(_buffer, ResponseJson.WriterOptions);
         HttpResponse response = context.Response;
         response.StatusCode = 200;
         response.ContentType = "text/event-stream; charset=utf-8";
@@ -52,6 +52,9 @@ internal sealed class SseWriter
 /// <summary>JSON pieces both endpoints write.</summary>
 internal static class ResponseJson
 {
+    /// <summary>Generated text as UTF-8, not \u-escaped (the response is JSON, not HTML).</summary>
+    public static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static string NewId(string prefix) => prefix + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(12));
 
     public static long Now() => DateTimeOffset.UtcNow.ToUnixTimeSeconds();
@@ -84,7 +87,7 @@ internal static class ResponseJson
     public static async Task WriteAsync(HttpContext context, int status, Action<Utf8JsonWriter> build)
     {
         var buffer = new ArrayBufferWriter<byte>(1024);
-        using (var json = new Utf8JsonWriter(buffer))
+        using (var json = new Utf8JsonWriter(buffer, WriterOptions))
         {
             build(json);
         }
