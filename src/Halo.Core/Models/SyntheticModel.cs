@@ -35,6 +35,10 @@ public static class SyntheticModel
     private const int ControlTokenType = 3;
     private const float ControlTokenDamping = 0.3f;
 
+    // A few English merges so that the byte-level vocabulary exercises BPE merging.
+    private static readonly (string Left, string Right)[] ByteMerges =
+        [(" ", "t"), ("h", "e"), ("i", "n"), ("r", "e"), ("o", "n"), (" ", "a"), ("e", "r"), (" t", "he"), ("a", "t"), (" ", "s"), ("e", "n"), ("o", "r")];
+
     /// <summary>
     /// Writes the model to <paramref name="path"/> through a temporary file renamed at the end, so a full disk or a
     /// killed process never leaves a half-written model under the final name. Returns the model's config.
@@ -64,9 +68,9 @@ public static class SyntheticModel
     /// <summary>Streams the GGUF to <paramref name="output"/> and returns the model's config.</summary>
     public static ModelConfig Write(SyntheticModelSpec spec, Stream output)
     {
-        TokenizerModel tokenizer = spec.TokenizerDirectory is null
-            ? ByteLevelVocabulary.Create(spec.Config.VocabSize)
-            : PadVocabulary(HfTokenizerFiles.Load(spec.TokenizerDirectory), spec.Config.VocabSize);
+        TokenizerModel tokenizer = PadVocabulary(
+            spec.TokenizerDirectory is null ? ByteLevelVocabulary.Create(ByteMerges) : TokenizerJson.Load(spec.TokenizerDirectory),
+            spec.Config.VocabSize);
         ModelConfig c = spec.Config with { VocabSize = tokenizer.Tokens.Count, TiedEmbeddings = true, RandomWeights = true };
         Check(c, spec.WeightType);
 
@@ -116,10 +120,10 @@ public static class SyntheticModel
 
         var tokens = new List<string>(t.Tokens);
         var types = new List<int>(t.TokenTypes ?? Enumerable.Repeat(1, t.Tokens.Count));
-        while (tokens.Count < minimumSize)
+        for (int i = 0; tokens.Count < minimumSize; i++)
         {
-            tokens.Add($"<|halo_pad_{tokens.Count}|>");
-            types.Add(3);
+            tokens.Add($"<|reserved_special_token_{i}|>");
+            types.Add(ControlTokenType);
         }
 
         return t with { Tokens = tokens, TokenTypes = types };

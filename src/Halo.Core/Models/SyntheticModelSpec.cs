@@ -16,7 +16,11 @@ public sealed record SyntheticModelSpec
 
     public ulong Seed { get; init; }
 
-    /// <summary>A directory with a Hugging Face <c>tokenizer.json</c>, or null for the small byte-level vocabulary.</summary>
+    /// <summary>
+    /// A directory with a Hugging Face <c>tokenizer.json</c>, or null for the small byte-level vocabulary
+    /// (<see cref="Tokenization.ByteLevelVocabulary"/>). Either is padded with reserved special tokens up to
+    /// <see cref="ModelConfig.VocabSize"/>.
+    /// </summary>
     public string? TokenizerDirectory { get; init; }
 
     public static IReadOnlyList<string> PresetNames { get; } = ["tiny", "0.7b", "2b"];
