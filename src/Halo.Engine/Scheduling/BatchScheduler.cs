@@ -25,7 +25,7 @@ public sealed class BatchScheduler : IDisposable
     private readonly int[] _chunkSlot;            // [slots] chunk i belongs to slot _chunkSlot[i]
     private readonly float[] _logits;             // [slots, vocab]
     private readonly float[] _rawLogits;          // [vocab] a row kept before sampling changes it (logprobs)
-    private readonly Queue<Generation> _waiting = new();
+    private readonly Queue<GenerationStream> _waiting = new();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly Thread _thread;
     private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -106,7 +106,7 @@ public sealed class BatchScheduler : IDisposable
     }
 
     /// <summary>Queues a request. Never blocks; the status says why it was refused.</summary>
-    public SubmitStatus TrySubmit(GenerationRequest request, out Generation? generation)
+    public SubmitStatus TrySubmit(GenerationRequest request, out GenerationStream? generation)
     {
         generation = null;
         int prompt = request.PromptTokens.Length;
@@ -134,7 +134,7 @@ public sealed class BatchScheduler : IDisposable
                 return SubmitStatus.QueueFull;
             }
 
-            generation = new Generation(request, Math.Min(wanted, room));
+            generation = new GenerationStream(request, Math.Min(wanted, room));
             _waiting.Enqueue(generation);
         }
 
@@ -161,7 +161,7 @@ public sealed class BatchScheduler : IDisposable
     {
         lock (_waiting)
         {
-            foreach (Generation queued in _waiting)
+            foreach (GenerationStream queued in _waiting)
             {
                 queued.Cancel();
             }
@@ -169,7 +169,7 @@ public sealed class BatchScheduler : IDisposable
 
         foreach (Slot slot in _slots)
         {
-            slot.Generation?.Cancel();
+            slot.GenerationStream?.Cancel();
         }
 
         _wake.Release();
@@ -183,7 +183,7 @@ public sealed class BatchScheduler : IDisposable
         CancelAll();
         lock (_waiting)
         {
-            while (_waiting.TryDequeue(out Generation? queued))
+            while (_waiting.TryDequeue(out GenerationStream? queued))
             {
                 queued.Complete(FinishReason.Cancelled);
             }
@@ -191,7 +191,7 @@ public sealed class BatchScheduler : IDisposable
 
         foreach (Slot slot in _slots)
         {
-            slot.Generation?.Complete(FinishReason.Cancelled);
+            slot.GenerationStream?.Complete(FinishReason.Cancelled);
         }
     }
 
@@ -228,7 +228,7 @@ public sealed class BatchScheduler : IDisposable
         int budget = _prefillBudget;
         foreach (Slot slot in _slots)
         {
-            if (slot.Generation is null)
+            if (slot.GenerationStream is null)
             {
                 continue;
             }
@@ -297,7 +297,7 @@ public sealed class BatchScheduler : IDisposable
 
         foreach (Slot slot in _slots)
         {
-            cached += slot.Generation is null ? 0 : slot.Fed;
+            cached += slot.GenerationStream is null ? 0 : slot.Fed;
         }
 
         Interlocked.Exchange(ref _cachedPositions, cached);
@@ -312,7 +312,7 @@ public sealed class BatchScheduler : IDisposable
     /// <summary>Samples the slot's next token and delivers it; returns true when the generation ended.</summary>
     private bool SampleInto(Slot slot, Span<float> logits, long timestamp)
     {
-        Generation generation = slot.Generation!;
+        GenerationStream generation = slot.GenerationStream!;
         int topLogprobs = generation.Request.TopLogprobs;
         if (topLogprobs >= 0)
         {
@@ -355,15 +355,15 @@ public sealed class BatchScheduler : IDisposable
         bool admitted = false;
         foreach (Slot slot in _slots)
         {
-            if (slot.Generation is not null)
+            if (slot.GenerationStream is not null)
             {
                 continue;
             }
 
-            Generation? next = null;
+            GenerationStream? next = null;
             lock (_waiting)
             {
-                while (_waiting.TryDequeue(out Generation? candidate))
+                while (_waiting.TryDequeue(out GenerationStream? candidate))
                 {
                     if (!candidate.IsCancellationRequested)
                     {
@@ -386,7 +386,7 @@ public sealed class BatchScheduler : IDisposable
             slot.PromptLength = prompt.Length;
             slot.Fed = 0;
             slot.Sampler = _samplerFactory(next.Request.Sampling);
-            slot.Generation = next;
+            slot.GenerationStream = next;
             next.AdmittedTimestamp = Stopwatch.GetTimestamp();
             admitted = true;
         }
@@ -399,7 +399,7 @@ public sealed class BatchScheduler : IDisposable
         bool released = false;
         foreach (Slot slot in _slots)
         {
-            if (slot.Generation is { IsCancellationRequested: true } generation)
+            if (slot.GenerationStream is { IsCancellationRequested: true } generation)
             {
                 Finish(slot, generation.CancelReason);
                 released = true;
@@ -411,13 +411,13 @@ public sealed class BatchScheduler : IDisposable
 
     private void Finish(Slot slot, FinishReason reason)
     {
-        Generation? generation = slot.Generation;
+        GenerationStream? generation = slot.GenerationStream;
         if (generation is null)
         {
             return;
         }
 
-        slot.Generation = null;
+        slot.GenerationStream = null;
         slot.Sampler = null;
         Interlocked.Decrement(ref _running);
         generation.Complete(reason);
@@ -442,7 +442,7 @@ public sealed class BatchScheduler : IDisposable
 
         public int Fed { get; set; }                              // tokens already in the KV cache
 
-        public Generation? Generation { get; set; }
+        public GenerationStream? GenerationStream { get; set; }
 
         public ITokenSampler? Sampler { get; set; }
     }

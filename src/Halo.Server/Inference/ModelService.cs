@@ -97,7 +97,7 @@ internal sealed class ModelService(
         }
 
         var request = new GenerationRequest { PromptTokens = prompt, MaxTokens = 2 };
-        if (scheduler.TrySubmit(request, out Generation? generation) == SubmitStatus.Accepted)
+        if (scheduler.TrySubmit(request, out GenerationStream? generation) == SubmitStatus.Accepted)
         {
             await generation!.WaitForFinishAsync(cancellationToken).ConfigureAwait(false);
         }

@@ -29,7 +29,7 @@ internal static class ChatCompletionsEndpoint
         }
 
         int[] prompt = model.Tokenizer.EncodeChat(messages);
-        Generation generation = serving.Submit(model, prompt, p);
+        GenerationStream generation = serving.Submit(model, prompt, p);
         string id = ResponseJson.NewId("chatcmpl-");
         long created = ResponseJson.Now();
         if (p.Stream)
@@ -42,7 +42,7 @@ internal static class ChatCompletionsEndpoint
         }
     }
 
-    private static async Task AnswerAsync(HttpContext context, ServingContext serving, LoadedModel model, Generation generation, GenerationParameters p, string id, long created)
+    private static async Task AnswerAsync(HttpContext context, ServingContext serving, LoadedModel model, GenerationStream generation, GenerationParameters p, string id, long created)
     {
         var text = new StringBuilder();
         var logprobs = new List<GeneratedToken>();
@@ -97,7 +97,7 @@ internal static class ChatCompletionsEndpoint
         });
     }
 
-    private static async Task StreamAsync(HttpContext context, ServingContext serving, LoadedModel model, Generation generation, GenerationParameters p, string id, long created)
+    private static async Task StreamAsync(HttpContext context, ServingContext serving, LoadedModel model, GenerationStream generation, GenerationParameters p, string id, long created)
     {
         var sse = new SseWriter(context);
 

@@ -28,7 +28,7 @@ internal static class CompletionsEndpoint
             throw new InvalidRequestException("$.prompt: encodes to no tokens", "prompt");
         }
 
-        Generation generation = serving.Submit(model, prompt, p);
+        GenerationStream generation = serving.Submit(model, prompt, p);
         string id = ResponseJson.NewId("cmpl-");
         long created = ResponseJson.Now();
         string echo = request.Echo ? request.PromptText ?? TokenTextStream.Decode(model.Tokenizer, prompt) : "";

@@ -18,7 +18,7 @@ internal static class GenerationPump
 {
     /// <summary>Runs to the end; returns the finish reason and how many tokens the client was given.</summary>
     public static async Task<(FinishReason Finish, int CompletionTokens)> RunAsync(
-        Generation generation,
+        GenerationStream generation,
         IServedTokenizer tokenizer,
         IReadOnlyList<string> stops,
         HaloMetrics metrics,
@@ -75,7 +75,7 @@ internal static class GenerationPump
         return (generation.FinishReason!.Value, consumed);
     }
 
-    private static void ObserveLatency(HaloMetrics metrics, Generation generation, long timestamp, long previous)
+    private static void ObserveLatency(HaloMetrics metrics, GenerationStream generation, long timestamp, long previous)
     {
         if (previous == 0)
         {

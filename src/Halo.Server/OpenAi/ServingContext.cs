@@ -37,7 +37,7 @@ internal sealed class ServingContext(ModelRuntime runtime, HaloOptions options, 
     }
 
     /// <summary>Queues the generation; a full queue is 429 with Retry-After, a prompt that does not fit is 400.</summary>
-    public Generation Submit(LoadedModel model, int[] prompt, GenerationParameters p)
+    public GenerationStream Submit(LoadedModel model, int[] prompt, GenerationParameters p)
     {
         var defaults = new SamplingParams();
         var request = new GenerationRequest
@@ -60,7 +60,7 @@ internal sealed class ServingContext(ModelRuntime runtime, HaloOptions options, 
         };
 
         BatchScheduler scheduler = Runtime.Scheduler!;
-        switch (scheduler.TrySubmit(request, out Generation? generation))
+        switch (scheduler.TrySubmit(request, out GenerationStream? generation))
         {
             case SubmitStatus.Accepted:
                 return generation!;

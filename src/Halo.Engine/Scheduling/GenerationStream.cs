@@ -9,7 +9,7 @@ namespace Halo.Engine.Scheduling;
 /// and <see cref="TryRead"/>. Writing never blocks and, once the buffer has grown to what the reader lags by,
 /// never allocates.
 /// </summary>
-public sealed class Generation : IValueTaskSource<bool>
+public sealed class GenerationStream : IValueTaskSource<bool>
 {
     private readonly object _gate = new();
     private ManualResetValueTaskSourceCore<bool> _wake = new() { RunContinuationsAsynchronously = true };
@@ -20,7 +20,7 @@ public sealed class Generation : IValueTaskSource<bool>
     private volatile bool _cancelRequested;
     private FinishReason? _finish;
 
-    internal Generation(GenerationRequest request, int maxTokens)
+    internal GenerationStream(GenerationRequest request, int maxTokens)
     {
         Request = request;
         MaxTokens = maxTokens;
@@ -89,7 +89,7 @@ public sealed class Generation : IValueTaskSource<bool>
             wake = new ValueTask<bool>(this, _wake.Version);
         }
 
-        using (cancellationToken.UnsafeRegister(static state => ((Generation)state!).WakeReader(cancelled: true), this))
+        using (cancellationToken.UnsafeRegister(static state => ((GenerationStream)state!).WakeReader(cancelled: true), this))
         {
             if (!await wake.ConfigureAwait(false))
             {
