@@ -10,9 +10,10 @@ namespace Halo.Installer.Models;
 public sealed record SbomResult(string? Path, IReadOnlyList<string> Warnings);
 
 /// <summary>
-/// A CycloneDX 1.6 ML-BOM for one model directory (<c>model.cdx.json</c>): a <c>machine-learning-model</c>
-/// component with a model card (task, architecture family, inputs and outputs), the license and source from
-/// the manifest, the hash of every file (nested <c>file</c> components), and the facts read from the model
+/// A CycloneDX 1.6 ML-BOM for one model directory (<c>model.cdx.json</c>): the BOM describes (metadata.component)
+/// a <c>machine-learning-model</c> with a model card (task, architecture family, inputs and outputs), the license
+/// and source from the manifest; its files are the BOM's <c>file</c> components with their SHA-256 (the model
+/// depends on them), and the facts read from the model
 /// itself as <c>halo:*</c> properties: format, quantization, hyper-parameters, tensor shapes (layers folded
 /// into <c>blk.*</c> when they agree) and the tokenizer.
 /// </summary>
@@ -84,7 +85,6 @@ public static partial class ModelSbom
             ["externalReferences"] = SourceReferences(manifest),
             ["modelCard"] = ModelCard(model),
             ["properties"] = ModelProperties(manifest, model),
-            ["components"] = files,
         };
         if (manifest.Files.Count == 1)
         {
@@ -110,13 +110,13 @@ public static partial class ModelSbom
                         ["version"] = typeof(ModelSbom).Assembly.GetName().Version?.ToString(3) ?? "0",
                     }),
                 },
-                ["component"] = new JsonObject { ["type"] = "machine-learning-model", ["bom-ref"] = $"bom:{manifest.Name}", ["name"] = manifest.Name },
+                ["component"] = modelComponent,
             },
-            ["components"] = new JsonArray(modelComponent),
+            ["components"] = files,
             ["dependencies"] = new JsonArray(new JsonObject
             {
-                ["ref"] = $"bom:{manifest.Name}",
-                ["dependsOn"] = new JsonArray(JsonValue.Create(modelRef)),
+                ["ref"] = modelRef,
+                ["dependsOn"] = new JsonArray(manifest.Files.Select(f => (JsonNode)JsonValue.Create($"file:{manifest.Name}/{f.Path}")).ToArray()),
             }),
         };
     }

@@ -16,6 +16,7 @@ internal static class ModelsCommand
     public static Command Create()
     {
         var command = new Command("models", "Synthesize, download, list, verify and remove models");
+        command.Subcommands.Add(SynthCommand.Create());
         command.Subcommands.Add(CreatePull());
         command.Subcommands.Add(CreateList());
         command.Subcommands.Add(CreateVerify());
@@ -25,7 +26,7 @@ internal static class ModelsCommand
     }
 
     /// <summary>The model reader the SBOM uses to read config, shapes and tokenizer.</summary>
-    internal static IModelSource OpenModel(string path) => throw new NotSupportedException("model readers are not in this build yet");
+    internal static IModelSource OpenModel(string path) => ModelFile.Open(path);
 
     private static Option<string> DirOption() => new("--dir")
     {
