@@ -5,9 +5,12 @@
 //   LLAMACPP_DIR=/work/llamacpp HALO="dotnet path/to/halo.dll" node tests/Halo.Engine.Tests/LlamaCpp/regenerate-fixtures.mjs
 // For each case it writes a synthetic GGUF with `halo models synth` (deterministic from preset, type and seed),
 // runs llama.cpp on it (CPU, 2 threads, no flash attention, the whole prompt in one batch) and records the
-// greedy tokens and the raw logits of the first generated position in fixtures/<case>.json.
+// greedy tokens, the raw logits of the first generated position, and at every step the margin between the
+// best and second-best logit (where it is small, ulp-level differences may legitimately pick the other token)
+// in fixtures/<case>.json, with the sha256 of the GGUF so the test notices when the synthetic generator changes.
 import { execSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, rmSync, mkdirSync } from "node:fs";
+import { mkdtempSync, writeFileSync, rmSync, mkdirSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -46,25 +49,29 @@ try {
       const context = await model.createContext({ contextSize: 512, batchSize: 512, threads: 2, flashAttention: false });
       const sequence = context.getSequence();
       const tokens = [];
+      const margins = [];
       let firstLogits = null;
       let input = prompt;
       for (let step = 0; step < generate; step++) {
         const items = input.map((t, i) => i === input.length - 1
-          ? [t, { generateNext: { token: true, logits: step === 0, options: { temperature: 0 } } }]
+          ? [t, { generateNext: { token: true, logits: true, options: { temperature: 0 } } }]
           : t);
         const out = await sequence.controlledEvaluate(items);
         const last = out[input.length - 1];
         if (step === 0) {
           firstLogits = Array.from({ length: model.tokens.vocabSize ?? last.next.logits.size }, (_, id) => last.next.logits.get(id) ?? null);
         }
+        const sorted = [...last.next.logits.values()].sort((a, b) => b - a);
+        margins.push(Number((sorted[0] - sorted[1]).toPrecision(4)));
         tokens.push(last.next.token);
         input = [last.next.token];
       }
-      results.push({ prompt: name, promptTokens: prompt, tokens, firstLogits: firstLogits.map(v => v === null ? null : Number(v.toPrecision(7))) });
+      results.push({ prompt: name, promptTokens: prompt, tokens, margins, firstLogits: firstLogits.map(v => v === null ? null : Number(v.toPrecision(7))) });
       await context.dispose();
     }
     await model.dispose();
-    const json = { llamaCpp: "node-llama-cpp prebuilt CPU build, 2 threads, flash attention off", ...c, generate, results };
+    const sha256 = createHash("sha256").update(readFileSync(file)).digest("hex");
+    const json = { llamaCpp: "node-llama-cpp prebuilt CPU build, 2 threads, flash attention off", ...c, sha256, generate, results };
     writeFileSync(join(outDir, `${c.preset}-${c.type}-seed${c.seed}.json`), JSON.stringify(json) + "\n");
     console.log(`${c.preset} ${c.type} seed ${c.seed}: ${results.map(r => r.tokens.join(",")).join(" | ")}`);
   }
