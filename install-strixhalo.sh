@@ -238,10 +238,9 @@ install_support_files() {
   install_file "$source_dir/config/prometheus/prometheus.yml" "$dest_share/prometheus/prometheus.yml" 0644
   install_file "$source_dir/config/prometheus/halo-alerts.yml" "$dest_share/prometheus/halo-alerts.yml" 0644
   install_file "$source_dir/config/grafana/halo-dashboard.json" "$dest_share/grafana/halo-dashboard.json" 0644
-  for file in "$source_dir"/config/haproxy/*; do
-    if [ -f "$file" ]; then
-      install_file "$file" "$dest_share/haproxy/$(basename "$file")" 0644
-    fi
+  # Scale-out example: the HAProxy config and the systemd drop-ins that open a box to its LAN.
+  for file in haproxy.cfg halo-server.service.d/lan.conf halo-server.socket.d/lan.conf; do
+    install_file "$source_dir/config/haproxy/$file" "$dest_share/haproxy/$file" 0644
   done
   install_file "$source_dir/README.md" "$dest_doc/README.md" 0644
 }
