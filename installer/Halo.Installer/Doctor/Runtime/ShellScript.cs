@@ -37,6 +37,8 @@ public static class ShellScript
 
         var lexer = new Lexer(script);
         var words = new List<string>();
+        int caseDepth = 0;
+        string previousOperator = "";
         foreach (Token token in lexer.Tokens())
         {
             foreach (string inner in token.Substitutions)
@@ -46,8 +48,24 @@ public static class ShellScript
 
             if (token.IsOperator)
             {
-                AddSimpleCommand(commands, words, variables);
+                if (words.Count > 0 && words[0] == "case")
+                {
+                    caseDepth++;
+                }
+                else if (words.Count > 0 && words[0] == "esac")
+                {
+                    caseDepth = Math.Max(0, caseDepth - 1);
+                }
+
+                // Inside `case ... in`, "pattern)" is a pattern, not a command - unless ")" closes a "(" subshell.
+                bool isCasePattern = caseDepth > 0 && token.Text == ")" && previousOperator != "(";
+                if (!isCasePattern)
+                {
+                    AddSimpleCommand(commands, words, variables);
+                }
+
                 words.Clear();
+                previousOperator = token.Text;
                 continue;
             }
 
