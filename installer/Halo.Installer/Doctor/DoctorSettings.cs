@@ -31,6 +31,9 @@ public sealed record DoctorSettings
 
     public bool FileExists { get; init; }
 
+    /// <summary>auth.api_keys lists key hashes in the file itself.</summary>
+    public bool HasApiKeys { get; init; }
+
     public static DoctorSettings Load(SystemRoot root)
     {
         string? text = root.ReadText(ConfigPath);
@@ -74,6 +77,7 @@ public sealed record DoctorSettings
             string? models = Scalar(Child(Child(top, "model"), "models_dir"));
             return settings with
             {
+                HasApiKeys = Strings(Child(Child(top, "auth"), "api_keys")) is { Count: > 0 },
                 Listen = string.IsNullOrWhiteSpace(listen) ? settings.Listen : listen.Trim(),
                 ModelsDir = string.IsNullOrWhiteSpace(models) ? settings.ModelsDir : models.Trim(),
             };

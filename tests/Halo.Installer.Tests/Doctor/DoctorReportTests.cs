@@ -391,10 +391,20 @@ public class DoctorReportTests
     public async Task PermissionsCheck_WorldReadableConfigWithApiKeys_Fails()
     {
         using FakeMachine m = FakeMachine.StrixHalo();
-        m.File("/etc/halo/halo.yaml", "auth:\n  api_keys_file: /etc/halo/keys\n", (UnixFileMode)0b110_100_100);
+        m.File("/etc/halo/halo.yaml", "auth:\n  api_keys: [\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"]\n", (UnixFileMode)0b110_100_100);
         CheckResult result = await m.CheckAsync(new PermissionsCheck());
 
         Assert.Equal(CheckStatus.Fail, result.Status);
+    }
+
+    [Fact]
+    public async Task PermissionsCheck_WorldReadableConfigWithoutKeys_Ok()
+    {
+        using FakeMachine m = FakeMachine.StrixHalo();
+        m.File("/etc/halo/halo.yaml", "auth:\n  api_keys: []\n  api_key_file: \"\"\n", (UnixFileMode)0b110_100_100);
+        CheckResult result = await m.CheckAsync(new PermissionsCheck());
+
+        Assert.Equal(CheckStatus.Ok, result.Status);
     }
 
     [Fact]

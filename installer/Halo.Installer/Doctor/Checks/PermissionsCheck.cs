@@ -44,10 +44,9 @@ public sealed class PermissionsCheck : DoctorCheck
             }
         }
 
-        if (root.Exists(DoctorSettings.ConfigPath) && (root.Mode(DoctorSettings.ConfigPath) & UnixFileMode.OtherRead) != 0
-            && (root.ReadText(DoctorSettings.ConfigPath) ?? "").Contains("api_key", StringComparison.Ordinal))
+        if (context.Settings.HasApiKeys && (root.Mode(DoctorSettings.ConfigPath) & UnixFileMode.OtherRead) != 0)
         {
-            problems.Add($"{DoctorSettings.ConfigPath} holds API key settings and is world-readable");
+            problems.Add($"{DoctorSettings.ConfigPath} lists API key hashes (auth.api_keys) and is world-readable");
             fixes.Add($"chmod 640 {DoctorSettings.ConfigPath} && chgrp halo {DoctorSettings.ConfigPath}");
         }
 
