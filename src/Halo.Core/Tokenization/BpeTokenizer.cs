@@ -31,7 +31,8 @@ public sealed class BpeTokenizer
     private readonly byte[] _pieceBytes;                           // every token's decoded bytes, back to back
     private readonly int[] _pieceOffsets;                          // token id -> start in _pieceBytes; [n] = end
     private readonly SpecialToken[] _specialTokens;                // longest first
-    private readonly SearchValues<char> _specialFirstChars;
+    private readonly SearchValues<char> _specialFirstChars;        // first chars of all special tokens
+    private readonly SearchValues<char> _userDefinedFirstChars;    // first chars of those matched without parseSpecial
     private readonly bool _ignoreMerges;
     private readonly int[] _endOfGeneration;
 
@@ -95,7 +96,8 @@ public sealed class BpeTokenizer
         _merges = BuildMerges(model.Merges);
         (_pieceBytes, _pieceOffsets) = BuildPieces();
         _specialTokens = CollectSpecialTokens();
-        _specialFirstChars = SearchValues.Create(FirstChars(_specialTokens));
+        _specialFirstChars = SearchValues.Create(FirstChars(_specialTokens, controlToo: true));
+        _userDefinedFirstChars = SearchValues.Create(FirstChars(_specialTokens, controlToo: false));
         _endOfGeneration = CollectEndOfGeneration();
     }
 
@@ -157,7 +159,7 @@ public sealed class BpeTokenizer
             output.Add(Model.BosId);
         }
 
-        if (_specialTokens.Length == 0 || text.IndexOfAny(_specialFirstChars) < 0)
+        if (text.IndexOfAny(parseSpecial ? _specialFirstChars : _userDefinedFirstChars) < 0)
         {
             EncodeText(text, output);
         }
@@ -360,7 +362,7 @@ public sealed class BpeTokenizer
             prev[i] = i - 1;
         }
 
-        var heap = workspace.Heap;
+        var heap = workspace.Heap(n);
         heap.Clear();
         for (var i = 0; i + 1 < n; i++)
         {
@@ -613,12 +615,15 @@ public sealed class BpeTokenizer
         return specials.ToArray();
     }
 
-    private static char[] FirstChars(SpecialToken[] specials)
+    private static char[] FirstChars(SpecialToken[] specials, bool controlToo)
     {
         var chars = new HashSet<char>();
         foreach (var special in specials)
         {
-            chars.Add(special.Text[0]);
+            if (controlToo || !special.IsControl)
+            {
+                chars.Add(special.Text[0]);
+            }
         }
 
         return chars.ToArray();
@@ -669,35 +674,47 @@ public sealed class BpeTokenizer
 
     private sealed record SpecialToken(string Text, int Id, bool IsControl);
 
-    /// <summary>Per-thread scratch buffers so that encoding allocates nothing per word once warm.</summary>
+    /// <summary>
+    /// Per-thread scratch buffers so that encoding allocates nothing per word once warm. Words longer than
+    /// <see cref="MaxCachedWord"/> bytes (a megabyte of spaces, say) get buffers of their own, so that one odd
+    /// request does not pin large arrays to a server thread.
+    /// </summary>
     private sealed class MergeWorkspace
     {
+        private const int MaxCachedWord = 1 << 16;
+
         private byte[] _bytes = new byte[256];
         private char[] _chars = new char[256];
         private int[] _ids = new int[256];
         private int[] _next = new int[256];
         private int[] _prev = new int[256];
+        private readonly PriorityQueue<long, long> _heap = new();
 
-        public PriorityQueue<long, long> Heap { get; } = new();
+        public PriorityQueue<long, long> Heap(int n) => n <= MaxCachedWord ? _heap : new PriorityQueue<long, long>(n);
 
-        public Span<byte> Bytes(int n) => Grow(ref _bytes, n).AsSpan(0, n);
+        public Span<byte> Bytes(int n) => Buffer(ref _bytes, n);
 
-        public Span<char> Chars(int n) => Grow(ref _chars, n).AsSpan(0, n);
+        public Span<char> Chars(int n) => Buffer(ref _chars, n);
 
-        public Span<int> Ids(int n) => Grow(ref _ids, n).AsSpan(0, n);
+        public Span<int> Ids(int n) => Buffer(ref _ids, n);
 
-        public Span<int> Next(int n) => Grow(ref _next, n).AsSpan(0, n);
+        public Span<int> Next(int n) => Buffer(ref _next, n);
 
-        public Span<int> Prev(int n) => Grow(ref _prev, n).AsSpan(0, n);
+        public Span<int> Prev(int n) => Buffer(ref _prev, n);
 
-        private static T[] Grow<T>(ref T[] array, int n)
+        private static Span<T> Buffer<T>(ref T[] cached, int n)
         {
-            if (array.Length < n)
+            if (n > MaxCachedWord)
             {
-                array = new T[Math.Max(n, array.Length * 2)];
+                return new T[n];
             }
 
-            return array;
+            if (cached.Length < n)
+            {
+                cached = new T[Math.Max(n, cached.Length * 2)];
+            }
+
+            return cached.AsSpan(0, n);
         }
     }
 }
