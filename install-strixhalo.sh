@@ -242,6 +242,7 @@ install_support_files() {
   for file in haproxy.cfg halo-server.service.d/lan.conf halo-server.socket.d/lan.conf; do
     install_file "$source_dir/config/haproxy/$file" "$dest_share/haproxy/$file" 0644
   done
+  install_file "$source_dir/config/nginx/halo.conf" "$dest_share/nginx/halo.conf" 0644
   install_file "$source_dir/README.md" "$dest_doc/README.md" 0644
 }
 

@@ -26,6 +26,21 @@ public sealed partial class ScaleOutTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void NginxCheck_ShippedConfig_Valid()
+    {
+        using var dir = new TempDir();
+        string main = dir.File("nginx.conf");
+        File.WriteAllText(main,
+            $"pid {dir.File("nginx.pid")};\nerror_log stderr;\nevents {{}}\n" +
+            $"http {{ include {Path.Combine(TestPaths.RepoRoot, "config", "nginx", "halo.conf")}; }}\n");
+
+        ProcessResult result = ProcessRunner.Run(ProcessRunner.Require("nginx", "nginx-light"), ["-t", "-c", main, "-p", dir.Path]);
+
+        Assert.True(result.ExitCode == 0, result.Output);
+        Assert.Contains("test is successful", result.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ShippedConfig_Backends_HealthCheckedOnHealth()
     {
         string config = File.ReadAllText(ConfigPath);
