@@ -270,6 +270,10 @@ run_provision() {
     return
   fi
   "$halo" "${args[@]}" || die "halo provision failed (exit $?); fix what it reports and run this script again"
+  if [ "$prefix" != /usr ] && [ "$dry_run" = 0 ]; then
+    # provision installs the units built into `halo`, which name /usr/lib/halo: put back the --prefix ones.
+    install_units
+  fi
 }
 
 main() {
