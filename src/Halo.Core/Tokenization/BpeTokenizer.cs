@@ -27,8 +27,7 @@ public sealed class BpeTokenizer
     private readonly Dictionary<string, int> _vocabulary;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocabularyBySpan;
     private readonly int[] _byteTokens = new int[256];              // byte -> id of its single-byte token, -1 if none
-    private readonly Dictionary<long, int> _mergeRanks;            // (left id << 32 | right id) -> rank
-    private readonly int[] _mergeResults;                          // rank -> merged token id
+    private readonly MergeTable _merges;                           // (left id, right id) -> (rank, merged id)
     private readonly byte[] _pieceBytes;                           // every token's decoded bytes, back to back
     private readonly int[] _pieceOffsets;                          // token id -> start in _pieceBytes; [n] = end
     private readonly SpecialToken[] _specialTokens;                // longest first
@@ -93,7 +92,7 @@ public sealed class BpeTokenizer
             _byteTokens[b] = _vocabularyBySpan.TryGetValue(one, out var id) ? id : -1;
         }
 
-        (_mergeRanks, _mergeResults) = BuildMerges(model.Merges);
+        _merges = BuildMerges(model.Merges);
         (_pieceBytes, _pieceOffsets) = BuildPieces();
         _specialTokens = CollectSpecialTokens();
         _specialFirstChars = SearchValues.Create(FirstChars(_specialTokens));
@@ -379,13 +378,13 @@ public sealed class BpeTokenizer
             }
 
             var right = next[left];
-            if (right < 0 || RankOf(ids[left], ids[right]) != rank)
+            if (right < 0 || RankOf(ids[left], ids[right], out var merged) != rank)
             {
                 continue; // the pair changed since it was queued
             }
 
             // Merge right into left and unlink right.
-            ids[left] = _mergeResults[rank];
+            ids[left] = merged;
             ids[right] = -1;
             next[left] = next[right];
             if (next[right] >= 0)
@@ -416,7 +415,7 @@ public sealed class BpeTokenizer
 
     private void PushPair(PriorityQueue<long, long> heap, Span<int> ids, int left, int right)
     {
-        var rank = RankOf(ids[left], ids[right]);
+        var rank = RankOf(ids[left], ids[right], out _);
         if (rank >= 0)
         {
             var key = ((long)rank << 32) | (uint)left;
@@ -424,14 +423,29 @@ public sealed class BpeTokenizer
         }
     }
 
-    private int RankOf(int left, int right)
+    private int RankOf(int left, int right, out int merged)
     {
+        merged = -1;
         if (left < 0 || right < 0)
         {
             return -1;
         }
 
-        return _mergeRanks.TryGetValue(PairKey(left, right), out var rank) ? rank : -1;
+        var rank = _merges.Find(left, right, out var slot);
+        if (rank < 0)
+        {
+            return -1;
+        }
+
+        merged = _merges.MergedId(slot);
+        if (merged == MergeTable.NotResolved)
+        {
+            // Racing threads compute the same id; the write is a plain int store.
+            merged = MergedId(left, right);
+            _merges.SetMergedId(slot, merged);
+        }
+
+        return merged >= 0 ? rank : -1;
     }
 
     private void AddByteToken(byte b, List<int> output)
@@ -443,56 +457,82 @@ public sealed class BpeTokenizer
         }
     }
 
-    private static long PairKey(int left, int right) => ((long)left << 32) | (uint)right;
-
     // ---- loading -------------------------------------------------------------------------------------------
 
     /// <summary>
-    /// Merges "a b" become (id(a), id(b)) -> rank with the merged token's id beside it, read through span
-    /// lookups so that no string is split or concatenated. A merge whose parts or result are not tokens can
-    /// never fire in an id-based BPE and is skipped; a repeated pair keeps its first (lowest) rank.
+    /// Merges "a b" become (id(a), id(b)) -> rank, read through span lookups so that no string is split or
+    /// concatenated. The 280k lookups are the bulk of loading, so they run on all cores (the dictionary is
+    /// only read); the merged token's id is looked up the first time the merge fires (<see cref="MergedId"/>).
+    /// A merge whose parts are not tokens can never fire in an id-based BPE and is skipped; a repeated pair
+    /// keeps its first (lowest) rank.
     /// </summary>
-    private (Dictionary<long, int> Ranks, int[] Results) BuildMerges(IReadOnlyList<string> merges)
+    private MergeTable BuildMerges(IReadOnlyList<string> merges)
     {
-        var ranks = new Dictionary<long, int>(merges.Count);
-        var results = new int[merges.Count];
-        var joined = new char[256];
-        for (var rank = 0; rank < merges.Count; rank++)
+        var count = merges.Count;
+        var lefts = new int[count];
+        var rights = new int[count];
+        var malformed = int.MaxValue;
+        var chunk = Math.Max(4096, count / (Environment.ProcessorCount * 4) + 1);
+        Parallel.For(0, (count + chunk - 1) / chunk, part =>
         {
-            var merge = merges[rank].AsSpan();
-            var space = merge.IndexOf(' ');
-            if (space <= 0 || space == merge.Length - 1)
+            var end = Math.Min(count, (part + 1) * chunk);
+            for (var rank = part * chunk; rank < end; rank++)
             {
-                throw new ArgumentException($"Merge {rank} ('{merges[rank]}') is not two tokens separated by a space.", nameof(merges));
-            }
+                var merge = merges[rank].AsSpan();
+                var space = merge.IndexOf(' ');
+                if (space <= 0 || space == merge.Length - 1)
+                {
+                    InterlockedMin(ref malformed, rank);
+                    return;
+                }
 
-            var leftText = merge[..space];
-            var rightText = merge[(space + 1)..];
-            if (!_vocabularyBySpan.TryGetValue(leftText, out var left) || !_vocabularyBySpan.TryGetValue(rightText, out var right))
-            {
-                continue;
+                lefts[rank] = _vocabularyBySpan.TryGetValue(merge[..space], out var left) ? left : -1;
+                rights[rank] = _vocabularyBySpan.TryGetValue(merge[(space + 1)..], out var right) ? right : -1;
             }
+        });
 
-            var joinedLength = leftText.Length + rightText.Length;
-            if (joinedLength > joined.Length)
-            {
-                joined = new char[joinedLength * 2];
-            }
+        if (malformed != int.MaxValue)
+        {
+            throw new ArgumentException($"Merge {malformed} ('{merges[malformed]}') is not two tokens separated by a space.", nameof(merges));
+        }
 
-            leftText.CopyTo(joined);
-            rightText.CopyTo(joined.AsSpan(leftText.Length));
-            if (!_vocabularyBySpan.TryGetValue(joined.AsSpan(0, joinedLength), out var result))
+        var table = new MergeTable(count);
+        for (var rank = 0; rank < count; rank++)
+        {
+            if (lefts[rank] >= 0 && rights[rank] >= 0)
             {
-                continue;
-            }
-
-            if (ranks.TryAdd(PairKey(left, right), rank))
-            {
-                results[rank] = result;
+                table.TryAdd(lefts[rank], rights[rank], rank);
             }
         }
 
-        return (ranks, results);
+        return table;
+    }
+
+    /// <summary>The id of the token two merged tokens form; -1 if that string is not a token (the merge never fires).</summary>
+    private int MergedId(int left, int right)
+    {
+        var leftText = _tokens[left];
+        var rightText = _tokens[right];
+        var length = leftText.Length + rightText.Length;
+        var buffer = length <= 256 ? stackalloc char[256] : new char[length];
+        leftText.CopyTo(buffer);
+        rightText.CopyTo(buffer[leftText.Length..]);
+        return _vocabularyBySpan.TryGetValue(buffer[..length], out var id) ? id : -1;
+    }
+
+    private static void InterlockedMin(ref int target, int value)
+    {
+        var current = Volatile.Read(ref target);
+        while (value < current)
+        {
+            var seen = Interlocked.CompareExchange(ref target, value, current);
+            if (seen == current)
+            {
+                return;
+            }
+
+            current = seen;
+        }
     }
 
     private (byte[] Bytes, int[] Offsets) BuildPieces()
