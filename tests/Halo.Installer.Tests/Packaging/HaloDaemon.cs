@@ -3,13 +3,15 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using Halo.Core.Formats;
+using Halo.Core.Models;
 using Halo.Testing;
 
 namespace Halo.Installer.Tests.Packaging;
 
 /// <summary>
 /// The real daemon (`halo serve`, the same host the unit starts) on a loopback port, serving a tiny synthetic
-/// model made by `halo models synth`. Stopping sends SIGTERM, as systemd does, so the daemon drains.
+/// model. Stopping sends SIGTERM, as systemd does, so the daemon drains.
 /// </summary>
 internal sealed class HaloDaemon : IDisposable
 {
@@ -35,7 +37,7 @@ internal sealed class HaloDaemon : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
-    /// <summary>A tiny random-weight model (real shapes, honestly labelled), made once per test run.</summary>
+    /// <summary>A tiny random-weight model (Halo.Core's synthetic "tiny" preset, TQ2_0), made once per test run.</summary>
     public static string TinyModel => SharedModel.Value;
 
     public static HttpClient Client { get; } = new() { Timeout = TimeSpan.FromSeconds(60) };
@@ -134,16 +136,8 @@ internal sealed class HaloDaemon : IDisposable
     {
         var dir = new TempDir();
         AppDomain.CurrentDomain.ProcessExit += (_, _) => dir.Dispose();
-        string model = dir.File("tiny.gguf");
-        ProcessResult synth = ProcessRunner.Run(
-            PublishedApps.Halo,
-            ["models", "synth", "--preset", "tiny", "--type", "tq2_0", "--seed", "1", "--out", model],
-            TimeSpan.FromMinutes(2));
-        if (synth.ExitCode != 0 || !File.Exists(model))
-        {
-            throw new InvalidOperationException($"halo models synth failed ({synth.ExitCode}):\n{synth.Output}");
-        }
-
+        string model = dir.File("tiny-tq2_0.gguf");
+        SyntheticModel.Write(SyntheticModelSpec.FromPreset("tiny", GgmlType.TQ2_0, seed: 1), model);
         return model;
     }
 }
