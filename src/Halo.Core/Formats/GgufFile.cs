@@ -255,7 +255,7 @@ public sealed unsafe class GgufFile : IDisposable
             ulong n = U64(field);
             return n <= (ulong)(Remaining / minBytesEach)
                 ? (long)n
-                : throw new InvalidModelException(path, $"{field} = {n} is impossible for a file of {length} bytes (corrupt header)");
+                : throw new InvalidModelException(path, $"{field} = {n} is impossible: only {Remaining} bytes of the file remain at offset {Position} (truncated or corrupt)");
         }
 
         public string String(string field)

@@ -11,12 +11,7 @@ public static class ModelFile
     {
         if (Directory.Exists(path))
         {
-            if (File.Exists(Path.Combine(path, "config.json")))
-            {
-                throw new InvalidModelException(path, "safetensors checkpoints are not readable yet");
-            }
-
-            throw new InvalidModelException(path, "a model directory needs a config.json (Hugging Face safetensors checkpoint)");
+            return SafetensorsModel.Open(path);
         }
 
         if (!File.Exists(path))
@@ -39,6 +34,11 @@ public static class ModelFile
         if (GgufFile.HasMagic(head[..read]))
         {
             return GgufModel.Open(path);
+        }
+
+        if (H1bFormat.HasMagic(head[..read]) || H1bFormat.HasLegacyMagic(head[..read]))
+        {
+            return H1bModel.Open(path);
         }
 
         throw new InvalidModelException(path, read < 4
