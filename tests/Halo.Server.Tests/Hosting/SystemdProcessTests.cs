@@ -120,7 +120,20 @@ public sealed class SystemdProcessTests(ITestOutputHelper output)
         // which waits in the socket's backlog until the daemon serves it: nothing is lost while it starts.
         using (var first = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port1}/"), Timeout = StartTimeout })
         {
-            Assert.Equal(HttpStatusCode.OK, (await first.GetAsync("livez")).StatusCode);
+            HttpResponseMessage? live = null;
+            for (var deadline = DateTime.UtcNow.AddSeconds(10); live is null; await Task.Delay(50))
+            {
+                try
+                {
+                    live = await first.GetAsync("livez");
+                }
+                catch (HttpRequestException) when (DateTime.UtcNow < deadline)
+                {
+                    // The activator has not bound its sockets yet.
+                }
+            }
+
+            Assert.Equal(HttpStatusCode.OK, live.StatusCode);
         }
 
         notify.WaitFor("READY=1", StartTimeout);
