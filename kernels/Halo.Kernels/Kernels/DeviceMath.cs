@@ -93,8 +93,38 @@ internal static class DeviceMath
         return Interop.IntAsFloat(sign | ((exponent + 112u) << 23) | (mantissa << 13));
     }
 
-    /// <summary>Rounds a float to the nearest binary16 value (ties to even), returned as float.</summary>
-    public static float RoundToHalf(float value) => (float)(ILGPU.Half)value;
+    /// <summary>
+    /// Rounds a float to the nearest binary16 value (ties to even), returned as float. Written with integer
+    /// operations because ILGPU's software float-to-half conversion (used on the CPU accelerator) truncates.
+    /// </summary>
+    public static float RoundToHalf(float value)
+    {
+        uint bits = Interop.FloatAsInt(value);
+        uint sign = bits & 0x80000000u;
+        uint magnitude = bits & 0x7FFFFFFFu;
+        if (magnitude >= 0x7F800000u)
+        {
+            return value; // infinity or NaN
+        }
+
+        if (magnitude < 0x38800000u)
+        {
+            // below 2^-14 halves are subnormal, spaced 2^-24: adding 0.5 (whose ulp is 2^-24) rounds to that
+            // grid with the FPU's ties-to-even, and subtracting it again is exact.
+            float rounded = (Interop.IntAsFloat(magnitude) + 0.5f) - 0.5f;
+            return Interop.IntAsFloat(sign | Interop.FloatAsInt(rounded));
+        }
+
+        // keep 10 of the 23 mantissa bits, ties to even; a carry into the exponent is the correct result
+        magnitude += 0xFFFu + ((magnitude >> 13) & 1u);
+        magnitude &= 0xFFFFE000u;
+        if (magnitude >= 0x47800000u)
+        {
+            magnitude = 0x7F800000u; // above the largest half (65504): infinity, as a conversion would give
+        }
+
+        return Interop.IntAsFloat(sign | magnitude);
+    }
 
     /// <summary>The i-th signed byte of a word of four packed int8 values (byte 0 = lowest bits).</summary>
     public static int SignedByte(int word, int i) => (word << (24 - 8 * i)) >> 24;
