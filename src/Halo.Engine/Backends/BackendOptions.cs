@@ -30,4 +30,11 @@ public sealed record BackendOptions
     public int ContextLength { get; init; }               // 0 = the model's context length
     public NumericsMode Numerics { get; init; } = NumericsMode.Halo;
     public Activation? ActivationOverride { get; init; }  // config or --act overrides the model's own
+
+    /// <summary>Int8 activation scaling for ternary matmuls; null = the numerics mode's own (Halo: per token,
+    /// as BitNet was trained; LlamaCpp: per 256-block).</summary>
+    public ActivationScaling? ActivationScaling { get; init; }
+
+    /// <summary>Most tokens one forward step processes at once (prefill is split into batches of this size).</summary>
+    public int MaxBatchTokens { get; init; } = 512;
 }

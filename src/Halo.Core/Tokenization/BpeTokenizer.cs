@@ -1,0 +1,663 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Halo.Core.Tokenization;
+
+/// <summary>
+/// Byte-level BPE (GPT-2 / LLaMA-3 style) with the <c>llama-bpe</c> pre-tokenizer, producing exactly the ids
+/// llama.cpp produces: text is cut at special tokens (control tokens only when the caller asks), each piece
+/// is split into words by <see cref="LlamaBpeSplitter"/>, a word that is itself a token is taken whole
+/// (llama.cpp's <c>ignore_merges</c> for LLaMA-3), and any other word is merged pair by pair, lowest merge
+/// rank first and leftmost on ties. Thread-safe: one instance serves every request.
+/// </summary>
+/// <remarks>
+/// Why our own and not Microsoft.ML.Tokenizers: its BPE/Tiktoken tokenizers are built from tokenizer.json or
+/// tiktoken files and its own pre-tokenizer regexes, while Halo must build a tokenizer from GGUF metadata
+/// (token list, "a b" merge strings, token types) with llama.cpp's exact rules: the scanner semantics of
+/// the llama-bpe split, whole-word lookup before merging, special tokens split out longest first, control
+/// tokens parsed only on request, user-defined tokens always. Matching llama.cpp id for id is the contract
+/// (the shared LLaMA-3 cases), and owning these ~600 lines keeps that contract and the load time
+/// (merges keyed by packed id pairs, no per-merge string splitting) under our control.
+/// </remarks>
+public sealed class BpeTokenizer
+{
+    private readonly string[] _tokens;
+    private readonly TokenType[] _types;
+    private readonly Dictionary<string, int> _vocabulary;
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocabularyBySpan;
+    private readonly int[] _byteTokens = new int[256];              // byte -> id of its single-byte token, -1 if none
+    private readonly Dictionary<long, int> _mergeRanks;            // (left id << 32 | right id) -> rank
+    private readonly int[] _mergeResults;                          // rank -> merged token id
+    private readonly byte[] _pieceBytes;                           // every token's decoded bytes, back to back
+    private readonly int[] _pieceOffsets;                          // token id -> start in _pieceBytes; [n] = end
+    private readonly SpecialToken[] _specialTokens;                // longest first
+    private readonly SearchValues<char> _specialFirstChars;
+    private readonly bool _ignoreMerges;
+    private readonly int[] _endOfGeneration;
+
+    [ThreadStatic]
+    private static MergeWorkspace? t_workspace;
+
+    /// <summary>Builds the tokenizer; validates the model and throws <see cref="ArgumentException"/> naming what is wrong.</summary>
+    public BpeTokenizer(TokenizerModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        Model = model;
+        if (model.Model != "gpt2")
+        {
+            throw new NotSupportedException($"Tokenizer model '{model.Model}' is not supported; Halo reads byte-level BPE ('gpt2') vocabularies.");
+        }
+
+        if (!IsLlamaBpe(model.PreTokenizer))
+        {
+            throw new NotSupportedException($"Pre-tokenizer '{model.PreTokenizer}' is not supported; Halo implements LLaMA-3's 'llama-bpe' split.");
+        }
+
+        _ignoreMerges = true;
+        var count = model.Tokens.Count;
+        if (count == 0)
+        {
+            throw new ArgumentException("The tokenizer has an empty vocabulary.", nameof(model));
+        }
+
+        if (model.TokenTypes is { } tokenTypes && tokenTypes.Count != count)
+        {
+            throw new ArgumentException($"The tokenizer has {count} tokens but {tokenTypes.Count} token types.", nameof(model));
+        }
+
+        CheckSpecialId(model.BosId, count, "BOS");
+        CheckSpecialId(model.EosId, count, "EOS");
+        CheckSpecialId(model.EotId, count, "EOT");
+        CheckSpecialId(model.PadId, count, "PAD");
+
+        _tokens = new string[count];
+        _types = new TokenType[count];
+        _vocabulary = new Dictionary<string, int>(count, StringComparer.Ordinal);
+        for (var id = 0; id < count; id++)
+        {
+            var text = model.Tokens[id] ?? throw new ArgumentException($"Token {id} is null.", nameof(model));
+            _tokens[id] = text;
+            _types[id] = TypeOf(model, id);
+
+            // Duplicate strings happen in padded vocabularies; llama.cpp keeps the last id, so do we.
+            _vocabulary[text] = id;
+        }
+
+        _vocabularyBySpan = _vocabulary.GetAlternateLookup<ReadOnlySpan<char>>();
+
+        Span<char> one = stackalloc char[1];
+        for (var b = 0; b < 256; b++)
+        {
+            one[0] = ByteLevelAlphabet.ByteToChar[b];
+            _byteTokens[b] = _vocabularyBySpan.TryGetValue(one, out var id) ? id : -1;
+        }
+
+        (_mergeRanks, _mergeResults) = BuildMerges(model.Merges);
+        (_pieceBytes, _pieceOffsets) = BuildPieces();
+        _specialTokens = CollectSpecialTokens();
+        _specialFirstChars = SearchValues.Create(FirstChars(_specialTokens));
+        _endOfGeneration = CollectEndOfGeneration();
+    }
+
+    /// <summary>The model this tokenizer was built from.</summary>
+    public TokenizerModel Model { get; }
+
+    /// <summary>Number of token ids (the size of the model's output layer may be larger).</summary>
+    public int VocabularySize => _tokens.Length;
+
+    public int BosId => Model.BosId;
+
+    public int EosId => Model.EosId;
+
+    public int EotId => Model.EotId;
+
+    /// <summary>Whether <see cref="Encode(ReadOnlySpan{char}, List{int}, bool, bool)"/> with addSpecial puts BOS first.</summary>
+    public bool AddBos => Model.AddBos && Model.BosId >= 0;
+
+    /// <summary>Tokens that end a generation: EOS, EOT and LLaMA-3's &lt;|eom_id|&gt; where the vocabulary has them.</summary>
+    public ReadOnlySpan<int> EndOfGenerationIds => _endOfGeneration;
+
+    /// <summary>True for a token that ends a generation (see <see cref="EndOfGenerationIds"/>).</summary>
+    public bool IsEndOfGeneration(int id) => Array.IndexOf(_endOfGeneration, id) >= 0;
+
+    /// <summary>The token's string as the vocabulary stores it (byte-level alphabet for normal tokens).</summary>
+    public string TokenText(int id) => _tokens[CheckId(id)];
+
+    public TokenType TokenTypeOf(int id) => _types[CheckId(id)];
+
+    /// <summary>The bytes a token stands for: its decoded text for normal tokens, its own text for special ones.</summary>
+    public ReadOnlySpan<byte> TokenBytes(int id)
+    {
+        CheckId(id);
+        return _pieceBytes.AsSpan(_pieceOffsets[id], _pieceOffsets[id + 1] - _pieceOffsets[id]);
+    }
+
+    /// <summary>Looks a token up by its vocabulary string (e.g. "&lt;|eot_id|&gt;").</summary>
+    public bool TryGetTokenId(ReadOnlySpan<char> tokenText, out int id) => _vocabularyBySpan.TryGetValue(tokenText, out id);
+
+    /// <summary>
+    /// Tokenizes <paramref name="text"/>. <paramref name="addSpecial"/> puts BOS first when the model asks for
+    /// it (<see cref="AddBos"/>), and EOS last when it asks for that. <paramref name="parseSpecial"/> lets
+    /// control tokens written in the text (e.g. "&lt;|eot_id|&gt;") become those tokens; leave it false for any
+    /// text that came from a user.
+    /// </summary>
+    public int[] Encode(ReadOnlySpan<char> text, bool addSpecial = true, bool parseSpecial = false)
+    {
+        var output = new List<int>(text.Length / 3 + 2);
+        Encode(text, output, addSpecial, parseSpecial);
+        return output.ToArray();
+    }
+
+    /// <summary>Tokenizes <paramref name="text"/>, appending to <paramref name="output"/>; see <see cref="Encode(ReadOnlySpan{char}, bool, bool)"/>.</summary>
+    public void Encode(ReadOnlySpan<char> text, List<int> output, bool addSpecial = true, bool parseSpecial = false)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        if (addSpecial && AddBos)
+        {
+            output.Add(Model.BosId);
+        }
+
+        if (_specialTokens.Length == 0 || text.IndexOfAny(_specialFirstChars) < 0)
+        {
+            EncodeText(text, output);
+        }
+        else
+        {
+            EncodeWithSpecialTokens(text, output, parseSpecial);
+        }
+
+        if (addSpecial && Model.AddEos && Model.EosId >= 0)
+        {
+            output.Add(Model.EosId);
+        }
+    }
+
+    /// <summary>
+    /// Decodes ids to text. Control tokens (BOS, EOT, ...) come out as their text only when
+    /// <paramref name="renderSpecial"/> is set, and are dropped otherwise, as llama.cpp's token_to_piece does.
+    /// Bytes that are not valid UTF-8 become U+FFFD.
+    /// </summary>
+    public string Decode(ReadOnlySpan<int> ids, bool renderSpecial = false)
+    {
+        var length = 0;
+        foreach (var id in ids)
+        {
+            length += PieceLength(id, renderSpecial);
+        }
+
+        var rented = ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
+        try
+        {
+            var written = 0;
+            foreach (var id in ids)
+            {
+                written += AppendPiece(id, renderSpecial, rented.AsSpan(written));
+            }
+
+            return Encoding.UTF8.GetString(rented, 0, written);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>Number of bytes token <paramref name="id"/> decodes to under the given special-token rule.</summary>
+    internal int PieceLength(int id, bool renderSpecial) =>
+        IsRendered(CheckId(id), renderSpecial) ? _pieceOffsets[id + 1] - _pieceOffsets[id] : 0;
+
+    /// <summary>Copies token <paramref name="id"/>'s bytes (if rendered) into <paramref name="destination"/>.</summary>
+    internal int AppendPiece(int id, bool renderSpecial, Span<byte> destination)
+    {
+        if (!IsRendered(CheckId(id), renderSpecial))
+        {
+            return 0;
+        }
+
+        var piece = _pieceBytes.AsSpan(_pieceOffsets[id], _pieceOffsets[id + 1] - _pieceOffsets[id]);
+        piece.CopyTo(destination);
+        return piece.Length;
+    }
+
+    private bool IsRendered(int id, bool renderSpecial) => _types[id] switch
+    {
+        TokenType.Control or TokenType.Unknown => renderSpecial,
+        TokenType.Unused => false,
+        _ => true,
+    };
+
+    private int CheckId(int id)
+    {
+        if ((uint)id >= (uint)_tokens.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(id), id, $"Token id is outside the vocabulary (0..{_tokens.Length - 1}).");
+        }
+
+        return id;
+    }
+
+    // ---- encoding ------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// llama.cpp's special-token partition: for each special token, longest first, every stretch of text not
+    /// yet claimed is cut at its occurrences. Control tokens take part only when parseSpecial is set;
+    /// user-defined tokens always do.
+    /// </summary>
+    private void EncodeWithSpecialTokens(ReadOnlySpan<char> text, List<int> output, bool parseSpecial)
+    {
+        // Fragments: (start, length, -1) for text still to tokenize, (0, 0, id) for a matched special token.
+        var fragments = new List<(int Start, int Length, int Id)> { (0, text.Length, -1) };
+        foreach (var special in _specialTokens)
+        {
+            if (!parseSpecial && special.IsControl)
+            {
+                continue;
+            }
+
+            for (var f = 0; f < fragments.Count; f++)
+            {
+                var (start, length, id) = fragments[f];
+                if (id >= 0)
+                {
+                    continue;
+                }
+
+                var at = text.Slice(start, length).IndexOf(special.Text, StringComparison.Ordinal);
+                if (at < 0)
+                {
+                    continue;
+                }
+
+                // Replace the fragment by: text before, the token, text after (which the loop visits next).
+                var afterStart = start + at + special.Text.Length;
+                var afterLength = start + length - afterStart;
+                fragments.RemoveAt(f);
+                var insertAt = f;
+                if (at > 0)
+                {
+                    fragments.Insert(insertAt++, (start, at, -1));
+                }
+
+                fragments.Insert(insertAt++, (0, 0, special.Id));
+                if (afterLength > 0)
+                {
+                    fragments.Insert(insertAt, (afterStart, afterLength, -1));
+                }
+
+                f = insertAt - 1;
+            }
+        }
+
+        foreach (var (start, length, id) in fragments)
+        {
+            if (id >= 0)
+            {
+                output.Add(id);
+            }
+            else
+            {
+                EncodeText(text.Slice(start, length), output);
+            }
+        }
+    }
+
+    /// <summary>Tokenizes text that holds no special tokens: pre-tokenize, then BPE each word.</summary>
+    private void EncodeText(ReadOnlySpan<char> text, List<int> output)
+    {
+        var workspace = t_workspace ??= new MergeWorkspace();
+        var splitter = new LlamaBpeSplitter(text);
+        while (splitter.TryNext(out var start, out var length))
+        {
+            var word = text.Slice(start, length);
+            var byteCount = Encoding.UTF8.GetByteCount(word);
+            var bytes = workspace.Bytes(byteCount);
+            Encoding.UTF8.GetBytes(word, bytes);
+            EncodeWord(bytes, output, workspace);
+        }
+    }
+
+    private void EncodeWord(ReadOnlySpan<byte> bytes, List<int> output, MergeWorkspace workspace)
+    {
+        if (bytes.Length == 1)
+        {
+            AddByteToken(bytes[0], output);
+            return;
+        }
+
+        if (_ignoreMerges)
+        {
+            var mapped = workspace.Chars(bytes.Length);
+            for (var i = 0; i < bytes.Length; i++)
+            {
+                mapped[i] = ByteLevelAlphabet.ByteToChar[bytes[i]];
+            }
+
+            if (_vocabularyBySpan.TryGetValue(mapped, out var whole))
+            {
+                output.Add(whole);
+                return;
+            }
+        }
+
+        MergeWord(bytes, output, workspace);
+    }
+
+    /// <summary>
+    /// BPE over one word: start from single-byte tokens, repeatedly merge the adjacent pair with the lowest
+    /// merge rank (leftmost on ties) until no pair has a merge. A heap of (rank, left position) keeps it
+    /// O(n log n) for long words; stale heap entries are skipped when popped.
+    /// </summary>
+    private void MergeWord(ReadOnlySpan<byte> bytes, List<int> output, MergeWorkspace workspace)
+    {
+        var n = bytes.Length;
+        var ids = workspace.Ids(n);
+        var next = workspace.Next(n);
+        var prev = workspace.Prev(n);
+        for (var i = 0; i < n; i++)
+        {
+            ids[i] = _byteTokens[bytes[i]];
+            next[i] = i + 1 < n ? i + 1 : -1;
+            prev[i] = i - 1;
+        }
+
+        var heap = workspace.Heap;
+        heap.Clear();
+        for (var i = 0; i + 1 < n; i++)
+        {
+            PushPair(heap, ids, i, i + 1);
+        }
+
+        while (heap.Count > 0)
+        {
+            var entry = heap.Dequeue();
+            var rank = (int)(entry >> 32);
+            var left = (int)(uint)entry;
+            if (ids[left] < 0)
+            {
+                continue; // merged away
+            }
+
+            var right = next[left];
+            if (right < 0 || RankOf(ids[left], ids[right]) != rank)
+            {
+                continue; // the pair changed since it was queued
+            }
+
+            // Merge right into left and unlink right.
+            ids[left] = _mergeResults[rank];
+            ids[right] = -1;
+            next[left] = next[right];
+            if (next[right] >= 0)
+            {
+                prev[next[right]] = left;
+            }
+
+            if (prev[left] >= 0)
+            {
+                PushPair(heap, ids, prev[left], left);
+            }
+
+            if (next[left] >= 0)
+            {
+                PushPair(heap, ids, left, next[left]);
+            }
+        }
+
+        for (var i = 0; i >= 0; i = next[i])
+        {
+            // A byte without a token (never in a complete byte-level vocabulary) is dropped, as llama.cpp does.
+            if (ids[i] >= 0)
+            {
+                output.Add(ids[i]);
+            }
+        }
+    }
+
+    private void PushPair(PriorityQueue<long, long> heap, Span<int> ids, int left, int right)
+    {
+        var rank = RankOf(ids[left], ids[right]);
+        if (rank >= 0)
+        {
+            var key = ((long)rank << 32) | (uint)left;
+            heap.Enqueue(key, key);
+        }
+    }
+
+    private int RankOf(int left, int right)
+    {
+        if (left < 0 || right < 0)
+        {
+            return -1;
+        }
+
+        return _mergeRanks.TryGetValue(PairKey(left, right), out var rank) ? rank : -1;
+    }
+
+    private void AddByteToken(byte b, List<int> output)
+    {
+        var id = _byteTokens[b];
+        if (id >= 0)
+        {
+            output.Add(id);
+        }
+    }
+
+    private static long PairKey(int left, int right) => ((long)left << 32) | (uint)right;
+
+    // ---- loading -------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Merges "a b" become (id(a), id(b)) -> rank with the merged token's id beside it, read through span
+    /// lookups so that no string is split or concatenated. A merge whose parts or result are not tokens can
+    /// never fire in an id-based BPE and is skipped; a repeated pair keeps its first (lowest) rank.
+    /// </summary>
+    private (Dictionary<long, int> Ranks, int[] Results) BuildMerges(IReadOnlyList<string> merges)
+    {
+        var ranks = new Dictionary<long, int>(merges.Count);
+        var results = new int[merges.Count];
+        var joined = new char[256];
+        for (var rank = 0; rank < merges.Count; rank++)
+        {
+            var merge = merges[rank].AsSpan();
+            var space = merge.IndexOf(' ');
+            if (space <= 0 || space == merge.Length - 1)
+            {
+                throw new ArgumentException($"Merge {rank} ('{merges[rank]}') is not two tokens separated by a space.", nameof(merges));
+            }
+
+            var leftText = merge[..space];
+            var rightText = merge[(space + 1)..];
+            if (!_vocabularyBySpan.TryGetValue(leftText, out var left) || !_vocabularyBySpan.TryGetValue(rightText, out var right))
+            {
+                continue;
+            }
+
+            var joinedLength = leftText.Length + rightText.Length;
+            if (joinedLength > joined.Length)
+            {
+                joined = new char[joinedLength * 2];
+            }
+
+            leftText.CopyTo(joined);
+            rightText.CopyTo(joined.AsSpan(leftText.Length));
+            if (!_vocabularyBySpan.TryGetValue(joined.AsSpan(0, joinedLength), out var result))
+            {
+                continue;
+            }
+
+            if (ranks.TryAdd(PairKey(left, right), rank))
+            {
+                results[rank] = result;
+            }
+        }
+
+        return (ranks, results);
+    }
+
+    private (byte[] Bytes, int[] Offsets) BuildPieces()
+    {
+        var offsets = new int[_tokens.Length + 1];
+        var total = 0;
+        for (var id = 0; id < _tokens.Length; id++)
+        {
+            offsets[id] = total;
+            total += IsByteLevel(_types[id]) ? ByteLevelLength(_tokens[id]) : Encoding.UTF8.GetByteCount(_tokens[id]);
+        }
+
+        offsets[_tokens.Length] = total;
+        var bytes = new byte[total];
+        for (var id = 0; id < _tokens.Length; id++)
+        {
+            var destination = bytes.AsSpan(offsets[id], offsets[id + 1] - offsets[id]);
+            if (IsByteLevel(_types[id]))
+            {
+                WriteByteLevel(_tokens[id], destination);
+            }
+            else
+            {
+                Encoding.UTF8.GetBytes(_tokens[id], destination);
+            }
+        }
+
+        return (bytes, offsets);
+    }
+
+    private static bool IsByteLevel(TokenType type) => type is TokenType.Normal or TokenType.Byte or TokenType.Undefined;
+
+    // A character outside the byte alphabet (only in hand-made vocabularies) decodes as its own UTF-8.
+    private static int ByteLevelLength(string token)
+    {
+        var length = 0;
+        foreach (var c in token)
+        {
+            var single = c;
+            length += ByteLevelAlphabet.ToByte(c) >= 0 ? 1 : Encoding.UTF8.GetByteCount(new ReadOnlySpan<char>(in single));
+        }
+
+        return length;
+    }
+
+    private static void WriteByteLevel(string token, Span<byte> destination)
+    {
+        var at = 0;
+        foreach (var c in token)
+        {
+            var b = ByteLevelAlphabet.ToByte(c);
+            if (b >= 0)
+            {
+                destination[at++] = (byte)b;
+            }
+            else
+            {
+                var single = c;
+                at += Encoding.UTF8.GetBytes(new ReadOnlySpan<char>(in single), destination[at..]);
+            }
+        }
+    }
+
+    private SpecialToken[] CollectSpecialTokens()
+    {
+        var specials = new List<SpecialToken>();
+        for (var id = 0; id < _tokens.Length; id++)
+        {
+            var type = _types[id];
+            if (type is TokenType.Control or TokenType.UserDefined or TokenType.Unknown && _tokens[id].Length > 0)
+            {
+                specials.Add(new SpecialToken(_tokens[id], id, type != TokenType.UserDefined));
+            }
+        }
+
+        // Longest first, as llama.cpp; ties by id so the order is deterministic.
+        specials.Sort(static (a, b) => a.Text.Length != b.Text.Length ? b.Text.Length.CompareTo(a.Text.Length) : a.Id.CompareTo(b.Id));
+        return specials.ToArray();
+    }
+
+    private static char[] FirstChars(SpecialToken[] specials)
+    {
+        var chars = new HashSet<char>();
+        foreach (var special in specials)
+        {
+            chars.Add(special.Text[0]);
+        }
+
+        return chars.ToArray();
+    }
+
+    private int[] CollectEndOfGeneration()
+    {
+        var ids = new List<int>();
+        void Add(int id)
+        {
+            if (id >= 0 && !ids.Contains(id))
+            {
+                ids.Add(id);
+            }
+        }
+
+        Add(Model.EosId);
+        Add(Model.EotId);
+        if (_vocabulary.TryGetValue("<|eom_id|>", out var eom) && _types[eom] == TokenType.Control)
+        {
+            Add(eom);
+        }
+
+        return ids.ToArray();
+    }
+
+    private static TokenType TypeOf(TokenizerModel model, int id)
+    {
+        if (model.TokenTypes is { } types)
+        {
+            var type = types[id];
+            return type is >= 0 and <= (int)TokenType.Byte ? (TokenType)type : TokenType.Undefined;
+        }
+
+        // Without token types only the declared special tokens are control tokens.
+        return id == model.BosId || id == model.EosId || id == model.EotId || id == model.PadId ? TokenType.Control : TokenType.Normal;
+    }
+
+    private static void CheckSpecialId(int id, int count, string name)
+    {
+        if (id < -1 || id >= count)
+        {
+            throw new ArgumentException($"The {name} token id {id} is outside the vocabulary of {count} tokens.", "model");
+        }
+    }
+
+    internal static bool IsLlamaBpe(string preTokenizer) => preTokenizer is "llama-bpe" or "llama3";
+
+    private sealed record SpecialToken(string Text, int Id, bool IsControl);
+
+    /// <summary>Per-thread scratch buffers so that encoding allocates nothing per word once warm.</summary>
+    private sealed class MergeWorkspace
+    {
+        private byte[] _bytes = new byte[256];
+        private char[] _chars = new char[256];
+        private int[] _ids = new int[256];
+        private int[] _next = new int[256];
+        private int[] _prev = new int[256];
+
+        public PriorityQueue<long, long> Heap { get; } = new();
+
+        public Span<byte> Bytes(int n) => Grow(ref _bytes, n).AsSpan(0, n);
+
+        public Span<char> Chars(int n) => Grow(ref _chars, n).AsSpan(0, n);
+
+        public Span<int> Ids(int n) => Grow(ref _ids, n).AsSpan(0, n);
+
+        public Span<int> Next(int n) => Grow(ref _next, n).AsSpan(0, n);
+
+        public Span<int> Prev(int n) => Grow(ref _prev, n).AsSpan(0, n);
+
+        private static T[] Grow<T>(ref T[] array, int n)
+        {
+            if (array.Length < n)
+            {
+                array = new T[Math.Max(n, array.Length * 2)];
+            }
+
+            return array;
+        }
+    }
+}

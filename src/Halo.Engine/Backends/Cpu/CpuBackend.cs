@@ -1,0 +1,221 @@
+using System.Runtime.Intrinsics.X86;
+using Halo.Core.Formats;
+using Halo.Core.Models;
+using Halo.Engine.Backends.Cpu.Kernels;
+using Halo.Engine.Profiling;
+using Halo.Engine.Weights;
+
+namespace Halo.Engine.Backends.Cpu;
+
+/// <summary>
+/// The CPU SIMD backend: ternary weights repacked for AVX-512BW / AVX2 kernels (scalar fallback), int8
+/// activations, persistent worker threads, a float KV cache per slot. Build it with <see cref="Create"/>.
+/// </summary>
+public sealed unsafe class CpuBackend : IBackend
+{
+    private readonly ModelWeights _weights;
+    private readonly bool _ownsWeights;
+    private readonly KvCache _cache;
+    private readonly WorkerPool _pool;
+    private readonly Transformer _transformer;
+    private readonly int[] _lastTokenOfChunk; // (MaxBatchTokens): chunk whose last token sits at batch index, or -1
+    private bool _disposed;
+
+    private CpuBackend(ModelWeights weights, bool ownsWeights, BackendOptions options)
+    {
+        ModelConfig model = weights.Config;
+        if (options.MaxSlots < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), "MaxSlots must be at least 1");
+        }
+
+        if (options.ContextLength < 0 || options.MaxBatchTokens < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), "ContextLength must be >= 0 and MaxBatchTokens >= 1");
+        }
+
+        _weights = weights;
+        _ownsWeights = ownsWeights;
+        Numerics = options.Numerics;
+        Scaling = options.ActivationScaling
+            ?? (options.Numerics == NumericsMode.LlamaCpp ? ActivationScaling.PerBlock : ActivationScaling.PerToken);
+        Config = model with { Activation = options.ActivationOverride ?? model.Activation };
+        MaxSlots = options.MaxSlots;
+        ContextLength = options.ContextLength > 0 ? options.ContextLength : model.ContextLength;
+        int threads = Math.Clamp(options.Threads, 1, 256);
+        _cache = new KvCache(MaxSlots, model.LayerCount, ContextLength, model.KvHeadCount * model.HeadDim);
+        _pool = new WorkerPool(threads);
+        _transformer = new Transformer(weights, _cache, _pool, Math.Min(options.MaxBatchTokens, Math.Max(ContextLength, 1)), Config.Activation, Numerics, Scaling);
+        _lastTokenOfChunk = new int[_transformer.MaxTokens];
+        Info = new BackendInfo("cpu", $"{CpuName()} ({threads} threads, {SimdName()})");
+    }
+
+    public BackendInfo Info { get; }
+
+    public ModelConfig Config { get; }
+
+    public int MaxSlots { get; }
+
+    public int ContextLength { get; }
+
+    public NumericsMode Numerics { get; }
+
+    public ActivationScaling Scaling { get; }
+
+    /// <summary>Per-op timings (halo bench --breakdown); null (the default) measures nothing.</summary>
+    public OpProfile? Profile
+    {
+        get => _transformer.Profile;
+        set => _transformer.Profile = value;
+    }
+
+    /// <summary>Loads the weights of <paramref name="source"/> (which must outlive the backend) and builds the backend.</summary>
+    public static CpuBackend Create(IModelSource source, BackendOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(options);
+        ModelWeights weights = ModelWeights.Load(source);
+        try
+        {
+            return new CpuBackend(weights, ownsWeights: true, options);
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Builds a backend over already loaded weights (shared, not disposed with the backend).</summary>
+    public static CpuBackend Create(ModelWeights weights, BackendOptions options) => new(weights, ownsWeights: false, options);
+
+    public void Forward(ReadOnlySpan<SequenceChunk> chunks, Span<float> logits)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int vocab = Config.VocabSize;
+        Validate(chunks, logits.Length, vocab);
+        fixed (float* logitsPtr = logits)
+        {
+            int n = 0;
+            for (int c = 0; c < chunks.Length; c++)
+            {
+                SequenceChunk chunk = chunks[c];
+                ReadOnlySpan<int> tokens = chunk.Tokens.Span;
+                for (int i = 0; i < tokens.Length; i++)
+                {
+                    _transformer.SetToken(n, tokens[i], chunk.Slot, chunk.StartPosition + i);
+                    _lastTokenOfChunk[n] = i == tokens.Length - 1 ? c : -1;
+                    n++;
+                    if (n == _transformer.MaxTokens)
+                    {
+                        RunBatch(n, logitsPtr, vocab);
+                        n = 0;
+                    }
+                }
+            }
+
+            if (n > 0)
+            {
+                RunBatch(n, logitsPtr, vocab);
+            }
+        }
+    }
+
+    private void RunBatch(int n, float* logits, int vocab)
+    {
+        _transformer.Forward(n);
+        for (int t = 0; t < n; t++)
+        {
+            if (_lastTokenOfChunk[t] >= 0)
+            {
+                _transformer.Logits(t, logits + (long)_lastTokenOfChunk[t] * vocab);
+            }
+        }
+    }
+
+    private void Validate(ReadOnlySpan<SequenceChunk> chunks, int logitsLength, int vocab)
+    {
+        if (logitsLength < (long)chunks.Length * vocab)
+        {
+            throw new ArgumentException($"logits holds {logitsLength} floats, {chunks.Length} chunks need {(long)chunks.Length * vocab}");
+        }
+
+        int embeddingRows = _weights.Embedding.Rows;
+        for (int c = 0; c < chunks.Length; c++)
+        {
+            SequenceChunk chunk = chunks[c];
+            if (chunk.Slot < 0 || chunk.Slot >= MaxSlots)
+            {
+                throw new ArgumentOutOfRangeException(nameof(chunks), $"slot {chunk.Slot} is outside 0..{MaxSlots - 1}");
+            }
+
+            for (int o = 0; o < c; o++)
+            {
+                if (chunks[o].Slot == chunk.Slot)
+                {
+                    throw new ArgumentException($"slot {chunk.Slot} appears in two chunks of one step");
+                }
+            }
+
+            if (chunk.Tokens.Length == 0)
+            {
+                throw new ArgumentException($"the chunk for slot {chunk.Slot} has no tokens");
+            }
+
+            if (chunk.StartPosition < 0 || chunk.StartPosition + chunk.Tokens.Length > ContextLength)
+            {
+                throw new ArgumentOutOfRangeException(nameof(chunks), $"positions {chunk.StartPosition}..{chunk.StartPosition + chunk.Tokens.Length - 1} exceed the context length {ContextLength}");
+            }
+
+            foreach (int token in chunk.Tokens.Span)
+            {
+                if ((uint)token >= (uint)Math.Min(vocab, embeddingRows))
+                {
+                    throw new ArgumentOutOfRangeException(nameof(chunks), $"token id {token} is outside the vocabulary (0..{vocab - 1})");
+                }
+            }
+        }
+    }
+
+    private static string SimdName() =>
+        TernaryMatMul.UseAvx512 ? "AVX-512BW" : TernaryMatMul.UseAvx2 ? "AVX2" : "scalar";
+
+    private static string CpuName()
+    {
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/cpuinfo"))
+            {
+                if (line.StartsWith("model name", StringComparison.Ordinal))
+                {
+                    return line[(line.IndexOf(':') + 1)..].Trim();
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+
+        return X86Base.IsSupported ? "x86-64 CPU" : "CPU";
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        _pool.Dispose();
+        _transformer.Dispose();
+        _cache.Dispose();
+        if (_ownsWeights)
+        {
+            _weights.Dispose();
+        }
+    }
+}

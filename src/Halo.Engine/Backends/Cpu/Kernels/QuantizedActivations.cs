@@ -1,0 +1,137 @@
+using System.Runtime.InteropServices;
+
+using Halo.Engine.Backends;
+
+namespace Halo.Engine.Backends.Cpu.Kernels;
+
+/// <summary>
+/// Int8 activations of a batch of tokens: q [tokens, cols], a scale d per 256-block (x ~ q * d; with per-token
+/// scaling all blocks of a token share it) and the sum of q per block, which the ternary kernels use to turn
+/// the unsigned weight codes (w + 1) back into w.
+/// </summary>
+public sealed unsafe class QuantizedActivations : IDisposable
+{
+    public QuantizedActivations(int maxTokens, int maxCols)
+    {
+        MaxTokens = maxTokens;
+        MaxCols = maxCols;
+        Q = (sbyte*)NativeMemory.AlignedAlloc((nuint)maxTokens * (nuint)maxCols, 64);
+        D = (float*)NativeMemory.AlignedAlloc((nuint)maxTokens * (nuint)(maxCols / 256) * sizeof(float), 64);
+        Sum = (int*)NativeMemory.AlignedAlloc((nuint)maxTokens * (nuint)(maxCols / 256) * sizeof(int), 64);
+    }
+
+    public int MaxTokens { get; }
+
+    public int MaxCols { get; }
+
+    public int Tokens { get; private set; }
+
+    public int Cols { get; private set; }
+
+    public int Blocks => Cols / 256;
+
+    public sbyte* Q { get; private set; }
+
+    public float* D { get; private set; }
+
+    public int* Sum { get; private set; }
+
+    /// <summary>Quantizes x [tokens, cols] (cols a multiple of 256).</summary>
+    public void Quantize(float* x, int tokens, int cols, ActivationScaling scaling)
+    {
+        if (tokens > MaxTokens || cols > MaxCols || cols % 256 != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(tokens), "batch larger than the quantization buffer");
+        }
+
+        Tokens = tokens;
+        Cols = cols;
+        int blocks = cols / 256;
+        for (int t = 0; t < tokens; t++)
+        {
+            float* row = x + (long)t * cols;
+            sbyte* q = Q + (long)t * cols;
+            if (scaling == ActivationScaling.PerBlock)
+            {
+                for (int b = 0; b < blocks; b++)
+                {
+                    QuantizeBlockQ8K(row + b * 256, q + b * 256, out D[t * blocks + b], out Sum[t * blocks + b]);
+                }
+            }
+            else
+            {
+                QuantizePerToken(row, q, cols, D + t * blocks, Sum + t * blocks);
+            }
+        }
+    }
+
+    private static void QuantizeBlockQ8K(float* x, sbyte* q, out float d, out int sum)
+    {
+        float amax = 0f, max = 0f;
+        for (int j = 0; j < 256; j++)
+        {
+            float ax = MathF.Abs(x[j]);
+            if (ax > amax)
+            {
+                amax = ax;
+                max = x[j];
+            }
+        }
+
+        sum = 0;
+        if (amax == 0f)
+        {
+            d = 0f;
+            new Span<sbyte>(q, 256).Clear();
+            return;
+        }
+
+        float iscale = -127f / max;
+        for (int j = 0; j < 256; j++)
+        {
+            int v = Math.Min(127, (int)MathF.Round(iscale * x[j]));
+            q[j] = (sbyte)v;
+            sum += v;
+        }
+
+        d = 1f / iscale;
+    }
+
+    private static void QuantizePerToken(float* x, sbyte* q, int cols, float* d, int* sums)
+    {
+        float amax = 0f;
+        for (int j = 0; j < cols; j++)
+        {
+            amax = MathF.Max(amax, MathF.Abs(x[j]));
+        }
+
+        float scale = 127f / MathF.Max(amax, 1e-5f);
+        float dq = 1f / scale;
+        for (int b = 0; b < cols / 256; b++)
+        {
+            int sum = 0;
+            for (int j = b * 256; j < b * 256 + 256; j++)
+            {
+                int v = (int)Math.Clamp(MathF.Round(x[j] * scale), -128f, 127f);
+                q[j] = (sbyte)v;
+                sum += v;
+            }
+
+            d[b] = dq;
+            sums[b] = sum;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (Q != null)
+        {
+            NativeMemory.AlignedFree(Q);
+            NativeMemory.AlignedFree(D);
+            NativeMemory.AlignedFree(Sum);
+            Q = null;
+            D = null;
+            Sum = null;
+        }
+    }
+}

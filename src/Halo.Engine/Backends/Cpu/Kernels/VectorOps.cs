@@ -1,0 +1,214 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using Halo.Core.Models;
+using Halo.Engine.Weights;
+
+namespace Halo.Engine.Backends.Cpu.Kernels;
+
+/// <summary>
+/// The small per-token ops of the forward pass: RMSNorm, RoPE NEOX, the gated activations, softmax, dot
+/// products. Each follows ggml's CPU arithmetic (float products, double sums where ggml uses them) so that
+/// <see cref="NumericsMode.LlamaCpp"/> stays within rounding of llama.cpp.
+/// </summary>
+public static unsafe class VectorOps
+{
+    /// <summary>y = x / sqrt(mean(x^2) + eps) * weight, for one row of n; y may alias x.</summary>
+    public static void RmsNorm(float* x, float* weight, float* y, int n, float eps)
+    {
+        double sum = 0;
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<double> acc0 = default, acc1 = default;
+            for (; i + 8 <= n; i += 8)
+            {
+                Vector256<float> v = Vector256.Load(x + i);
+                Vector256<float> sq = v * v;
+                (Vector256<double> lo, Vector256<double> hi) = Vector256.Widen(sq);
+                acc0 += lo;
+                acc1 += hi;
+            }
+
+            sum = Vector256.Sum(acc0 + acc1);
+        }
+
+        for (; i < n; i++)
+        {
+            sum += x[i] * x[i];
+        }
+
+        float mean = (float)(sum / n);
+        float scale = 1f / MathF.Sqrt(mean + eps);
+        i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> s = Vector256.Create(scale);
+            for (; i + 8 <= n; i += 8)
+            {
+                (Vector256.Load(x + i) * s * Vector256.Load(weight + i)).Store(y + i);
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            y[i] = x[i] * scale * weight[i];
+        }
+    }
+
+    /// <summary>
+    /// The RoPE NEOX rotation table for one position: cos/sin of pos * base^(-2i/headDim) for i < headDim/2,
+    /// with the frequency built by repeated multiplication in float exactly as ggml builds its cache.
+    /// </summary>
+    public static void RopeTable(int position, float theta, int headDim, float* cos, float* sin)
+    {
+        float thetaScale = MathF.Pow(theta, -2f / headDim);
+        float angle = position;
+        for (int i = 0; i < headDim / 2; i++)
+        {
+            cos[i] = MathF.Cos(angle);
+            sin[i] = MathF.Sin(angle);
+            angle *= thetaScale;
+        }
+    }
+
+    /// <summary>Rotates each head of x [heads, headDim] in place: pairs (i, i + headDim/2).</summary>
+    public static void RopeNeox(float* x, int heads, int headDim, float* cos, float* sin)
+    {
+        int half = headDim / 2;
+        for (int h = 0; h < heads; h++)
+        {
+            float* v = x + h * headDim;
+            for (int i = 0; i < half; i++)
+            {
+                float x0 = v[i], x1 = v[i + half];
+                v[i] = x0 * cos[i] - x1 * sin[i];
+                v[i + half] = x0 * sin[i] + x1 * cos[i];
+            }
+        }
+    }
+
+    /// <summary>gate = act(gate) * up over n elements.</summary>
+    public static void GatedActivation(float* gate, float* up, int n, Activation activation)
+    {
+        int i = 0;
+        if (activation == Activation.Silu)
+        {
+            if (Vector512.IsHardwareAccelerated)
+            {
+                for (; i + 16 <= n; i += 16)
+                {
+                    Vector512<float> g = Vector512.Load(gate + i);
+                    Vector512<float> silu = g / (Vector512<float>.One + Vector512.Exp(-g));
+                    (silu * Vector512.Load(up + i)).Store(gate + i);
+                }
+            }
+
+            for (; i < n; i++)
+            {
+                float g = gate[i];
+                gate[i] = g / (1f + MathF.Exp(-g)) * up[i];
+            }
+        }
+        else
+        {
+            for (; i < n; i++)
+            {
+                float r = MathF.Max(gate[i], 0f);
+                gate[i] = r * r * up[i];
+            }
+        }
+    }
+
+    /// <summary>x [n] = softmax(x) in place, sum in double as ggml does.</summary>
+    public static void Softmax(float* x, int n)
+    {
+        float max = float.NegativeInfinity;
+        for (int i = 0; i < n; i++)
+        {
+            max = MathF.Max(max, x[i]);
+        }
+
+        double sum = 0;
+        for (int i = 0; i < n; i++)
+        {
+            float e = MathF.Exp(x[i] - max);
+            x[i] = e;
+            sum += e;
+        }
+
+        float inv = (float)(1.0 / sum);
+        for (int i = 0; i < n; i++)
+        {
+            x[i] *= inv;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Dot(float* a, float* b, int n)
+    {
+        int i = 0;
+        float sum = 0f;
+        if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            Vector256<float> acc = default;
+            for (; i + 8 <= n; i += 8)
+            {
+                acc += Vector256.Load(a + i) * Vector256.Load(b + i);
+            }
+
+            sum = Vector256.Sum(acc);
+        }
+
+        for (; i < n; i++)
+        {
+            sum += a[i] * b[i];
+        }
+
+        return sum;
+    }
+
+    /// <summary>y += a * x over n.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Axpy(float a, float* x, float* y, int n)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> va = Vector256.Create(a);
+            for (; i + 8 <= n; i += 8)
+            {
+                (Vector256.Load(y + i) + va * Vector256.Load(x + i)).Store(y + i);
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            y[i] += a * x[i];
+        }
+    }
+
+    public static void Add(float* x, float* y, int n)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i + 8 <= n; i += 8)
+            {
+                (Vector256.Load(x + i) + Vector256.Load(y + i)).Store(x + i);
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            x[i] += y[i];
+        }
+    }
+
+    public static void RoundToHalf(float* x, int n)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            x[i] = HalfBits.RoundToHalf(x[i]);
+        }
+    }
+}

@@ -1,0 +1,286 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Halo.Core.Models;
+using Halo.Engine.Backends.Cpu.Kernels;
+using Halo.Engine.Profiling;
+using Halo.Engine.Weights;
+
+namespace Halo.Engine.Backends.Cpu;
+
+/// <summary>
+/// The BitNet b1.58 forward pass of DESIGN.md section 2 over a batch of tokens, each with its own slot and
+/// position, on the CPU. <see cref="Forward"/> reads like the paper; kernels live in <c>Kernels/</c>.
+/// All buffers are allocated once for <see cref="MaxTokens"/> tokens, so a step allocates nothing.
+/// </summary>
+internal sealed unsafe class Transformer : IDisposable
+{
+    private readonly ModelWeights _w;
+    private readonly ModelConfig _c;
+    private readonly KvCache _cache;
+    private readonly WorkerPool _pool;
+    private readonly Activation _activation;
+    private readonly ActivationScaling _scaling;
+    private readonly bool _llamaCppNumerics;
+    private readonly int _qDim, _kvDim;
+
+    // Activations of the batch, row t is token t.
+    private readonly float* _x;       // (T, d) residual stream
+    private readonly float* _h;       // (T, d) normed input of a block
+    private readonly float* _q;       // (T, heads * head_dim)
+    private readonly float* _k;       // (T, kv_heads * head_dim)
+    private readonly float* _v;       // (T, kv_heads * head_dim)
+    private readonly float* _att;     // (T, heads * head_dim)
+    private readonly float* _gate;    // (T, ffn)
+    private readonly float* _up;      // (T, ffn)
+    private readonly float* _y;       // (T, d) output of a block's last matmul
+    private readonly float* _rope;    // (T, head_dim): cos then sin per token
+    private readonly float* _scores;  // (workers, context) attention scores per worker
+    private readonly int[] _slots;    // (T)
+    private readonly int[] _positions;// (T)
+    private readonly QuantizedActivations _qx;
+    private readonly TernaryMatMulWork _matmul = new();
+    private readonly LmHeadWork _lmHead = new();
+    private readonly AttentionWork _attention;
+    private int _tokens;
+    private int _layer;
+
+    public Transformer(ModelWeights weights, KvCache cache, WorkerPool pool, int maxTokens, Activation activation, NumericsMode numerics, ActivationScaling scaling)
+    {
+        _w = weights;
+        _c = weights.Config;
+        _cache = cache;
+        _pool = pool;
+        _activation = activation;
+        _scaling = scaling;
+        _llamaCppNumerics = numerics == NumericsMode.LlamaCpp;
+        MaxTokens = maxTokens;
+        _qDim = _c.HeadCount * _c.HeadDim;
+        _kvDim = _c.KvHeadCount * _c.HeadDim;
+        int d = _c.HiddenSize, ffn = _c.FeedForwardSize;
+        _x = Alloc(maxTokens * d);
+        _h = Alloc(maxTokens * d);
+        _q = Alloc(maxTokens * _qDim);
+        _k = Alloc(maxTokens * _kvDim);
+        _v = Alloc(maxTokens * _kvDim);
+        _att = Alloc(maxTokens * _qDim);
+        _gate = Alloc(maxTokens * ffn);
+        _up = Alloc(maxTokens * ffn);
+        _y = Alloc(maxTokens * d);
+        _rope = Alloc(maxTokens * _c.HeadDim);
+        _scores = Alloc((long)pool.Threads * cache.Context);
+        _slots = new int[maxTokens];
+        _positions = new int[maxTokens];
+        _qx = new QuantizedActivations(maxTokens, Math.Max(Math.Max(d, _qDim), ffn));
+        _attention = new AttentionWork(this);
+    }
+
+    public int MaxTokens { get; }
+
+    public OpProfile? Profile { get; set; }
+
+    /// <summary>Sets token t of the next batch.</summary>
+    public void SetToken(int t, int token, int slot, int position)
+    {
+        _w.Embedding.ReadRow(token, new Span<float>(_x + (long)t * _c.HiddenSize, _c.HiddenSize));
+        _slots[t] = slot;
+        _positions[t] = position;
+    }
+
+    /// <summary>Runs every layer over the first <paramref name="tokens"/> tokens set by <see cref="SetToken"/>.</summary>
+    public void Forward(int tokens)
+    {
+        _tokens = tokens;
+        int d = _c.HiddenSize, ffn = _c.FeedForwardSize;
+        long t0 = Stopwatch.GetTimestamp();
+        for (int t = 0; t < tokens; t++)
+        {
+            VectorOps.RopeTable(_positions[t], _c.RopeTheta, _c.HeadDim, _rope + t * _c.HeadDim, _rope + t * _c.HeadDim + _c.HeadDim / 2);
+        }
+
+        Mark(Op.Rope, ref t0);
+        for (_layer = 0; _layer < _c.LayerCount; _layer++)
+        {
+            LayerWeights L = _w.Layers[_layer];
+
+            // Attention block: h = rmsnorm(x) * attn_norm; q,k,v = (W h) * s
+            RmsNorm(_x, L.AttnNorm, _h, d);
+            Mark(Op.Norms, ref t0);
+            _qx.Quantize(_h, tokens, d, _scaling);
+            Mark(Op.Quantize, ref t0);
+            _matmul.Set(_qx, L.Wq, _q, L.Wk, _k, L.Wv, _v);
+            _pool.Run(_matmul);
+            Mark(Op.MatMulQkv, ref t0);
+
+            // q,k = RoPE NEOX; k,v appended to the cache at each token's position
+            for (int t = 0; t < tokens; t++)
+            {
+                float* cos = _rope + t * _c.HeadDim, sin = cos + _c.HeadDim / 2;
+                VectorOps.RopeNeox(_q + (long)t * _qDim, _c.HeadCount, _c.HeadDim, cos, sin);
+                VectorOps.RopeNeox(_k + (long)t * _kvDim, _c.KvHeadCount, _c.HeadDim, cos, sin);
+                StoreKv(t);
+            }
+
+            Mark(Op.Rope, ref t0);
+
+            // a = softmax(q k^T / sqrt(head_dim) + causal) v, per head (GQA)
+            _pool.Run(_attention);
+            Mark(Op.Attention, ref t0);
+
+            // x += (Wo (rmsnorm(a) * attn_sub_norm)) * so
+            RmsNorm(_att, L.AttnSubNorm, _att, _qDim);
+            Mark(Op.Norms, ref t0);
+            _qx.Quantize(_att, tokens, _qDim, _scaling);
+            Mark(Op.Quantize, ref t0);
+            _matmul.Set(_qx, L.Wo, _y);
+            _pool.Run(_matmul);
+            Mark(Op.MatMulOutput, ref t0);
+            VectorOps.Add(_x, _y, tokens * d);
+            Mark(Op.Residual, ref t0);
+
+            // Feed-forward block: h = rmsnorm(x) * ffn_norm; f = act((Wg h) * sg) * ((Wu h) * su)
+            RmsNorm(_x, L.FfnNorm, _h, d);
+            Mark(Op.Norms, ref t0);
+            _qx.Quantize(_h, tokens, d, _scaling);
+            Mark(Op.Quantize, ref t0);
+            _matmul.Set(_qx, L.Wgate, _gate, L.Wup, _up);
+            _pool.Run(_matmul);
+            Mark(Op.MatMulGateUp, ref t0);
+            VectorOps.GatedActivation(_gate, _up, tokens * ffn, _activation);
+            Mark(Op.Activation, ref t0);
+
+            // x += (Wd (rmsnorm(f) * ffn_sub_norm)) * sd
+            RmsNorm(_gate, L.FfnSubNorm, _gate, ffn);
+            Mark(Op.Norms, ref t0);
+            _qx.Quantize(_gate, tokens, ffn, _scaling);
+            Mark(Op.Quantize, ref t0);
+            _matmul.Set(_qx, L.Wdown, _y);
+            _pool.Run(_matmul);
+            Mark(Op.MatMulDown, ref t0);
+            VectorOps.Add(_x, _y, tokens * d);
+            Mark(Op.Residual, ref t0);
+        }
+    }
+
+    /// <summary>logits [vocab] = E (rmsnorm(x[t]) * output_norm) for token t of the last batch.</summary>
+    public void Logits(int t, float* logits)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        int d = _c.HiddenSize;
+        float* h = _h + (long)t * d;
+        VectorOps.RmsNorm(_x + (long)t * d, Pinned(_w.OutputNorm), h, d, _c.RmsNormEps);
+        if (_llamaCppNumerics)
+        {
+            VectorOps.RoundToHalf(h, d);
+        }
+
+        _lmHead.Set(_w.LmHead, _c.VocabSize, h, logits);
+        _pool.Run(_lmHead);
+        Mark(Op.LmHead, ref t0);
+    }
+
+    private void StoreKv(int t)
+    {
+        float* keys = _cache.Keys(_slots[t], _layer) + (long)_positions[t] * _kvDim;
+        float* values = _cache.Values(_slots[t], _layer) + (long)_positions[t] * _kvDim;
+        float* k = _k + (long)t * _kvDim, v = _v + (long)t * _kvDim;
+        for (int i = 0; i < _kvDim; i++)
+        {
+            keys[i] = _llamaCppNumerics ? (float)(Half)k[i] : k[i];
+            values[i] = _llamaCppNumerics ? (float)(Half)v[i] : v[i];
+        }
+    }
+
+    /// <summary>Attention of token t, head h: softmax over positions 0..pos of its slot, weighted sum of values.</summary>
+    private void Attend(int t, int head, float* scores)
+    {
+        int hd = _c.HeadDim;
+        int kvHead = head / (_c.HeadCount / _c.KvHeadCount);
+        int n = _positions[t] + 1;
+        float* keys = _cache.Keys(_slots[t], _layer) + kvHead * hd;
+        float* values = _cache.Values(_slots[t], _layer) + kvHead * hd;
+        float* q = _q + (long)t * _qDim + head * hd;
+        float* output = _att + (long)t * _qDim + head * hd;
+        float scale = 1f / MathF.Sqrt(hd);
+        if (_llamaCppNumerics)
+        {
+            // ggml multiplies K (F16) by Q converted to F16
+            VectorOps.RoundToHalf(q, hd);
+        }
+
+        for (int p = 0; p < n; p++)
+        {
+            scores[p] = VectorOps.Dot(keys + (long)p * _kvDim, q, hd) * scale;
+        }
+
+        VectorOps.Softmax(scores, n);
+        new Span<float>(output, hd).Clear();
+        for (int p = 0; p < n; p++)
+        {
+            // ggml multiplies V (F16) by the probabilities converted to F16
+            float weight = _llamaCppNumerics ? HalfBits.RoundToHalf(scores[p]) : scores[p];
+            VectorOps.Axpy(weight, values + (long)p * _kvDim, output, hd);
+        }
+    }
+
+    private void RmsNorm(float* x, float[] weight, float* y, int n)
+    {
+        float* w = Pinned(weight);
+        for (int t = 0; t < _tokens; t++)
+        {
+            VectorOps.RmsNorm(x + (long)t * n, w, y + (long)t * n, n, _c.RmsNormEps);
+        }
+    }
+
+    /// <summary>Norm vectors live on the pinned object heap (see <see cref="ModelWeights"/>), so their address is stable.</summary>
+    private static float* Pinned(float[] weight) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(weight));
+
+    private void Mark(Op op, ref long t0)
+    {
+        if (Profile is { } profile)
+        {
+            long now = Stopwatch.GetTimestamp();
+            profile.Add(op, now - t0);
+            t0 = now;
+        }
+    }
+
+    private static float* Alloc(long count)
+    {
+        var p = (float*)NativeMemory.AlignedAlloc((nuint)(count * sizeof(float)), 64);
+        NativeMemory.Clear(p, (nuint)(count * sizeof(float)));
+        return p;
+    }
+
+    public void Dispose()
+    {
+        NativeMemory.AlignedFree(_x);
+        NativeMemory.AlignedFree(_h);
+        NativeMemory.AlignedFree(_q);
+        NativeMemory.AlignedFree(_k);
+        NativeMemory.AlignedFree(_v);
+        NativeMemory.AlignedFree(_att);
+        NativeMemory.AlignedFree(_gate);
+        NativeMemory.AlignedFree(_up);
+        NativeMemory.AlignedFree(_y);
+        NativeMemory.AlignedFree(_rope);
+        NativeMemory.AlignedFree(_scores);
+        _qx.Dispose();
+    }
+
+    /// <summary>Attention over (token, head) pairs, split across workers.</summary>
+    private sealed class AttentionWork(Transformer owner) : IParallelWork
+    {
+        public void Execute(int worker, int workers)
+        {
+            int heads = owner._c.HeadCount;
+            int total = owner._tokens * heads;
+            int start = (int)((long)total * worker / workers), end = (int)((long)total * (worker + 1) / workers);
+            float* scores = owner._scores + (long)worker * owner._cache.Context;
+            for (int i = start; i < end; i++)
+            {
+                owner.Attend(i / heads, i % heads, scores);
+            }
+        }
+    }
+}

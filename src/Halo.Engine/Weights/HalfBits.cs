@@ -1,0 +1,49 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Halo.Engine.Weights;
+
+/// <summary>
+/// IEEE half and bfloat16 conversions done with integer and float arithmetic, because .NET exposes no vector
+/// F16 to F32 conversion (no vcvtph2ps intrinsic). The magic-multiply form handles zeros and subnormals exactly;
+/// infinities and NaNs do not occur in model weights.
+/// </summary>
+internal static class HalfBits
+{
+    // A half's exponent+mantissa shifted into float position is the value times 2^-112; multiplying by 2^112 fixes
+    // the exponent bias and renormalises subnormals in one exact float multiply.
+    private const float ExponentFix = 5.192296858534828e33f; // 2^112
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float ToSingle(ushort h)
+    {
+        uint sign = (uint)(h & 0x8000) << 16;
+        float magnitude = BitConverter.UInt32BitsToSingle((uint)(h & 0x7FFF) << 13) * ExponentFix;
+        return BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(magnitude) | sign);
+    }
+
+    /// <summary>16 halves (as uint32 lanes, high bits zero) to 16 floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> ToSingle(Vector512<uint> h)
+    {
+        Vector512<uint> sign = (h & Vector512.Create(0x8000u)) << 16;
+        Vector512<float> magnitude = ((h & Vector512.Create(0x7FFFu)) << 13).AsSingle() * Vector512.Create(ExponentFix);
+        return (magnitude.AsUInt32() | sign).AsSingle();
+    }
+
+    /// <summary>8 halves (as uint32 lanes) to 8 floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> ToSingle(Vector256<uint> h)
+    {
+        Vector256<uint> sign = (h & Vector256.Create(0x8000u)) << 16;
+        Vector256<float> magnitude = ((h & Vector256.Create(0x7FFFu)) << 13).AsSingle() * Vector256.Create(ExponentFix);
+        return (magnitude.AsUInt32() | sign).AsSingle();
+    }
+
+    /// <summary>Rounds a float to the nearest half (ties to even) and back: what storing it as F16 keeps.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float RoundToHalf(float x) => (float)(Half)x;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float BFloat16ToSingle(ushort b) => BitConverter.UInt32BitsToSingle((uint)b << 16);
+}

@@ -1,0 +1,275 @@
+using System.Runtime.InteropServices;
+using Halo.Core.Formats;
+
+namespace Halo.Engine.Weights;
+
+/// <summary>
+/// A ternary weight matrix W [rows = out features, cols = in features], repacked at load into the layout the
+/// CPU kernels stream: rows in tiles of <see cref="TileRows"/>, and for each tile the 256-column blocks in order,
+/// each block as <see cref="TileRows"/> runs of 64 bytes (one per row). So one thread computing a range of
+/// tiles reads one sequential buffer. Inside a row's 64-byte block, byte m holds in bits 2l..2l+1 the code
+/// (w + 1, in 0..2) of column l*64 + m, so each of the four 2-bit fields of a 64-byte load lines up with 64
+/// consecutive activations.
+/// </summary>
+public sealed unsafe class TernaryMatrix : IDisposable
+{
+    public const int BlockSize = 256;
+    public const int TileRows = 4;
+    public const int BlockBytes = BlockSize / 4;
+
+    private byte* _codes;    // [tiles, blocks, TileRows, 64]
+    private float* _scales;  // [tiles, blocks, TileRows] block scale d (rows past Rows have 0)
+
+    private TernaryMatrix(string name, int rows, int cols, float tensorScale)
+    {
+        Name = name;
+        Rows = rows;
+        Cols = cols;
+        Blocks = cols / BlockSize;
+        Tiles = (rows + TileRows - 1) / TileRows;
+        TensorScale = tensorScale;
+        nuint codeBytes = (nuint)Tiles * (nuint)Blocks * TileRows * BlockBytes;
+        _codes = (byte*)NativeMemory.AlignedAlloc(codeBytes, 64);
+        _scales = (float*)NativeMemory.AlignedAlloc((nuint)Tiles * (nuint)Blocks * TileRows * sizeof(float), 64);
+        NativeMemory.Clear(_codes, codeBytes);
+        NativeMemory.Clear(_scales, (nuint)Tiles * (nuint)Blocks * TileRows * sizeof(float));
+    }
+
+    public string Name { get; }
+
+    public int Rows { get; }
+
+    public int Cols { get; }
+
+    public int Blocks { get; }
+
+    public int Tiles { get; }
+
+    /// <summary>The per-tensor scale s (<c>*.scale</c> tensor; 1 when absent), applied to the matmul output.</summary>
+    public float TensorScale { get; }
+
+    public byte* Codes => _codes;
+
+    public float* Scales => _scales;
+
+    public long ByteLength => (long)Tiles * Blocks * TileRows * (BlockBytes + sizeof(float));
+
+    /// <summary>
+    /// Repacks a GGUF tensor (TQ2_0, TQ1_0, or F32/F16/BF16 master weights, which are ternarized per tensor with
+    /// s = mean|W|) of ggml shape [cols, rows].
+    /// </summary>
+    public static TernaryMatrix FromTensor(string file, TensorView tensor, float tensorScale)
+    {
+        if (tensor.Shape.Length != 2)
+        {
+            throw new InvalidModelException(file, $"tensor '{tensor.Name}' must be 2-D, has {tensor.Shape.Length} dimensions");
+        }
+
+        long cols = tensor.Shape[0], rows = tensor.Shape[1];
+        if (cols % BlockSize != 0 || cols <= 0 || rows <= 0 || rows > int.MaxValue || cols > int.MaxValue)
+        {
+            throw new InvalidModelException(file, $"tensor '{tensor.Name}' has shape [{cols}, {rows}]: the input size must be a positive multiple of {BlockSize}");
+        }
+
+        var m = new TernaryMatrix(tensor.Name, (int)rows, (int)cols, tensorScale);
+        try
+        {
+            switch (tensor.Type)
+            {
+                case GgmlType.TQ2_0:
+                    RequireBytes(file, tensor, rows * (cols / BlockSize) * 66);
+                    Parallel.For(0, m.Tiles, t => m.RepackTile(t, tensor.Data, 66, &DecodeTq2Block));
+                    break;
+                case GgmlType.TQ1_0:
+                    RequireBytes(file, tensor, rows * (cols / BlockSize) * 54);
+                    Parallel.For(0, m.Tiles, t => m.RepackTile(t, tensor.Data, 54, &DecodeTq1Block));
+                    break;
+                case GgmlType.F32:
+                case GgmlType.F16:
+                case GgmlType.BF16:
+                    m.Ternarize(file, tensor);
+                    break;
+                default:
+                    throw new InvalidModelException(file, $"tensor '{tensor.Name}' has type {tensor.Type}, which is not a ternary weight type this engine reads (TQ2_0, TQ1_0, F32, F16, BF16)");
+            }
+        }
+        catch
+        {
+            m.Dispose();
+            throw;
+        }
+
+        return m;
+    }
+
+    /// <summary>Builds a matrix from ternary values [rows, cols] (row-major) and block scales [rows, cols/256].</summary>
+    public static TernaryMatrix FromValues(string name, ReadOnlySpan<sbyte> values, ReadOnlySpan<float> blockScales, int rows, int cols, float tensorScale)
+    {
+        if (cols % BlockSize != 0 || values.Length != rows * cols || blockScales.Length != rows * (cols / BlockSize))
+        {
+            throw new ArgumentException("values must be [rows, cols] with cols a multiple of 256, scales [rows, cols/256]");
+        }
+
+        var m = new TernaryMatrix(name, rows, cols, tensorScale);
+        Span<sbyte> block = stackalloc sbyte[BlockSize];
+        for (int r = 0; r < rows; r++)
+        {
+            for (int b = 0; b < m.Blocks; b++)
+            {
+                values.Slice(r * cols + b * BlockSize, BlockSize).CopyTo(block);
+                m.StoreBlock(r, b, block, blockScales[r * m.Blocks + b]);
+            }
+        }
+
+        return m;
+    }
+
+    /// <summary>The weight w[row, col] as a float (ternary value times block scale; tensor scale not applied).</summary>
+    public float Get(int row, int col)
+    {
+        int b = col / BlockSize, e = col % BlockSize;
+        long index = ((long)(row / TileRows) * Blocks + b) * TileRows + row % TileRows;
+        int code = (_codes[index * BlockBytes + e % 64] >> (2 * (e / 64))) & 3;
+        return (code - 1) * _scales[index];
+    }
+
+    private static void RequireBytes(string file, TensorView tensor, long needed)
+    {
+        if (tensor.ByteLength < needed)
+        {
+            throw new InvalidModelException(file, $"tensor '{tensor.Name}' holds {tensor.ByteLength} bytes, its shape and type need {needed}");
+        }
+    }
+
+    private void RepackTile(int tile, byte* source, int sourceBlockBytes, delegate*<byte*, sbyte*, float> decode)
+    {
+        sbyte* block = stackalloc sbyte[BlockSize];
+        for (int i = 0; i < TileRows; i++)
+        {
+            int r = tile * TileRows + i;
+            if (r >= Rows)
+            {
+                break;
+            }
+
+            for (int b = 0; b < Blocks; b++)
+            {
+                float d = decode(source + ((long)r * Blocks + b) * sourceBlockBytes, block);
+                StoreBlock(r, b, new ReadOnlySpan<sbyte>(block, BlockSize), d);
+            }
+        }
+    }
+
+    private void StoreBlock(int row, int block, ReadOnlySpan<sbyte> values, float scale)
+    {
+        long index = ((long)(row / TileRows) * Blocks + block) * TileRows + row % TileRows;
+        byte* dst = _codes + index * BlockBytes;
+        for (int m = 0; m < BlockBytes; m++)
+        {
+            dst[m] = (byte)((values[m] + 1) | ((values[64 + m] + 1) << 2) | ((values[128 + m] + 1) << 4) | ((values[192 + m] + 1) << 6));
+        }
+
+        _scales[index] = scale;
+    }
+
+    // TQ2_0 block (66 bytes): qs[64], f16 d. Column half*128 + l*32 + m is field l of byte half*32 + m.
+    private static float DecodeTq2Block(byte* src, sbyte* values)
+    {
+        for (int half = 0; half < 2; half++)
+        {
+            for (int l = 0; l < 4; l++)
+            {
+                for (int m = 0; m < 32; m++)
+                {
+                    values[half * 128 + l * 32 + m] = (sbyte)(((src[half * 32 + m] >> (2 * l)) & 3) - 1);
+                }
+            }
+        }
+
+        return HalfBits.ToSingle(*(ushort*)(src + 64));
+    }
+
+    // TQ1_0 block (54 bytes): qs[48] with 5 base-3 digits per byte, qh[4] with 4, f16 d. A digit n of byte q is
+    // the top base-3 digit of q * 3^n (mod 256), read as ((q * 3^n mod 256) * 3) >> 8.
+    private static float DecodeTq1Block(byte* src, sbyte* values)
+    {
+        ReadOnlySpan<byte> pow3 = [1, 3, 9, 27, 81, 243];
+        int e = 0;
+        for (int n = 0; n < 5; n++)
+        {
+            for (int m = 0; m < 32; m++)
+            {
+                values[e++] = Trit(src[m], pow3[n]);
+            }
+        }
+
+        for (int n = 0; n < 5; n++)
+        {
+            for (int m = 0; m < 16; m++)
+            {
+                values[e++] = Trit(src[32 + m], pow3[n]);
+            }
+        }
+
+        for (int n = 0; n < 4; n++)
+        {
+            for (int j = 0; j < 4; j++)
+            {
+                values[e++] = Trit(src[48 + j], pow3[n]);
+            }
+        }
+
+        return HalfBits.ToSingle(*(ushort*)(src + 52));
+    }
+
+    private static sbyte Trit(byte q, byte pow)
+    {
+        byte shifted = (byte)(q * pow);
+        return (sbyte)(((shifted * 3) >> 8) - 1);
+    }
+
+    private void Ternarize(string file, TensorView tensor)
+    {
+        long n = (long)Rows * Cols;
+        RequireBytes(file, tensor, n * (tensor.Type == GgmlType.F32 ? 4 : 2));
+        double sumAbs = 0;
+        for (long i = 0; i < n; i++)
+        {
+            sumAbs += Math.Abs(ReadFloat(tensor, i));
+        }
+
+        float s = (float)Math.Max(sumAbs / n, 1e-5);
+        Span<sbyte> block = stackalloc sbyte[BlockSize];
+        for (int r = 0; r < Rows; r++)
+        {
+            for (int b = 0; b < Blocks; b++)
+            {
+                for (int e = 0; e < BlockSize; e++)
+                {
+                    float w = ReadFloat(tensor, (long)r * Cols + b * BlockSize + e);
+                    block[e] = (sbyte)Math.Clamp(MathF.Round(w / s), -1f, 1f);
+                }
+
+                StoreBlock(r, b, block, s);
+            }
+        }
+    }
+
+    private static float ReadFloat(TensorView t, long i) => t.Type switch
+    {
+        GgmlType.F32 => ((float*)t.Data)[i],
+        GgmlType.F16 => HalfBits.ToSingle(((ushort*)t.Data)[i]),
+        _ => HalfBits.BFloat16ToSingle(((ushort*)t.Data)[i]),
+    };
+
+    public void Dispose()
+    {
+        if (_codes != null)
+        {
+            NativeMemory.AlignedFree(_codes);
+            NativeMemory.AlignedFree(_scales);
+            _codes = null;
+            _scales = null;
+        }
+    }
+}

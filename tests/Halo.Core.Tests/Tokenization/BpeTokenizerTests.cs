@@ -1,0 +1,212 @@
+using Halo.Core.Tokenization;
+
+namespace Halo.Core.Tests.Tokenization;
+
+public sealed class BpeTokenizerTests
+{
+    public static TheoryData<int> PlainCaseIndexes() => Indexes(Llama3Tokenizer.PlainCases().Count());
+
+    public static TheoryData<int> SpecialCaseIndexes() => Indexes(Llama3Tokenizer.SpecialCases().Count());
+
+    [Theory]
+    [MemberData(nameof(PlainCaseIndexes))]
+    public void Encode_Llama3ReferenceCase_MatchesLlamaCpp(int index)
+    {
+        var (text, expected) = Llama3Tokenizer.PlainCases().ElementAt(index);
+
+        var ids = Llama3Tokenizer.Tokenizer.Encode(text, addSpecial: false, parseSpecial: false);
+
+        Assert.True(expected.SequenceEqual(ids), $"{Show(text)}: expected [{string.Join(", ", expected)}], got [{string.Join(", ", ids)}]");
+    }
+
+    [Theory]
+    [MemberData(nameof(SpecialCaseIndexes))]
+    public void Encode_Llama3SpecialCaseWithParseSpecial_MatchesLlamaCpp(int index)
+    {
+        var (text, expected) = Llama3Tokenizer.SpecialCases().ElementAt(index);
+
+        var ids = Llama3Tokenizer.Tokenizer.Encode(text, addSpecial: false, parseSpecial: true);
+
+        Assert.Equal(expected, ids);
+    }
+
+    [Fact]
+    public void Encode_ReferenceCasesHaveTheExpectedCount_AllPresent()
+    {
+        Assert.Equal(58, Llama3Tokenizer.PlainCases().Count());
+        Assert.Equal(2, Llama3Tokenizer.SpecialCases().Count());
+    }
+
+    [Theory]
+    [MemberData(nameof(PlainCaseIndexes))]
+    public void Decode_Llama3ReferenceCase_GivesBackTheText(int index)
+    {
+        var (text, ids) = Llama3Tokenizer.PlainCases().ElementAt(index);
+
+        Assert.Equal(text, Llama3Tokenizer.Tokenizer.Decode(ids));
+    }
+
+    [Fact]
+    public void Encode_CapitalOfFranceWithSpecial_PutsBosFirst()
+    {
+        var ids = Llama3Tokenizer.Tokenizer.Encode("The capital of France is");
+
+        Assert.Equal([128000, 791, 6864, 315, 9822, 374], ids);
+    }
+
+    [Fact]
+    public void Encode_ControlTokenTextWithoutParseSpecial_StaysText()
+    {
+        var tokenizer = Llama3Tokenizer.Tokenizer;
+
+        var ids = tokenizer.Encode("Hi<|eot_id|>", addSpecial: false, parseSpecial: false);
+
+        Assert.DoesNotContain(128009, ids);
+        Assert.Equal("Hi<|eot_id|>", tokenizer.Decode(ids));
+    }
+
+    [Fact]
+    public void Encode_ControlTokenTextWithParseSpecial_BecomesTheToken()
+    {
+        var ids = Llama3Tokenizer.Tokenizer.Encode("Hi<|eot_id|>", addSpecial: false, parseSpecial: true);
+
+        Assert.Equal([13347, 128009], ids);
+    }
+
+    [Fact]
+    public void Encode_AdjacentAndOverlappingLookingSpecials_SplitLikeLlamaCpp()
+    {
+        var tokenizer = Llama3Tokenizer.Tokenizer;
+
+        var ids = tokenizer.Encode("<|eot_id|><|eot_id|>x<|eot_id", addSpecial: false, parseSpecial: true);
+
+        Assert.Equal(128009, ids[0]);
+        Assert.Equal(128009, ids[1]);
+        Assert.Equal("x<|eot_id", tokenizer.Decode(ids.AsSpan(2)));
+    }
+
+    [Theory]
+    [InlineData("zqxj", 250)]
+    [InlineData("hello", 200)]
+    [InlineData("éßç", 300)]
+    public void Encode_LongWordWithoutWholeToken_EqualsReferenceBpe(string unit, int repeats)
+    {
+        var tokenizer = Llama3Tokenizer.Tokenizer;
+        var text = string.Concat(Enumerable.Repeat(unit, repeats));
+
+        var ids = tokenizer.Encode(text, addSpecial: false);
+
+        Assert.Equal(ReferenceBpe.EncodeWord(Llama3Tokenizer.Model, text), ids);
+        Assert.Equal(text, tokenizer.Decode(ids));
+    }
+
+    [Fact]
+    public void Encode_LoneSurrogate_EncodesAsReplacementCharacter()
+    {
+        var tokenizer = Llama3Tokenizer.Tokenizer;
+
+        var ids = tokenizer.Encode("a\uD800b", addSpecial: false);
+
+        Assert.Equal(tokenizer.Encode("a\uFFFDb", addSpecial: false), ids);
+    }
+
+    [Fact]
+    public void Decode_ControlTokens_HiddenUnlessRendered()
+    {
+        var tokenizer = Llama3Tokenizer.Tokenizer;
+        int[] ids = [128000, 13347, 128009];
+
+        Assert.Equal("Hi", tokenizer.Decode(ids));
+        Assert.Equal("<|begin_of_text|>Hi<|eot_id|>", tokenizer.Decode(ids, renderSpecial: true));
+    }
+
+    [Fact]
+    public void Decode_IdOutsideVocabulary_Throws()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => Llama3Tokenizer.Tokenizer.Decode([128256]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Llama3Tokenizer.Tokenizer.Decode([-1]));
+    }
+
+    [Fact]
+    public void TokenBytes_SpaceToken_IsTheSpaceByte()
+    {
+        Assert.Equal(" "u8.ToArray(), Llama3Tokenizer.Tokenizer.TokenBytes(220).ToArray());
+        Assert.Equal("<|eot_id|>"u8.ToArray(), Llama3Tokenizer.Tokenizer.TokenBytes(128009).ToArray());
+    }
+
+    [Fact]
+    public void EndOfGenerationIds_Llama3_AreEosAndEot()
+    {
+        var tokenizer = Llama3Tokenizer.Tokenizer;
+
+        Assert.Equal([128001, 128009], tokenizer.EndOfGenerationIds.ToArray());
+        Assert.True(tokenizer.IsEndOfGeneration(128009));
+        Assert.False(tokenizer.IsEndOfGeneration(128000));
+    }
+
+    [Fact]
+    public void TryGetTokenId_SpecialTokenName_FindsIt()
+    {
+        Assert.True(Llama3Tokenizer.Tokenizer.TryGetTokenId("<|start_header_id|>", out var id));
+        Assert.Equal(128006, id);
+        Assert.False(Llama3Tokenizer.Tokenizer.TryGetTokenId("<|no_such_token|>", out _));
+    }
+
+    [Fact]
+    public void Constructor_NonBpeModel_ThrowsNotSupported()
+    {
+        var model = ByteLevelVocabulary.Create() with { Model = "llama" };
+
+        var error = Assert.Throws<NotSupportedException>(() => new BpeTokenizer(model));
+        Assert.Contains("'llama'", error.Message);
+    }
+
+    [Fact]
+    public void Constructor_UnknownPreTokenizer_ThrowsNotSupported()
+    {
+        var model = ByteLevelVocabulary.Create() with { PreTokenizer = "qwen2" };
+
+        var error = Assert.Throws<NotSupportedException>(() => new BpeTokenizer(model));
+        Assert.Contains("'qwen2'", error.Message);
+    }
+
+    [Fact]
+    public void Constructor_TokenTypesCountMismatch_ThrowsArgument()
+    {
+        var model = ByteLevelVocabulary.Create() with { TokenTypes = [1, 1, 1] };
+
+        var error = Assert.Throws<ArgumentException>(() => new BpeTokenizer(model));
+        Assert.Contains("token types", error.Message);
+    }
+
+    [Fact]
+    public void Constructor_BosOutsideVocabulary_ThrowsArgument()
+    {
+        var model = ByteLevelVocabulary.Create() with { BosId = 1_000_000 };
+
+        var error = Assert.Throws<ArgumentException>(() => new BpeTokenizer(model));
+        Assert.Contains("BOS", error.Message);
+    }
+
+    [Fact]
+    public void Constructor_MalformedMerge_ThrowsArgumentNamingIt()
+    {
+        var model = ByteLevelVocabulary.Create() with { Merges = ["ab"] };
+
+        var error = Assert.Throws<ArgumentException>(() => new BpeTokenizer(model));
+        Assert.Contains("'ab'", error.Message);
+    }
+
+    private static TheoryData<int> Indexes(int count)
+    {
+        var data = new TheoryData<int>();
+        for (var i = 0; i < count; i++)
+        {
+            data.Add(i);
+        }
+
+        return data;
+    }
+
+    private static string Show(string text) => System.Text.Json.JsonSerializer.Serialize(text);
+}

@@ -1,0 +1,183 @@
+using Halo.Core.Formats;
+using Halo.Core.Models;
+using Halo.Engine.Backends;
+using Halo.Engine.Backends.Cpu;
+using Halo.Engine.Tests.Reference;
+
+namespace Halo.Engine.Tests.Backends.Cpu;
+
+public sealed class CpuBackendTests
+{
+    private static readonly int[] Prompt = [5, 17, 250, 3, 99, 42, 7, 128];
+
+    public static TheoryData<GgmlType, NumericsMode, Activation, int, bool> EndToEndCases => new()
+    {
+        { GgmlType.TQ2_0, NumericsMode.Halo, Activation.Silu, 2, false },
+        { GgmlType.TQ2_0, NumericsMode.LlamaCpp, Activation.Silu, 2, false },
+        { GgmlType.TQ1_0, NumericsMode.LlamaCpp, Activation.Silu, 1, false },
+        { GgmlType.TQ1_0, NumericsMode.Halo, Activation.Relu2, 4, true },
+    };
+
+    /// <summary>
+    /// The SIMD backend against the double-precision reference, logits at every position. They differ only by
+    /// float rounding inside ops, which can flip an int8 activation rounding now and then; 1% of the logit
+    /// range bounds that on these shapes while a wrong op (scale, RoPE pair, GQA head) gives O(1) errors.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(EndToEndCases))]
+    public void Forward_TokenByToken_MatchesReferenceModel(GgmlType type, NumericsMode numerics, Activation activation, int kvHeads, bool untied)
+    {
+        using var model = new TestModelSource(TestModelSource.TinyConfig(activation, kvHeads), type, seed: 7, untiedHead: untied);
+        using CpuBackend backend = CpuBackend.Create(model, new BackendOptions { Threads = 2, Numerics = numerics });
+        ActivationScaling scaling = numerics == NumericsMode.LlamaCpp ? ActivationScaling.PerBlock : ActivationScaling.PerToken;
+        var reference = new ReferenceModel(model, scaling, numerics == NumericsMode.LlamaCpp);
+        var logits = new float[model.Config.VocabSize];
+        for (int i = 0; i < Prompt.Length; i++)
+        {
+            backend.Forward([new SequenceChunk(0, i, new[] { Prompt[i] })], logits);
+            double[] expected = reference.Step(Prompt[i]);
+            AssertClose(expected, logits, $"position {i}");
+        }
+    }
+
+    [Fact]
+    public void Forward_BatchedPrefill_EqualsTokenByToken()
+    {
+        using var model = new TestModelSource(TestModelSource.TinyConfig());
+        using CpuBackend batched = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxBatchTokens = 3 });
+        using CpuBackend single = CpuBackend.Create(model, new BackendOptions { Threads = 1 });
+        var a = new float[model.Config.VocabSize];
+        var b = new float[model.Config.VocabSize];
+        batched.Forward([new SequenceChunk(0, 0, Prompt)], a);
+        for (int i = 0; i < Prompt.Length; i++)
+        {
+            single.Forward([new SequenceChunk(0, i, new[] { Prompt[i] })], b);
+        }
+
+        Assert.Equal(b, a);
+    }
+
+    [Fact]
+    public void Forward_TwoSlotsInOneStep_EqualsSeparateRuns()
+    {
+        using var model = new TestModelSource(TestModelSource.TinyConfig());
+        using CpuBackend backend = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxSlots = 2 });
+        int vocab = model.Config.VocabSize;
+        var both = new float[2 * vocab];
+        backend.Forward([new SequenceChunk(0, 0, Prompt[..5]), new SequenceChunk(1, 0, Prompt[3..])], both);
+        backend.Forward([new SequenceChunk(1, 5, new[] { 9 }), new SequenceChunk(0, 5, new[] { 11 })], both);
+
+        using CpuBackend alone = CpuBackend.Create(model, new BackendOptions { Threads = 2 });
+        var one = new float[vocab];
+        alone.Forward([new SequenceChunk(0, 0, Prompt[..5])], one);
+        alone.Forward([new SequenceChunk(0, 5, new[] { 11 })], one);
+        Assert.Equal(one, both.AsSpan(vocab, vocab).ToArray());
+        alone.Forward([new SequenceChunk(0, 0, Prompt[3..])], one);
+        alone.Forward([new SequenceChunk(0, 5, new[] { 9 })], one);
+        Assert.Equal(one, both.AsSpan(0, vocab).ToArray());
+    }
+
+    [Fact]
+    public void Forward_PositionPastContext_ThrowsBeforeWork()
+    {
+        using var model = new TestModelSource(TestModelSource.TinyConfig());
+        using CpuBackend backend = CpuBackend.Create(model, new BackendOptions { Threads = 1, ContextLength = 8 });
+        var logits = new float[model.Config.VocabSize];
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => backend.Forward([new SequenceChunk(0, 4, new[] { 1, 2, 3, 4, 5 })], logits));
+        Assert.Contains("context length 8", e.Message);
+    }
+
+    [Fact]
+    public void Forward_BadSlotTokenOrDuplicate_Throws()
+    {
+        using var model = new TestModelSource(TestModelSource.TinyConfig());
+        using CpuBackend backend = CpuBackend.Create(model, new BackendOptions { Threads = 1, MaxSlots = 2 });
+        var logits = new float[2 * model.Config.VocabSize];
+        Assert.Throws<ArgumentOutOfRangeException>(() => backend.Forward([new SequenceChunk(2, 0, new[] { 1 })], logits));
+        Assert.Throws<ArgumentOutOfRangeException>(() => backend.Forward([new SequenceChunk(0, 0, new[] { 300 })], logits));
+        Assert.Throws<ArgumentException>(() => backend.Forward([new SequenceChunk(0, 0, new[] { 1 }), new SequenceChunk(0, 1, new[] { 2 })], logits));
+        Assert.Throws<ArgumentException>(() => backend.Forward([new SequenceChunk(0, 0, new[] { 1 })], new float[10]));
+    }
+
+    [Fact]
+    public void Forward_DecodeSteps_AllocateNothing()
+    {
+        using var model = new TestModelSource(TestModelSource.TinyConfig());
+        using CpuBackend backend = CpuBackend.Create(model, new BackendOptions { Threads = 2 });
+        var logits = new float[model.Config.VocabSize];
+        var chunk = new SequenceChunk[1];
+        var token = new int[] { 3 };
+        chunk[0] = new SequenceChunk(0, 0, token);
+        backend.Forward(chunk, logits);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 1; i < 40; i++)
+        {
+            chunk[0] = new SequenceChunk(0, i, token);
+            backend.Forward(chunk, logits);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void Create_MissingTensor_ThrowsInvalidModelNamingIt()
+    {
+        using var model = new TestModelSource(TestModelSource.TinyConfig());
+        using var broken = new WithoutTensor(model, "blk.1.ffn_up.weight");
+        var e = Assert.Throws<InvalidModelException>(() => CpuBackend.Create(broken, new BackendOptions()));
+        Assert.Contains("blk.1.ffn_up.weight", e.Message);
+    }
+
+    internal static void AssertClose(double[] expected, ReadOnlySpan<float> actual, string where)
+    {
+        double range = 0, worst = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            range = Math.Max(range, Math.Abs(expected[i]));
+            worst = Math.Max(worst, Math.Abs(expected[i] - actual[i]));
+        }
+
+        Assert.True(worst <= 0.01 * range, $"{where}: max |diff| {worst} > 1% of max |logit| {range}");
+        Assert.Equal(ArgMax(expected), ArgMax(actual.ToArray().Select(v => (double)v).ToArray()));
+    }
+
+    private static int ArgMax(double[] v)
+    {
+        int best = 0;
+        for (int i = 1; i < v.Length; i++)
+        {
+            if (v[i] > v[best])
+            {
+                best = i;
+            }
+        }
+
+        return best;
+    }
+
+    private sealed class WithoutTensor(IModelSource inner, string missing) : IModelSource
+    {
+        public string Path => inner.Path;
+
+        public string Format => inner.Format;
+
+        public ModelConfig Config => inner.Config;
+
+        public Halo.Core.Tokenization.TokenizerModel? Tokenizer => inner.Tokenizer;
+
+        public IReadOnlyList<TensorView> Tensors => inner.Tensors;
+
+        public bool TryGetTensor(string name, out TensorView tensor)
+        {
+            tensor = default;
+            return name != missing && inner.TryGetTensor(name, out tensor);
+        }
+
+        public TensorView GetTensor(string name) =>
+            TryGetTensor(name, out TensorView t) ? t : throw new InvalidModelException(Path, $"tensor '{name}' is missing");
+
+        public void Dispose()
+        {
+        }
+    }
+}

@@ -1,0 +1,152 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
+using Halo.Engine.Backends;
+using Halo.Engine.Backends.Cpu.Kernels;
+using Halo.Engine.Tests.Reference;
+using Halo.Engine.Weights;
+
+namespace Halo.Engine.Tests.Backends.Cpu.Kernels;
+
+public sealed unsafe class TernaryMatMulTests
+{
+    public enum Path
+    {
+        Scalar,
+        Avx2,
+        Avx512,
+    }
+
+    [Theory]
+    [InlineData(Path.Scalar, ActivationScaling.PerBlock)]
+    [InlineData(Path.Avx2, ActivationScaling.PerBlock)]
+    [InlineData(Path.Avx512, ActivationScaling.PerBlock)]
+    [InlineData(Path.Avx512, ActivationScaling.PerToken)]
+    [InlineData(Path.Scalar, ActivationScaling.PerToken)]
+    public void Run_RandomMatrix_MatchesExactIntegerDotProducts(Path path, ActivationScaling scaling)
+    {
+        if ((path == Path.Avx2 && !Avx2.IsSupported) || (path == Path.Avx512 && !Avx512BW.IsSupported))
+        {
+            return;
+        }
+
+        const int rows = 37, cols = 768, tokens = 3;
+        var rng = new Random(11);
+        var values = new sbyte[rows * cols];
+        var scales = new float[rows * cols / 256];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = (sbyte)(rng.Next(3) - 1);
+        }
+
+        for (int i = 0; i < scales.Length; i++)
+        {
+            scales[i] = 0.5f + (float)rng.NextDouble();
+        }
+
+        using TernaryMatrix w = TernaryMatrix.FromValues("w", values, scales, rows, cols, 0.75f);
+        var x = new float[tokens * cols];
+        for (int i = 0; i < x.Length; i++)
+        {
+            x[i] = (float)(rng.NextDouble() * 4 - 2);
+        }
+
+        using var qx = new QuantizedActivations(tokens, cols);
+        float* y = (float*)NativeMemory.Alloc(tokens * rows * sizeof(float));
+        try
+        {
+            fixed (float* px = x)
+            {
+                qx.Quantize(px, tokens, cols, scaling);
+            }
+
+            switch (path)
+            {
+                case Path.Scalar: TernaryMatMul.RunScalar(w, qx, y, rows, 0, w.Tiles); break;
+                case Path.Avx2: TernaryMatMul.RunAvx2(w, qx, y, rows, 0, w.Tiles); break;
+                default: TernaryMatMul.RunAvx512(w, qx, y, rows, 0, w.Tiles); break;
+            }
+
+            for (int t = 0; t < tokens; t++)
+            {
+                (sbyte[] q, float[] d) = ReferenceModel.Quantize(x.AsSpan(t * cols, cols).ToArray(), scaling);
+                for (int r = 0; r < rows; r++)
+                {
+                    double expected = 0;
+                    for (int b = 0; b < cols / 256; b++)
+                    {
+                        long dot = 0;
+                        for (int j = 0; j < 256; j++)
+                        {
+                            dot += values[r * cols + b * 256 + j] * q[b * 256 + j];
+                        }
+
+                        expected += dot * (double)(d[b] * scales[r * cols / 256 + b]);
+                    }
+
+                    expected *= 0.75;
+                    Assert.True(Math.Abs(y[t * rows + r] - expected) <= 1e-5 * (1 + Math.Abs(expected)), $"token {t} row {r}: {y[t * rows + r]} vs {expected}");
+                }
+            }
+        }
+        finally
+        {
+            NativeMemory.Free(y);
+        }
+    }
+
+    [Theory]
+    [InlineData(ActivationScaling.PerBlock)]
+    [InlineData(ActivationScaling.PerToken)]
+    public void Quantize_RandomRows_MatchesReferenceQuantization(ActivationScaling scaling)
+    {
+        const int cols = 512, tokens = 2;
+        var rng = new Random(5);
+        var x = new float[tokens * cols];
+        for (int i = 0; i < x.Length; i++)
+        {
+            x[i] = (float)(rng.NextDouble() * 6 - 3) * (i % 256 < 128 ? 1 : 0.01f);
+        }
+
+        x[300] = 0; // an all-zero block exercises the zero-scale path below
+        using var qx = new QuantizedActivations(tokens, cols);
+        fixed (float* px = x)
+        {
+            qx.Quantize(px, tokens, cols, scaling);
+        }
+
+        for (int t = 0; t < tokens; t++)
+        {
+            (sbyte[] q, float[] d) = ReferenceModel.Quantize(x.AsSpan(t * cols, cols).ToArray(), scaling);
+            for (int i = 0; i < cols; i++)
+            {
+                Assert.Equal(q[i], qx.Q[t * cols + i]);
+            }
+
+            for (int b = 0; b < cols / 256; b++)
+            {
+                Assert.Equal(d[b], qx.D[t * 2 + b]);
+                int sum = 0;
+                for (int j = 0; j < 256; j++)
+                {
+                    sum += q[b * 256 + j];
+                }
+
+                Assert.Equal(sum, qx.Sum[t * 2 + b]);
+            }
+        }
+    }
+
+    [Fact]
+    public void Quantize_ZeroBlock_GivesZeroScaleAndCodes()
+    {
+        var x = new float[256];
+        using var qx = new QuantizedActivations(1, 256);
+        fixed (float* px = x)
+        {
+            qx.Quantize(px, 1, 256, ActivationScaling.PerBlock);
+        }
+
+        Assert.Equal(0f, qx.D[0]);
+        Assert.Equal(0, qx.Sum[0]);
+    }
+}
