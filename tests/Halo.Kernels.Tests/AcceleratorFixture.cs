@@ -58,6 +58,20 @@ public sealed class CudaAcceleratorFixture() : AcceleratorFixture(
         ? c.CreateCudaAccelerator(0)
         : throw new InvalidOperationException("HaloCuda=true but ILGPU found no CUDA device (driver missing?)"));
 
+/// <summary>
+/// The CPU accelerator with 4-lane warps, two per group, for the end-to-end tests: the simulator runs every lane as a
+/// thread and every shuffle as a barrier, so a whole forward pass at 128 threads a group would take minutes
+/// on a 2-core CI machine. The kernels are generic in the warp size; the 32-lane paths are covered by the
+/// kernel tests on <see cref="CpuAcceleratorFixture"/>.
+/// </summary>
+public sealed class CpuSmallWarpAcceleratorFixture() : AcceleratorFixture(b => b.CPU(new CPUDevice(4, 2, 1)), c => c.CreateCPUAccelerator(0));
+
+[CollectionDefinition(Name)]
+public sealed class CpuSmallWarpAcceleratorCollection : ICollectionFixture<CpuSmallWarpAcceleratorFixture>
+{
+    public const string Name = "ILGPU CPU accelerator, 4-lane warps";
+}
+
 [CollectionDefinition(Name)]
 public sealed class CpuAcceleratorCollection : ICollectionFixture<CpuAcceleratorFixture>
 {

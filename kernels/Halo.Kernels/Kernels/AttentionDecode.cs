@@ -25,7 +25,8 @@ internal static class AttentionDecode
         int kvHeads,
         int headDim,
         int contextLength,
-        int splitLength)
+        int splitLength,
+        int roundQueryToHalf)
     {
         var query = SharedMemory.Allocate<float>(AttentionTile.MaxHeadDim);
         var accumulator = SharedMemory.Allocate<float>(AttentionTile.MaxHeadDim);
@@ -40,7 +41,7 @@ internal static class AttentionDecode
         int begin = split * splitLength;
         int end = XMath.Min(begin + splitLength, positions[token] + 1);
 
-        AttentionTile.Begin(queries, rowStart, query, accumulator, headDim, 1f / XMath.Sqrt(headDim));
+        AttentionTile.Begin(queries, rowStart, query, accumulator, headDim, 1f / XMath.Sqrt(headDim), roundQueryToHalf);
         var state = new AttentionTile.State { Max = float.NegativeInfinity, Sum = 0f };
         state = AttentionTile.Attend(
             query,

@@ -22,7 +22,8 @@ internal static class AttentionPrefill
         int heads,
         int kvHeads,
         int headDim,
-        int contextLength)
+        int contextLength,
+        int roundQueryToHalf)
     {
         var query = SharedMemory.Allocate<float>(AttentionTile.MaxHeadDim);
         var accumulator = SharedMemory.Allocate<float>(AttentionTile.MaxHeadDim);
@@ -33,7 +34,7 @@ internal static class AttentionPrefill
         long cacheStart = ((long)slots[token] * kvHeads + kvHead) * contextLength * headDim;
         long cacheLength = (long)contextLength * headDim;
 
-        AttentionTile.Begin(queries, rowStart, query, accumulator, headDim, 1f / XMath.Sqrt(headDim));
+        AttentionTile.Begin(queries, rowStart, query, accumulator, headDim, 1f / XMath.Sqrt(headDim), roundQueryToHalf);
         var state = new AttentionTile.State { Max = float.NegativeInfinity, Sum = 0f };
         state = AttentionTile.Attend(
             query,

@@ -77,12 +77,16 @@ internal static class AttentionTile
         return state;
     }
 
-    /// <summary>Loads the scaled query into shared memory and clears the accumulator.</summary>
-    public static void Begin(ArrayView<float> queries, long queryStart, ArrayView<float> query, ArrayView<float> accumulator, int headDim, float scale)
+    /// <summary>
+    /// Loads the scaled query into shared memory and clears the accumulator. <c>roundQueryToHalf</c> first rounds
+    /// the query to F16, as ggml does before multiplying it with an F16 key cache (<c>--compat llamacpp</c>).
+    /// </summary>
+    public static void Begin(ArrayView<float> queries, long queryStart, ArrayView<float> query, ArrayView<float> accumulator, int headDim, float scale, int roundQueryToHalf)
     {
         for (int d = Warp.LaneIdx; d < headDim; d += Warp.WarpSize)
         {
-            query[d] = queries[queryStart + d] * scale;
+            float q = queries[queryStart + d];
+            query[d] = (roundQueryToHalf != 0 ? DeviceMath.RoundToHalf(q) : q) * scale;
             accumulator[d] = 0f;
         }
 

@@ -12,8 +12,6 @@ internal static class Glu
 {
     public const int Silu = 0;
     public const int Relu2 = 1;
-    public const int WarpsPerGroup = 4;
-
     /// <param name="gate">[count] gate projection, overwritten with the result.</param>
     /// <param name="up">[count] up projection.</param>
     public static void Kernel(ArrayView<float> gate, ArrayView<float> up, int count, int activation)
@@ -31,9 +29,9 @@ internal static class Glu
         gate[i] = a * up[i];
     }
 
-    public static KernelConfig Config(int count, int warpSize)
+    public static KernelConfig Config(int count, int warpSize, int warpsPerGroup)
     {
-        int group = WarpsPerGroup * warpSize;
+        int group = warpsPerGroup * warpSize;
         return new((count + group - 1) / group, group);
     }
 }

@@ -11,14 +11,12 @@ namespace Halo.Kernels.Kernels;
 /// </summary>
 internal static class LmHeadGemv
 {
-    public const int WarpsPerGroup = 4;
-
     /// <param name="table">[vocab, hidden / 2] two F16 per uint.</param>
     /// <param name="input">[rows, hidden].</param>
     /// <param name="logits">[rows, vocab].</param>
     public static void Kernel(ArrayView<uint> table, ArrayView<float> input, ArrayView<float> logits, int vocab, int hidden)
     {
-        int v = Grid.IdxX * WarpsPerGroup + Warp.WarpIdx;
+        int v = Grid.IdxX * (Group.DimX / Warp.WarpSize) + Warp.WarpIdx;
         if (v >= vocab)
         {
             return;
@@ -43,8 +41,8 @@ internal static class LmHeadGemv
         }
     }
 
-    public static KernelConfig Config(int vocab, int rows, int warpSize) =>
+    public static KernelConfig Config(int vocab, int rows, int warpSize, int warpsPerGroup) =>
         new(
-            new Index3D((vocab + WarpsPerGroup - 1) / WarpsPerGroup, rows, 1),
-            new Index3D(WarpsPerGroup * warpSize, 1, 1));
+            new Index3D((vocab + warpsPerGroup - 1) / warpsPerGroup, rows, 1),
+            new Index3D(warpsPerGroup * warpSize, 1, 1));
 }

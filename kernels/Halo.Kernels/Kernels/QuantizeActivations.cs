@@ -7,7 +7,8 @@ namespace Halo.Kernels.Kernels;
 /// int8 quantization of the activations entering a ternary matmul (DESIGN.md section 2): per block of
 /// <c>blockSize</c> elements, <c>q = round(127 x / absmax)</c> with ties to even, scale = absmax / 127 computed
 /// as llama.cpp's Q8_K does (<c>1 / (127 / absmax)</c>), so that blockSize 256 reproduces llama.cpp and
-/// blockSize = width gives BitNet's per-token absmax.
+/// blockSize = width gives BitNet's per-token absmax. <c>absMaxFloor</c> bounds the absmax from below (the engine
+/// uses 1e-5 per token so a zero row does not divide by zero; 0 = llama.cpp's rule, scale 0 for a zero block).
 /// One warp per (row, block). Output: four int8 per int (element e in byte e % 4), so the GEMV lanes read
 /// 16 activations in four 32-bit loads.
 /// </summary>
@@ -16,7 +17,7 @@ internal static class QuantizeActivations
     /// <param name="x">[rows, width] activations.</param>
     /// <param name="quantized">[rows, width / 4] packed int8.</param>
     /// <param name="scales">[rows, width / blockSize] dequantization scales.</param>
-    public static void Kernel(ArrayView<float> x, ArrayView<int> quantized, ArrayView<float> scales, int width, int blockSize)
+    public static void Kernel(ArrayView<float> x, ArrayView<int> quantized, ArrayView<float> scales, int width, int blockSize, float absMaxFloor)
     {
         int blocksPerRow = width / blockSize;
         int row = Grid.IdxX / blocksPerRow;
@@ -30,7 +31,7 @@ internal static class QuantizeActivations
             absMax = XMath.Max(absMax, XMath.Abs(x[start + i]));
         }
 
-        absMax = DeviceMath.WarpMax(absMax);
+        absMax = XMath.Max(DeviceMath.WarpMax(absMax), absMaxFloor);
         float inverse = absMax > 0f ? 127f / absMax : 0f;
         if (lane == 0)
         {

@@ -6,8 +6,6 @@ namespace Halo.Kernels.Kernels;
 /// <summary>The residual connection: <c>x += y</c>, element-wise over [tokens, hidden].</summary>
 internal static class ResidualAdd
 {
-    public const int WarpsPerGroup = 4;
-
     public static void Kernel(ArrayView<float> residual, ArrayView<float> update, int count)
     {
         int i = Grid.GlobalIndex.X;
@@ -17,9 +15,9 @@ internal static class ResidualAdd
         }
     }
 
-    public static KernelConfig Config(int count, int warpSize)
+    public static KernelConfig Config(int count, int warpSize, int warpsPerGroup)
     {
-        int group = WarpsPerGroup * warpSize;
+        int group = warpsPerGroup * warpSize;
         return new((count + group - 1) / group, group);
     }
 }

@@ -11,7 +11,6 @@ namespace Halo.Kernels.Kernels;
 /// </summary>
 internal static class TernaryGemm
 {
-    public const int WarpsPerGroup = 4;
     public const int TokensPerTile = 4;
 
     /// <param name="weights">[n, k / 16].</param>
@@ -31,7 +30,7 @@ internal static class TernaryGemm
         int activationBlock,
         float outScale)
     {
-        int row = Grid.IdxX * WarpsPerGroup + Warp.WarpIdx;
+        int row = Grid.IdxX * (Group.DimX / Warp.WarpSize) + Warp.WarpIdx;
         if (row >= n)
         {
             return;
@@ -109,8 +108,8 @@ internal static class TernaryGemm
         return dot * (weightScale * activationScales[(long)token * activationBlocks + activationScale]);
     }
 
-    public static KernelConfig Config(int n, int tokens, int warpSize) =>
+    public static KernelConfig Config(int n, int tokens, int warpSize, int warpsPerGroup) =>
         new(
-            new Index3D((n + WarpsPerGroup - 1) / WarpsPerGroup, (tokens + TokensPerTile - 1) / TokensPerTile, 1),
-            new Index3D(WarpsPerGroup * warpSize, 1, 1));
+            new Index3D((n + warpsPerGroup - 1) / warpsPerGroup, (tokens + TokensPerTile - 1) / TokensPerTile, 1),
+            new Index3D(warpsPerGroup * warpSize, 1, 1));
 }

@@ -13,8 +13,6 @@ namespace Halo.Kernels.Kernels;
 /// </summary>
 internal static class TernaryGemv
 {
-    public const int WarpsPerGroup = 4;
-
     /// <param name="weights">[n, k / 16] packed ternary codes.</param>
     /// <param name="blockScales">[n, k / 256] weight block scales.</param>
     /// <param name="activations">[k / 4] packed int8 activations.</param>
@@ -31,7 +29,7 @@ internal static class TernaryGemv
         int activationBlock,
         float outScale)
     {
-        int row = Grid.IdxX * WarpsPerGroup + Warp.WarpIdx;
+        int row = Grid.IdxX * (Group.DimX / Warp.WarpSize) + Warp.WarpIdx;
         if (row >= n)
         {
             return;
@@ -59,6 +57,6 @@ internal static class TernaryGemv
         }
     }
 
-    public static KernelConfig Config(int n, int warpSize) =>
-        new((n + WarpsPerGroup - 1) / WarpsPerGroup, WarpsPerGroup * warpSize);
+    public static KernelConfig Config(int n, int warpSize, int warpsPerGroup) =>
+        new((n + warpsPerGroup - 1) / warpsPerGroup, warpsPerGroup * warpSize);
 }

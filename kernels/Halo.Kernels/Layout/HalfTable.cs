@@ -22,7 +22,7 @@ internal static class HalfTable
     {
         if (tensor.Type != GgmlType.F16)
         {
-            throw new InvalidModelException(file, $"tensor {tensor.Name}: the GPU backend reads it as F16, the file has {tensor.Type}");
+            throw new NotSupportedException($"tensor {tensor.Name} is {tensor.Type}; the GPU backend reads embeddings and the LM head as F16");
         }
 
         if (tensor.Shape.Length != 2 || tensor.Shape[0] % 2 != 0 || tensor.ByteLength != tensor.ElementCount * 2)
