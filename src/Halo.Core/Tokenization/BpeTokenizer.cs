@@ -1,5 +1,5 @@
 using System.Buffers;
-using System.Runtime.InteropServices;
+using System.Runtime.ExceptionServices;
 using System.Text;
 
 namespace Halo.Core.Tokenization;
@@ -27,12 +27,14 @@ public sealed class BpeTokenizer
     private readonly Dictionary<string, int> _vocabulary;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocabularyBySpan;
     private readonly int[] _byteTokens = new int[256];              // byte -> id of its single-byte token, -1 if none
-    private readonly Dictionary<long, int> _mergeRanks;            // (left id << 32 | right id) -> rank
-    private readonly int[] _mergeResults;                          // rank -> merged token id
+    private readonly MergeTable _merges;                           // "a b" -> (rank, merged id)
+    private readonly ulong[] _tokenHashes;                         // id -> PolynomialHash of its string
+    private readonly ulong[] _tokenShifts;                         // id -> B^length, to compose pair hashes
     private readonly byte[] _pieceBytes;                           // every token's decoded bytes, back to back
     private readonly int[] _pieceOffsets;                          // token id -> start in _pieceBytes; [n] = end
     private readonly SpecialToken[] _specialTokens;                // longest first
-    private readonly SearchValues<char> _specialFirstChars;
+    private readonly SearchValues<char> _specialFirstChars;        // first chars of all special tokens
+    private readonly SearchValues<char> _userDefinedFirstChars;    // first chars of those matched without parseSpecial
     private readonly bool _ignoreMerges;
     private readonly int[] _endOfGeneration;
 
@@ -73,18 +75,38 @@ public sealed class BpeTokenizer
 
         _tokens = new string[count];
         _types = new TokenType[count];
-        _vocabulary = new Dictionary<string, int>(count, StringComparer.Ordinal);
         for (var id = 0; id < count; id++)
         {
-            var text = model.Tokens[id] ?? throw new ArgumentException($"Token {id} is null.", nameof(model));
-            _tokens[id] = text;
+            _tokens[id] = model.Tokens[id] ?? throw new ArgumentException($"Token {id} is null.", nameof(model));
             _types[id] = TypeOf(model, id);
-
-            // Duplicate strings happen in padded vocabularies; llama.cpp keeps the last id, so do we.
-            _vocabulary[text] = id;
         }
 
+        // The four tables are independent; building them side by side keeps loading short on many cores.
+        Dictionary<string, int> vocabulary = null!;
+        ulong[] tokenHashes = null!, tokenShifts = null!;
+        MergeTable merges = null!;
+        byte[] pieceBytes = null!;
+        int[] pieceOffsets = null!;
+        try
+        {
+            Parallel.Invoke(
+                () => vocabulary = BuildVocabulary(_tokens),
+                () => (tokenHashes, tokenShifts) = HashTokens(_tokens),
+                () => merges = new MergeTable(model.Merges),
+                () => (pieceBytes, pieceOffsets) = BuildPieces(_tokens, _types));
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count == 1 && e.InnerException is ArgumentException)
+        {
+            ExceptionDispatchInfo.Capture(e.InnerException).Throw();
+        }
+
+        _vocabulary = vocabulary;
         _vocabularyBySpan = _vocabulary.GetAlternateLookup<ReadOnlySpan<char>>();
+        _tokenHashes = tokenHashes;
+        _tokenShifts = tokenShifts;
+        _merges = merges;
+        _pieceBytes = pieceBytes;
+        _pieceOffsets = pieceOffsets;
 
         Span<char> one = stackalloc char[1];
         for (var b = 0; b < 256; b++)
@@ -93,10 +115,9 @@ public sealed class BpeTokenizer
             _byteTokens[b] = _vocabularyBySpan.TryGetValue(one, out var id) ? id : -1;
         }
 
-        (_mergeRanks, _mergeResults) = BuildMerges(model.Merges);
-        (_pieceBytes, _pieceOffsets) = BuildPieces();
         _specialTokens = CollectSpecialTokens();
-        _specialFirstChars = SearchValues.Create(FirstChars(_specialTokens));
+        _specialFirstChars = SearchValues.Create(FirstChars(_specialTokens, controlToo: true));
+        _userDefinedFirstChars = SearchValues.Create(FirstChars(_specialTokens, controlToo: false));
         _endOfGeneration = CollectEndOfGeneration();
     }
 
@@ -158,7 +179,7 @@ public sealed class BpeTokenizer
             output.Add(Model.BosId);
         }
 
-        if (_specialTokens.Length == 0 || text.IndexOfAny(_specialFirstChars) < 0)
+        if (text.IndexOfAny(parseSpecial ? _specialFirstChars : _userDefinedFirstChars) < 0)
         {
             EncodeText(text, output);
         }
@@ -361,7 +382,7 @@ public sealed class BpeTokenizer
             prev[i] = i - 1;
         }
 
-        var heap = workspace.Heap;
+        var heap = workspace.Heap(n);
         heap.Clear();
         for (var i = 0; i + 1 < n; i++)
         {
@@ -379,13 +400,13 @@ public sealed class BpeTokenizer
             }
 
             var right = next[left];
-            if (right < 0 || RankOf(ids[left], ids[right]) != rank)
+            if (right < 0 || RankOf(ids[left], ids[right], out var merged) != rank)
             {
                 continue; // the pair changed since it was queued
             }
 
             // Merge right into left and unlink right.
-            ids[left] = _mergeResults[rank];
+            ids[left] = merged;
             ids[right] = -1;
             next[left] = next[right];
             if (next[right] >= 0)
@@ -416,7 +437,7 @@ public sealed class BpeTokenizer
 
     private void PushPair(PriorityQueue<long, long> heap, Span<int> ids, int left, int right)
     {
-        var rank = RankOf(ids[left], ids[right]);
+        var rank = RankOf(ids[left], ids[right], out _);
         if (rank >= 0)
         {
             var key = ((long)rank << 32) | (uint)left;
@@ -424,14 +445,30 @@ public sealed class BpeTokenizer
         }
     }
 
-    private int RankOf(int left, int right)
+    private int RankOf(int left, int right, out int merged)
     {
+        merged = -1;
         if (left < 0 || right < 0)
         {
             return -1;
         }
 
-        return _mergeRanks.TryGetValue(PairKey(left, right), out var rank) ? rank : -1;
+        var hash = PolynomialHash.OfPair(_tokenHashes[left], _tokenHashes[right], _tokenShifts[right]);
+        var rank = _merges.Find(hash, _tokens[left], _tokens[right], out var slot);
+        if (rank < 0)
+        {
+            return -1;
+        }
+
+        merged = _merges.MergedId(slot);
+        if (merged == MergeTable.NotResolved)
+        {
+            // Racing threads compute the same id; the write is a plain int store.
+            merged = MergedId(left, right);
+            _merges.SetMergedId(slot, merged);
+        }
+
+        return merged >= 0 ? rank : -1;
     }
 
     private void AddByteToken(byte b, List<int> output)
@@ -443,80 +480,67 @@ public sealed class BpeTokenizer
         }
     }
 
-    private static long PairKey(int left, int right) => ((long)left << 32) | (uint)right;
-
     // ---- loading -------------------------------------------------------------------------------------------
 
-    /// <summary>
-    /// Merges "a b" become (id(a), id(b)) -> rank with the merged token's id beside it, read through span
-    /// lookups so that no string is split or concatenated. A merge whose parts or result are not tokens can
-    /// never fire in an id-based BPE and is skipped; a repeated pair keeps its first (lowest) rank.
-    /// </summary>
-    private (Dictionary<long, int> Ranks, int[] Results) BuildMerges(IReadOnlyList<string> merges)
+    /// <summary>The id of the token two merged tokens form; -1 if that string is not a token (the merge never fires).</summary>
+    private int MergedId(int left, int right)
     {
-        var ranks = new Dictionary<long, int>(merges.Count);
-        var results = new int[merges.Count];
-        var joined = new char[256];
-        for (var rank = 0; rank < merges.Count; rank++)
-        {
-            var merge = merges[rank].AsSpan();
-            var space = merge.IndexOf(' ');
-            if (space <= 0 || space == merge.Length - 1)
-            {
-                throw new ArgumentException($"Merge {rank} ('{merges[rank]}') is not two tokens separated by a space.", nameof(merges));
-            }
-
-            var leftText = merge[..space];
-            var rightText = merge[(space + 1)..];
-            if (!_vocabularyBySpan.TryGetValue(leftText, out var left) || !_vocabularyBySpan.TryGetValue(rightText, out var right))
-            {
-                continue;
-            }
-
-            var joinedLength = leftText.Length + rightText.Length;
-            if (joinedLength > joined.Length)
-            {
-                joined = new char[joinedLength * 2];
-            }
-
-            leftText.CopyTo(joined);
-            rightText.CopyTo(joined.AsSpan(leftText.Length));
-            if (!_vocabularyBySpan.TryGetValue(joined.AsSpan(0, joinedLength), out var result))
-            {
-                continue;
-            }
-
-            if (ranks.TryAdd(PairKey(left, right), rank))
-            {
-                results[rank] = result;
-            }
-        }
-
-        return (ranks, results);
+        var leftText = _tokens[left];
+        var rightText = _tokens[right];
+        var length = leftText.Length + rightText.Length;
+        var buffer = length <= 256 ? stackalloc char[256] : new char[length];
+        leftText.CopyTo(buffer);
+        rightText.CopyTo(buffer[leftText.Length..]);
+        return _vocabularyBySpan.TryGetValue(buffer[..length], out var id) ? id : -1;
     }
 
-    private (byte[] Bytes, int[] Offsets) BuildPieces()
+    private static Dictionary<string, int> BuildVocabulary(string[] tokens)
     {
-        var offsets = new int[_tokens.Length + 1];
-        var total = 0;
-        for (var id = 0; id < _tokens.Length; id++)
+        var vocabulary = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
+        for (var id = 0; id < tokens.Length; id++)
         {
-            offsets[id] = total;
-            total += IsByteLevel(_types[id]) ? ByteLevelLength(_tokens[id]) : Encoding.UTF8.GetByteCount(_tokens[id]);
+            // Duplicate strings happen in padded vocabularies; llama.cpp keeps the last id, so do we.
+            vocabulary[tokens[id]] = id;
         }
 
-        offsets[_tokens.Length] = total;
+        return vocabulary;
+    }
+
+    private static (ulong[] Hashes, ulong[] Shifts) HashTokens(string[] tokens)
+    {
+        var hashes = new ulong[tokens.Length];
+        var shifts = new ulong[tokens.Length];
+        for (var id = 0; id < tokens.Length; id++)
+        {
+            hashes[id] = PolynomialHash.Of(tokens[id], out shifts[id]);
+        }
+
+        return (hashes, shifts);
+    }
+
+    // Every token's bytes back to back: byte-level decoded for normal tokens, the UTF-8 text for special ones.
+    private static (byte[] Bytes, int[] Offsets) BuildPieces(string[] tokens, TokenType[] types)
+    {
+        var offsets = new int[tokens.Length + 1];
+        var total = 0;
+        for (var id = 0; id < tokens.Length; id++)
+        {
+            offsets[id] = total;
+            total += IsByteLevel(types[id]) ? ByteLevelLength(tokens[id]) : Encoding.UTF8.GetByteCount(tokens[id]);
+        }
+
+        offsets[tokens.Length] = total;
         var bytes = new byte[total];
-        for (var id = 0; id < _tokens.Length; id++)
+        for (var id = 0; id < tokens.Length; id++)
         {
             var destination = bytes.AsSpan(offsets[id], offsets[id + 1] - offsets[id]);
-            if (IsByteLevel(_types[id]))
+            if (IsByteLevel(types[id]))
             {
-                WriteByteLevel(_tokens[id], destination);
+                WriteByteLevel(tokens[id], destination);
             }
             else
             {
-                Encoding.UTF8.GetBytes(_tokens[id], destination);
+                Encoding.UTF8.GetBytes(tokens[id], destination);
             }
         }
 
@@ -573,12 +597,15 @@ public sealed class BpeTokenizer
         return specials.ToArray();
     }
 
-    private static char[] FirstChars(SpecialToken[] specials)
+    private static char[] FirstChars(SpecialToken[] specials, bool controlToo)
     {
         var chars = new HashSet<char>();
         foreach (var special in specials)
         {
-            chars.Add(special.Text[0]);
+            if (controlToo || !special.IsControl)
+            {
+                chars.Add(special.Text[0]);
+            }
         }
 
         return chars.ToArray();
@@ -629,35 +656,47 @@ public sealed class BpeTokenizer
 
     private sealed record SpecialToken(string Text, int Id, bool IsControl);
 
-    /// <summary>Per-thread scratch buffers so that encoding allocates nothing per word once warm.</summary>
+    /// <summary>
+    /// Per-thread scratch buffers so that encoding allocates nothing per word once warm. Words longer than
+    /// <see cref="MaxCachedWord"/> bytes (a megabyte of spaces, say) get buffers of their own, so that one odd
+    /// request does not pin large arrays to a server thread.
+    /// </summary>
     private sealed class MergeWorkspace
     {
+        private const int MaxCachedWord = 1 << 16;
+
         private byte[] _bytes = new byte[256];
         private char[] _chars = new char[256];
         private int[] _ids = new int[256];
         private int[] _next = new int[256];
         private int[] _prev = new int[256];
+        private readonly PriorityQueue<long, long> _heap = new();
 
-        public PriorityQueue<long, long> Heap { get; } = new();
+        public PriorityQueue<long, long> Heap(int n) => n <= MaxCachedWord ? _heap : new PriorityQueue<long, long>(n);
 
-        public Span<byte> Bytes(int n) => Grow(ref _bytes, n).AsSpan(0, n);
+        public Span<byte> Bytes(int n) => Buffer(ref _bytes, n);
 
-        public Span<char> Chars(int n) => Grow(ref _chars, n).AsSpan(0, n);
+        public Span<char> Chars(int n) => Buffer(ref _chars, n);
 
-        public Span<int> Ids(int n) => Grow(ref _ids, n).AsSpan(0, n);
+        public Span<int> Ids(int n) => Buffer(ref _ids, n);
 
-        public Span<int> Next(int n) => Grow(ref _next, n).AsSpan(0, n);
+        public Span<int> Next(int n) => Buffer(ref _next, n);
 
-        public Span<int> Prev(int n) => Grow(ref _prev, n).AsSpan(0, n);
+        public Span<int> Prev(int n) => Buffer(ref _prev, n);
 
-        private static T[] Grow<T>(ref T[] array, int n)
+        private static Span<T> Buffer<T>(ref T[] cached, int n)
         {
-            if (array.Length < n)
+            if (n > MaxCachedWord)
             {
-                array = new T[Math.Max(n, array.Length * 2)];
+                return new T[n];
             }
 
-            return array;
+            if (cached.Length < n)
+            {
+                cached = new T[Math.Max(n, cached.Length * 2)];
+            }
+
+            return cached.AsSpan(0, n);
         }
     }
 }

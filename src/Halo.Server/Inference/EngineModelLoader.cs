@@ -1,0 +1,120 @@
+using Halo.Core.Chat;
+using Halo.Core.Configuration;
+using Halo.Core.Formats;
+using Halo.Core.Models;
+using Halo.Core.Tokenization;
+using Halo.Engine.Backends;
+using Halo.Engine.Backends.Cpu;
+using Halo.Engine.Sampling;
+
+namespace Halo.Server.Inference;
+
+/// <summary>Opens the configured model file (memory-mapped), builds its tokenizer, chat template and backend.</summary>
+internal sealed class EngineModelLoader : IModelLoader
+{
+    private static readonly string[] ModelExtensions = [".gguf", ".h1b"];
+
+    public LoadedModel Load(HaloOptions options, Action<string> progress, CancellationToken cancellationToken)
+    {
+        string path = ResolvePath(options.Model);
+        progress("opening " + path);
+        IModelSource source = ModelFile.Open(path);
+        try
+        {
+            TokenizerModel vocabulary = source.Tokenizer
+                ?? throw new InvalidModelException(path, "the model carries no tokenizer (tokenizer.ggml.* metadata)");
+            var tokenizer = new BpeTokenizer(vocabulary);
+            ChatTemplate template = ChatTemplate.FromModel(vocabulary);
+            cancellationToken.ThrowIfCancellationRequested();
+
+            progress("loading weights of " + path);
+            var backendOptions = new BackendOptions
+            {
+                Kind = options.Model.Backend switch { "cpu" => BackendKind.Cpu, "gpu" => BackendKind.Gpu, _ => BackendKind.Auto },
+                Threads = options.Model.Threads > 0 ? options.Model.Threads : Environment.ProcessorCount,
+                MaxSlots = options.Scheduler.Slots,
+                ContextLength = options.Model.ContextLength,
+                ActivationOverride = options.Model.Activation switch { "silu" => Activation.Silu, "relu2" => Activation.Relu2, _ => null },
+                MaxBatchTokens = options.Scheduler.PrefillChunkTokens + options.Scheduler.Slots,
+            };
+            IBackend backend = CreateBackend(source, backendOptions);
+            int vocab = backend.Config.VocabSize;
+            return new LoadedModel
+            {
+                Id = options.Model.Name.Length > 0 ? options.Model.Name : ModelId(path),
+                Path = path,
+                Backend = backend,
+                Tokenizer = new BpeServedTokenizer(tokenizer, template),
+                Samplers = parameters => new EngineSampler(new Sampler(vocab, parameters)),
+                RandomWeights = source.Config.RandomWeights,
+                Owner = source,
+            };
+        }
+        catch
+        {
+            source.Dispose();
+            throw;
+        }
+    }
+
+    private static IBackend CreateBackend(IModelSource source, BackendOptions options)
+    {
+        if (options.Kind == BackendKind.Gpu)
+        {
+            throw new NotSupportedException("model.backend: gpu is not available in this build; use cpu or auto");
+        }
+
+        return CpuBackend.Create(source, options);
+    }
+
+    /// <summary>
+    /// model.path as given (file or directory); a bare name under model.models_dir
+    /// (<c>/var/lib/halo/models/NAME/</c> holding one model file); or, when empty, the only model there.
+    /// </summary>
+    internal static string ResolvePath(ModelOptions model)
+    {
+        string path = model.Path;
+        if (path.Length == 0)
+        {
+            string[] candidates = Directory.Exists(model.ModelsDir) ? Directory.GetFileSystemEntries(model.ModelsDir) : [];
+            if (candidates.Length != 1)
+            {
+                throw new InvalidOperationException(candidates.Length == 0
+                    ? $"model.path is not set and {model.ModelsDir} holds no model (halo models pull NAME, or --model PATH, or --demo)"
+                    : $"model.path is not set and {model.ModelsDir} holds {candidates.Length} models; choose one with model.path or --model");
+            }
+
+            path = candidates[0];
+        }
+        else if (!File.Exists(path) && !Directory.Exists(path) && !Path.IsPathRooted(path))
+        {
+            path = Path.Combine(model.ModelsDir, path);
+        }
+
+        if (Directory.Exists(path) && !File.Exists(Path.Combine(path, "config.json")))
+        {
+            var files = new List<string>();
+            foreach (string file in Directory.GetFiles(path))
+            {
+                if (Array.IndexOf(ModelExtensions, Path.GetExtension(file).ToLowerInvariant()) >= 0)
+                {
+                    files.Add(file);
+                }
+            }
+
+            if (files.Count == 1)
+            {
+                return files[0];
+            }
+        }
+
+        return path;
+    }
+
+    private static string ModelId(string path)
+    {
+        string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(path));
+        string extension = Path.GetExtension(name);
+        return Array.IndexOf(ModelExtensions, extension.ToLowerInvariant()) >= 0 ? name[..^extension.Length] : name;
+    }
+}
