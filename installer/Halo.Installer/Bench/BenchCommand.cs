@@ -1,17 +1,364 @@
 using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Halo.Engine.Backends;
+using Halo.Engine.Backends.Cpu;
+using Halo.Engine.Models;
+using Halo.Engine.Profiling;
+using Halo.Installer.Run;
 
 namespace Halo.Installer.Bench;
 
+/// <summary>
+/// `halo bench` (DESIGN.md section 4): prefill and decode speed, load time and peak memory, each repetition in a
+/// fresh process of halo itself (so page cache is warm but nothing else carries over), reported as
+/// min/median/max. --breakdown adds the time per generated token spent in each op.
+/// </summary>
 internal static class BenchCommand
 {
+    private static readonly string[] Metrics = ["pp_tps", "tg_tps", "tg_d0_tps", "load_ms", "peak_rss_mib"];
+
     public static Command Create()
     {
-        var command = new Command("bench", "Measure prefill and decode speed, load time and memory");
-        command.SetAction(_ =>
+        var engine = new EngineOptions();
+        var pp = new Option<int>("--pp") { Description = "Prompt tokens for the prefill measurement", DefaultValueFactory = _ => 512 };
+        var tg = new Option<int>("--tg") { Description = "Decode steps per measurement", DefaultValueFactory = _ => 128 };
+        var reps = new Option<int>("--reps") { Description = "Repetitions, each in a fresh process", DefaultValueFactory = _ => 3 };
+        var json = new Option<bool>("--json") { Description = "Print {\"summary\": ..., \"settings\": ...} as JSON" };
+        var breakdown = new Option<bool>("--breakdown") { Description = "Also report the time per generated token spent in each op" };
+        var child = new Option<bool>("--repetition") { Description = "Run one repetition and print its JSON (used by halo bench itself)", Hidden = true };
+
+        var command = new Command("bench", "Measure prefill and decode speed, load time and peak memory");
+        engine.AddTo(command);
+        foreach (Option o in (Option[])[pp, tg, reps, json, breakdown, child])
         {
-            Console.Error.WriteLine("halo bench: not available in this build yet");
-            return Cli.Failure;
+            command.Options.Add(o);
+        }
+
+        foreach (Option<int> o in (Option<int>[])[pp, tg, reps])
+        {
+            o.Validators.Add(r =>
+            {
+                if (r.GetValueOrDefault<int>() < 1)
+                {
+                    r.AddError($"{o.Name} must be at least 1");
+                }
+            });
+        }
+
+        command.SetAction(parse =>
+        {
+            var settings = new Settings(parse.GetValue(engine.Model)!, parse.GetValue(engine.Threads), parse.GetValue(engine.Backend)!,
+                parse.GetValue(engine.Compat), parse.GetValue(engine.Act), parse.GetValue(pp), parse.GetValue(tg), parse.GetValue(reps), parse.GetValue(breakdown));
+            return parse.GetValue(child)
+                ? RunRepetition(settings, engine.BackendOptions(parse))
+                : RunAll(settings, parse.GetValue(json));
         });
         return command;
+    }
+
+    private sealed record Settings(string Model, int Threads, string Backend, string? Compat, string? Act, int Pp, int Tg, int Reps, bool Breakdown);
+
+    private static int RunAll(Settings s, bool json)
+    {
+        var results = new List<JsonObject>();
+        for (int rep = 0; rep < s.Reps; rep++)
+        {
+            if (!json)
+            {
+                Console.Error.WriteLine($"halo bench: repetition {rep + 1}/{s.Reps}");
+            }
+
+            JsonObject? result = RunChild(s, out string error);
+            if (result is null)
+            {
+                Console.Error.Write(error);
+                return Cli.Failure;
+            }
+
+            results.Add(result);
+        }
+
+        var summary = new JsonObject();
+        foreach (string metric in Metrics)
+        {
+            double[] values = results.Select(r => r[metric]!.GetValue<double>()).Order().ToArray();
+            summary[metric] = new JsonObject
+            {
+                ["min"] = Math.Round(values[0], 2),
+                ["median"] = Math.Round(values.Length % 2 == 1 ? values[values.Length / 2] : (values[values.Length / 2 - 1] + values[values.Length / 2]) / 2, 2),
+                ["max"] = Math.Round(values[^1], 2),
+            };
+        }
+
+        var settings = new JsonObject
+        {
+            ["model"] = s.Model,
+            ["backend"] = results[0]["backend"]!.GetValue<string>(),
+            ["device"] = results[0]["device"]!.GetValue<string>(),
+            ["threads"] = s.Threads,
+            ["pp"] = s.Pp,
+            ["tg"] = s.Tg,
+            ["reps"] = s.Reps,
+            ["compat"] = s.Compat,
+            ["act"] = s.Act,
+        };
+        var root = new JsonObject { ["summary"] = summary, ["settings"] = settings };
+        if (s.Breakdown)
+        {
+            root["breakdown_ms_per_token"] = AverageBreakdown(results);
+        }
+
+        if (json)
+        {
+            Console.Out.WriteLine(root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        }
+        else
+        {
+            PrintTable(summary, settings, s.Breakdown ? root["breakdown_ms_per_token"]!.AsObject() : null);
+        }
+
+        return Cli.Ok;
+    }
+
+    private static JsonObject AverageBreakdown(List<JsonObject> results)
+    {
+        var average = new JsonObject();
+        foreach ((string op, JsonNode? _) in results[0]["breakdown"]!.AsObject())
+        {
+            average[op] = Math.Round(results.Average(r => r["breakdown"]![op]!.GetValue<double>()), 4);
+        }
+
+        return average;
+    }
+
+    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown)
+    {
+        var o = new StringBuilder();
+        o.AppendLine(CultureInfo.InvariantCulture, $"model   {settings["model"]}");
+        o.AppendLine(CultureInfo.InvariantCulture, $"backend {settings["backend"]} ({settings["device"]}), pp {settings["pp"]}, tg {settings["tg"]}, reps {settings["reps"]}{(settings["compat"] is null ? "" : ", compat " + settings["compat"])}");
+        o.AppendLine(CultureInfo.InvariantCulture, $"{"metric",-14}{"min",12}{"median",12}{"max",12}");
+        foreach (string metric in Metrics)
+        {
+            JsonNode m = summary[metric]!;
+            o.AppendLine(CultureInfo.InvariantCulture, $"{metric,-14}{m["min"]!.GetValue<double>(),12:F2}{m["median"]!.GetValue<double>(),12:F2}{m["max"]!.GetValue<double>(),12:F2}");
+        }
+
+        if (breakdown is not null)
+        {
+            double total = breakdown.Sum(kv => kv.Value!.GetValue<double>());
+            o.AppendLine();
+            o.AppendLine(CultureInfo.InvariantCulture, $"{"op (decode, per token)",-24}{"ms",10}{"share",9}");
+            foreach ((string op, JsonNode? v) in breakdown.OrderByDescending(kv => kv.Value!.GetValue<double>()))
+            {
+                double ms = v!.GetValue<double>();
+                o.AppendLine(CultureInfo.InvariantCulture, $"{op,-24}{ms,10:F3}{(total > 0 ? ms / total : 0),9:P1}");
+            }
+
+            o.AppendLine(CultureInfo.InvariantCulture, $"{"total",-24}{total,10:F3}");
+        }
+
+        Console.Out.Write(o.ToString());
+    }
+
+    private static JsonObject? RunChild(Settings s, out string error)
+    {
+        var start = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        string self = Environment.ProcessPath ?? "halo";
+        start.FileName = self;
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
+        {
+            start.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
+        }
+
+        foreach (string a in (string[])["bench", "--repetition", "--model", s.Model, "--threads", s.Threads.ToString(CultureInfo.InvariantCulture),
+                     "--backend", s.Backend, "--pp", s.Pp.ToString(CultureInfo.InvariantCulture), "--tg", s.Tg.ToString(CultureInfo.InvariantCulture)])
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        if (s.Compat is not null)
+        {
+            start.ArgumentList.Add("--compat");
+            start.ArgumentList.Add(s.Compat);
+        }
+
+        if (s.Act is not null)
+        {
+            start.ArgumentList.Add("--act");
+            start.ArgumentList.Add(s.Act);
+        }
+
+        if (s.Breakdown)
+        {
+            start.ArgumentList.Add("--breakdown");
+        }
+
+        using Process process = Process.Start(start)!;
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        string stdout = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        error = stderr.Result;
+        if (process.ExitCode != 0)
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsonNode.Parse(stdout)!.AsObject();
+        }
+        catch (JsonException e)
+        {
+            error = $"halo bench: a repetition printed no result ({e.Message})\n{error}";
+            return null;
+        }
+    }
+
+    /// <summary>One repetition in this process: load, prefill of pp tokens, tg steps after it, tg steps from an empty cache.</summary>
+    private static int RunRepetition(Settings s, BackendOptions options)
+    {
+        options = options with { ContextLength = s.Pp + s.Tg, MaxSlots = 1 };
+        using LoadedModel? model = EngineOptions.TryLoad("bench", s.Model, options);
+        if (model is null)
+        {
+            return Cli.Failure;
+        }
+
+        IBackend backend = model.Backend;
+        if (s.Pp + s.Tg > model.Source.Config.ContextLength)
+        {
+            Console.Error.WriteLine($"halo bench: --pp + --tg ({s.Pp + s.Tg}) exceeds the model's context length {model.Source.Config.ContextLength}");
+            return Cli.UsageError;
+        }
+
+        int vocab = backend.Config.VocabSize;
+        var prompt = new int[s.Pp];
+        var rng = new Random(1234);
+        for (int i = 0; i < prompt.Length; i++)
+        {
+            prompt[i] = rng.Next(vocab);
+        }
+
+        var logits = new float[vocab];
+        var chunk = new SequenceChunk[1];
+        var step = new int[1];
+
+        long t0 = Stopwatch.GetTimestamp();
+        chunk[0] = new SequenceChunk(0, 0, prompt);
+        backend.Forward(chunk, logits);
+        double ppSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+
+        OpProfile? profile = s.Breakdown && backend is CpuBackend ? new OpProfile() : null;
+        if (backend is CpuBackend cpu)
+        {
+            cpu.Profile = profile;
+        }
+
+        double tgSeconds = Decode(backend, chunk, step, logits, s.Pp, s.Tg, profile);
+        if (backend is CpuBackend cpu2)
+        {
+            cpu2.Profile = null;
+        }
+
+        double tgD0Seconds = Decode(backend, chunk, step, logits, 0, s.Tg, null);
+
+        var result = new JsonObject
+        {
+            ["backend"] = backend.Info.Name,
+            ["device"] = backend.Info.Device,
+            ["pp_tps"] = s.Pp / ppSeconds,
+            ["tg_tps"] = s.Tg / tgSeconds,
+            ["tg_d0_tps"] = s.Tg / tgD0Seconds,
+            ["load_ms"] = model.LoadTime.TotalMilliseconds,
+            ["peak_rss_mib"] = PeakRssMib(),
+        };
+        if (s.Breakdown)
+        {
+            var b = new JsonObject();
+            double accounted = 0;
+            if (profile is not null)
+            {
+                foreach (Op op in Enum.GetValues<Op>())
+                {
+                    double ms = profile.Milliseconds(op) / s.Tg;
+                    accounted += ms;
+                    b[Name(op)] = ms;
+                }
+            }
+
+            b["overhead"] = Math.Max(0, tgSeconds * 1000 / s.Tg - accounted);
+            result["breakdown"] = b;
+        }
+
+        Console.Out.WriteLine(result.ToJsonString());
+        return Cli.Ok;
+    }
+
+    private static double Decode(IBackend backend, SequenceChunk[] chunk, int[] step, float[] logits, int start, int steps, OpProfile? profile)
+    {
+        step[0] = ArgMax(logits);
+        long t0 = Stopwatch.GetTimestamp();
+        for (int i = 0; i < steps; i++)
+        {
+            chunk[0] = new SequenceChunk(0, start + i, step);
+            backend.Forward(chunk, logits);
+            long s0 = Stopwatch.GetTimestamp();
+            step[0] = ArgMax(logits);
+            profile?.Add(Op.Sampling, Stopwatch.GetTimestamp() - s0);
+        }
+
+        return Stopwatch.GetElapsedTime(t0).TotalSeconds;
+    }
+
+    private static int ArgMax(float[] v)
+    {
+        int best = 0;
+        for (int i = 1; i < v.Length; i++)
+        {
+            if (v[i] > v[best])
+            {
+                best = i;
+            }
+        }
+
+        return best;
+    }
+
+    private static string Name(Op op) => op switch
+    {
+        Op.Embedding => "embedding",
+        Op.Norms => "norms",
+        Op.Quantize => "quantize",
+        Op.MatMulQkv => "matmul_qkv",
+        Op.Rope => "rope_kv_store",
+        Op.Attention => "attention",
+        Op.MatMulOutput => "matmul_attn_output",
+        Op.MatMulGateUp => "matmul_gate_up",
+        Op.Activation => "activation",
+        Op.MatMulDown => "matmul_down",
+        Op.Residual => "residual",
+        Op.LmHead => "lm_head",
+        Op.Sampling => "sampling",
+        _ => "overhead",
+    };
+
+    /// <summary>Peak resident memory of this process (VmHWM), in MiB.</summary>
+    private static double PeakRssMib()
+    {
+        foreach (string line in File.ReadLines("/proc/self/status"))
+        {
+            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+            {
+                string kb = line["VmHWM:".Length..].Trim().Split(' ')[0];
+                return long.Parse(kb, CultureInfo.InvariantCulture) / 1024.0;
+            }
+        }
+
+        return 0;
     }
 }

@@ -1,0 +1,88 @@
+using System.CommandLine;
+using Halo.Core.Formats;
+using Halo.Core.Models;
+using Halo.Engine.Backends;
+using Halo.Engine.Backends.Cpu;
+using Halo.Engine.Models;
+
+namespace Halo.Installer.Run;
+
+/// <summary>The flags `halo run` and `halo bench` share (model, threads, backend, numerics) and how they load a model.</summary>
+internal sealed class EngineOptions
+{
+    public Option<string> Model { get; } = new("--model") { Description = "Model file (GGUF, .h1b) or safetensors directory", Required = true };
+
+    public Option<int> Threads { get; } = new("--threads") { Description = "CPU threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
+
+    public Option<string> Backend { get; } = new("--backend") { Description = "auto (GPU when present, else CPU), cpu or gpu", DefaultValueFactory = _ => "auto" };
+
+    public Option<string?> Compat { get; } = new("--compat") { Description = "llamacpp: follow llama.cpp's CPU numerics exactly (int8 per 256-block, F16 KV cache and LM-head input)" };
+
+    public Option<string?> Act { get; } = new("--act") { Description = "Override the feed-forward activation: silu or relu2" };
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(Model);
+        command.Options.Add(Threads);
+        command.Options.Add(Backend);
+        command.Options.Add(Compat);
+        command.Options.Add(Act);
+        Threads.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1)
+            {
+                r.AddError("--threads must be at least 1");
+            }
+        });
+        Backend.AcceptOnlyFromAmong("auto", "cpu", "gpu");
+        Compat.AcceptOnlyFromAmong("llamacpp");
+        Act.AcceptOnlyFromAmong("silu", "relu2");
+    }
+
+    public BackendOptions BackendOptions(ParseResult parse) => new()
+    {
+        Kind = parse.GetValue(Backend) switch
+        {
+            "cpu" => BackendKind.Cpu,
+            "gpu" => BackendKind.Gpu,
+            _ => BackendKind.Auto,
+        },
+        Threads = parse.GetValue(Threads),
+        Numerics = parse.GetValue(Compat) == "llamacpp" ? NumericsMode.LlamaCpp : NumericsMode.Halo,
+        ActivationOverride = parse.GetValue(Act) switch
+        {
+            "silu" => Activation.Silu,
+            "relu2" => Activation.Relu2,
+            _ => null,
+        },
+    };
+
+    /// <summary>Loads the model, or prints one clear line and returns null (exit 1).</summary>
+    public static LoadedModel? TryLoad(string command, string path, BackendOptions options)
+    {
+        try
+        {
+            return LoadedModel.Load(path, options, CreateBackend);
+        }
+        catch (InvalidModelException e)
+        {
+            Console.Error.WriteLine($"halo {command}: cannot load model: {e.Message}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or OutOfMemoryException)
+        {
+            Console.Error.WriteLine($"halo {command}: cannot load model {path}: {e.Message}");
+        }
+
+        return null;
+    }
+
+    private static IBackend CreateBackend(IModelSource source, BackendOptions options)
+    {
+        if (options.Kind == BackendKind.Gpu)
+        {
+            throw new NotSupportedException("this build has no GPU backend; use --backend cpu or auto");
+        }
+
+        return CpuBackend.Create(source, options);
+    }
+}

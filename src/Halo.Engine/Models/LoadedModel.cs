@@ -1,0 +1,62 @@
+using System.Diagnostics;
+using Halo.Core.Formats;
+using Halo.Core.Tokenization;
+using Halo.Engine.Backends;
+using Halo.Engine.Backends.Cpu;
+
+namespace Halo.Engine.Models;
+
+/// <summary>
+/// A model file opened for inference: the mapped source, a backend over it and the model's own tokenizer.
+/// The one way the CLI (and anything else that starts from a path) loads a model.
+/// </summary>
+public sealed class LoadedModel : IDisposable
+{
+    private LoadedModel(IModelSource source, IBackend backend, BpeTokenizer? tokenizer, TimeSpan loadTime)
+    {
+        Source = source;
+        Backend = backend;
+        Tokenizer = tokenizer;
+        LoadTime = loadTime;
+    }
+
+    public IModelSource Source { get; }
+
+    public IBackend Backend { get; }
+
+    /// <summary>The model's tokenizer, or null when the file carries none (then only token ids can be used).</summary>
+    public BpeTokenizer? Tokenizer { get; }
+
+    /// <summary>From opening the file to a backend ready for its first forward step.</summary>
+    public TimeSpan LoadTime { get; }
+
+    /// <summary>
+    /// Opens <paramref name="path"/> (GGUF, .h1b or safetensors directory) and builds a backend with
+    /// <paramref name="createBackend"/> (the CPU backend when null). Any defect of the file is an
+    /// <see cref="InvalidModelException"/> naming the file and what is wrong.
+    /// </summary>
+    public static LoadedModel Load(string path, BackendOptions options, Func<IModelSource, BackendOptions, IBackend>? createBackend = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(options);
+        long start = Stopwatch.GetTimestamp();
+        IModelSource source = ModelFile.Open(path);
+        try
+        {
+            BpeTokenizer? tokenizer = source.Tokenizer is { } t ? new BpeTokenizer(t) : null;
+            IBackend backend = (createBackend ?? CpuBackend.Create)(source, options);
+            return new LoadedModel(source, backend, tokenizer, Stopwatch.GetElapsedTime(start));
+        }
+        catch
+        {
+            source.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        Backend.Dispose();
+        Source.Dispose();
+    }
+}
