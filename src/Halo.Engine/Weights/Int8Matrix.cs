@@ -1,5 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Halo.Core.Formats;
 
 namespace Halo.Engine.Weights;
 
@@ -33,9 +35,15 @@ public sealed unsafe class Int8Matrix : IDisposable
 
     public int* Sums => _sums;
 
-    /// <summary>Quantizes the first <paramref name="rows"/> rows of a dense F32/F16/BF16 matrix, in parallel.</summary>
-    public static Int8Matrix Quantize(DenseMatrix source, int rows)
+    /// <summary>
+    /// Quantizes the first <paramref name="rows"/> rows of a dense F32/F16/BF16 matrix, in parallel, calling
+    /// <paramref name="consumed"/> (start, length in bytes of the source) after each stretch of rows so the
+    /// caller can drop those source pages while the rest is still being read.
+    /// </summary>
+    public static Int8Matrix Quantize(DenseMatrix source, int rows, Action<nint, long>? consumed = null)
     {
+        const int RowsPerRelease = 2048;
+        long rowBytes = (long)source.Cols * (source.Type == GgmlType.F32 ? 4 : 2);
         var m = new Int8Matrix(rows, source.Cols);
         Parallel.For(0, Environment.ProcessorCount, part =>
         {
@@ -43,10 +51,28 @@ public sealed unsafe class Int8Matrix : IDisposable
             try
             {
                 int start = (int)((long)rows * part / Environment.ProcessorCount), end = (int)((long)rows * (part + 1) / Environment.ProcessorCount);
+                int released = start;
                 for (int r = start; r < end; r++)
                 {
-                    source.ReadRow(r, new Span<float>(row, source.Cols));
+                    if (source.Type == GgmlType.F16 && Avx512F.IsSupported && source.Cols % 16 == 0)
+                    {
+                        ushort* h = (ushort*)source.Data + (long)r * source.Cols;
+                        for (int i = 0; i < source.Cols; i += 16)
+                        {
+                            HalfBits.ToSingle(Avx512F.ConvertToVector512UInt32(Vector256.Load(h + i))).Store(row + i);
+                        }
+                    }
+                    else
+                    {
+                        source.ReadRow(r, new Span<float>(row, source.Cols));
+                    }
+
                     m.QuantizeRow(r, row);
+                    if (consumed is not null && (r + 1 - released == RowsPerRelease || r + 1 == end))
+                    {
+                        consumed((nint)(source.Data + released * rowBytes), (r + 1 - released) * rowBytes);
+                        released = r + 1;
+                    }
                 }
             }
             finally
@@ -84,7 +110,22 @@ public sealed unsafe class Int8Matrix : IDisposable
         float inverse = amax > 0 ? 127f / amax : 0f;
         sbyte* q = _q + (long)r * n;
         int sum = 0;
-        for (int j = 0; j < n; j++)
+        int j = 0;
+        if (Avx512F.IsSupported)
+        {
+            Vector512<int> sums = default;
+            Vector512<float> inv = Vector512.Create(inverse);
+            for (; j + 16 <= n; j += 16)
+            {
+                Vector512<int> v = Avx512F.ConvertToVector512Int32(Vector512.Load(row + j) * inv); // rounds to nearest even
+                Avx512F.ConvertToVector128SByteWithSaturation(v).Store(q + j);
+                sums += v;
+            }
+
+            sum = Vector512.Sum(sums);
+        }
+
+        for (; j < n; j++)
         {
             int v = (int)MathF.Round(row[j] * inverse);
             q[j] = (sbyte)v;

@@ -15,7 +15,10 @@ internal static unsafe partial class SourcePages
 
     public static bool IsFileMapped(IModelSource source) => source.Format == "gguf" && OperatingSystem.IsLinux();
 
-    public static void Release(IModelSource source, TensorView tensor)
+    public static void Release(IModelSource source, TensorView tensor) => Release(source, (nint)tensor.Data, tensor.ByteLength);
+
+    /// <summary>Drops the whole pages inside [start, start + length) of a mapped source.</summary>
+    public static void Release(IModelSource source, nint address, long length)
     {
         if (!IsFileMapped(source))
         {
@@ -23,8 +26,8 @@ internal static unsafe partial class SourcePages
         }
 
         long page = Environment.SystemPageSize;
-        long start = ((long)tensor.Data + page - 1) / page * page;
-        long end = ((long)tensor.Data + tensor.ByteLength) / page * page;
+        long start = ((long)address + page - 1) / page * page;
+        long end = ((long)address + length) / page * page;
         if (end > start)
         {
             // Advice only: a failure leaves the pages mapped, which costs memory but nothing else.

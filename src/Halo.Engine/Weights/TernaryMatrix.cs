@@ -149,7 +149,12 @@ public sealed unsafe class TernaryMatrix : IDisposable
     // TQ2_0 blocks are qs[64] then f16 d: the codes already have the kernel's in-block order.
     private void CopyTq2(byte* source)
     {
-        for (int r = 0; r < Rows; r++)
+        Parallel.For(0, Tiles, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, tile => CopyTq2Tile(source, tile));
+    }
+
+    private void CopyTq2Tile(byte* source, int tile)
+    {
+        for (int r = tile * TileRows; r < Math.Min(Rows, (tile + 1) * TileRows); r++)
         {
             byte* src = source + (long)r * Blocks * 66;
             long index = (long)(r / TileRows) * Blocks * TileRows + r % TileRows;

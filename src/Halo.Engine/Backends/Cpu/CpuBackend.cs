@@ -22,7 +22,7 @@ public sealed unsafe class CpuBackend : IBackend
     private readonly int[] _lastTokenOfChunk; // (MaxBatchTokens): chunk whose last token sits at batch index, or -1
     private bool _disposed;
 
-    private CpuBackend(ModelWeights weights, bool ownsWeights, BackendOptions options, Action? releaseHeadSource = null)
+    private CpuBackend(ModelWeights weights, bool ownsWeights, BackendOptions options, Action<nint, long>? releaseHeadSource = null)
     {
         ModelConfig model = weights.Config;
         if (options.MaxSlots < 1)
@@ -49,8 +49,7 @@ public sealed unsafe class CpuBackend : IBackend
         LmHead = options.LmHead ?? (options.Numerics == NumericsMode.LlamaCpp ? LmHeadPrecision.Source : LmHeadPrecision.Int8);
         if (LmHead == LmHeadPrecision.Int8)
         {
-            _int8Head = Int8Matrix.Quantize(weights.LmHead, model.VocabSize);
-            releaseHeadSource?.Invoke();
+            _int8Head = Int8Matrix.Quantize(weights.LmHead, model.VocabSize, releaseHeadSource);
         }
 
         _transformer = new Transformer(weights, _int8Head, _cache, _pool, Math.Min(options.MaxBatchTokens, Math.Max(ContextLength, 1)), Config.Activation, Numerics, Scaling);
@@ -87,7 +86,7 @@ public sealed unsafe class CpuBackend : IBackend
         ModelWeights weights = ModelWeights.Load(source);
         try
         {
-            return new CpuBackend(weights, ownsWeights: true, options, () => SourcePages.Release(source, source.TryGetTensor("output.weight", out TensorView o) ? o : source.GetTensor("token_embd.weight")));
+            return new CpuBackend(weights, ownsWeights: true, options, (address, length) => SourcePages.Release(source, address, length));
         }
         catch
         {
