@@ -242,6 +242,7 @@ install_support_files() {
   for file in haproxy.cfg halo-server.service.d/lan.conf halo-server.socket.d/lan.conf; do
     install_file "$source_dir/config/haproxy/$file" "$dest_share/haproxy/$file" 0644
   done
+  install_file "$source_dir/config/nginx/halo.conf" "$dest_share/nginx/halo.conf" 0644
   install_file "$source_dir/README.md" "$dest_doc/README.md" 0644
 }
 
@@ -269,6 +270,10 @@ run_provision() {
     return
   fi
   "$halo" "${args[@]}" || die "halo provision failed (exit $?); fix what it reports and run this script again"
+  if [ "$prefix" != /usr ] && [ "$dry_run" = 0 ]; then
+    # provision installs the units built into `halo`, which name /usr/lib/halo: put back the --prefix ones.
+    install_units
+  fi
 }
 
 main() {

@@ -313,6 +313,14 @@ public sealed unsafe class SafetensorsModel : IModelSource
             }
         }
 
+        // Check every projection's presence and shape first, in order, so that the error for a bad checkpoint does not
+        // depend on which parallel conversion fails first.
+        foreach ((int _, string hfName, string part) in jobs)
+        {
+            long[] shape = BitNetTensors.Shape(c, part);
+            CheckProjectionShape(hf, hfName, (int)shape[1], (int)shape[0]);
+        }
+
         var converted = new (nint Blocks, long Bytes, float Scale, bool Packed)[jobs.Count];
         try
         {
@@ -402,8 +410,7 @@ public sealed unsafe class SafetensorsModel : IModelSource
         _tensors.Add(t);
     }
 
-    // One projection [out, in] -> TQ2_0 rows with d = 1, plus its per-tensor scale.
-    private (nint Blocks, long Bytes, float Scale, bool Packed) ConvertProjection(Dictionary<string, SafetensorsTensor> hf, string hfName, int outFeatures, int inFeatures)
+    private void CheckProjectionShape(Dictionary<string, SafetensorsTensor> hf, string hfName, int outFeatures, int inFeatures)
     {
         string weightName = hfName + ".weight";
         if (!hf.TryGetValue(weightName, out SafetensorsTensor w))
@@ -411,16 +418,25 @@ public sealed unsafe class SafetensorsModel : IModelSource
             throw new InvalidModelException(Path, $"tensor '{weightName}' is missing");
         }
 
+        bool packed = w.DType is "U8" or "I8";
+        long rows = packed ? outFeatures / 4 : outFeatures;
+        if (w.Shape.Length != 2 || w.Shape[0] != rows || w.Shape[1] != inFeatures || (packed && outFeatures % 4 != 0))
+        {
+            throw new InvalidModelException(Path,
+                $"{(packed ? "packed " : string.Empty)}tensor '{weightName}' has shape [{string.Join(", ", w.Shape)}], expected [{rows}, {inFeatures}] from config.json");
+        }
+    }
+
+    // One projection [out, in] -> TQ2_0 rows with d = 1, plus its per-tensor scale.
+    private (nint Blocks, long Bytes, float Scale, bool Packed) ConvertProjection(Dictionary<string, SafetensorsTensor> hf, string hfName, int outFeatures, int inFeatures)
+    {
+        string weightName = hfName + ".weight";
+        SafetensorsTensor w = hf[weightName];
         var ternary = new sbyte[(long)outFeatures * inFeatures];
         float scale;
         bool packed = w.DType is "U8" or "I8";
         if (packed)
         {
-            if (w.Shape.Length != 2 || w.Shape[0] * 4 != outFeatures || w.Shape[1] != inFeatures)
-            {
-                throw new InvalidModelException(Path, $"packed tensor '{weightName}' has shape [{string.Join(", ", w.Shape)}], expected [{outFeatures / 4}, {inFeatures}]");
-            }
-
             BitNetPacking.Unpack(w.Bytes, outFeatures, inFeatures, ternary);
             foreach (sbyte v in ternary)
             {
@@ -440,11 +456,6 @@ public sealed unsafe class SafetensorsModel : IModelSource
         }
         else
         {
-            if (w.Shape.Length != 2 || w.Shape[0] != outFeatures || w.Shape[1] != inFeatures)
-            {
-                throw new InvalidModelException(Path, $"tensor '{weightName}' has shape [{string.Join(", ", w.Shape)}], expected [{outFeatures}, {inFeatures}]");
-            }
-
             float[] master = ToFloats(w, weightName);
             scale = BitNetPacking.Ternarize(master, ternary);
         }

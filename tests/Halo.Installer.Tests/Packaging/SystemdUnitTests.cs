@@ -139,7 +139,7 @@ public sealed partial class SystemdUnitTests(ITestOutputHelper output)
     /// Copies the units into <paramref name="dir"/> with the binary paths pointed at executables that exist,
     /// as the installer does for --prefix: verify checks that ExecStart= binaries exist and are executable.
     /// </summary>
-    private static string[] StageUnits(TempDir dir)
+    internal static string[] StageUnits(TempDir dir)
     {
         string bin = Path.Combine(dir.Path, "bin");
         Directory.CreateDirectory(bin);
@@ -165,11 +165,14 @@ public sealed partial class SystemdUnitTests(ITestOutputHelper output)
     private static ProcessResult SystemdAnalyze(IEnumerable<string> arguments) =>
         ProcessRunner.Run(ProcessRunner.Require("systemd-analyze", "systemd"), arguments, TimeSpan.FromMinutes(1));
 
-    private static double Exposure(string unitPath)
+    private static double Exposure(string unitPath) =>
+        ParseExposure(SystemdAnalyze(["security", "--offline=yes", "--no-pager", unitPath]).Output);
+
+    /// <summary>The "Overall exposure level" systemd-analyze security prints (0 = locked down, 10 = exposed).</summary>
+    internal static double ParseExposure(string securityOutput)
     {
-        ProcessResult result = SystemdAnalyze(["security", "--offline=yes", "--no-pager", unitPath]);
-        Match match = OverallExposure().Match(result.Output);
-        Assert.True(match.Success, $"no exposure level in systemd-analyze security output:\n{result.Output}");
+        Match match = OverallExposure().Match(securityOutput);
+        Assert.True(match.Success, $"no exposure level in systemd-analyze security output:\n{securityOutput}");
         return double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
     }
 
