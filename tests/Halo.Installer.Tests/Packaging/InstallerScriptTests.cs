@@ -150,6 +150,24 @@ public sealed class InstallerScriptTests(ITestOutputHelper output)
     {
         using var dir = new TempDir();
         string root = dir.File("root");
+        Directory.CreateDirectory(root);
+        string log = dir.File("calls.log");
+
+        ProcessResult dryRun = Install(["--dry-run", "--root", root, "--from", StubPayload(dir)],
+            new Dictionary<string, string> { ["HALO_STUB_LOG"] = log });
+
+        Assert.True(dryRun.ExitCode == 0, dryRun.Output);
+        Assert.Empty(Directory.GetFileSystemEntries(root));
+        Assert.Contains("[dry-run]", dryRun.StdOut, StringComparison.Ordinal);
+        Assert.Contains("halo-server.service", dryRun.StdOut, StringComparison.Ordinal);
+        Assert.Equal($"halo provision --root {root} --dry-run\n", File.ReadAllText(log));
+    }
+
+    [Fact]
+    public void DryRun_RootMissing_NothingCreatedAndProvisionOnlyPrinted()
+    {
+        using var dir = new TempDir();
+        string root = dir.File("root");
         string log = dir.File("calls.log");
 
         ProcessResult dryRun = Install(["--dry-run", "--root", root, "--from", StubPayload(dir)],
@@ -157,9 +175,8 @@ public sealed class InstallerScriptTests(ITestOutputHelper output)
 
         Assert.True(dryRun.ExitCode == 0, dryRun.Output);
         Assert.False(Directory.Exists(root), "--dry-run created the root");
-        Assert.Contains("[dry-run]", dryRun.StdOut, StringComparison.Ordinal);
-        Assert.Contains("halo-server.service", dryRun.StdOut, StringComparison.Ordinal);
-        Assert.Equal($"halo provision --root {root} --dry-run\n", File.ReadAllText(log));
+        Assert.False(File.Exists(log), "provision ran against a root that does not exist");
+        Assert.Contains($"[dry-run] /usr/lib/halo/halo provision --root {root} --dry-run", dryRun.StdOut, StringComparison.Ordinal);
     }
 
     [Fact]
