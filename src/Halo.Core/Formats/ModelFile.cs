@@ -36,6 +36,11 @@ public static class ModelFile
             return GgufModel.Open(path);
         }
 
+        if (H1bFormat.HasMagic(head[..read]) || H1bFormat.HasLegacyMagic(head[..read]))
+        {
+            return H1bModel.Open(path);
+        }
+
         throw new InvalidModelException(path, read < 4
             ? $"truncated: {read} bytes is too short for any model format"
             : "unknown model format (expected a GGUF or .h1b file, or a safetensors directory)");

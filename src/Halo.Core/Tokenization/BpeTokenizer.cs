@@ -1,5 +1,5 @@
 using System.Buffers;
-using System.Runtime.InteropServices;
+using System.Runtime.ExceptionServices;
 using System.Text;
 
 namespace Halo.Core.Tokenization;
@@ -27,11 +27,14 @@ public sealed class BpeTokenizer
     private readonly Dictionary<string, int> _vocabulary;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocabularyBySpan;
     private readonly int[] _byteTokens = new int[256];              // byte -> id of its single-byte token, -1 if none
-    private readonly MergeTable _merges;                           // (left id, right id) -> (rank, merged id)
+    private readonly MergeTable _merges;                           // "a b" -> (rank, merged id)
+    private readonly ulong[] _tokenHashes;                         // id -> PolynomialHash of its string
+    private readonly ulong[] _tokenShifts;                         // id -> B^length, to compose pair hashes
     private readonly byte[] _pieceBytes;                           // every token's decoded bytes, back to back
     private readonly int[] _pieceOffsets;                          // token id -> start in _pieceBytes; [n] = end
     private readonly SpecialToken[] _specialTokens;                // longest first
-    private readonly SearchValues<char> _specialFirstChars;
+    private readonly SearchValues<char> _specialFirstChars;        // first chars of all special tokens
+    private readonly SearchValues<char> _userDefinedFirstChars;    // first chars of those matched without parseSpecial
     private readonly bool _ignoreMerges;
     private readonly int[] _endOfGeneration;
 
@@ -72,18 +75,38 @@ public sealed class BpeTokenizer
 
         _tokens = new string[count];
         _types = new TokenType[count];
-        _vocabulary = new Dictionary<string, int>(count, StringComparer.Ordinal);
         for (var id = 0; id < count; id++)
         {
-            var text = model.Tokens[id] ?? throw new ArgumentException($"Token {id} is null.", nameof(model));
-            _tokens[id] = text;
+            _tokens[id] = model.Tokens[id] ?? throw new ArgumentException($"Token {id} is null.", nameof(model));
             _types[id] = TypeOf(model, id);
-
-            // Duplicate strings happen in padded vocabularies; llama.cpp keeps the last id, so do we.
-            _vocabulary[text] = id;
         }
 
+        // The four tables are independent; building them side by side keeps loading short on many cores.
+        Dictionary<string, int> vocabulary = null!;
+        ulong[] tokenHashes = null!, tokenShifts = null!;
+        MergeTable merges = null!;
+        byte[] pieceBytes = null!;
+        int[] pieceOffsets = null!;
+        try
+        {
+            Parallel.Invoke(
+                () => vocabulary = BuildVocabulary(_tokens),
+                () => (tokenHashes, tokenShifts) = HashTokens(_tokens),
+                () => merges = new MergeTable(model.Merges),
+                () => (pieceBytes, pieceOffsets) = BuildPieces(_tokens, _types));
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count == 1 && e.InnerException is ArgumentException)
+        {
+            ExceptionDispatchInfo.Capture(e.InnerException).Throw();
+        }
+
+        _vocabulary = vocabulary;
         _vocabularyBySpan = _vocabulary.GetAlternateLookup<ReadOnlySpan<char>>();
+        _tokenHashes = tokenHashes;
+        _tokenShifts = tokenShifts;
+        _merges = merges;
+        _pieceBytes = pieceBytes;
+        _pieceOffsets = pieceOffsets;
 
         Span<char> one = stackalloc char[1];
         for (var b = 0; b < 256; b++)
@@ -92,10 +115,9 @@ public sealed class BpeTokenizer
             _byteTokens[b] = _vocabularyBySpan.TryGetValue(one, out var id) ? id : -1;
         }
 
-        _merges = BuildMerges(model.Merges);
-        (_pieceBytes, _pieceOffsets) = BuildPieces();
         _specialTokens = CollectSpecialTokens();
-        _specialFirstChars = SearchValues.Create(FirstChars(_specialTokens));
+        _specialFirstChars = SearchValues.Create(FirstChars(_specialTokens, controlToo: true));
+        _userDefinedFirstChars = SearchValues.Create(FirstChars(_specialTokens, controlToo: false));
         _endOfGeneration = CollectEndOfGeneration();
     }
 
@@ -157,7 +179,7 @@ public sealed class BpeTokenizer
             output.Add(Model.BosId);
         }
 
-        if (_specialTokens.Length == 0 || text.IndexOfAny(_specialFirstChars) < 0)
+        if (text.IndexOfAny(parseSpecial ? _specialFirstChars : _userDefinedFirstChars) < 0)
         {
             EncodeText(text, output);
         }
@@ -360,7 +382,7 @@ public sealed class BpeTokenizer
             prev[i] = i - 1;
         }
 
-        var heap = workspace.Heap;
+        var heap = workspace.Heap(n);
         heap.Clear();
         for (var i = 0; i + 1 < n; i++)
         {
@@ -431,7 +453,8 @@ public sealed class BpeTokenizer
             return -1;
         }
 
-        var rank = _merges.Find(left, right, out var slot);
+        var hash = PolynomialHash.OfPair(_tokenHashes[left], _tokenHashes[right], _tokenShifts[right]);
+        var rank = _merges.Find(hash, _tokens[left], _tokens[right], out var slot);
         if (rank < 0)
         {
             return -1;
@@ -459,55 +482,6 @@ public sealed class BpeTokenizer
 
     // ---- loading -------------------------------------------------------------------------------------------
 
-    /// <summary>
-    /// Merges "a b" become (id(a), id(b)) -> rank, read through span lookups so that no string is split or
-    /// concatenated. The 280k lookups are the bulk of loading, so they run on all cores (the dictionary is
-    /// only read); the merged token's id is looked up the first time the merge fires (<see cref="MergedId"/>).
-    /// A merge whose parts are not tokens can never fire in an id-based BPE and is skipped; a repeated pair
-    /// keeps its first (lowest) rank.
-    /// </summary>
-    private MergeTable BuildMerges(IReadOnlyList<string> merges)
-    {
-        var count = merges.Count;
-        var lefts = new int[count];
-        var rights = new int[count];
-        var malformed = int.MaxValue;
-        var chunk = Math.Max(4096, count / (Environment.ProcessorCount * 4) + 1);
-        Parallel.For(0, (count + chunk - 1) / chunk, part =>
-        {
-            var end = Math.Min(count, (part + 1) * chunk);
-            for (var rank = part * chunk; rank < end; rank++)
-            {
-                var merge = merges[rank].AsSpan();
-                var space = merge.IndexOf(' ');
-                if (space <= 0 || space == merge.Length - 1)
-                {
-                    InterlockedMin(ref malformed, rank);
-                    return;
-                }
-
-                lefts[rank] = _vocabularyBySpan.TryGetValue(merge[..space], out var left) ? left : -1;
-                rights[rank] = _vocabularyBySpan.TryGetValue(merge[(space + 1)..], out var right) ? right : -1;
-            }
-        });
-
-        if (malformed != int.MaxValue)
-        {
-            throw new ArgumentException($"Merge {malformed} ('{merges[malformed]}') is not two tokens separated by a space.", nameof(merges));
-        }
-
-        var table = new MergeTable(count);
-        for (var rank = 0; rank < count; rank++)
-        {
-            if (lefts[rank] >= 0 && rights[rank] >= 0)
-            {
-                table.TryAdd(lefts[rank], rights[rank], rank);
-            }
-        }
-
-        return table;
-    }
-
     /// <summary>The id of the token two merged tokens form; -1 if that string is not a token (the merge never fires).</summary>
     private int MergedId(int left, int right)
     {
@@ -520,43 +494,53 @@ public sealed class BpeTokenizer
         return _vocabularyBySpan.TryGetValue(buffer[..length], out var id) ? id : -1;
     }
 
-    private static void InterlockedMin(ref int target, int value)
+    private static Dictionary<string, int> BuildVocabulary(string[] tokens)
     {
-        var current = Volatile.Read(ref target);
-        while (value < current)
+        var vocabulary = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
+        for (var id = 0; id < tokens.Length; id++)
         {
-            var seen = Interlocked.CompareExchange(ref target, value, current);
-            if (seen == current)
-            {
-                return;
-            }
-
-            current = seen;
+            // Duplicate strings happen in padded vocabularies; llama.cpp keeps the last id, so do we.
+            vocabulary[tokens[id]] = id;
         }
+
+        return vocabulary;
     }
 
-    private (byte[] Bytes, int[] Offsets) BuildPieces()
+    private static (ulong[] Hashes, ulong[] Shifts) HashTokens(string[] tokens)
     {
-        var offsets = new int[_tokens.Length + 1];
-        var total = 0;
-        for (var id = 0; id < _tokens.Length; id++)
+        var hashes = new ulong[tokens.Length];
+        var shifts = new ulong[tokens.Length];
+        for (var id = 0; id < tokens.Length; id++)
         {
-            offsets[id] = total;
-            total += IsByteLevel(_types[id]) ? ByteLevelLength(_tokens[id]) : Encoding.UTF8.GetByteCount(_tokens[id]);
+            hashes[id] = PolynomialHash.Of(tokens[id], out shifts[id]);
         }
 
-        offsets[_tokens.Length] = total;
+        return (hashes, shifts);
+    }
+
+    // Every token's bytes back to back: byte-level decoded for normal tokens, the UTF-8 text for special ones.
+    private static (byte[] Bytes, int[] Offsets) BuildPieces(string[] tokens, TokenType[] types)
+    {
+        var offsets = new int[tokens.Length + 1];
+        var total = 0;
+        for (var id = 0; id < tokens.Length; id++)
+        {
+            offsets[id] = total;
+            total += IsByteLevel(types[id]) ? ByteLevelLength(tokens[id]) : Encoding.UTF8.GetByteCount(tokens[id]);
+        }
+
+        offsets[tokens.Length] = total;
         var bytes = new byte[total];
-        for (var id = 0; id < _tokens.Length; id++)
+        for (var id = 0; id < tokens.Length; id++)
         {
             var destination = bytes.AsSpan(offsets[id], offsets[id + 1] - offsets[id]);
-            if (IsByteLevel(_types[id]))
+            if (IsByteLevel(types[id]))
             {
-                WriteByteLevel(_tokens[id], destination);
+                WriteByteLevel(tokens[id], destination);
             }
             else
             {
-                Encoding.UTF8.GetBytes(_tokens[id], destination);
+                Encoding.UTF8.GetBytes(tokens[id], destination);
             }
         }
 
@@ -613,12 +597,15 @@ public sealed class BpeTokenizer
         return specials.ToArray();
     }
 
-    private static char[] FirstChars(SpecialToken[] specials)
+    private static char[] FirstChars(SpecialToken[] specials, bool controlToo)
     {
         var chars = new HashSet<char>();
         foreach (var special in specials)
         {
-            chars.Add(special.Text[0]);
+            if (controlToo || !special.IsControl)
+            {
+                chars.Add(special.Text[0]);
+            }
         }
 
         return chars.ToArray();
@@ -669,35 +656,47 @@ public sealed class BpeTokenizer
 
     private sealed record SpecialToken(string Text, int Id, bool IsControl);
 
-    /// <summary>Per-thread scratch buffers so that encoding allocates nothing per word once warm.</summary>
+    /// <summary>
+    /// Per-thread scratch buffers so that encoding allocates nothing per word once warm. Words longer than
+    /// <see cref="MaxCachedWord"/> bytes (a megabyte of spaces, say) get buffers of their own, so that one odd
+    /// request does not pin large arrays to a server thread.
+    /// </summary>
     private sealed class MergeWorkspace
     {
+        private const int MaxCachedWord = 1 << 16;
+
         private byte[] _bytes = new byte[256];
         private char[] _chars = new char[256];
         private int[] _ids = new int[256];
         private int[] _next = new int[256];
         private int[] _prev = new int[256];
+        private readonly PriorityQueue<long, long> _heap = new();
 
-        public PriorityQueue<long, long> Heap { get; } = new();
+        public PriorityQueue<long, long> Heap(int n) => n <= MaxCachedWord ? _heap : new PriorityQueue<long, long>(n);
 
-        public Span<byte> Bytes(int n) => Grow(ref _bytes, n).AsSpan(0, n);
+        public Span<byte> Bytes(int n) => Buffer(ref _bytes, n);
 
-        public Span<char> Chars(int n) => Grow(ref _chars, n).AsSpan(0, n);
+        public Span<char> Chars(int n) => Buffer(ref _chars, n);
 
-        public Span<int> Ids(int n) => Grow(ref _ids, n).AsSpan(0, n);
+        public Span<int> Ids(int n) => Buffer(ref _ids, n);
 
-        public Span<int> Next(int n) => Grow(ref _next, n).AsSpan(0, n);
+        public Span<int> Next(int n) => Buffer(ref _next, n);
 
-        public Span<int> Prev(int n) => Grow(ref _prev, n).AsSpan(0, n);
+        public Span<int> Prev(int n) => Buffer(ref _prev, n);
 
-        private static T[] Grow<T>(ref T[] array, int n)
+        private static Span<T> Buffer<T>(ref T[] cached, int n)
         {
-            if (array.Length < n)
+            if (n > MaxCachedWord)
             {
-                array = new T[Math.Max(n, array.Length * 2)];
+                return new T[n];
             }
 
-            return array;
+            if (cached.Length < n)
+            {
+                cached = new T[Math.Max(n, cached.Length * 2)];
+            }
+
+            return cached.AsSpan(0, n);
         }
     }
 }

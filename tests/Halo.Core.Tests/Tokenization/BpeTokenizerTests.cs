@@ -101,6 +101,57 @@ public sealed class BpeTokenizerTests
     }
 
     [Fact]
+    public void Encode_ManyThreadsOnAFreshTokenizer_SameIdsAsOneThread()
+    {
+        var texts = Llama3Tokenizer.PlainCases().Select(c => c.Text)
+            .Append(string.Concat(Enumerable.Repeat("zqxjhello\u00e9", 50))).ToArray();
+        var expected = texts.Select(t => Llama3Tokenizer.Tokenizer.Encode(t, addSpecial: false)).ToArray();
+        var fresh = new BpeTokenizer(Llama3Tokenizer.Model); // merged ids not yet resolved: threads race to fill them
+
+        var mismatches = 0;
+        Parallel.For(0, 32, worker =>
+        {
+            for (var i = 0; i < texts.Length; i++)
+            {
+                var index = (i + worker) % texts.Length;
+                if (!expected[index].SequenceEqual(fresh.Encode(texts[index], addSpecial: false)))
+                {
+                    Interlocked.Increment(ref mismatches);
+                }
+            }
+        });
+
+        Assert.Equal(0, mismatches);
+    }
+
+    [Fact]
+    public void Encode_HugeWhitespaceRun_MergesAndRoundTrips()
+    {
+        var tokenizer = Llama3Tokenizer.Tokenizer;
+        var text = new string(' ', 200_000) + "x";
+
+        var ids = tokenizer.Encode(text, addSpecial: false);
+
+        Assert.True(ids.Length < 200_000 / 8, $"{ids.Length} tokens");
+        Assert.Equal(text, tokenizer.Decode(ids));
+    }
+
+    [Fact]
+    public void Encode_UserDefinedTokenWithoutParseSpecial_IsStillMatched()
+    {
+        var byteLevel = ByteLevelVocabulary.Create();
+        var tokens = byteLevel.Tokens.Append("<tool>").ToArray();
+        var types = byteLevel.TokenTypes!.Append((int)TokenType.UserDefined).ToArray();
+        var tokenizer = new BpeTokenizer(byteLevel with { Tokens = tokens, TokenTypes = types });
+
+        var ids = tokenizer.Encode("a<tool>b<|eot_id|>", addSpecial: false, parseSpecial: false);
+
+        Assert.Equal(tokens.Length - 1, ids[1]);
+        Assert.DoesNotContain(byteLevel.EotId, ids);
+        Assert.Equal("a<tool>b<|eot_id|>", tokenizer.Decode(ids));
+    }
+
+    [Fact]
     public void Encode_LoneSurrogate_EncodesAsReplacementCharacter()
     {
         var tokenizer = Llama3Tokenizer.Tokenizer;
