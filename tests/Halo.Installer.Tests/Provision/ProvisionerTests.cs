@@ -163,6 +163,20 @@ public class ProvisionerTests
     }
 
     [Fact]
+    public async Task PlanAsync_AdequateTtmLimitOfOperatorsChoice_Kept()
+    {
+        using FakeMachine m = FreshStrixHalo(Distros[0].Split('|')[1]);
+        long memory = m.Context().Machine.MemoryBytes;
+        m.File("/proc/cmdline", $"ro quiet ttm.pages_limit={memory / 4096 * 9 / 10}\n");
+        (Provisioner provisioner, _, StringWriter output) = Create(m, kernelArgs: true);
+        IReadOnlyList<ProvisionStep> plan = await provisioner.PlanAsync(CancellationToken.None);
+
+        Assert.Empty(plan.Single(s => s.Id == "kernel").Actions);
+        provisioner.Print(plan);
+        Assert.Contains("is on the running kernel's command line", output.ToString());
+    }
+
+    [Fact]
     public async Task ApplyAsync_ExistingUnitAndConfig_LeftAlone()
     {
         using FakeMachine m = FreshStrixHalo(Distros[0].Split('|')[1]);

@@ -232,6 +232,17 @@ public class UnitRuntimeScanTests
     }
 
     [Fact]
+    public void Run_PersonalUnitOverridesVendorUserUnit_PersonalCounts()
+    {
+        // ~/.local/share/systemd/user comes before /usr/lib/systemd/user in the user search path.
+        using FakeMachine m = Machine();
+        m.Unit("app.service", "[Service]\nExecStart=/usr/local/bin/halo-server\n", "/usr/lib/systemd/user")
+            .Unit("app.service", "[Service]\nExecStart=/usr/bin/node app.js\n", "/home/alice/.local/share/systemd/user");
+        UnitOffender offender = Assert.Single(Scan(m));
+        Assert.Equal("user:/home/alice", offender.Scope);
+    }
+
+    [Fact]
     public void Run_GlobalUserUnitAndTemplate_Flagged()
     {
         using FakeMachine m = Machine();
