@@ -75,6 +75,7 @@ public class UnitRuntimeScanTests
     [InlineData("ExecStart=/usr/bin/deno run x.ts", "deno")]
     [InlineData("ExecStart=/usr/bin/bun x.ts", "bun")]
     [InlineData("ExecStart=/usr/bin/nodejs x.js", "nodejs")]
+    [InlineData("ExecStart=/lib64/ld-linux-x86-64.so.2 --library-path /opt/lib /usr/bin/python3 x", "python3.12")]
     public void Run_ExecLineReachesInterpreter_Flagged(string serviceSection, string runtime)
     {
         using FakeMachine m = Machine();
