@@ -148,7 +148,7 @@ public sealed class SystemdUnits
                     names.Add(fileName);
                     unitFiles.TryAdd(fileName, entry);
                 }
-                else if (fileName.EndsWith(".d", StringComparison.Ordinal) && IsExecutingUnitName(fileName[..^2]) && !fileName.StartsWith("service.d", StringComparison.Ordinal))
+                else if (fileName.EndsWith(".d", StringComparison.Ordinal) && IsExecutingUnitName(fileName[..^2]))
                 {
                     string unit = fileName[..^2];
                     if (!unit.EndsWith("-" + Path.GetExtension(unit), StringComparison.Ordinal))
