@@ -1,0 +1,37 @@
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+
+namespace Halo.Kernels.Kernels;
+
+/// <summary>
+/// <c>y = x / sqrt(mean(x^2) + eps) * weight</c> per row. One warp per row: the sum of squares is one warp
+/// reduction, no shared memory. <c>roundToHalf</c> rounds the result to F16 (llama.cpp's LM-head input under
+/// <c>--compat llamacpp</c>).
+/// </summary>
+internal static class RmsNorm
+{
+    /// <param name="input">[rows, width].</param>
+    /// <param name="weight">[width].</param>
+    /// <param name="output">[rows, width] (may alias input).</param>
+    public static void Kernel(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int width, float eps, int roundToHalf)
+    {
+        long start = (long)Grid.IdxX * width;
+        float sumSquares = 0f;
+        for (int i = Warp.LaneIdx; i < width; i += Warp.WarpSize)
+        {
+            float v = input[start + i];
+            sumSquares += v * v;
+        }
+
+        sumSquares = DeviceMath.WarpSum(sumSquares);
+        float inverseRms = 1f / XMath.Sqrt(sumSquares / width + eps);
+        for (int i = Warp.LaneIdx; i < width; i += Warp.WarpSize)
+        {
+            float y = input[start + i] * inverseRms * weight[i];
+            output[start + i] = roundToHalf != 0 ? DeviceMath.RoundToHalf(y) : y;
+        }
+    }
+
+    public static KernelConfig Config(int rows, int warpSize) => new(rows, warpSize);
+}
