@@ -147,6 +147,7 @@ public static class HaloHost
             services.TryAddSingleton<ISystemdNotifier, SystemdNotifier>();
             services.AddSingleton(options);
             services.AddSingleton(loader);
+            services.AddSingleton(new PassedSockets(listenFds));
             services.AddSingleton<ModelRuntime>();
             services.AddSingleton(provider =>
             {

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Halo.Core.Models;
 using Halo.Core.Tokenization;
 
@@ -5,10 +6,17 @@ namespace Halo.Core.Formats;
 
 /// <summary>
 /// A BitNet model in a GGUF file: the mapped <see cref="GgufFile"/>, the <see cref="ModelConfig"/> built from its
-/// <c>{arch}.*</c> keys, its tokenizer, and zero-copy tensors checked against the config on open.
+/// <c>{arch}.*</c> keys, its tokenizer, and zero-copy tensors checked against the config on open. Tensors of
+/// bitnet.cpp's I2_S type are the exception: they are converted once at load into TQ2_0 (block scale 1, owned
+/// memory) with their per-tensor scale as the <c>.scale</c> tensor, so the engine sees one ternary type.
 /// </summary>
-public sealed class GgufModel : IModelSource
+public sealed unsafe class GgufModel : IModelSource
 {
+    private readonly List<TensorView> _tensors;
+    private readonly Dictionary<string, int> _byName = new(StringComparer.Ordinal);
+    private readonly List<nint> _owned = [];
+    private bool _disposed;
+
     public const string SyntheticKey = "halo.synthetic";
     public const string ActivationKeySuffix = ".hidden_activation";
 
@@ -17,6 +25,11 @@ public sealed class GgufModel : IModelSource
         File = file;
         Config = config;
         Tokenizer = tokenizer;
+        _tensors = [.. file.Tensors];
+        for (int i = 0; i < _tensors.Count; i++)
+        {
+            _byName[_tensors[i].Name] = i;
+        }
     }
 
     public GgufFile File { get; }
@@ -29,7 +42,7 @@ public sealed class GgufModel : IModelSource
 
     public TokenizerModel? Tokenizer { get; }
 
-    public IReadOnlyList<TensorView> Tensors => File.Tensors;
+    public IReadOnlyList<TensorView> Tensors => _tensors;
 
     /// <summary>Opens, parses and validates a GGUF BitNet model; any defect is an <see cref="InvalidModelException"/>.</summary>
     public static GgufModel Open(string path)
@@ -40,7 +53,17 @@ public sealed class GgufModel : IModelSource
             TokenizerModel? tokenizer = GgufTokenizer.Read(file.Metadata);
             ModelConfig config = ReadConfig(file, tokenizer);
             var model = new GgufModel(file, config, tokenizer);
-            BitNetTensors.Validate(model);
+            try
+            {
+                model.ConvertI2S();
+                BitNetTensors.Validate(model);
+            }
+            catch
+            {
+                model.Dispose();
+                throw;
+            }
+
             return model;
         }
         catch
@@ -105,9 +128,89 @@ public sealed class GgufModel : IModelSource
         };
     }
 
-    public bool TryGetTensor(string name, out TensorView tensor) => File.TryGetTensor(name, out tensor);
+    public bool TryGetTensor(string name, out TensorView tensor)
+    {
+        if (_byName.TryGetValue(name, out int i))
+        {
+            tensor = _tensors[i];
+            return true;
+        }
 
-    public TensorView GetTensor(string name) => File.GetTensor(name);
+        tensor = default;
+        return false;
+    }
 
-    public void Dispose() => File.Dispose();
+    public TensorView GetTensor(string name) =>
+        TryGetTensor(name, out TensorView t) ? t : throw new InvalidModelException(Path, $"tensor '{name}' is missing");
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        foreach (nint p in _owned)
+        {
+            NativeMemory.AlignedFree((void*)p);
+        }
+
+        File.Dispose();
+    }
+
+    // I2_S [in, out] -> TQ2_0 rows (d = 1) and scale = I2_S scale x the file's own .scale (when present).
+    private void ConvertI2S()
+    {
+        for (int i = 0; i < _tensors.Count; i++)
+        {
+            TensorView t = _tensors[i];
+            if (t.Type != GgmlType.I2_S)
+            {
+                continue;
+            }
+
+            if (t.Shape.Length != 2 || t.Shape[0] % Tq2_0.BlockSize != 0 || t.ElementCount > int.MaxValue || !t.Name.EndsWith(".weight", StringComparison.Ordinal))
+            {
+                throw new InvalidModelException(Path, $"I2_S tensor '{t.Name}' [{string.Join(", ", t.Shape)}] must be a 2-D weight with rows of whole 256-blocks");
+            }
+
+            int n = (int)t.ElementCount;
+            var ternary = new sbyte[n];
+            I2S.Decode(t.Bytes, ternary);
+            float scale = I2S.Scale(t.Bytes, n);
+            long bytes = GgmlTypeInfo.RowBytes(GgmlType.TQ2_0, t.Shape[0]) * t.Shape[1];
+            byte* blocks = Own(bytes);
+            var ones = new float[n / Tq2_0.BlockSize];
+            Array.Fill(ones, 1f);
+            Tq2_0.EncodeTernary(ternary, ones, new Span<byte>(blocks, (int)bytes));
+            _tensors[i] = new TensorView(t.Name, GgmlType.TQ2_0, t.Shape, blocks, bytes);
+
+            string scaleName = t.Name[..^".weight".Length] + ".scale";
+            if (_byName.TryGetValue(scaleName, out int s) && _tensors[s].Type == GgmlType.F32 && _tensors[s].ElementCount == 1)
+            {
+                scale *= *(float*)_tensors[s].Data;
+            }
+
+            float* scaleData = (float*)Own(sizeof(float));
+            *scaleData = scale;
+            var scaleView = new TensorView(scaleName, GgmlType.F32, [1], (byte*)scaleData, sizeof(float));
+            if (_byName.TryGetValue(scaleName, out s))
+            {
+                _tensors[s] = scaleView;
+            }
+            else
+            {
+                _byName[scaleName] = _tensors.Count;
+                _tensors.Add(scaleView);
+            }
+        }
+    }
+
+    private byte* Own(long bytes)
+    {
+        byte* p = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        _owned.Add((nint)p);
+        return p;
+    }
 }

@@ -172,6 +172,26 @@ public sealed class BpeTokenizerTests
     }
 
     [Fact]
+    public void Decode_HalfOfAMultiByteCharacter_GivesReplacementCharacter()
+    {
+        var tokenizer = new BpeTokenizer(ByteLevelVocabulary.Create());
+        var emoji = tokenizer.Encode("\ud83d\ude00", addSpecial: false);
+
+        Assert.Equal("\ufffd", tokenizer.Decode(emoji.AsSpan(0, 2)));
+    }
+
+    [Fact]
+    public void Constructor_WithoutTokenTypes_TreatsDeclaredSpecialsAsControl()
+    {
+        var model = ByteLevelVocabulary.Create() with { TokenTypes = null };
+        var tokenizer = new BpeTokenizer(model);
+
+        Assert.Equal(TokenType.Control, tokenizer.TokenTypeOf(model.EotId));
+        Assert.Equal(TokenType.Normal, tokenizer.TokenTypeOf(0));
+        Assert.Equal([model.EotId], tokenizer.Encode("<|eot_id|>", addSpecial: false, parseSpecial: true));
+    }
+
+    [Fact]
     public void Decode_IdOutsideVocabulary_Throws()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => Llama3Tokenizer.Tokenizer.Decode([128256]));
