@@ -650,8 +650,9 @@ public sealed class BpeTokenizer
         }
     }
 
-    // The names llama.cpp gives the LLaMA-3 split (with ignore_merges) in GGUF tokenizer.ggml.pre.
-    internal static bool IsLlamaBpe(string preTokenizer) => preTokenizer is "llama-bpe" or "llama3" or "llama-v3";
+    // The tokenizer.ggml.pre names llama.cpp runs with the LLaMA-3 split and ignore_merges.
+    internal static bool IsLlamaBpe(string preTokenizer) =>
+        preTokenizer is "llama-bpe" or "llama3" or "llama-v3" or "falcon3" or "falcon-h1" or "pixtral" or "midm-2.0" or "lfm2";
 
     private sealed record SpecialToken(string Text, int Id, bool IsControl);
 
