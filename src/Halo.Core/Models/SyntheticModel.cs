@@ -21,6 +21,10 @@ namespace Halo.Core.Models;
 /// LM head: otherwise every prompt would just echo its last token. Control tokens (specials, reserved padding)
 /// get embeddings 0.3 times as large so that greedy decoding mostly produces text rather than control tokens.
 /// </para>
+/// <para>
+/// The bytes are pinned: Halo.Engine.Tests compares the engine with llama.cpp outputs recorded for these exact
+/// files (their SHA-256 is in the fixtures), so a change here must come with regenerated fixtures.
+/// </para>
 /// </summary>
 public static class SyntheticModel
 {

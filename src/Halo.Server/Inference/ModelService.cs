@@ -39,7 +39,7 @@ internal sealed class ModelService(
         using var extender = new Timer(_ => notifier.Notify(NotifyMessages.ExtendTimeout(ExtendBy)), null, TimeSpan.Zero, ExtendEvery);
         Status("loading model " + (options.Model.Path.Length > 0 ? options.Model.Path : options.Model.ModelsDir));
         Log.LoadingModel(logger, options.Model.Path.Length > 0 ? options.Model.Path : options.Model.ModelsDir);
-        LoadedModel model = await Task.Run(() => loader.Load(options, Status, cancellationToken), cancellationToken).ConfigureAwait(false);
+        LoadedModel model = await Task.Run(() => loader.Load(options, Status, logger, cancellationToken), cancellationToken).ConfigureAwait(false);
         if (model.RandomWeights)
         {
             Log.RandomWeights(logger, model.Id);

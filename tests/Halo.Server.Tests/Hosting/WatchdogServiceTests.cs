@@ -17,7 +17,7 @@ public sealed class WatchdogServiceTests
         using var notify = new NotifySocket(home.Path);
         ISystemdNotifier notifier = NotifierFor(notify.Path);
         HaloOptions options = InProcessServer.DefaultOptions();
-        using LoadedModel model = new EngineModelLoader().Load(options, _ => { }, CancellationToken.None);
+        using LoadedModel model = new EngineModelLoader().Load(options, _ => { }, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, CancellationToken.None);
         using var backend = new GatedBackend(model.Backend);
         using var scheduler = new BatchScheduler(backend, options.Scheduler, model.Samplers);
         var runtime = new ModelRuntime();

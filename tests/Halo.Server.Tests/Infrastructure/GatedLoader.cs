@@ -7,10 +7,10 @@ namespace Halo.Server.Tests.Infrastructure;
 /// <summary>The real loader, held at a gate so a test can look at the server while the model is "loading".</summary>
 internal sealed class GatedLoader(ManualResetEventSlim gate) : IModelLoader
 {
-    public LoadedModel Load(HaloOptions options, Action<string> progress, CancellationToken cancellationToken)
+    public LoadedModel Load(HaloOptions options, Action<string> progress, Microsoft.Extensions.Logging.ILogger logger, CancellationToken cancellationToken)
     {
         gate.Wait(cancellationToken);
-        return new EngineModelLoader().Load(options, progress, cancellationToken);
+        return new EngineModelLoader().Load(options, progress, logger, cancellationToken);
     }
 }
 
