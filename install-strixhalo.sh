@@ -265,7 +265,8 @@ run_provision() {
   [ "$dry_run" = 0 ] || args+=(--dry-run)
   [ "$assume_yes" = 0 ] || args+=(--yes)
   log "Running halo ${args[*]}"
-  if [ ! -x "$halo" ]; then
+  if [ ! -x "$halo" ] || { [ -n "$root" ] && [ ! -d "$root" ]; }; then
+    # Under --dry-run nothing is built or created yet for provision to look at.
     note "[dry-run] $libdir/halo ${args[*]}"
     return
   fi

@@ -53,6 +53,37 @@ public sealed class InstallerScriptTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Install_WithRealProvisionIntoDebianRoot_ApplianceReadyAndSecondRunChangesNothing()
+    {
+        using var dir = new TempDir();
+        string root = dir.File("root");
+        Directory.CreateDirectory(Path.Combine(root, "etc"));
+        File.WriteAllText(Path.Combine(root, "etc", "os-release"),
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n");
+
+        ProcessResult first = Install(["--root", root, "--from", PublishedApps.Path, "--yes"]);
+
+        output.WriteLine(first.Output);
+        Assert.True(first.ExitCode == 0, first.Output);
+        Assert.Contains("halo provision: Debian GNU/Linux 12", first.StdOut, StringComparison.Ordinal);
+        Assert.Contains("\nhalo:", "\n" + File.ReadAllText(Path.Combine(root, "etc", "passwd")), StringComparison.Ordinal);
+        string units = Path.Combine(root, "etc", "systemd", "system");
+        Assert.Equal("/etc/systemd/system/halo-server.service",
+            new FileInfo(Path.Combine(units, "multi-user.target.wants", "halo-server.service")).LinkTarget);
+        Assert.True(new FileInfo(Path.Combine(units, "sockets.target.wants", "halo-server.socket")).LinkTarget is not null);
+        Assert.True(new FileInfo(Path.Combine(units, "timers.target.wants", "halo-doctor.timer")).LinkTarget is not null);
+        Assert.Equal(File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "systemd", "halo-server.service")),
+            File.ReadAllText(Path.Combine(units, "halo-server.service")));
+        Assert.Matches(@"\[✓\] No interpreter in systemd units", first.StdOut);
+        Dictionary<string, string> before = Snapshot(root);
+
+        ProcessResult second = Install(["--root", root, "--from", PublishedApps.Path, "--yes"]);
+
+        Assert.True(second.ExitCode == 0, second.Output);
+        Assert.Equal(before, Snapshot(root));
+    }
+
+    [Fact]
     public void Install_Prefix_WrittenIntoUnitsAndUnitsVerify()
     {
         using var dir = new TempDir();
@@ -150,6 +181,24 @@ public sealed class InstallerScriptTests(ITestOutputHelper output)
     {
         using var dir = new TempDir();
         string root = dir.File("root");
+        Directory.CreateDirectory(root);
+        string log = dir.File("calls.log");
+
+        ProcessResult dryRun = Install(["--dry-run", "--root", root, "--from", StubPayload(dir)],
+            new Dictionary<string, string> { ["HALO_STUB_LOG"] = log });
+
+        Assert.True(dryRun.ExitCode == 0, dryRun.Output);
+        Assert.Empty(Directory.GetFileSystemEntries(root));
+        Assert.Contains("[dry-run]", dryRun.StdOut, StringComparison.Ordinal);
+        Assert.Contains("halo-server.service", dryRun.StdOut, StringComparison.Ordinal);
+        Assert.Equal($"halo provision --root {root} --dry-run\n", File.ReadAllText(log));
+    }
+
+    [Fact]
+    public void DryRun_RootMissing_NothingCreatedAndProvisionOnlyPrinted()
+    {
+        using var dir = new TempDir();
+        string root = dir.File("root");
         string log = dir.File("calls.log");
 
         ProcessResult dryRun = Install(["--dry-run", "--root", root, "--from", StubPayload(dir)],
@@ -157,9 +206,8 @@ public sealed class InstallerScriptTests(ITestOutputHelper output)
 
         Assert.True(dryRun.ExitCode == 0, dryRun.Output);
         Assert.False(Directory.Exists(root), "--dry-run created the root");
-        Assert.Contains("[dry-run]", dryRun.StdOut, StringComparison.Ordinal);
-        Assert.Contains("halo-server.service", dryRun.StdOut, StringComparison.Ordinal);
-        Assert.Equal($"halo provision --root {root} --dry-run\n", File.ReadAllText(log));
+        Assert.False(File.Exists(log), "provision ran against a root that does not exist");
+        Assert.Contains($"[dry-run] /usr/lib/halo/halo provision --root {root} --dry-run", dryRun.StdOut, StringComparison.Ordinal);
     }
 
     [Fact]

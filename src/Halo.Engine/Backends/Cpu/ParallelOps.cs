@@ -69,3 +69,29 @@ internal sealed unsafe class LmHeadWork : IParallelWork
         DenseMatVec.Run(_head!, _x, _y, start, end);
     }
 }
+
+/// <summary>Logits rows = int8 LM head x for one hidden vector quantized per token, split by vocabulary rows.</summary>
+internal sealed unsafe class Int8LmHeadWork : IParallelWork
+{
+    private Int8Matrix? _head;
+    private byte* _u;
+    private sbyte* _q;
+    private float _d;
+    private float* _y;
+
+    public void Set(Int8Matrix head, byte* u, sbyte* q, float d, float* y)
+    {
+        _head = head;
+        _u = u;
+        _q = q;
+        _d = d;
+        _y = y;
+    }
+
+    public void Execute(int worker, int workers)
+    {
+        int rows = _head!.Rows;
+        int start = (int)((long)rows * worker / workers), end = (int)((long)rows * (worker + 1) / workers);
+        Int8MatVec.Run(_head, _u, _q, _d, _y, start, end);
+    }
+}

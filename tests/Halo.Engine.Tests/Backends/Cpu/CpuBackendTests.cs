@@ -40,6 +40,27 @@ public sealed class CpuBackendTests
         }
     }
 
+    /// <summary>
+    /// The int8 LM head against the exact one on the same hidden states: per-row int8 weights and a per-token
+    /// int8 input must keep every logit within 1% of the logit range and the top token at every position.
+    /// </summary>
+    [Fact]
+    public void Forward_Int8LmHead_StaysCloseToSourceHead()
+    {
+        using var model = new TestModelSource(TestModelSource.TinyConfig());
+        using CpuBackend exact = CpuBackend.Create(model, new BackendOptions { Threads = 2, LmHead = LmHeadPrecision.Source });
+        using CpuBackend int8 = CpuBackend.Create(model, new BackendOptions { Threads = 2, LmHead = LmHeadPrecision.Int8 });
+        Assert.Equal(LmHeadPrecision.Int8, int8.LmHead);
+        var a = new float[model.Config.VocabSize];
+        var b = new float[model.Config.VocabSize];
+        for (int i = 0; i < Prompt.Length; i++)
+        {
+            exact.Forward([new SequenceChunk(0, i, new[] { Prompt[i] })], a);
+            int8.Forward([new SequenceChunk(0, i, new[] { Prompt[i] })], b);
+            AssertClose(a.Select(v => (double)v).ToArray(), b, $"position {i}");
+        }
+    }
+
     [Fact]
     public void Forward_BatchedPrefill_EqualsTokenByToken()
     {
