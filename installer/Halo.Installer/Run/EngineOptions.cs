@@ -2,8 +2,8 @@ using System.CommandLine;
 using Halo.Core.Formats;
 using Halo.Core.Models;
 using Halo.Engine.Backends;
-using Halo.Engine.Backends.Cpu;
 using Halo.Engine.Models;
+using Halo.Kernels;
 
 namespace Halo.Installer.Run;
 
@@ -68,6 +68,10 @@ internal sealed class EngineOptions
         {
             Console.Error.WriteLine($"halo {command}: cannot load model: {e.Message}");
         }
+        catch (GpuUnavailableException e)
+        {
+            Console.Error.WriteLine($"halo {command}: --backend gpu: {e.Message}");
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or OutOfMemoryException)
         {
             Console.Error.WriteLine($"halo {command}: cannot load model {path}: {e.Message}");
@@ -76,13 +80,7 @@ internal sealed class EngineOptions
         return null;
     }
 
-    private static IBackend CreateBackend(IModelSource source, BackendOptions options)
-    {
-        if (options.Kind == BackendKind.Gpu)
-        {
-            throw new NotSupportedException("this build has no GPU backend; use --backend cpu or auto");
-        }
-
-        return CpuBackend.Create(source, options);
-    }
+    // auto: CUDA > OpenCL > CPU SIMD; gpu: the GPU or a GpuUnavailableException saying why not
+    private static IBackend CreateBackend(IModelSource source, BackendOptions options) =>
+        BackendSelector.Create(source, options);
 }
