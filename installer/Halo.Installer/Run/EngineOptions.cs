@@ -62,7 +62,7 @@ internal sealed class EngineOptions
     {
         try
         {
-            return LoadedModel.Load(path, options, CreateBackend);
+            return LoadedModel.Load(path, options, (source, o) => BackendSelector.Create(source, o));
         }
         catch (InvalidModelException e)
         {
@@ -70,17 +70,13 @@ internal sealed class EngineOptions
         }
         catch (GpuUnavailableException e)
         {
-            Console.Error.WriteLine($"halo {command}: --backend gpu: {e.Message}");
+            Console.Error.WriteLine($"halo {command}: no GPU backend: {e.Message}");
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or OutOfMemoryException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or OutOfMemoryException)
         {
             Console.Error.WriteLine($"halo {command}: cannot load model {path}: {e.Message}");
         }
 
         return null;
     }
-
-    // auto: CUDA > OpenCL > CPU SIMD; gpu: the GPU or a GpuUnavailableException saying why not
-    private static IBackend CreateBackend(IModelSource source, BackendOptions options) =>
-        BackendSelector.Create(source, options);
 }
