@@ -10,7 +10,8 @@ namespace Halo.Kernels;
 
 /// <summary>
 /// Finds the GPUs ILGPU can drive and opens the preferred one: CUDA first, then OpenCL GPUs that provide what
-/// ILGPU's OpenCL backend needs (OpenCL C 2.0+, the generic address space, subgroups for warp shuffles).
+/// ILGPU's OpenCL backend needs (OpenCL C 2.0+ and the generic address space; the OpenCL kernels exchange lane
+/// values through shared memory, so subgroup extensions are not required).
 /// Devices that fall short are skipped with one log line each, never a crash: Debian's PoCL 3.1 (a CPU
 /// device without the generic address space) and Mesa's OpenCL are typical. ILGPU's CPU accelerator is never
 /// picked here; it exists for the tests.
@@ -50,7 +51,7 @@ public static partial class GpuDevices
     /// Why ILGPU's OpenCL backend cannot run the kernels on a device, or null when it can. A pure function of the
     /// device's reported properties, so the rules are tested without a driver.
     /// </summary>
-    public static string? OpenClRejection(bool isGpu, int openClCMajor, int openClCMinor, bool genericAddressSpace, bool subGroups)
+    public static string? OpenClRejection(bool isGpu, int openClCMajor, int openClCMinor, bool genericAddressSpace)
     {
         if (!isGpu)
         {
@@ -67,26 +68,29 @@ public static partial class GpuDevices
             return "lacks the OpenCL generic address space ILGPU's OpenCL backend needs (AMD's ROCm OpenCL has it; PoCL 3.x and Mesa do not)";
         }
 
-        if (!subGroups)
-        {
-            return "lacks OpenCL subgroups (cl_khr_subgroups or cl_intel_subgroups), which the kernels' warp shuffles need";
-        }
-
         return null;
     }
 
-    /// <summary>The kernels launch groups of four warps and reduce with butterflies: they need a power-of-two warp of at least 8 lanes.</summary>
+    /// <summary>
+    /// CUDA kernels shuffle within hardware warps and need a power-of-two warp of at least 8 lanes; OpenCL kernels
+    /// use logical 32-lane warps and need groups of at least 32 threads.
+    /// </summary>
     internal static string? GroupRejection(Device device)
     {
+        if (device is CLDevice)
+        {
+            return device.MaxNumThreadsPerGroup >= 32 ? null : $"allows {device.MaxNumThreadsPerGroup} threads per group; the kernels need 32";
+        }
+
         int warp = device.WarpSize;
         if (warp < 8 || (warp & (warp - 1)) != 0)
         {
             return $"has a warp (subgroup) size of {warp}; the kernels need a power of two of at least 8";
         }
 
-        if (4 * warp > device.MaxNumThreadsPerGroup)
+        if (warp > device.MaxNumThreadsPerGroup)
         {
-            return $"allows {device.MaxNumThreadsPerGroup} threads per group; the kernels launch {4 * warp}";
+            return $"allows {device.MaxNumThreadsPerGroup} threads per group, less than its warp of {warp}";
         }
 
         return null;
@@ -175,8 +179,7 @@ public static partial class GpuDevices
                 device.DeviceType.HasFlag(CLDeviceType.CL_DEVICE_TYPE_GPU),
                 device.CLStdVersion.Major,
                 device.CLStdVersion.Minor,
-                device.Capabilities.GenericAddressSpace,
-                device.Capabilities.SubGroups);
+                device.Capabilities.GenericAddressSpace);
         }
         catch (Exception e)
         {

@@ -1,63 +1,96 @@
+using System.Diagnostics.CodeAnalysis;
 using Halo.Kernels.Kernels;
 using ILGPU;
 using ILGPU.Runtime;
 
 namespace Halo.Kernels;
 
+/// <summary>How the lanes of a warp exchange values in the kernels (see <see cref="ILaneExchange"/>).</summary>
+public enum LaneExchangeKind
+{
+    /// <summary>Hardware warp shuffles: CUDA, and ILGPU's CPU accelerator.</summary>
+    Shuffle,
+
+    /// <summary>Shared memory and group barriers over logical 32-lane warps: OpenCL (AMD ROCm, Strix Halo).</summary>
+    SharedMemory,
+}
+
 /// <summary>
 /// Every kernel compiled once for one accelerator, with launch methods that pick the grid from the shapes.
 /// Launches are asynchronous on the accelerator's default stream; nothing here copies to or from the host or
 /// waits, so a whole forward pass is one queue of launches and the caller synchronises once at the end.
-/// The same kernels run on CUDA, OpenCL and the CPU accelerator: only the warp size differs.
+/// The same kernels run on CUDA, OpenCL and the CPU accelerator: only the lane exchange (a type argument) and
+/// the warp size differ.
 /// </summary>
 internal sealed class KernelSet
 {
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, float> _quantize;
-    private readonly Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, float> _gemv;
-    private readonly Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int, float> _gemm;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int> _rmsNorm;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int> _rope;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int> _kvWrite;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int> _attentionPrefill;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int> _attentionDecode;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _attentionCombine;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int> _glu;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int> _residualAdd;
-    private readonly Action<KernelConfig, ArrayView<uint>, ArrayView<int>, ArrayView<float>, int> _embedding;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> _gather;
-    private readonly Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int> _lmHead;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, int> _argMax;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int> _topKPartial;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int> _topKMerge;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, float, float, float> _sample;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, float> _quantize;
+    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, float> _gemv;
+    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int, float> _gemm;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int> _rmsNorm;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int> _rope;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int> _kvWrite;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int> _attentionPrefill;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int> _attentionDecode;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _attentionCombine;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int> _glu;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int> _residualAdd;
+    private Action<KernelConfig, ArrayView<uint>, ArrayView<int>, ArrayView<float>, int> _embedding;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> _gather;
+    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int> _lmHead;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<int>, int> _argMax;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int> _topKPartial;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int> _topKMerge;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, float, float, float> _sample;
 
-    public KernelSet(Accelerator accelerator)
+    /// <param name="accelerator">The device.</param>
+    /// <param name="exchange">How lanes combine values; null picks by device: shuffles on CUDA and the CPU
+    /// accelerator, shared memory on OpenCL (ILGPU 1.5.3 emits OpenCL subgroup shuffles only for Intel).</param>
+    public KernelSet(Accelerator accelerator, LaneExchangeKind? exchange = null)
     {
         Accelerator = accelerator;
-        WarpSize = accelerator.WarpSize;
-        WarpsPerGroup = Math.Clamp(accelerator.MaxNumThreadsPerGroup / WarpSize, 1, 4);
-        _quantize = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, float>(QuantizeActivations.Kernel);
-        _gemv = accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, float>(TernaryGemv.Kernel);
-        _gemm = accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int, float>(TernaryGemm.Kernel);
-        _rmsNorm = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int>(Kernels.RmsNorm.Kernel);
-        _rope = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.Rope.Kernel);
-        _kvWrite = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int>(Kernels.KvCacheWrite.Kernel);
-        _attentionPrefill = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int>(Kernels.AttentionPrefill.Kernel);
-        _attentionDecode = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int>(Kernels.AttentionDecode.Kernel);
-        _attentionCombine = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.AttentionDecode.Combine);
-        _glu = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int>(Kernels.Glu.Kernel);
-        _residualAdd = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(Kernels.ResidualAdd.Kernel);
-        _embedding = accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<int>, ArrayView<float>, int>(Kernels.Embedding.Kernel);
-        _gather = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(Kernels.GatherRows.Kernel);
-        _lmHead = accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int>(LmHeadGemv.Kernel);
-        _argMax = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, int>(Kernels.ArgMax.Kernel);
-        _topKPartial = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(Kernels.TopK.Partial);
-        _topKMerge = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int>(Kernels.TopK.Merge);
-        _sample = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, float, float, float>(Sampling.Kernel);
+        Exchange = exchange ?? (accelerator.AcceleratorType == AcceleratorType.OpenCL ? LaneExchangeKind.SharedMemory : LaneExchangeKind.Shuffle);
+        WarpSize = Exchange == LaneExchangeKind.Shuffle ? accelerator.WarpSize : SharedMemoryLanes.LogicalWidth;
+        WarpsPerGroup = Math.Clamp(Math.Min(accelerator.MaxNumThreadsPerGroup, SharedMemoryLanes.MaxGroupThreads) / WarpSize, 1, 4);
+        if (Exchange == LaneExchangeKind.Shuffle)
+        {
+            Load<ShuffleLanes>();
+        }
+        else
+        {
+            Load<SharedMemoryLanes>();
+        }
+    }
+
+    public LaneExchangeKind Exchange { get; }
+
+    [MemberNotNull(nameof(_quantize), nameof(_gemv), nameof(_gemm), nameof(_rmsNorm), nameof(_rope), nameof(_kvWrite), nameof(_attentionPrefill), nameof(_attentionDecode), nameof(_attentionCombine), nameof(_glu), nameof(_residualAdd), nameof(_embedding), nameof(_gather), nameof(_lmHead), nameof(_argMax), nameof(_topKPartial), nameof(_topKMerge), nameof(_sample))]
+    private void Load<TLanes>()
+        where TLanes : struct, ILaneExchange
+    {
+        _quantize = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, float>(QuantizeActivations.Kernel<TLanes>);
+        _gemv = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, float>(TernaryGemv.Kernel<TLanes>);
+        _gemm = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int, float>(TernaryGemm.Kernel<TLanes>);
+        _rmsNorm = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int>(Kernels.RmsNorm.Kernel<TLanes>);
+        _rope = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.Rope.Kernel);
+        _kvWrite = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int>(Kernels.KvCacheWrite.Kernel);
+        _attentionPrefill = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int>(Kernels.AttentionPrefill.Kernel<TLanes>);
+        _attentionDecode = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int>(Kernels.AttentionDecode.Kernel<TLanes>);
+        _attentionCombine = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.AttentionDecode.Combine);
+        _glu = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int>(Kernels.Glu.Kernel);
+        _residualAdd = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(Kernels.ResidualAdd.Kernel);
+        _embedding = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<int>, ArrayView<float>, int>(Kernels.Embedding.Kernel);
+        _gather = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(Kernels.GatherRows.Kernel);
+        _lmHead = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int>(LmHeadGemv.Kernel<TLanes>);
+        _argMax = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, int>(Kernels.ArgMax.Kernel<TLanes>);
+        _topKPartial = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(Kernels.TopK.Partial<TLanes>);
+        _topKMerge = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int>(Kernels.TopK.Merge<TLanes>);
+        _sample = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, float, float, float>(Sampling.Kernel);
     }
 
     public Accelerator Accelerator { get; }
 
+    /// <summary>Lanes per (logical) warp: the launch group of the one-warp kernels.</summary>
     public int WarpSize { get; }
 
     /// <summary>Warps per group of the row-parallel kernels (GEMV, GEMM, LM head, element-wise): 4 where the device allows.</summary>

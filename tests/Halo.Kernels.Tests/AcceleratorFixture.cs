@@ -15,11 +15,11 @@ public abstract class AcceleratorFixture : IDisposable
 {
     private readonly Context _context;
 
-    protected AcceleratorFixture(Func<Context.Builder, Context.Builder> configure, Func<Context, Accelerator> create)
+    protected AcceleratorFixture(Func<Context.Builder, Context.Builder> configure, Func<Context, Accelerator> create, LaneExchangeKind? exchange = null)
     {
         _context = Context.Create(builder => configure(builder).EnableAlgorithms());
         Accelerator = create(_context);
-        Kernels = new KernelSet(Accelerator);
+        Kernels = new KernelSet(Accelerator, exchange);
     }
 
     public Accelerator Accelerator { get; }
@@ -57,6 +57,18 @@ public sealed class CudaAcceleratorFixture() : AcceleratorFixture(
     c => c.GetCudaDevices().Count > 0
         ? c.CreateCudaAccelerator(0)
         : throw new InvalidOperationException("HaloCuda=true but ILGPU found no CUDA device (driver missing?)"));
+
+/// <summary>
+/// The CPU accelerator running the kernels built for OpenCL: logical 32-lane warps exchanging through shared
+/// memory and group barriers (see <see cref="Halo.Kernels.Kernels.SharedMemoryLanes"/>), the Strix Halo path.
+/// </summary>
+public sealed class CpuSharedMemoryAcceleratorFixture() : AcceleratorFixture(b => b.CPU(new CPUDevice(32, 4, 1)), c => c.CreateCPUAccelerator(0), LaneExchangeKind.SharedMemory);
+
+[CollectionDefinition(Name)]
+public sealed class CpuSharedMemoryAcceleratorCollection : ICollectionFixture<CpuSharedMemoryAcceleratorFixture>
+{
+    public const string Name = "ILGPU CPU accelerator, shared-memory lane exchange";
+}
 
 /// <summary>
 /// The CPU accelerator with 4-lane warps, two per group, for the end-to-end tests: the simulator runs every lane as a

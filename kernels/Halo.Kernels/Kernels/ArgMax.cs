@@ -8,12 +8,14 @@ internal static class ArgMax
 {
     /// <param name="logits">[rows, width].</param>
     /// <param name="result">[rows].</param>
-    public static void Kernel(ArrayView<float> logits, ArrayView<int> result, int width)
+    public static void Kernel<TLanes>(ArrayView<float> logits, ArrayView<int> result, int width)
+        where TLanes : struct, ILaneExchange
     {
+        TLanes lanes = default;
         long start = (long)Grid.IdxX * width;
         float best = float.NegativeInfinity;
         int bestIndex = -1;
-        for (int i = Warp.LaneIdx; i < width; i += Warp.WarpSize)
+        for (int i = Group.IdxX; i < width; i += Group.DimX)
         {
             float value = logits[start + i];
             if (DeviceMath.IsBetter(value, i, best, bestIndex))
@@ -23,10 +25,10 @@ internal static class ArgMax
             }
         }
 
-        DeviceMath.WarpArgMax(ref best, ref bestIndex);
-        if (Warp.IsFirstLane)
+        Candidate winner = lanes.ArgMax(new Candidate { Value = best, Index = bestIndex });
+        if (Group.IdxX == 0)
         {
-            result[Grid.IdxX] = bestIndex;
+            result[Grid.IdxX] = winner.Index;
         }
     }
 

@@ -14,7 +14,7 @@ namespace Halo.Kernels.Kernels;
 internal static class AttentionDecode
 {
     /// <param name="partials">[tokens, heads, splits, headDim + 2]: max, sum, then the weighted value sum.</param>
-    public static void Kernel(
+    public static void Kernel<TLanes>(
         ArrayView<float> queries,
         ArrayView<float> keyCache,
         ArrayView<float> valueCache,
@@ -27,7 +27,9 @@ internal static class AttentionDecode
         int contextLength,
         int splitLength,
         int roundQueryToHalf)
+        where TLanes : struct, ILaneExchange
     {
+        var tileWeights = SharedMemory.Allocate<float>(AttentionTile.MaxTile);
         var query = SharedMemory.Allocate<float>(AttentionTile.MaxHeadDim);
         var accumulator = SharedMemory.Allocate<float>(AttentionTile.MaxHeadDim);
         int splits = Grid.DimY;
@@ -43,9 +45,10 @@ internal static class AttentionDecode
 
         AttentionTile.Begin(queries, rowStart, query, accumulator, headDim, 1f / XMath.Sqrt(headDim), roundQueryToHalf);
         var state = new AttentionTile.State { Max = float.NegativeInfinity, Sum = 0f };
-        state = AttentionTile.Attend(
+        state = AttentionTile.Attend<TLanes>(
             query,
             accumulator,
+            tileWeights,
             keyCache.SubView(cacheStart, cacheLength),
             valueCache.SubView(cacheStart, cacheLength),
             headDim,
@@ -54,13 +57,13 @@ internal static class AttentionDecode
             state);
 
         long partial = (((long)token * heads + head) * splits + split) * (headDim + 2);
-        if (Warp.IsFirstLane)
+        if (Group.IdxX == 0)
         {
             partials[partial] = state.Max;
             partials[partial + 1] = state.Sum;
         }
 
-        for (int d = Warp.LaneIdx; d < headDim; d += Warp.WarpSize)
+        for (int d = Group.IdxX; d < headDim; d += Group.DimX)
         {
             partials[partial + 2 + d] = accumulator[d];
         }
@@ -88,7 +91,7 @@ internal static class AttentionDecode
         }
 
         float inverseSum = 1f / sum;
-        for (int d = Warp.LaneIdx; d < headDim; d += Warp.WarpSize)
+        for (int d = Group.IdxX; d < headDim; d += Group.DimX)
         {
             float value = 0f;
             for (int s = 0; s < splits; s++)

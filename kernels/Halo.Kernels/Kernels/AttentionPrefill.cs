@@ -12,7 +12,7 @@ namespace Halo.Kernels.Kernels;
 /// </summary>
 internal static class AttentionPrefill
 {
-    public static void Kernel(
+    public static void Kernel<TLanes>(
         ArrayView<float> queries,
         ArrayView<float> keyCache,
         ArrayView<float> valueCache,
@@ -24,7 +24,9 @@ internal static class AttentionPrefill
         int headDim,
         int contextLength,
         int roundQueryToHalf)
+        where TLanes : struct, ILaneExchange
     {
+        var tileWeights = SharedMemory.Allocate<float>(AttentionTile.MaxTile);
         var query = SharedMemory.Allocate<float>(AttentionTile.MaxHeadDim);
         var accumulator = SharedMemory.Allocate<float>(AttentionTile.MaxHeadDim);
         int token = Grid.IdxX / heads;
@@ -36,9 +38,10 @@ internal static class AttentionPrefill
 
         AttentionTile.Begin(queries, rowStart, query, accumulator, headDim, 1f / XMath.Sqrt(headDim), roundQueryToHalf);
         var state = new AttentionTile.State { Max = float.NegativeInfinity, Sum = 0f };
-        state = AttentionTile.Attend(
+        state = AttentionTile.Attend<TLanes>(
             query,
             accumulator,
+            tileWeights,
             keyCache.SubView(cacheStart, cacheLength),
             valueCache.SubView(cacheStart, cacheLength),
             headDim,
@@ -47,7 +50,7 @@ internal static class AttentionPrefill
             state);
 
         float inverseSum = 1f / state.Sum;
-        for (int d = Warp.LaneIdx; d < headDim; d += Warp.WarpSize)
+        for (int d = Group.IdxX; d < headDim; d += Group.DimX)
         {
             output[rowStart + d] = accumulator[d] * inverseSum;
         }

@@ -4,58 +4,12 @@ using ILGPU.Algorithms;
 namespace Halo.Kernels.Kernels;
 
 /// <summary>
-/// Device-side helpers shared by the kernels: warp-wide reductions written with butterfly shuffles (every lane
-/// ends with the result, so no shared memory and no barrier), and F16 decoding by bit manipulation so the same
-/// code compiles for CUDA, OpenCL and the CPU accelerator without relying on a backend's half support.
-/// Every reduction works for any power-of-two warp size (32 on NVIDIA and RDNA wave32, 64 on GCN/CDNA).
+/// Device-side arithmetic shared by the kernels: candidate ordering, F16 conversions and the ternary dot
+/// product, written with integer operations so the same code compiles for CUDA, OpenCL and the CPU
+/// accelerator without relying on a backend's half support. Callable from host code (tests) too.
 /// </summary>
 internal static class DeviceMath
 {
-    public static float WarpSum(float value)
-    {
-        for (int offset = Warp.WarpSize / 2; offset > 0; offset >>= 1)
-        {
-            value += Warp.ShuffleXor(value, offset);
-        }
-
-        return value;
-    }
-
-    public static int WarpSum(int value)
-    {
-        for (int offset = Warp.WarpSize / 2; offset > 0; offset >>= 1)
-        {
-            value += Warp.ShuffleXor(value, offset);
-        }
-
-        return value;
-    }
-
-    public static float WarpMax(float value)
-    {
-        for (int offset = Warp.WarpSize / 2; offset > 0; offset >>= 1)
-        {
-            value = XMath.Max(value, Warp.ShuffleXor(value, offset));
-        }
-
-        return value;
-    }
-
-    /// <summary>Warp-wide (value, index) maximum; ties go to the lower index, as a sequential scan would.</summary>
-    public static void WarpArgMax(ref float value, ref int index)
-    {
-        for (int offset = Warp.WarpSize / 2; offset > 0; offset >>= 1)
-        {
-            float otherValue = Warp.ShuffleXor(value, offset);
-            int otherIndex = Warp.ShuffleXor(index, offset);
-            if (IsBetter(otherValue, otherIndex, value, index))
-            {
-                value = otherValue;
-                index = otherIndex;
-            }
-        }
-    }
-
     /// <summary>Ordering of candidates: larger value first, then lower index; index -1 marks "no candidate".</summary>
     public static bool IsBetter(float value, int index, float than, int thanIndex)
     {

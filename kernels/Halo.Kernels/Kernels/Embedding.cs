@@ -18,7 +18,7 @@ internal static class Embedding
         int pairs = hidden / 2;
         long row = (long)tokens[token] * pairs;
         long outStart = (long)token * hidden;
-        for (int p = Warp.LaneIdx; p < pairs; p += Warp.WarpSize)
+        for (int p = Group.IdxX; p < pairs; p += Group.DimX)
         {
             uint bits = table[row + p];
             output[outStart + 2 * p] = DeviceMath.HalfToFloat(bits & 0xFFFFu);

@@ -10,7 +10,7 @@ internal static class GatherRows
     {
         long from = (long)rows[Grid.IdxX] * width;
         long to = (long)Grid.IdxX * width;
-        for (int i = Warp.LaneIdx; i < width; i += Warp.WarpSize)
+        for (int i = Group.IdxX; i < width; i += Group.DimX)
         {
             output[to + i] = input[from + i];
         }

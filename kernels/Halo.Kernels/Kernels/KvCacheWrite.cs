@@ -33,7 +33,7 @@ internal static class KvCacheWrite
         int rowWidth = kvHeads * headDim;
         long slotBase = (long)slots[token] * kvHeads * contextLength * headDim;
         long position = positions[token];
-        for (int i = Warp.LaneIdx; i < rowWidth; i += Warp.WarpSize)
+        for (int i = Group.IdxX; i < rowWidth; i += Group.DimX)
         {
             int head = i / headDim;
             int d = i - head * headDim;

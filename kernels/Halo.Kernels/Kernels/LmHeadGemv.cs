@@ -14,28 +14,28 @@ internal static class LmHeadGemv
     /// <param name="table">[vocab, hidden / 2] two F16 per uint.</param>
     /// <param name="input">[rows, hidden].</param>
     /// <param name="logits">[rows, vocab].</param>
-    public static void Kernel(ArrayView<uint> table, ArrayView<float> input, ArrayView<float> logits, int vocab, int hidden)
+    public static void Kernel<TLanes>(ArrayView<uint> table, ArrayView<float> input, ArrayView<float> logits, int vocab, int hidden)
+        where TLanes : struct, ILaneExchange
     {
-        int v = Grid.IdxX * (Group.DimX / Warp.WarpSize) + Warp.WarpIdx;
-        if (v >= vocab)
-        {
-            return;
-        }
+        TLanes lanes = default;
+        int lane = Group.IdxX % lanes.Width;
+        int v = Grid.IdxX * (Group.DimX / lanes.Width) + Group.IdxX / lanes.Width;
+        bool active = v < vocab;
 
         int row = Grid.IdxY;
         int pairs = hidden / 2;
         long weights = (long)v * pairs;
         long x = (long)row * hidden;
         float sum = 0f;
-        for (int p = Warp.LaneIdx; p < pairs; p += Warp.WarpSize)
+        for (int p = lane; active && p < pairs; p += lanes.Width)
         {
             uint bits = table[weights + p];
             sum += DeviceMath.HalfToFloat(bits & 0xFFFFu) * input[x + 2 * p]
                  + DeviceMath.HalfToFloat(bits >> 16) * input[x + 2 * p + 1];
         }
 
-        sum = DeviceMath.WarpSum(sum);
-        if (Warp.IsFirstLane)
+        sum = lanes.Sum(sum);
+        if (active && lane == 0)
         {
             logits[(long)row * vocab + v] = sum;
         }

@@ -9,7 +9,7 @@ namespace Halo.Kernels.Kernels;
 /// as llama.cpp's Q8_K does (<c>1 / (127 / absmax)</c>), so that blockSize 256 reproduces llama.cpp and
 /// blockSize = width gives BitNet's per-token absmax. <c>absMaxFloor</c> bounds the absmax from below (the engine
 /// uses 1e-5 per token so a zero row does not divide by zero; 0 = llama.cpp's rule, scale 0 for a zero block).
-/// One warp per (row, block). Output: four int8 per int (element e in byte e % 4), so the GEMV lanes read
+/// One warp (the whole group) per (row, block). Output: four int8 per int (element e in byte e % 4), so the GEMV lanes read
 /// 16 activations in four 32-bit loads.
 /// </summary>
 internal static class QuantizeActivations
@@ -17,28 +17,30 @@ internal static class QuantizeActivations
     /// <param name="x">[rows, width] activations.</param>
     /// <param name="quantized">[rows, width / 4] packed int8.</param>
     /// <param name="scales">[rows, width / blockSize] dequantization scales.</param>
-    public static void Kernel(ArrayView<float> x, ArrayView<int> quantized, ArrayView<float> scales, int width, int blockSize, float absMaxFloor)
+    public static void Kernel<TLanes>(ArrayView<float> x, ArrayView<int> quantized, ArrayView<float> scales, int width, int blockSize, float absMaxFloor)
+        where TLanes : struct, ILaneExchange
     {
+        TLanes lanes = default;
         int blocksPerRow = width / blockSize;
         int row = Grid.IdxX / blocksPerRow;
         int block = Grid.IdxX - row * blocksPerRow;
-        int lane = Warp.LaneIdx;
+        int lane = Group.IdxX;
         long start = (long)row * width + (long)block * blockSize;
 
         float absMax = 0f;
-        for (int i = lane; i < blockSize; i += Warp.WarpSize)
+        for (int i = lane; i < blockSize; i += Group.DimX)
         {
             absMax = XMath.Max(absMax, XMath.Abs(x[start + i]));
         }
 
-        absMax = XMath.Max(DeviceMath.WarpMax(absMax), absMaxFloor);
+        absMax = XMath.Max(lanes.Max(absMax), absMaxFloor);
         float inverse = absMax > 0f ? 127f / absMax : 0f;
         if (lane == 0)
         {
             scales[(long)row * blocksPerRow + block] = absMax > 0f ? 1f / inverse : 0f;
         }
 
-        for (int word = lane; word < blockSize / 4; word += Warp.WarpSize)
+        for (int word = lane; word < blockSize / 4; word += Group.DimX)
         {
             int packed = 0;
             for (int e = 0; e < 4; e++)

@@ -14,19 +14,21 @@ internal static class RmsNorm
     /// <param name="input">[rows, width].</param>
     /// <param name="weight">[width].</param>
     /// <param name="output">[rows, width] (may alias input).</param>
-    public static void Kernel(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int width, float eps, int roundToHalf)
+    public static void Kernel<TLanes>(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int width, float eps, int roundToHalf)
+        where TLanes : struct, ILaneExchange
     {
+        TLanes lanes = default;
         long start = (long)Grid.IdxX * width;
         float sumSquares = 0f;
-        for (int i = Warp.LaneIdx; i < width; i += Warp.WarpSize)
+        for (int i = Group.IdxX; i < width; i += Group.DimX)
         {
             float v = input[start + i];
             sumSquares += v * v;
         }
 
-        sumSquares = DeviceMath.WarpSum(sumSquares);
+        sumSquares = lanes.Sum(sumSquares);
         float inverseRms = 1f / XMath.Sqrt(sumSquares / width + eps);
-        for (int i = Warp.LaneIdx; i < width; i += Warp.WarpSize)
+        for (int i = Group.IdxX; i < width; i += Group.DimX)
         {
             float y = input[start + i] * inverseRms * weight[i];
             output[start + i] = roundToHalf != 0 ? DeviceMath.RoundToHalf(y) : y;

@@ -36,7 +36,7 @@ internal static class Rope
             ? ((long)token * heads + head) * headDim
             : ((long)token * kvHeads + head - heads) * headDim;
         ArrayView<float> rows = isQuery ? queries : keys;
-        for (int i = Warp.LaneIdx; i < half; i += Warp.WarpSize)
+        for (int i = Group.IdxX; i < half; i += Group.DimX)
         {
             float c = cos[table + i];
             float s = sin[table + i];

@@ -27,7 +27,7 @@ internal static class Sampling
         float topP,
         float minP)
     {
-        if (!Warp.IsFirstLane)
+        if (Group.IdxX != 0)
         {
             return;
         }

@@ -18,7 +18,7 @@ internal static class TernaryGemm
     /// <param name="activations">[tokens, k / 4].</param>
     /// <param name="activationScales">[tokens, k / activationBlock].</param>
     /// <param name="output">[tokens, n].</param>
-    public static void Kernel(
+    public static void Kernel<TLanes>(
         ArrayView<uint> weights,
         ArrayView<float> blockScales,
         ArrayView<int> activations,
@@ -29,12 +29,13 @@ internal static class TernaryGemm
         int tokens,
         int activationBlock,
         float outScale)
+        where TLanes : struct, ILaneExchange
     {
-        int row = Grid.IdxX * (Group.DimX / Warp.WarpSize) + Warp.WarpIdx;
-        if (row >= n)
-        {
-            return;
-        }
+        // no early exit for the tail rows: every thread of the group takes part in the reductions
+        TLanes lanes = default;
+        int lane = Group.IdxX % lanes.Width;
+        int row = Grid.IdxX * (Group.DimX / lanes.Width) + Group.IdxX / lanes.Width;
+        bool active = row < n;
 
         int firstToken = Grid.IdxY * TokensPerTile;
         int tileTokens = tokens - firstToken < TokensPerTile ? tokens - firstToken : TokensPerTile;
@@ -46,7 +47,7 @@ internal static class TernaryGemm
         long rowBlocks = (long)row * blocksPerRow;
 
         float sum0 = 0f, sum1 = 0f, sum2 = 0f, sum3 = 0f;
-        for (int word = Warp.LaneIdx; word < wordsPerRow; word += Warp.WarpSize)
+        for (int word = lane; active && word < wordsPerRow; word += lanes.Width)
         {
             uint codes = weights[rowWords + word];
             float weightScale = blockScales[rowBlocks + word / 16];
@@ -68,11 +69,11 @@ internal static class TernaryGemm
             }
         }
 
-        sum0 = DeviceMath.WarpSum(sum0);
-        sum1 = DeviceMath.WarpSum(sum1);
-        sum2 = DeviceMath.WarpSum(sum2);
-        sum3 = DeviceMath.WarpSum(sum3);
-        if (Warp.IsFirstLane)
+        sum0 = lanes.Sum(sum0);
+        sum1 = lanes.Sum(sum1);
+        sum2 = lanes.Sum(sum2);
+        sum3 = lanes.Sum(sum3);
+        if (active && lane == 0)
         {
             output[(long)firstToken * n + row] = sum0 * outScale;
             if (tileTokens > 1)

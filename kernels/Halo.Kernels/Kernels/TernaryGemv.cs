@@ -18,7 +18,7 @@ internal static class TernaryGemv
     /// <param name="activations">[k / 4] packed int8 activations.</param>
     /// <param name="activationScales">[k / activationBlock].</param>
     /// <param name="output">[n].</param>
-    public static void Kernel(
+    public static void Kernel<TLanes>(
         ArrayView<uint> weights,
         ArrayView<float> blockScales,
         ArrayView<int> activations,
@@ -28,12 +28,13 @@ internal static class TernaryGemv
         int k,
         int activationBlock,
         float outScale)
+        where TLanes : struct, ILaneExchange
     {
-        int row = Grid.IdxX * (Group.DimX / Warp.WarpSize) + Warp.WarpIdx;
-        if (row >= n)
-        {
-            return;
-        }
+        // no early exit for the tail rows: every thread of the group takes part in the reduction
+        TLanes lanes = default;
+        int lane = Group.IdxX % lanes.Width;
+        int row = Grid.IdxX * (Group.DimX / lanes.Width) + Group.IdxX / lanes.Width;
+        bool active = row < n;
 
         int wordsPerRow = k / Layout.TernaryLayout.ValuesPerWord;
         int blocksPerRow = k / Layout.TernaryLayout.BlockSize;
@@ -41,7 +42,7 @@ internal static class TernaryGemv
         long rowBlocks = (long)row * blocksPerRow;
 
         float sum = 0f;
-        for (int word = Warp.LaneIdx; word < wordsPerRow; word += Warp.WarpSize)
+        for (int word = lane; active && word < wordsPerRow; word += lanes.Width)
         {
             uint codes = weights[rowWords + word];
             int dot = DeviceMath.TernaryDot16(
@@ -50,8 +51,8 @@ internal static class TernaryGemv
             sum += dot * scale;
         }
 
-        sum = DeviceMath.WarpSum(sum);
-        if (Warp.IsFirstLane)
+        sum = lanes.Sum(sum);
+        if (active && lane == 0)
         {
             output[row] = sum * outScale;
         }

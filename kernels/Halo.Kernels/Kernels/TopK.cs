@@ -19,15 +19,17 @@ internal static class TopK
     /// <param name="logits">[rows, width].</param>
     /// <param name="candidateValues">[rows, slices, k].</param>
     /// <param name="candidateIds">[rows, slices, k] (-1 where a slice had fewer than k logits).</param>
-    public static void Partial(ArrayView<float> logits, ArrayView<float> candidateValues, ArrayView<int> candidateIds, int width, int k)
+    public static void Partial<TLanes>(ArrayView<float> logits, ArrayView<float> candidateValues, ArrayView<int> candidateIds, int width, int k)
+        where TLanes : struct, ILaneExchange
     {
+        TLanes lanes = default;
         var slice = SharedMemory.Allocate<float>(SliceLength);
         int row = Grid.IdxX;
         int sliceIndex = Grid.IdxY;
         int slices = Grid.DimY;
         int first = sliceIndex * SliceLength;
         int length = width - first < SliceLength ? width - first : SliceLength;
-        for (int i = Warp.LaneIdx; i < SliceLength; i += Warp.WarpSize)
+        for (int i = Group.IdxX; i < SliceLength; i += Group.DimX)
         {
             slice[i] = i < length ? logits[(long)row * width + first + i] : 0f;
         }
@@ -38,7 +40,7 @@ internal static class TopK
         {
             float best = float.NegativeInfinity;
             int bestIndex = -1;
-            for (int i = Warp.LaneIdx; i < length; i += Warp.WarpSize)
+            for (int i = Group.IdxX; i < length; i += Group.DimX)
             {
                 float value = slice[i];
                 if (!IsTaken(value) && DeviceMath.IsBetter(value, i, best, bestIndex))
@@ -48,8 +50,10 @@ internal static class TopK
                 }
             }
 
-            DeviceMath.WarpArgMax(ref best, ref bestIndex);
-            if (Warp.IsFirstLane)
+            Candidate winner = lanes.ArgMax(new Candidate { Value = best, Index = bestIndex });
+            bestIndex = winner.Index;
+            best = winner.Value;
+            if (Group.IdxX == 0)
             {
                 candidateValues[output + round] = best;
                 candidateIds[output + round] = bestIndex < 0 ? -1 : first + bestIndex;
@@ -67,14 +71,16 @@ internal static class TopK
     /// <param name="candidateIds">[rows, candidates].</param>
     /// <param name="topValues">[rows, k] sorted.</param>
     /// <param name="topIds">[rows, k] sorted.</param>
-    public static void Merge(
+    public static void Merge<TLanes>(
         ArrayView<float> candidateValues,
         ArrayView<int> candidateIds,
         ArrayView<float> topValues,
         ArrayView<int> topIds,
         int candidates,
         int k)
+        where TLanes : struct, ILaneExchange
     {
+        TLanes lanes = default;
         int row = Grid.IdxX;
         long start = (long)row * candidates;
         for (int round = 0; round < k; round++)
@@ -82,7 +88,7 @@ internal static class TopK
             float best = float.NegativeInfinity;
             int bestId = -1;
             int bestSlot = -1;
-            for (int i = Warp.LaneIdx; i < candidates; i += Warp.WarpSize)
+            for (int i = Group.IdxX; i < candidates; i += Group.DimX)
             {
                 int id = candidateIds[start + i];
                 float value = candidateValues[start + i];
@@ -94,17 +100,16 @@ internal static class TopK
                 }
             }
 
-            int winner = bestId;
-            DeviceMath.WarpArgMax(ref best, ref winner);
-            if (winner >= 0 && bestId == winner)
+            Candidate winner = lanes.ArgMax(new Candidate { Value = best, Index = bestId });
+            if (winner.Index >= 0 && bestId == winner.Index)
             {
                 candidateValues[start + bestSlot] = Taken;
             }
 
-            if (Warp.IsFirstLane)
+            if (Group.IdxX == 0)
             {
-                topValues[(long)row * k + round] = best;
-                topIds[(long)row * k + round] = winner;
+                topValues[(long)row * k + round] = winner.Value;
+                topIds[(long)row * k + round] = winner.Index;
             }
 
             Group.Barrier();

@@ -267,7 +267,9 @@ public sealed class BpeTokenizer
     private void EncodeWithSpecialTokens(ReadOnlySpan<char> text, List<int> output, bool parseSpecial)
     {
         // Fragments: (start, length, -1) for text still to tokenize, (0, 0, id) for a matched special token.
+        // Each pass rebuilds the list, so many occurrences cost linear time, not a quadratic insert.
         var fragments = new List<(int Start, int Length, int Id)> { (0, text.Length, -1) };
+        var next = new List<(int Start, int Length, int Id)>();
         foreach (var special in _specialTokens)
         {
             if (!parseSpecial && special.IsControl)
@@ -275,38 +277,41 @@ public sealed class BpeTokenizer
                 continue;
             }
 
-            for (var f = 0; f < fragments.Count; f++)
+            next.Clear();
+            foreach (var fragment in fragments)
             {
-                var (start, length, id) = fragments[f];
-                if (id >= 0)
+                if (fragment.Id >= 0)
                 {
+                    next.Add(fragment);
                     continue;
                 }
 
-                var at = text.Slice(start, length).IndexOf(special.Text, StringComparison.Ordinal);
-                if (at < 0)
+                var at = fragment.Start;
+                var end = fragment.Start + fragment.Length;
+                while (at < end)
                 {
-                    continue;
+                    var found = text[at..end].IndexOf(special.Text, StringComparison.Ordinal);
+                    if (found < 0)
+                    {
+                        break;
+                    }
+
+                    if (found > 0)
+                    {
+                        next.Add((at, found, -1));
+                    }
+
+                    next.Add((0, 0, special.Id));
+                    at += found + special.Text.Length;
                 }
 
-                // Replace the fragment by: text before, the token, text after (which the loop visits next).
-                var afterStart = start + at + special.Text.Length;
-                var afterLength = start + length - afterStart;
-                fragments.RemoveAt(f);
-                var insertAt = f;
-                if (at > 0)
+                if (at < end)
                 {
-                    fragments.Insert(insertAt++, (start, at, -1));
+                    next.Add((at, end - at, -1));
                 }
-
-                fragments.Insert(insertAt++, (0, 0, special.Id));
-                if (afterLength > 0)
-                {
-                    fragments.Insert(insertAt, (afterStart, afterLength, -1));
-                }
-
-                f = insertAt - 1;
             }
+
+            (fragments, next) = (next, fragments);
         }
 
         foreach (var (start, length, id) in fragments)

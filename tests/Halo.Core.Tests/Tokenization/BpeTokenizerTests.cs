@@ -152,6 +152,18 @@ public sealed class BpeTokenizerTests
     }
 
     [Fact]
+    public void Encode_HundredThousandSpecialTokens_StaysLinear()
+    {
+        var tokenizer = Llama3Tokenizer.Tokenizer;
+        var text = string.Concat(Enumerable.Repeat("a<|eot_id|>", 100_000));
+
+        var ids = tokenizer.Encode(text, addSpecial: false, parseSpecial: true);
+
+        Assert.Equal(200_000, ids.Length);
+        Assert.Equal(100_000, ids.Count(id => id == 128009));
+    }
+
+    [Fact]
     public void Encode_LoneSurrogate_EncodesAsReplacementCharacter()
     {
         var tokenizer = Llama3Tokenizer.Tokenizer;

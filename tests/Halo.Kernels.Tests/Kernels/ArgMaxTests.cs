@@ -27,6 +27,9 @@ public abstract class ArgMaxTests<TFixture>(TFixture fixture)
 [Collection(CpuAcceleratorCollection.Name)]
 public sealed class ArgMaxCpuTests(CpuAcceleratorFixture fixture) : ArgMaxTests<CpuAcceleratorFixture>(fixture);
 
+[Collection(CpuSharedMemoryAcceleratorCollection.Name)]
+public sealed class ArgMaxCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : ArgMaxTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
 #if HALO_CUDA
 [Collection(CudaAcceleratorCollection.Name)]
 public sealed class ArgMaxCudaTests(CudaAcceleratorFixture fixture) : ArgMaxTests<CudaAcceleratorFixture>(fixture);

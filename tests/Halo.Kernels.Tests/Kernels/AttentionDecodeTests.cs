@@ -32,6 +32,9 @@ public abstract class AttentionDecodeTests<TFixture>(TFixture fixture)
 [Collection(CpuAcceleratorCollection.Name)]
 public sealed class AttentionDecodeCpuTests(CpuAcceleratorFixture fixture) : AttentionDecodeTests<CpuAcceleratorFixture>(fixture);
 
+[Collection(CpuSharedMemoryAcceleratorCollection.Name)]
+public sealed class AttentionDecodeCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : AttentionDecodeTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
 #if HALO_CUDA
 [Collection(CudaAcceleratorCollection.Name)]
 public sealed class AttentionDecodeCudaTests(CudaAcceleratorFixture fixture) : AttentionDecodeTests<CudaAcceleratorFixture>(fixture);

@@ -29,6 +29,9 @@ public abstract class AttentionPrefillTests<TFixture>(TFixture fixture)
 [Collection(CpuAcceleratorCollection.Name)]
 public sealed class AttentionPrefillCpuTests(CpuAcceleratorFixture fixture) : AttentionPrefillTests<CpuAcceleratorFixture>(fixture);
 
+[Collection(CpuSharedMemoryAcceleratorCollection.Name)]
+public sealed class AttentionPrefillCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : AttentionPrefillTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
 #if HALO_CUDA
 [Collection(CudaAcceleratorCollection.Name)]
 public sealed class AttentionPrefillCudaTests(CudaAcceleratorFixture fixture) : AttentionPrefillTests<CudaAcceleratorFixture>(fixture);

@@ -32,6 +32,9 @@ public abstract class EmbeddingTests<TFixture>(TFixture fixture)
 [Collection(CpuAcceleratorCollection.Name)]
 public sealed class EmbeddingCpuTests(CpuAcceleratorFixture fixture) : EmbeddingTests<CpuAcceleratorFixture>(fixture);
 
+[Collection(CpuSharedMemoryAcceleratorCollection.Name)]
+public sealed class EmbeddingCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : EmbeddingTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
 #if HALO_CUDA
 [Collection(CudaAcceleratorCollection.Name)]
 public sealed class EmbeddingCudaTests(CudaAcceleratorFixture fixture) : EmbeddingTests<CudaAcceleratorFixture>(fixture);

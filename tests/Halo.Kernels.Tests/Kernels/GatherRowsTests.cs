@@ -22,6 +22,9 @@ public abstract class GatherRowsTests<TFixture>(TFixture fixture)
 [Collection(CpuAcceleratorCollection.Name)]
 public sealed class GatherRowsCpuTests(CpuAcceleratorFixture fixture) : GatherRowsTests<CpuAcceleratorFixture>(fixture);
 
+[Collection(CpuSharedMemoryAcceleratorCollection.Name)]
+public sealed class GatherRowsCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : GatherRowsTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
 #if HALO_CUDA
 [Collection(CudaAcceleratorCollection.Name)]
 public sealed class GatherRowsCudaTests(CudaAcceleratorFixture fixture) : GatherRowsTests<CudaAcceleratorFixture>(fixture);

@@ -32,6 +32,9 @@ public abstract class GluTests<TFixture>(TFixture fixture)
 [Collection(CpuAcceleratorCollection.Name)]
 public sealed class GluCpuTests(CpuAcceleratorFixture fixture) : GluTests<CpuAcceleratorFixture>(fixture);
 
+[Collection(CpuSharedMemoryAcceleratorCollection.Name)]
+public sealed class GluCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : GluTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
 #if HALO_CUDA
 [Collection(CudaAcceleratorCollection.Name)]
 public sealed class GluCudaTests(CudaAcceleratorFixture fixture) : GluTests<CudaAcceleratorFixture>(fixture);

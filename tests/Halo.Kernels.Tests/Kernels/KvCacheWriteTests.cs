@@ -46,6 +46,9 @@ public abstract class KvCacheWriteTests<TFixture>(TFixture fixture)
 [Collection(CpuAcceleratorCollection.Name)]
 public sealed class KvCacheWriteCpuTests(CpuAcceleratorFixture fixture) : KvCacheWriteTests<CpuAcceleratorFixture>(fixture);
 
+[Collection(CpuSharedMemoryAcceleratorCollection.Name)]
+public sealed class KvCacheWriteCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : KvCacheWriteTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
 #if HALO_CUDA
 [Collection(CudaAcceleratorCollection.Name)]
 public sealed class KvCacheWriteCudaTests(CudaAcceleratorFixture fixture) : KvCacheWriteTests<CudaAcceleratorFixture>(fixture);

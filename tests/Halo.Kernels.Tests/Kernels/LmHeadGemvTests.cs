@@ -38,6 +38,9 @@ public abstract class LmHeadGemvTests<TFixture>(TFixture fixture)
 [Collection(CpuAcceleratorCollection.Name)]
 public sealed class LmHeadGemvCpuTests(CpuAcceleratorFixture fixture) : LmHeadGemvTests<CpuAcceleratorFixture>(fixture);
 
+[Collection(CpuSharedMemoryAcceleratorCollection.Name)]
+public sealed class LmHeadGemvCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : LmHeadGemvTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
 #if HALO_CUDA
 [Collection(CudaAcceleratorCollection.Name)]
 public sealed class LmHeadGemvCudaTests(CudaAcceleratorFixture fixture) : LmHeadGemvTests<CudaAcceleratorFixture>(fixture);

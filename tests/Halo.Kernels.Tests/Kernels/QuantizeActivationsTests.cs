@@ -65,6 +65,9 @@ public abstract class QuantizeActivationsTests<TFixture>(TFixture fixture)
 [Collection(CpuAcceleratorCollection.Name)]
 public sealed class QuantizeActivationsCpuTests(CpuAcceleratorFixture fixture) : QuantizeActivationsTests<CpuAcceleratorFixture>(fixture);
 
+[Collection(CpuSharedMemoryAcceleratorCollection.Name)]
+public sealed class QuantizeActivationsCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : QuantizeActivationsTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
 #if HALO_CUDA
 [Collection(CudaAcceleratorCollection.Name)]
 public sealed class QuantizeActivationsCudaTests(CudaAcceleratorFixture fixture) : QuantizeActivationsTests<CudaAcceleratorFixture>(fixture);

@@ -26,6 +26,9 @@ public abstract class ResidualAddTests<TFixture>(TFixture fixture)
 [Collection(CpuAcceleratorCollection.Name)]
 public sealed class ResidualAddCpuTests(CpuAcceleratorFixture fixture) : ResidualAddTests<CpuAcceleratorFixture>(fixture);
 
+[Collection(CpuSharedMemoryAcceleratorCollection.Name)]
+public sealed class ResidualAddCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : ResidualAddTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
 #if HALO_CUDA
 [Collection(CudaAcceleratorCollection.Name)]
 public sealed class ResidualAddCudaTests(CudaAcceleratorFixture fixture) : ResidualAddTests<CudaAcceleratorFixture>(fixture);

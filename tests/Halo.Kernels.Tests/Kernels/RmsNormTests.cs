@@ -58,6 +58,9 @@ public abstract class RmsNormTests<TFixture>(TFixture fixture)
 [Collection(CpuAcceleratorCollection.Name)]
 public sealed class RmsNormCpuTests(CpuAcceleratorFixture fixture) : RmsNormTests<CpuAcceleratorFixture>(fixture);
 
+[Collection(CpuSharedMemoryAcceleratorCollection.Name)]
+public sealed class RmsNormCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : RmsNormTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
 #if HALO_CUDA
 [Collection(CudaAcceleratorCollection.Name)]
 public sealed class RmsNormCudaTests(CudaAcceleratorFixture fixture) : RmsNormTests<CudaAcceleratorFixture>(fixture);

@@ -52,6 +52,9 @@ public abstract class RopeTests<TFixture>(TFixture fixture)
 [Collection(CpuAcceleratorCollection.Name)]
 public sealed class RopeCpuTests(CpuAcceleratorFixture fixture) : RopeTests<CpuAcceleratorFixture>(fixture);
 
+[Collection(CpuSharedMemoryAcceleratorCollection.Name)]
+public sealed class RopeCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : RopeTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
 #if HALO_CUDA
 [Collection(CudaAcceleratorCollection.Name)]
 public sealed class RopeCudaTests(CudaAcceleratorFixture fixture) : RopeTests<CudaAcceleratorFixture>(fixture);

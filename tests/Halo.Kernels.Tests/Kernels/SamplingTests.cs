@@ -85,6 +85,9 @@ public abstract class SamplingTests<TFixture>(TFixture fixture)
 [Collection(CpuAcceleratorCollection.Name)]
 public sealed class SamplingCpuTests(CpuAcceleratorFixture fixture) : SamplingTests<CpuAcceleratorFixture>(fixture);
 
+[Collection(CpuSharedMemoryAcceleratorCollection.Name)]
+public sealed class SamplingCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : SamplingTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
 #if HALO_CUDA
 [Collection(CudaAcceleratorCollection.Name)]
 public sealed class SamplingCudaTests(CudaAcceleratorFixture fixture) : SamplingTests<CudaAcceleratorFixture>(fixture);

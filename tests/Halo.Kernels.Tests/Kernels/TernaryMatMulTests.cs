@@ -67,6 +67,9 @@ public abstract class TernaryMatMulTests<TFixture>(TFixture fixture)
 [Collection(CpuAcceleratorCollection.Name)]
 public sealed class TernaryMatMulCpuTests(CpuAcceleratorFixture fixture) : TernaryMatMulTests<CpuAcceleratorFixture>(fixture);
 
+[Collection(CpuSharedMemoryAcceleratorCollection.Name)]
+public sealed class TernaryMatMulCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : TernaryMatMulTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
 #if HALO_CUDA
 [Collection(CudaAcceleratorCollection.Name)]
 public sealed class TernaryMatMulCudaTests(CudaAcceleratorFixture fixture) : TernaryMatMulTests<CudaAcceleratorFixture>(fixture);

@@ -38,6 +38,9 @@ public abstract class TopKTests<TFixture>(TFixture fixture)
 [Collection(CpuAcceleratorCollection.Name)]
 public sealed class TopKCpuTests(CpuAcceleratorFixture fixture) : TopKTests<CpuAcceleratorFixture>(fixture);
 
+[Collection(CpuSharedMemoryAcceleratorCollection.Name)]
+public sealed class TopKCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : TopKTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
 #if HALO_CUDA
 [Collection(CudaAcceleratorCollection.Name)]
 public sealed class TopKCudaTests(CudaAcceleratorFixture fixture) : TopKTests<CudaAcceleratorFixture>(fixture);
