@@ -3,6 +3,7 @@ using Halo.Core.Configuration;
 using Halo.Core.Formats;
 using Halo.Server.Hosting;
 using Halo.Server.Inference;
+using Halo.Server.Mcp;
 using Halo.Server.Metrics;
 using Halo.Server.OpenAi;
 using Microsoft.AspNetCore.Builder;
@@ -157,6 +158,7 @@ public static class HaloHost
             });
             services.AddSingleton<ServingContext>();
             services.AddHostedService<ModelService>();
+            services.AddHaloMcp();
             if (SystemdEnvironment.WatchdogPeriod() is { } period)
             {
                 services.AddHostedService(provider => new WatchdogService(
