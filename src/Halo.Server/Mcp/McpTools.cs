@@ -16,6 +16,9 @@ public static class McpTools
     /// <summary>A progress notification every this many generated tokens (when the client sent a progress token).</summary>
     public const int ProgressEveryTokens = 8;
 
+    /// <summary>Text content for people and models: quotes and non-ASCII text as they are, not escaped.</summary>
+    private static readonly JsonSerializerOptions TextJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private static readonly string[] SamplingArguments =
         ["max_tokens", "temperature", "top_p", "top_k", "min_p", "seed", "stop", "presence_penalty", "frequency_penalty", "repetition_penalty"];
 
@@ -193,6 +196,8 @@ public static class McpTools
         };
     }
 
+    /// <summary>Schemas keep <c>oneOf</c> off the top level (some clients reject it there); "prompt or messages"
+    /// is said in the descriptions and checked here.</summary>
     private static Tool Define(string name, string title, string description, string inputSchema, bool readOnly = true) => new()
     {
         Name = name,
@@ -206,7 +211,7 @@ public static class McpTools
     /// clients that read only text.</summary>
     private static CallToolResult Structured(JsonObject value) => new()
     {
-        Content = [new TextContentBlock { Text = value.ToJsonString() }],
+        Content = [new TextContentBlock { Text = value.ToJsonString(TextJson) }],
         StructuredContent = ToElement(value),
         IsError = false,
     };

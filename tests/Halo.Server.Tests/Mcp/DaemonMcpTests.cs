@@ -238,6 +238,11 @@ public sealed class DaemonMcpTests(McpDaemonFixture fixture) : IClassFixture<Mcp
             Assert.Equal(400, reports[0].Total);
             Assert.All(reports, r => Assert.Equal(0, r.Progress % 8));
         }
+
+        // The same greedy request left alone runs all 400 tokens: the cancel, not the model, ended the first.
+        JsonElement whole = McpArgs.Structured(await client.CallToolAsync("generate", McpArgs.Of("""{"prompt": "Once upon a time", "max_tokens": 400, "temperature": 0}"""), cancellationToken: McpDaemon.Timeout(60)));
+        Assert.Equal("length", whole.GetProperty("finish_reason").GetString());
+        Assert.Equal(400, whole.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
     }
 
     private HttpClient AuthorizedHttp()
