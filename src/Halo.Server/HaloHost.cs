@@ -158,6 +158,7 @@ public static class HaloHost
             });
             services.AddSingleton<ServingContext>();
             services.AddHostedService<ModelService>();
+            services.AddHostedService<StatusService>();
             services.AddHaloMcp();
             if (SystemdEnvironment.WatchdogPeriod() is { } period)
             {

@@ -90,11 +90,13 @@ public sealed class ModelsCommandTests : IAsyncLifetime
     [Fact]
     public async Task Pull_KilledWithSigkillMidDownload_RerunResumesToAVerifiedFile()
     {
-        // 40 MiB in 16 MiB parts, one at a time, at 12 MiB/s: the first part lands after ~1.4 s, then we kill.
+        // 40 MiB in 16 MiB parts, one at a time: the first part comes at full speed, the rest at 2 MiB/s, so the
+        // kill lands after the first part is on disk and while the second is in flight.
         byte[] big = FaultyFileServer.RandomBytes(40 << 20, 5);
         Uri url = _server.Add("files/big.gguf", big);
         string sha = FaultyFileServer.Sha256(big);
-        _server.BytesPerSecond = 12L << 20;
+        _server.BytesPerSecond = 2L << 20;
+        _server.ThrottleFrom = 16L << 20;
         string state = Path.Combine(ModelsDir, "big", "big.gguf.partial.state");
 
         using (Process first = HaloCli.Start(Env, "models", "pull", url.AbsoluteUri, "--sha256", sha, "--parallel", "1"))

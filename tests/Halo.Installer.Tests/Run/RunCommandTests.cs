@@ -37,7 +37,7 @@ public sealed class RunCommandTests
         byte[] bytes = File.ReadAllBytes(logitsFile);
         float[] logits = new float[bytes.Length / 4];
         Buffer.BlockCopy(bytes, 0, logits, 0, bytes.Length);
-        Assert.Equal(512 * 4, bytes.Length);
+        Assert.Equal(1024 * 4, bytes.Length);
         Assert.Equal(generated[0], Array.IndexOf(logits, logits.Max()));
         Assert.Equal(top[0].GetProperty("logit").GetSingle(), logits.Max());
     }
