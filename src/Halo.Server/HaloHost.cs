@@ -147,6 +147,7 @@ public static class HaloHost
             services.TryAddSingleton<ISystemdNotifier, SystemdNotifier>();
             services.AddSingleton(options);
             services.AddSingleton(loader);
+            services.AddSingleton(new PassedSockets(listenFds));
             services.AddSingleton<ModelRuntime>();
             services.AddSingleton(provider =>
             {
@@ -156,6 +157,7 @@ public static class HaloHost
             });
             services.AddSingleton<ServingContext>();
             services.AddHostedService<ModelService>();
+            services.AddHostedService<StatusService>();
             if (SystemdEnvironment.WatchdogPeriod() is { } period)
             {
                 services.AddHostedService(provider => new WatchdogService(

@@ -13,11 +13,12 @@ internal static class ProgressView
     public static bool Interactive => !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
 
     /// <summary>Runs work with a progress sink and a warning logger suited to the console.</summary>
-    public static async Task<T> RunAsync<T>(Func<IProgress<DownloadProgress>, Action<string>, Task<T>> work)
+    /// <param name="writing">The verb of <see cref="DownloadPhase.Downloading"/> in plain lines ("writing" for convert).</param>
+    public static async Task<T> RunAsync<T>(Func<IProgress<DownloadProgress>, Action<string>, Task<T>> work, string writing = "downloading")
     {
         if (!Interactive)
         {
-            return await work(new PlainSink(), message => Console.Error.WriteLine($"warning: {message}"));
+            return await work(new PlainSink(writing), message => Console.Error.WriteLine($"warning: {message}"));
         }
 
         return await AnsiConsole.Progress()
@@ -48,10 +49,10 @@ internal static class ProgressView
         return unit == 0 ? $"{bytes} B" : string.Create(CultureInfo.InvariantCulture, $"{value:0.0} {units[unit]}");
     }
 
-    private static string Verb(DownloadPhase phase) => phase switch
+    private static string Verb(DownloadPhase phase, string writing) => phase switch
     {
         DownloadPhase.Connecting => "connecting",
-        DownloadPhase.Downloading => "downloading",
+        DownloadPhase.Downloading => writing,
         DownloadPhase.Verifying => "verifying",
         _ => "done",
     };
@@ -97,7 +98,7 @@ internal static class ProgressView
         }
     }
 
-    private sealed class PlainSink : IProgress<DownloadProgress>
+    private sealed class PlainSink(string writing) : IProgress<DownloadProgress>
     {
         private readonly Lock _gate = new();
         private readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -135,7 +136,7 @@ internal static class ProgressView
             }
         }
 
-        private static string Line(DownloadProgress value, TimeSpan elapsed, long phaseBytes)
+        private string Line(DownloadProgress value, TimeSpan elapsed, long phaseBytes)
         {
             if (value.Phase is DownloadPhase.Connecting)
             {
@@ -151,7 +152,7 @@ internal static class ProgressView
                 ? string.Create(CultureInfo.InvariantCulture, $"{value.Bytes * 100.0 / value.Total.Value,5:0.0}% {Bytes(value.Bytes)} of {Bytes(value.Total.Value)}")
                 : Bytes(value.Bytes);
             string speed = elapsed.TotalSeconds >= 0.5 ? $", {Bytes((long)(phaseBytes / elapsed.TotalSeconds))}/s" : "";
-            return $"{value.File}: {Verb(value.Phase)} {amount}{speed}";
+            return $"{value.File}: {Verb(value.Phase, writing)} {amount}{speed}";
         }
     }
 }

@@ -39,7 +39,7 @@ internal static partial class ProvisionCommand
 
     public static async Task<int> RunAsync(SystemRoot root, ProvisionOptions options, CancellationToken cancellationToken)
     {
-        var context = new ProvisionContext(root, options);
+        var context = new ProvisionContext(root, options) { Terminal = !Console.IsOutputRedirected };
         var provisioner = new Provisioner(context);
         string where = root.IsLive ? "this machine" : "root " + root.HostRoot;
         Console.Out.WriteLine($"halo provision: {context.Os?.PrettyName ?? "unknown distribution"} ({(context.Os?.Family ?? DistroFamily.Unknown).ToString().ToLowerInvariant()} family), {where}");

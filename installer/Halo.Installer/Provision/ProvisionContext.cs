@@ -33,6 +33,9 @@ public sealed class ProvisionContext
 
     public TextWriter Out { get; init; } = Console.Out;
 
+    /// <summary>Output goes to a terminal: colours through Spectre.Console.</summary>
+    public bool Terminal { get; init; }
+
     /// <summary>Runs a command on the live system; a non-zero exit is an error naming the command and its stderr.</summary>
     public static async Task RunAsync(string program, IReadOnlyList<string> arguments, TimeSpan timeout, CancellationToken cancellationToken)
     {

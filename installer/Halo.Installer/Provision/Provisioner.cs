@@ -1,5 +1,6 @@
 using Halo.Installer.Doctor;
 using Halo.Installer.Provision.Steps;
+using Spectre.Console;
 
 namespace Halo.Installer.Provision;
 
@@ -35,33 +36,52 @@ public sealed class Provisioner
     public int ChangeCount(IReadOnlyList<ProvisionStep> plan) =>
         plan.Sum(s => s.Actions.Count(a => _context.Live || !a.LiveOnly));
 
-    public void Print(IReadOnlyList<ProvisionStep> plan)
+    /// <summary>The plan as (tag, text) lines: tag "" is a step header, else ok / ask / run / write / ... / note.</summary>
+    public IEnumerable<(string Tag, string Text)> PlanLines(IReadOnlyList<ProvisionStep> plan)
     {
-        TextWriter output = _context.Out;
         foreach (ProvisionStep step in plan)
         {
-            output.WriteLine($"==> {step.Title}");
+            yield return ("", step.Title);
             if (step.AlreadyDone is not null)
             {
-                output.WriteLine($"    ok     {step.AlreadyDone}");
+                yield return ("ok", step.AlreadyDone);
             }
 
             if (step.NeedsConsent is not null)
             {
-                output.WriteLine($"    ask    {step.NeedsConsent}");
+                yield return ("ask", step.NeedsConsent);
             }
 
             foreach (ProvisionAction action in step.Actions)
             {
-                string verb = action.Kind.ToString().ToLowerInvariant();
                 string suffix = action.LiveOnly && !_context.Live ? "   [live system only: skipped under --root]" : "";
-                output.WriteLine($"    {verb,-6} {action.Description}{suffix}");
+                yield return (action.Kind.ToString().ToLowerInvariant(), action.Description + suffix);
             }
 
             foreach (string note in step.Notes)
             {
-                output.WriteLine($"    note   {note}");
+                yield return ("note", note);
             }
+        }
+    }
+
+    /// <summary>Prints the plan: coloured through Spectre.Console on a terminal, plain `==>` lines otherwise.</summary>
+    public void Print(IReadOnlyList<ProvisionStep> plan)
+    {
+        TextWriter output = _context.Out;
+        IAnsiConsole? console = _context.Terminal ? AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) }) : null;
+        foreach ((string tag, string text) in PlanLines(plan))
+        {
+            if (console is null)
+            {
+                output.WriteLine(tag.Length == 0 ? $"==> {text}" : $"    {tag,-6} {text}");
+                continue;
+            }
+
+            string colour = tag switch { "" => "bold", "ok" => "green", "ask" => "yellow", "note" => "grey", _ => "aqua" };
+            console.MarkupLine(tag.Length == 0
+                ? $"[blue]==>[/] [{colour}]{Markup.Escape(text)}[/]"
+                : $"    [{colour}]{Markup.Escape(tag),-6}[/] {Markup.Escape(text)}");
         }
     }
 

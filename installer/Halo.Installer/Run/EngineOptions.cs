@@ -2,8 +2,8 @@ using System.CommandLine;
 using Halo.Core.Formats;
 using Halo.Core.Models;
 using Halo.Engine.Backends;
-using Halo.Engine.Backends.Cpu;
 using Halo.Engine.Models;
+using Halo.Kernels;
 
 namespace Halo.Installer.Run;
 
@@ -62,27 +62,21 @@ internal sealed class EngineOptions
     {
         try
         {
-            return LoadedModel.Load(path, options, CreateBackend);
+            return LoadedModel.Load(path, options, (source, o) => BackendSelector.Create(source, o));
         }
         catch (InvalidModelException e)
         {
             Console.Error.WriteLine($"halo {command}: cannot load model: {e.Message}");
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or OutOfMemoryException)
+        catch (GpuUnavailableException e)
+        {
+            Console.Error.WriteLine($"halo {command}: no GPU backend: {e.Message}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or OutOfMemoryException)
         {
             Console.Error.WriteLine($"halo {command}: cannot load model {path}: {e.Message}");
         }
 
         return null;
-    }
-
-    private static IBackend CreateBackend(IModelSource source, BackendOptions options)
-    {
-        if (options.Kind == BackendKind.Gpu)
-        {
-            throw new NotSupportedException("this build has no GPU backend; use --backend cpu or auto");
-        }
-
-        return CpuBackend.Create(source, options);
     }
 }

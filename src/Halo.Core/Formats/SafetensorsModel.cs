@@ -85,6 +85,11 @@ public sealed unsafe class SafetensorsModel : IModelSource
                 ? TokenizerJson.Load(directory)
                 : null;
             bool hasHead = byName.ContainsKey("lm_head.weight") && tie != true;
+            if (tie == false && !hasHead)
+            {
+                throw new InvalidModelException(directory, "config.json sets tie_word_embeddings to false but tensor 'lm_head.weight' is missing");
+            }
+
             model = new SafetensorsModel(directory, files, config with { TiedEmbeddings = !hasHead }, tokenizer, linearClass);
             model.Map(byName, hasHead);
             BitNetTensors.Validate(model);

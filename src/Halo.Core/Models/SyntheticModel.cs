@@ -21,6 +21,10 @@ namespace Halo.Core.Models;
 /// LM head: otherwise every prompt would just echo its last token. Control tokens (specials, reserved padding)
 /// get embeddings 0.3 times as large so that greedy decoding mostly produces text rather than control tokens.
 /// </para>
+/// <para>
+/// The bytes are pinned: Halo.Engine.Tests compares the engine with llama.cpp outputs recorded for these exact
+/// files (their SHA-256 is in the fixtures), so a change here must come with regenerated fixtures.
+/// </para>
 /// </summary>
 public static class SyntheticModel
 {
@@ -76,12 +80,12 @@ public static class SyntheticModel
 
         var w = new GgufWriter(output);
         WriteMetadata(w.Metadata, c, spec, tokenizer);
-        var plan = new List<(string Name, Action<GgufWriter> Write)>();
-        Plan(w, plan, c, spec, tokenizer);
+        var fills = new List<Action<GgufWriter>>();
+        Plan(w, fills, c, spec, tokenizer);
         w.WriteHeader();
-        foreach ((string _, Action<GgufWriter> write) in plan)
+        foreach (Action<GgufWriter> fill in fills)
         {
-            write(w);
+            fill(w);
         }
 
         w.Finish();
@@ -157,7 +161,7 @@ public static class SyntheticModel
     }
 
     // Declares every tensor (llama.cpp's order: embedding, layers, final norm) and records how to fill it.
-    private static void Plan(GgufWriter w, List<(string, Action<GgufWriter>)> plan, ModelConfig c, SyntheticModelSpec spec, TokenizerModel tokenizer)
+    private static void Plan(GgufWriter w, List<Action<GgufWriter>> plan, ModelConfig c, SyntheticModelSpec spec, TokenizerModel tokenizer)
     {
         ulong seed = spec.Seed;
         float embedAmplitude = LogitStdDev / MathF.Sqrt(c.HiddenSize) * MathF.Sqrt(3);
@@ -189,10 +193,10 @@ public static class SyntheticModel
         Declare(w, plan, BitNetTensors.OutputNorm, GgmlType.F32, [c.HiddenSize], n => NormVector(seed, n, c.HiddenSize));
     }
 
-    private static void Declare(GgufWriter w, List<(string, Action<GgufWriter>)> plan, string name, GgmlType type, long[] shape, Func<string, Action<GgufWriter>> fill)
+    private static void Declare(GgufWriter w, List<Action<GgufWriter>> plan, string name, GgmlType type, long[] shape, Func<string, Action<GgufWriter>> fill)
     {
         w.AddTensor(name, type, shape);
-        plan.Add((name, fill(name)));
+        plan.Add(fill(name));
     }
 
     private static Action<GgufWriter> NormVector(ulong seed, string name, int n) => w =>

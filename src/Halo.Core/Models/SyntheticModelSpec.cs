@@ -37,12 +37,13 @@ public sealed record SyntheticModelSpec
         };
 
     /// <summary>
-    /// tiny: runs in milliseconds (tests); 0.7b: the shapes of 1bitLLM's bitnet_b1_58-large; 2b: the shapes of
+    /// tiny: runs in milliseconds (tests; its vocabulary of 1024 gives a logits dump of over 1000 values, which
+    /// the shared contract check expects); 0.7b: the shapes of 1bitLLM's bitnet_b1_58-large; 2b: the shapes of
     /// BitNet b1.58 2B4T (DESIGN.md section 2). All row lengths are multiples of 256 (the ternary block).
     /// </summary>
     public static ModelConfig PresetConfig(string preset) => preset switch
     {
-        "tiny" => Make("tiny", hidden: 256, ffn: 768, layers: 2, heads: 4, kvHeads: 2, vocab: 512, ctx: 512, theta: 500000f),
+        "tiny" => Make("tiny", hidden: 256, ffn: 768, layers: 2, heads: 4, kvHeads: 2, vocab: 1024, ctx: 512, theta: 500000f),
         "0.7b" => Make("0.7b", hidden: 1536, ffn: 4096, layers: 24, heads: 16, kvHeads: 16, vocab: 32002, ctx: 2048, theta: 10000f),
         "2b" => Make("2b", hidden: 2560, ffn: 6912, layers: 30, heads: 20, kvHeads: 5, vocab: 128256, ctx: 4096, theta: 500000f),
         _ => throw new ArgumentException($"unknown preset '{preset}' (use {string.Join(", ", PresetNames)})", nameof(preset)),

@@ -17,8 +17,9 @@ namespace Halo.Core.Tokenization;
 /// (token list, "a b" merge strings, token types) with llama.cpp's exact rules: the scanner semantics of
 /// the llama-bpe split, whole-word lookup before merging, special tokens split out longest first, control
 /// tokens parsed only on request, user-defined tokens always. Matching llama.cpp id for id is the contract
-/// (the shared LLaMA-3 cases), and owning these ~600 lines keeps that contract and the load time
-/// (merges keyed by packed id pairs, no per-merge string splitting) under our control.
+/// (the shared LLaMA-3 cases), and owning this code keeps that contract and the load time (merges keyed
+/// by a composable hash of "a b", so loading never looks merge parts up; tables built in parallel) under
+/// our control.
 /// </remarks>
 public sealed class BpeTokenizer
 {
@@ -35,7 +36,6 @@ public sealed class BpeTokenizer
     private readonly SpecialToken[] _specialTokens;                // longest first
     private readonly SearchValues<char> _specialFirstChars;        // first chars of all special tokens
     private readonly SearchValues<char> _userDefinedFirstChars;    // first chars of those matched without parseSpecial
-    private readonly bool _ignoreMerges;
     private readonly int[] _endOfGeneration;
 
     [ThreadStatic]
@@ -56,7 +56,6 @@ public sealed class BpeTokenizer
             throw new NotSupportedException($"Pre-tokenizer '{model.PreTokenizer}' is not supported; Halo implements LLaMA-3's 'llama-bpe' split.");
         }
 
-        _ignoreMerges = true;
         var count = model.Tokens.Count;
         if (count == 0)
         {
@@ -268,7 +267,9 @@ public sealed class BpeTokenizer
     private void EncodeWithSpecialTokens(ReadOnlySpan<char> text, List<int> output, bool parseSpecial)
     {
         // Fragments: (start, length, -1) for text still to tokenize, (0, 0, id) for a matched special token.
+        // Each pass rebuilds the list, so many occurrences cost linear time, not a quadratic insert.
         var fragments = new List<(int Start, int Length, int Id)> { (0, text.Length, -1) };
+        var next = new List<(int Start, int Length, int Id)>();
         foreach (var special in _specialTokens)
         {
             if (!parseSpecial && special.IsControl)
@@ -276,38 +277,41 @@ public sealed class BpeTokenizer
                 continue;
             }
 
-            for (var f = 0; f < fragments.Count; f++)
+            next.Clear();
+            foreach (var fragment in fragments)
             {
-                var (start, length, id) = fragments[f];
-                if (id >= 0)
+                if (fragment.Id >= 0)
                 {
+                    next.Add(fragment);
                     continue;
                 }
 
-                var at = text.Slice(start, length).IndexOf(special.Text, StringComparison.Ordinal);
-                if (at < 0)
+                var at = fragment.Start;
+                var end = fragment.Start + fragment.Length;
+                while (at < end)
                 {
-                    continue;
+                    var found = text[at..end].IndexOf(special.Text, StringComparison.Ordinal);
+                    if (found < 0)
+                    {
+                        break;
+                    }
+
+                    if (found > 0)
+                    {
+                        next.Add((at, found, -1));
+                    }
+
+                    next.Add((0, 0, special.Id));
+                    at += found + special.Text.Length;
                 }
 
-                // Replace the fragment by: text before, the token, text after (which the loop visits next).
-                var afterStart = start + at + special.Text.Length;
-                var afterLength = start + length - afterStart;
-                fragments.RemoveAt(f);
-                var insertAt = f;
-                if (at > 0)
+                if (at < end)
                 {
-                    fragments.Insert(insertAt++, (start, at, -1));
+                    next.Add((at, end - at, -1));
                 }
-
-                fragments.Insert(insertAt++, (0, 0, special.Id));
-                if (afterLength > 0)
-                {
-                    fragments.Insert(insertAt, (afterStart, afterLength, -1));
-                }
-
-                f = insertAt - 1;
             }
+
+            (fragments, next) = (next, fragments);
         }
 
         foreach (var (start, length, id) in fragments)
@@ -346,19 +350,18 @@ public sealed class BpeTokenizer
             return;
         }
 
-        if (_ignoreMerges)
+        // llama-bpe sets llama.cpp's ignore_merges: a word that is a token is taken whole, even where merging
+        // would split it differently (LLaMA-3's vocabulary comes from tiktoken, where that happens).
+        var mapped = workspace.Chars(bytes.Length);
+        for (var i = 0; i < bytes.Length; i++)
         {
-            var mapped = workspace.Chars(bytes.Length);
-            for (var i = 0; i < bytes.Length; i++)
-            {
-                mapped[i] = ByteLevelAlphabet.ByteToChar[bytes[i]];
-            }
+            mapped[i] = ByteLevelAlphabet.ByteToChar[bytes[i]];
+        }
 
-            if (_vocabularyBySpan.TryGetValue(mapped, out var whole))
-            {
-                output.Add(whole);
-                return;
-            }
+        if (_vocabularyBySpan.TryGetValue(mapped, out var whole))
+        {
+            output.Add(whole);
+            return;
         }
 
         MergeWord(bytes, output, workspace);
@@ -652,7 +655,9 @@ public sealed class BpeTokenizer
         }
     }
 
-    internal static bool IsLlamaBpe(string preTokenizer) => preTokenizer is "llama-bpe" or "llama3";
+    // The tokenizer.ggml.pre names llama.cpp runs with the LLaMA-3 split and ignore_merges.
+    internal static bool IsLlamaBpe(string preTokenizer) =>
+        preTokenizer is "llama-bpe" or "llama3" or "llama-v3" or "falcon3" or "falcon-h1" or "pixtral" or "midm-2.0" or "lfm2";
 
     private sealed record SpecialToken(string Text, int Id, bool IsControl);
 

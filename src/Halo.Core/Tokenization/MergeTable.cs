@@ -16,9 +16,11 @@ internal sealed class MergeTable
     private const ulong Fibonacci = 0x9E3779B97F4A7C15;
 
     private readonly IReadOnlyList<string> _merges;
+    // Stored offset so that a fresh (zeroed) array needs no filling: rank + 1 (0 = empty slot), merged id + 2
+    // (0 = NotResolved, 1 = the merged string is no token).
     private readonly ulong[] _hashes;
-    private readonly int[] _ranks;     // -1: empty slot
-    private readonly int[] _mergedIds; // NotResolved until first use, -1 when the merged string is no token
+    private readonly int[] _ranksPlusOne;
+    private readonly int[] _mergedIdsPlusTwo;
     private readonly int _shift;
     private readonly int _mask;
 
@@ -27,18 +29,16 @@ internal sealed class MergeTable
     {
         _merges = merges;
 
-        // Power of two at least twice the entries: short probe runs.
+        // Power of two at least 1.5 times the entries (LLaMA-3: 2^19 slots, 8 MB): short probe runs.
         var bits = 4;
-        while ((1L << bits) < merges.Count * 2L)
+        while ((1L << bits) < merges.Count * 3L / 2)
         {
             bits++;
         }
 
         _hashes = new ulong[1 << bits];
-        _ranks = new int[1 << bits];
-        _mergedIds = new int[1 << bits];
-        Array.Fill(_ranks, -1);
-        Array.Fill(_mergedIds, NotResolved);
+        _ranksPlusOne = new int[1 << bits];
+        _mergedIdsPlusTwo = new int[1 << bits];
         _shift = 64 - bits;
         _mask = (1 << bits) - 1;
 
@@ -82,7 +82,7 @@ internal sealed class MergeTable
     {
         for (slot = Slot(hash); ; slot = (slot + 1) & _mask)
         {
-            var rank = _ranks[slot];
+            var rank = _ranksPlusOne[slot] - 1;
             if (rank < 0)
             {
                 return -1;
@@ -95,9 +95,9 @@ internal sealed class MergeTable
         }
     }
 
-    public int MergedId(int slot) => Volatile.Read(ref _mergedIds[slot]);
+    public int MergedId(int slot) => Volatile.Read(ref _mergedIdsPlusTwo[slot]) - 2;
 
-    public void SetMergedId(int slot, int id) => Volatile.Write(ref _mergedIds[slot], id);
+    public void SetMergedId(int slot, int id) => Volatile.Write(ref _mergedIdsPlusTwo[slot], id + 2);
 
     // A repeated merge keeps its first (lowest) rank, as in llama.cpp.
     private void Add(ulong hash, int rank)
@@ -105,11 +105,11 @@ internal sealed class MergeTable
         var merge = _merges[rank];
         for (var slot = Slot(hash); ; slot = (slot + 1) & _mask)
         {
-            var existing = _ranks[slot];
+            var existing = _ranksPlusOne[slot] - 1;
             if (existing < 0)
             {
                 _hashes[slot] = hash;
-                _ranks[slot] = rank;
+                _ranksPlusOne[slot] = rank + 1;
                 return;
             }
 

@@ -17,6 +17,9 @@ public static class TokenizerJson
     // Ids above this are not a vocabulary but a corrupt file; refuse before allocating for them.
     private const int MaxTokenId = 1 << 24;
 
+    // The LLaMA-3 file is 9 MB; the largest public tokenizer.json files are tens of MB.
+    private const long MaxFileBytes = 1L << 30;
+
     // LLaMA-3's split regex as tokenizer.json writes it, and the form llama.cpp's converter spells out.
     private static readonly string[] LlamaBpePatterns =
     [
@@ -40,6 +43,12 @@ public static class TokenizerJson
             throw new InvalidModelException(file, "file not found");
         }
 
+        var size = new FileInfo(file).Length;
+        if (size > MaxFileBytes)
+        {
+            throw new InvalidModelException(file, $"is {size} bytes; a tokenizer.json is at most a few tens of MB (limit {MaxFileBytes})");
+        }
+
         var tokenizer = ReadTokenizer(file, File.ReadAllBytes(file));
         var configFile = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, ConfigFileName);
         var config = File.Exists(configFile) ? ReadConfig(configFile) : new ConfigFields();
@@ -58,6 +67,14 @@ public static class TokenizerJson
         foreach (var added in tokenizer.AddedTokens)
         {
             count = Math.Max(count, added.Id + 1);
+        }
+
+        // Ids are dense in any real vocabulary; a few entries with a huge id are a corrupt file, not a reason
+        // to allocate a huge table.
+        var entries = tokenizer.Vocabulary.Count + tokenizer.AddedTokens.Count;
+        if (count > 2L * entries + 1024)
+        {
+            throw new InvalidModelException(file, $"token ids run up to {count - 1} but there are only {entries} tokens");
         }
 
         var tokens = new string?[count];

@@ -21,6 +21,16 @@ public enum NumericsMode
     LlamaCpp,
 }
 
+/// <summary>How the CPU backend stores the LM head (the largest matrix read per token).</summary>
+public enum LmHeadPrecision
+{
+    /// <summary>As the file stores it (F16 / BF16 / F32): exact.</summary>
+    Source,
+
+    /// <summary>Int8 with a scale per row, input int8 per token: half the bytes of F16.</summary>
+    Int8,
+}
+
 /// <summary>How to build a backend for a model.</summary>
 public sealed record BackendOptions
 {
@@ -34,6 +44,9 @@ public sealed record BackendOptions
     /// <summary>Int8 activation scaling for ternary matmuls; null = the numerics mode's own (Halo: per token,
     /// as BitNet was trained; LlamaCpp: per 256-block).</summary>
     public ActivationScaling? ActivationScaling { get; init; }
+
+    /// <summary>LM head storage; null = the numerics mode's own (Halo: Int8; LlamaCpp: Source).</summary>
+    public LmHeadPrecision? LmHead { get; init; }
 
     /// <summary>Most tokens one forward step processes at once (prefill is split into batches of this size).</summary>
     public int MaxBatchTokens { get; init; } = 512;

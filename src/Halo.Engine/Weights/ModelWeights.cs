@@ -175,7 +175,9 @@ public sealed class ModelWeights : IDisposable
             scale = *(float*)s.Data;
         }
 
-        return TernaryMatrix.FromTensor(source.Path, w, scale);
+        TernaryMatrix matrix = TernaryMatrix.FromTensor(source.Path, w, scale);
+        SourcePages.Release(source, w);
+        return matrix;
     }
 
     public void Dispose()

@@ -7,9 +7,10 @@ namespace Halo.Engine.Weights;
 /// A ternary weight matrix W [rows = out features, cols = in features], repacked at load into the layout the
 /// CPU kernels stream: rows in tiles of <see cref="TileRows"/>, and for each tile the 256-column blocks in order,
 /// each block as <see cref="TileRows"/> runs of 64 bytes (one per row). So one thread computing a range of
-/// tiles reads one sequential buffer. Inside a row's 64-byte block, byte m holds in bits 2l..2l+1 the code
-/// (w + 1, in 0..2) of column l*64 + m, so each of the four 2-bit fields of a 64-byte load lines up with 64
-/// consecutive activations.
+/// tiles reads one sequential buffer. A row's 64-byte block is TQ2_0's own: byte j holds in bits 2l..2l+1 the
+/// code (w + 1, in 0..2) of column (j / 32) * 128 + l * 32 + j % 32, so repacking TQ2_0 is a copy. The
+/// kernels read field l of all 64 bytes against 64 activations that <see cref="KernelOrder"/> placed next to
+/// each other when they were quantized.
 /// </summary>
 public sealed unsafe class TernaryMatrix : IDisposable
 {
@@ -52,6 +53,9 @@ public sealed unsafe class TernaryMatrix : IDisposable
 
     public float* Scales => _scales;
 
+    /// <summary>Where column e of a 256-block sits in kernel order: field l of byte j is position l * 64 + j.</summary>
+    public static int KernelOrder(int e) => (e % 128 / 32) * 64 + (e / 128) * 32 + e % 32;
+
     public long ByteLength => (long)Tiles * Blocks * TileRows * (BlockBytes + sizeof(float));
 
     /// <summary>
@@ -78,7 +82,7 @@ public sealed unsafe class TernaryMatrix : IDisposable
             {
                 case GgmlType.TQ2_0:
                     RequireBytes(file, tensor, rows * (cols / BlockSize) * 66);
-                    Parallel.For(0, m.Tiles, t => m.RepackTile(t, tensor.Data, 66, &DecodeTq2Block));
+                    m.CopyTq2(tensor.Data);
                     break;
                 case GgmlType.TQ1_0:
                     RequireBytes(file, tensor, rows * (cols / BlockSize) * 54);
@@ -129,7 +133,8 @@ public sealed unsafe class TernaryMatrix : IDisposable
     {
         int b = col / BlockSize, e = col % BlockSize;
         long index = ((long)(row / TileRows) * Blocks + b) * TileRows + row % TileRows;
-        int code = (_codes[index * BlockBytes + e % 64] >> (2 * (e / 64))) & 3;
+        int k = KernelOrder(e);
+        int code = (_codes[index * BlockBytes + k % 64] >> (2 * (k / 64))) & 3;
         return (code - 1) * _scales[index];
     }
 
@@ -138,6 +143,26 @@ public sealed unsafe class TernaryMatrix : IDisposable
         if (tensor.ByteLength < needed)
         {
             throw new InvalidModelException(file, $"tensor '{tensor.Name}' holds {tensor.ByteLength} bytes, its shape and type need {needed}");
+        }
+    }
+
+    // TQ2_0 blocks are qs[64] then f16 d: the codes already have the kernel's in-block order.
+    private void CopyTq2(byte* source)
+    {
+        Parallel.For(0, Tiles, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, tile => CopyTq2Tile(source, tile));
+    }
+
+    private void CopyTq2Tile(byte* source, int tile)
+    {
+        for (int r = tile * TileRows; r < Math.Min(Rows, (tile + 1) * TileRows); r++)
+        {
+            byte* src = source + (long)r * Blocks * 66;
+            long index = (long)(r / TileRows) * Blocks * TileRows + r % TileRows;
+            for (int b = 0; b < Blocks; b++, src += 66, index += TileRows)
+            {
+                Buffer.MemoryCopy(src, _codes + index * BlockBytes, BlockBytes, BlockBytes);
+                _scales[index] = HalfBits.ToSingle(*(ushort*)(src + 64));
+            }
         }
     }
 
@@ -164,29 +189,14 @@ public sealed unsafe class TernaryMatrix : IDisposable
     {
         long index = ((long)(row / TileRows) * Blocks + block) * TileRows + row % TileRows;
         byte* dst = _codes + index * BlockBytes;
-        for (int m = 0; m < BlockBytes; m++)
+        new Span<byte>(dst, BlockBytes).Clear();
+        for (int e = 0; e < BlockSize; e++)
         {
-            dst[m] = (byte)((values[m] + 1) | ((values[64 + m] + 1) << 2) | ((values[128 + m] + 1) << 4) | ((values[192 + m] + 1) << 6));
+            int k = KernelOrder(e);
+            dst[k % 64] |= (byte)((values[e] + 1) << (2 * (k / 64)));
         }
 
         _scales[index] = scale;
-    }
-
-    // TQ2_0 block (66 bytes): qs[64], f16 d. Column half*128 + l*32 + m is field l of byte half*32 + m.
-    private static float DecodeTq2Block(byte* src, sbyte* values)
-    {
-        for (int half = 0; half < 2; half++)
-        {
-            for (int l = 0; l < 4; l++)
-            {
-                for (int m = 0; m < 32; m++)
-                {
-                    values[half * 128 + l * 32 + m] = (sbyte)(((src[half * 32 + m] >> (2 * l)) & 3) - 1);
-                }
-            }
-        }
-
-        return HalfBits.ToSingle(*(ushort*)(src + 64));
     }
 
     // TQ1_0 block (54 bytes): qs[48] with 5 base-3 digits per byte, qh[4] with 4, f16 d. A digit n of byte q is

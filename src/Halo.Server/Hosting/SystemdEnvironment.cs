@@ -82,3 +82,6 @@ internal static class SystemdEnvironment
         }
     }
 }
+
+/// <summary>The sockets systemd passed (socket activation); empty when the daemon binds its own.</summary>
+internal sealed record PassedSockets(IReadOnlyList<int> Fds);

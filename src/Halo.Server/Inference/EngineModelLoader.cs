@@ -4,8 +4,9 @@ using Halo.Core.Formats;
 using Halo.Core.Models;
 using Halo.Core.Tokenization;
 using Halo.Engine.Backends;
-using Halo.Engine.Backends.Cpu;
 using Halo.Engine.Sampling;
+using Halo.Kernels;
+using Microsoft.Extensions.Logging;
 
 namespace Halo.Server.Inference;
 
@@ -14,7 +15,7 @@ internal sealed class EngineModelLoader : IModelLoader
 {
     private static readonly string[] ModelExtensions = [".gguf", ".h1b"];
 
-    public LoadedModel Load(HaloOptions options, Action<string> progress, CancellationToken cancellationToken)
+    public LoadedModel Load(HaloOptions options, Action<string> progress, ILogger logger, CancellationToken cancellationToken)
     {
         string path = ResolvePath(options.Model);
         progress("opening " + path);
@@ -37,7 +38,7 @@ internal sealed class EngineModelLoader : IModelLoader
                 ActivationOverride = options.Model.Activation switch { "silu" => Activation.Silu, "relu2" => Activation.Relu2, _ => null },
                 MaxBatchTokens = options.Scheduler.PrefillChunkTokens + options.Scheduler.Slots,
             };
-            IBackend backend = CreateBackend(source, backendOptions);
+            IBackend backend = BackendSelector.Create(source, backendOptions, logger);
             int vocab = backend.Config.VocabSize;
             return new LoadedModel
             {
@@ -55,16 +56,6 @@ internal sealed class EngineModelLoader : IModelLoader
             source.Dispose();
             throw;
         }
-    }
-
-    private static IBackend CreateBackend(IModelSource source, BackendOptions options)
-    {
-        if (options.Kind == BackendKind.Gpu)
-        {
-            throw new NotSupportedException("model.backend: gpu is not available in this build; use cpu or auto");
-        }
-
-        return CpuBackend.Create(source, options);
     }
 
     /// <summary>

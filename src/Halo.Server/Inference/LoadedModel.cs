@@ -2,6 +2,7 @@ using Halo.Core.Configuration;
 using Halo.Engine.Backends;
 using Halo.Engine.Sampling;
 using Halo.Engine.Scheduling;
+using Microsoft.Extensions.Logging;
 
 namespace Halo.Server.Inference;
 
@@ -35,7 +36,7 @@ internal sealed class LoadedModel : IDisposable
 /// <summary>Opens the configured model and builds its backend; <paramref name="progress"/> receives status lines.</summary>
 internal interface IModelLoader
 {
-    LoadedModel Load(HaloOptions options, Action<string> progress, CancellationToken cancellationToken);
+    LoadedModel Load(HaloOptions options, Action<string> progress, ILogger logger, CancellationToken cancellationToken);
 }
 
 /// <summary>Where the daemon is in its life, as <c>/health</c> reports it.</summary>

@@ -22,6 +22,7 @@ internal sealed class ModelService(
     ModelRuntime runtime,
     HaloMetrics metrics,
     ISystemdNotifier notifier,
+    PassedSockets passedSockets,
     ILogger<ModelService> logger) : IHostedService
 {
     private static readonly TimeSpan ExtendEvery = TimeSpan.FromSeconds(5);
@@ -30,10 +31,15 @@ internal sealed class ModelService(
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
+        if (passedSockets.Fds.Count > 0)
+        {
+            Log.SocketActivation(logger, passedSockets.Fds.Count);
+        }
+
         using var extender = new Timer(_ => notifier.Notify(NotifyMessages.ExtendTimeout(ExtendBy)), null, TimeSpan.Zero, ExtendEvery);
         Status("loading model " + (options.Model.Path.Length > 0 ? options.Model.Path : options.Model.ModelsDir));
         Log.LoadingModel(logger, options.Model.Path.Length > 0 ? options.Model.Path : options.Model.ModelsDir);
-        LoadedModel model = await Task.Run(() => loader.Load(options, Status, cancellationToken), cancellationToken).ConfigureAwait(false);
+        LoadedModel model = await Task.Run(() => loader.Load(options, Status, logger, cancellationToken), cancellationToken).ConfigureAwait(false);
         if (model.RandomWeights)
         {
             Log.RandomWeights(logger, model.Id);

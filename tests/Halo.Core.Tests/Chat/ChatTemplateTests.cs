@@ -128,6 +128,35 @@ public sealed class ChatTemplateTests
         Assert.Equal(1, ids.Count(id => id == 128000));
     }
 
+    [Theory]
+    [InlineData("llama3", ChatTemplateKind.Llama3)]
+    [InlineData(" BitNet ", ChatTemplateKind.BitNet)]
+    [InlineData(ChatTemplate.Llama3TemplateText, ChatTemplateKind.Llama3)]
+    [InlineData(ChatTemplate.BitNetTemplateText, ChatTemplateKind.BitNet)]
+    [InlineData("{% for message in messages %}{{ 'User: ' + message['content'] + '<|eot_id|>' }}{% endfor %}{{ 'Assistant: ' }}", ChatTemplateKind.BitNet)]
+    [InlineData("{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}", null)]
+    [InlineData("", null)]
+    public void Recognise_TemplateOrName_GivesItsKind(string template, ChatTemplateKind? expected)
+    {
+        Assert.Equal(expected, ChatTemplate.Recognise(template));
+    }
+
+    [Fact]
+    public void Recognise_Llama3ReferenceTokenizerConfig_IsLlama3()
+    {
+        Assert.Equal(ChatTemplateKind.Llama3, ChatTemplate.Recognise(Llama3Tokenizer.Model.ChatTemplate!));
+    }
+
+    [Fact]
+    public void Render_NoGenerationPrompt_EndsAfterLastTurn()
+    {
+        var template = ChatTemplate.FromModel(Llama3Tokenizer.Model);
+
+        var text = template.Render([new ChatMessage("user", "a")], addGenerationPrompt: false);
+
+        Assert.Equal("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\na<|eot_id|>", text);
+    }
+
     [Fact]
     public void FromModel_NoTemplateButHeaderTokens_FallsBackToLlama3()
     {

@@ -198,6 +198,19 @@ public class SafetensorsModelTests
     }
 
     [Fact]
+    public void Open_UntiedWithoutLmHead_SaysLmHeadMissing()
+    {
+        using var dir = new TempDir();
+        SyntheticCheckpoint.Write(dir.Path, SmallConfig, CheckpointForm.Packed, seed: 13);
+        string config = Path.Combine(dir.Path, "config.json");
+        File.WriteAllText(config, File.ReadAllText(config).Replace("\"tie_word_embeddings\": true", "\"tie_word_embeddings\": false", StringComparison.Ordinal));
+
+        var e = Assert.Throws<InvalidModelException>(() => SafetensorsModel.Open(dir.Path).Dispose());
+
+        Assert.Contains("lm_head.weight", e.Message);
+    }
+
+    [Fact]
     public void Open_BadConfigJson_NamesConfig()
     {
         using var dir = new TempDir();

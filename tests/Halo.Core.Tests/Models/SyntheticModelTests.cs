@@ -22,6 +22,19 @@ public class SyntheticModelTests
         Assert.False(File.Exists(dir.File("a.gguf.partial")));
     }
 
+    [Theory]
+    [InlineData(GgmlType.TQ2_0, "16da959ee8ea8ebf76b3ec79edadf7b043b342693811d9b30f199a3f5ad1630c")]
+    [InlineData(GgmlType.TQ1_0, "420ea1da332e94a5e4c091ab5682b950f9cbfab04238aa70b631d96496c5ccde")]
+    public void Write_TinySeed1_IsByteIdenticalToTheLlamaCppFixtures(GgmlType type, string sha256)
+    {
+        // Halo.Engine.Tests/LlamaCpp/fixtures hold llama.cpp's outputs for exactly these files: any change to the
+        // generator must come with regenerated fixtures (LlamaCpp/regenerate-fixtures.mjs).
+        using var dir = new TempDir();
+        SyntheticModel.Write(SyntheticModelSpec.FromPreset("tiny", type, seed: 1), dir.File("tiny.gguf"));
+
+        Assert.Equal(sha256, Hash(dir.File("tiny.gguf")).ToLowerInvariant());
+    }
+
     [Fact]
     public void Write_Metadata_LabelsRandomWeights()
     {

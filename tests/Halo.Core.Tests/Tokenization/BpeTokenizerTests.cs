@@ -152,6 +152,18 @@ public sealed class BpeTokenizerTests
     }
 
     [Fact]
+    public void Encode_HundredThousandSpecialTokens_StaysLinear()
+    {
+        var tokenizer = Llama3Tokenizer.Tokenizer;
+        var text = string.Concat(Enumerable.Repeat("a<|eot_id|>", 100_000));
+
+        var ids = tokenizer.Encode(text, addSpecial: false, parseSpecial: true);
+
+        Assert.Equal(200_000, ids.Length);
+        Assert.Equal(100_000, ids.Count(id => id == 128009));
+    }
+
+    [Fact]
     public void Encode_LoneSurrogate_EncodesAsReplacementCharacter()
     {
         var tokenizer = Llama3Tokenizer.Tokenizer;
@@ -169,6 +181,26 @@ public sealed class BpeTokenizerTests
 
         Assert.Equal("Hi", tokenizer.Decode(ids));
         Assert.Equal("<|begin_of_text|>Hi<|eot_id|>", tokenizer.Decode(ids, renderSpecial: true));
+    }
+
+    [Fact]
+    public void Decode_HalfOfAMultiByteCharacter_GivesReplacementCharacter()
+    {
+        var tokenizer = new BpeTokenizer(ByteLevelVocabulary.Create());
+        var emoji = tokenizer.Encode("\ud83d\ude00", addSpecial: false);
+
+        Assert.Equal("\ufffd", tokenizer.Decode(emoji.AsSpan(0, 2)));
+    }
+
+    [Fact]
+    public void Constructor_WithoutTokenTypes_TreatsDeclaredSpecialsAsControl()
+    {
+        var model = ByteLevelVocabulary.Create() with { TokenTypes = null };
+        var tokenizer = new BpeTokenizer(model);
+
+        Assert.Equal(TokenType.Control, tokenizer.TokenTypeOf(model.EotId));
+        Assert.Equal(TokenType.Normal, tokenizer.TokenTypeOf(0));
+        Assert.Equal([model.EotId], tokenizer.Encode("<|eot_id|>", addSpecial: false, parseSpecial: true));
     }
 
     [Fact]

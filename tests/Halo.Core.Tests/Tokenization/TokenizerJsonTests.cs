@@ -116,6 +116,16 @@ public sealed class TokenizerJsonTests
     }
 
     [Fact]
+    public void Load_SparseIds_ThrowsInsteadOfAllocatingForThem()
+    {
+        using var dir = new TempDir();
+        WriteTokenizer(dir, vocab: """{"i": 0, "h": 10000000}""");
+
+        var error = Assert.Throws<InvalidModelException>(() => TokenizerJson.Load(dir.Path));
+        Assert.Contains("only", error.Message);
+    }
+
+    [Fact]
     public void Load_MalformedConfig_ThrowsNamingConfig()
     {
         using var dir = new TempDir();

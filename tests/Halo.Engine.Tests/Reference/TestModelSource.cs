@@ -66,7 +66,7 @@ internal sealed unsafe class TestModelSource : IModelSource
 
     public string Path => "test-model";
 
-    public string Format => "gguf";
+    public string Format => "memory";
 
     public ModelConfig Config { get; }
 

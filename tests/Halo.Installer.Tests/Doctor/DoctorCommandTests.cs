@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Halo.Installer.Tests.Models;
 using Halo.Testing;
 
 namespace Halo.Installer.Tests.Doctor;
@@ -10,7 +11,7 @@ public class DoctorCommandTests
     public async Task Doctor_HealthyRootJson_ExitZeroAndSchema()
     {
         using FakeMachine m = FakeMachine.StrixHalo();
-        HaloProcess.Result result = await HaloProcess.RunAsync("doctor", "--root", m.Root, "--json");
+        HaloCli.Result result = await HaloCli.RunAsync(null, "doctor", "--root", m.Root, "--json");
 
         Assert.True(result.ExitCode == 0, result.ToString());
         JsonObject json = JsonNode.Parse(result.Stdout)!.AsObject();
@@ -33,7 +34,7 @@ public class DoctorCommandTests
     {
         using FakeMachine m = FakeMachine.StrixHalo();
         m.Script("/opt/web/serve", "#!/usr/bin/env python3\n").Service("web.service", "ExecStart=/opt/web/serve");
-        HaloProcess.Result result = await HaloProcess.RunAsync("doctor", "--root", m.Root, "--json");
+        HaloCli.Result result = await HaloCli.RunAsync(null, "doctor", "--root", m.Root, "--json");
 
         Assert.True(result.ExitCode == 2, result.ToString());
         JsonNode check = JsonNode.Parse(result.Stdout)!["checks"]!.AsArray().Single(c => c!["id"]!.GetValue<string>() == "units.forbidden-runtime")!;
@@ -52,7 +53,7 @@ public class DoctorCommandTests
         using FakeMachine m = FakeMachine.StrixHalo();
         m.Remove("/etc/halo/halo.yaml");
         using var textfile = new TempDir();
-        HaloProcess.Result result = await HaloProcess.RunAsync("doctor", "--root", m.Root, "--textfile", textfile.Path);
+        HaloCli.Result result = await HaloCli.RunAsync(null, "doctor", "--root", m.Root, "--textfile", textfile.Path);
 
         Assert.True(result.ExitCode == 1, result.ToString());
         Assert.Contains("[✓] Operating system (os.release): Ubuntu 24.04.3 LTS", result.Stdout);
@@ -69,7 +70,7 @@ public class DoctorCommandTests
     [Fact]
     public async Task Doctor_MissingRoot_UsageError()
     {
-        HaloProcess.Result result = await HaloProcess.RunAsync("doctor", "--root", "/nonexistent/halo-root");
+        HaloCli.Result result = await HaloCli.RunAsync(null, "doctor", "--root", "/nonexistent/halo-root");
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("no such directory", result.Stderr);
@@ -79,7 +80,7 @@ public class DoctorCommandTests
     public async Task Doctor_EmptyRoot_ReportsEveryCheckWithoutCrashing()
     {
         using var empty = new TempDir();
-        HaloProcess.Result result = await HaloProcess.RunAsync("doctor", "--root", empty.Path, "--json");
+        HaloCli.Result result = await HaloCli.RunAsync(null, "doctor", "--root", empty.Path, "--json");
 
         Assert.True(result.ExitCode == 2, result.ToString());
         JsonArray checks = JsonNode.Parse(result.Stdout)!["checks"]!.AsArray();

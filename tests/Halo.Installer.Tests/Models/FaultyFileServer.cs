@@ -52,6 +52,9 @@ internal sealed class FaultyFileServer : IAsyncDisposable
     /// <summary>Body bytes per second per response (0 = as fast as possible).</summary>
     public long BytesPerSecond { get; set; }
 
+    /// <summary>Only responses for ranges starting at or after this offset are throttled.</summary>
+    public long ThrottleFrom { get; set; }
+
     /// <summary>Send Hugging Face's X-Linked-Etag (the file's sha256, or this override).</summary>
     public bool SendLinkedEtag { get; set; }
 
@@ -164,7 +167,7 @@ internal sealed class FaultyFileServer : IAsyncDisposable
         }
 
         long limit = fault == Fault.DropMidBody ? length / 2 : fault == Fault.Stall ? Math.Min(length, 1024) : length;
-        await SendAsync(context, body, limit);
+        await SendAsync(context, body, limit, start >= ThrottleFrom ? BytesPerSecond : 0);
         if (fault == Fault.DropMidBody)
         {
             context.Abort();
@@ -175,7 +178,7 @@ internal sealed class FaultyFileServer : IAsyncDisposable
         }
     }
 
-    private async Task SendAsync(HttpContext context, byte[] body, long limit)
+    private async Task SendAsync(HttpContext context, byte[] body, long limit, long bytesPerSecond)
     {
         const int chunk = 16 * 1024;
         for (long sent = 0; sent < limit;)

@@ -28,14 +28,15 @@ public sealed class HttpDownloaderTests : IAsyncLifetime
         _temp.Dispose();
     }
 
-    private HttpDownloader Downloader(int retries = 4, int parallel = 4) => new(_http, new DownloadOptions
+    // Stalls are detected after 10 s (a loaded 2-core CI box can pause that long), except in the stall test.
+    private HttpDownloader Downloader(int retries = 4, int parallel = 4, int stallMs = 10_000) => new(_http, new DownloadOptions
     {
         Parallelism = parallel,
         PartSize = 64 * 1024,
         MaxRetries = retries,
         RetryDelay = TimeSpan.FromMilliseconds(5),
         MaxRetryDelay = TimeSpan.FromMilliseconds(50),
-        StallTimeout = TimeSpan.FromMilliseconds(700),
+        StallTimeout = TimeSpan.FromMilliseconds(stallMs),
         Log = _log.Enqueue,
     });
 
@@ -243,7 +244,7 @@ public sealed class HttpDownloaderTests : IAsyncLifetime
         int stalls = 0;
         _server.FaultFor = (_, _, from) => from == 65536 && Interlocked.Increment(ref stalls) == 1 ? Fault.Stall : Fault.None;
 
-        DownloadResult result = await Downloader().DownloadAsync(Request(url, ContentSha), null, CancellationToken.None);
+        DownloadResult result = await Downloader(stallMs: 700).DownloadAsync(Request(url, ContentSha), null, CancellationToken.None);
 
         AssertVerifiedFile(result);
         Assert.Contains(_log, line => line.Contains("no data for", StringComparison.Ordinal));

@@ -167,6 +167,28 @@ public sealed class ModelPullerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task PullAsync_SameModelTwiceAtOnce_SecondIsRefusedWhileTheFirstRuns()
+    {
+        _server.BytesPerSecond = 200_000;
+        using var started = new SemaphoreSlim(0);
+        Task<PullResult> first = Puller().PullAsync(new PullRequest { Target = "tiny" },
+            new SynchronousProgress<DownloadProgress>(p =>
+            {
+                if (p.Phase == DownloadPhase.Downloading && p.Bytes > 0 && started.CurrentCount == 0)
+                {
+                    started.Release();
+                }
+            }), CancellationToken.None);
+        Assert.True(await started.WaitAsync(TimeSpan.FromSeconds(30)), "the first pull never started downloading");
+
+        var error = await Assert.ThrowsAsync<ModelStoreException>(() => Puller().PullAsync(new PullRequest { Target = "tiny" }, null, CancellationToken.None));
+
+        Assert.Contains("another `halo models pull` of 'tiny' is running", error.Message);
+        _server.BytesPerSecond = 0;
+        Assert.False((await first).AlreadyPresent);
+    }
+
+    [Fact]
     public async Task PullAsync_UnknownName_ListsTheKnownModels()
     {
         var error = await Assert.ThrowsAsync<ModelStoreException>(() => Puller().PullAsync(new PullRequest { Target = "nope" }, null, CancellationToken.None));

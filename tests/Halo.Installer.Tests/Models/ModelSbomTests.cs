@@ -83,6 +83,25 @@ public sealed class ModelSbomTests : IDisposable
     }
 
     [Fact]
+    public void WriteFor_SafetensorsDirectory_ReadsTheCheckpointThroughMainDot()
+    {
+        string dir = Path.Combine(_temp.Path, "hf");
+        ModelConfig config = SyntheticModelSpec.PresetConfig("tiny") with { Activation = Activation.Relu2 };
+        SyntheticCheckpoint.Write(dir, config, CheckpointForm.Packed, seed: 2);
+        var files = Directory.GetFiles(dir).Select(f => (Path.GetFileName(f), File.ReadAllBytes(f))).ToArray();
+        ModelManifest manifest = ModelStoreTests.Install(_temp.Path, "hf", "catalog", files) with { Main = ".", Format = "safetensors" };
+
+        SbomResult result = ModelSbom.WriteFor(dir, manifest, ModelFile.Open);
+
+        Assert.Empty(result.Warnings);
+        JsonNode bom = JsonNode.Parse(File.ReadAllText(result.Path!))!;
+        Dictionary<string, string> properties = Properties(bom["metadata"]!["component"]!);
+        Assert.Equal("safetensors", properties["halo:format"]);
+        Assert.Equal("relu2", properties["halo:config:activation"]);
+        Assert.Equal(files.Length, bom["components"]!.AsArray().Count);
+    }
+
+    [Fact]
     public async Task SbomCommand_ToStdout_PrintsTheBom()
     {
         SynthesizedModel(GgmlType.TQ2_0);

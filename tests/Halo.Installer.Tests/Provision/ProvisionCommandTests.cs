@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Halo.Installer.Tests.Models;
 using Halo.Installer.Tests.Doctor;
 
 namespace Halo.Installer.Tests.Provision;
@@ -19,11 +20,11 @@ public class ProvisionCommandTests
     public async Task Provision_YesIntoRoot_ThenDoctorSeesUserUnitsAndConfig()
     {
         using FakeMachine m = FreshDebian();
-        HaloProcess.Result provision = await HaloProcess.RunAsync("provision", "--root", m.Root, "--yes");
+        HaloCli.Result provision = await HaloCli.RunAsync(null, "provision", "--root", m.Root, "--yes");
         Assert.True(provision.ExitCode == 0, provision.ToString());
         Assert.Contains("Doctor summary", provision.Stdout);
 
-        HaloProcess.Result doctor = await HaloProcess.RunAsync("doctor", "--root", m.Root, "--json");
+        HaloCli.Result doctor = await HaloCli.RunAsync(null, "doctor", "--root", m.Root, "--json");
         JsonArray checks = JsonNode.Parse(doctor.Stdout)!["checks"]!.AsArray();
         string StatusOf(string id) => checks.Single(c => c!["id"]!.GetValue<string>() == id)!["status"]!.GetValue<string>();
         Assert.Equal("ok", StatusOf("user.halo"));
@@ -32,7 +33,7 @@ public class ProvisionCommandTests
         Assert.Equal("ok", StatusOf("units.forbidden-runtime"));
         Assert.Equal("fail", StatusOf("models.present"));
 
-        HaloProcess.Result again = await HaloProcess.RunAsync("provision", "--root", m.Root, "--dry-run");
+        HaloCli.Result again = await HaloCli.RunAsync(null, "provision", "--root", m.Root, "--dry-run");
         Assert.True(again.ExitCode == 0, again.ToString());
         Assert.Contains("Dry run: 0 change(s) planned", again.Stdout);
     }
@@ -41,7 +42,7 @@ public class ProvisionCommandTests
     public async Task Provision_NoTerminalNoYes_RefusesAndChangesNothing()
     {
         using FakeMachine m = FreshDebian();
-        HaloProcess.Result result = await HaloProcess.RunAsync("provision", "--root", m.Root);
+        HaloCli.Result result = await HaloCli.RunAsync(null, "provision", "--root", m.Root);
 
         Assert.Equal(1, result.ExitCode);
         Assert.Contains("no --yes", result.Stderr);
@@ -52,7 +53,7 @@ public class ProvisionCommandTests
     public async Task Provision_DryRun_PrintsEveryCommandAndFile()
     {
         using FakeMachine m = FreshDebian();
-        HaloProcess.Result result = await HaloProcess.RunAsync("provision", "--root", m.Root, "--dry-run");
+        HaloCli.Result result = await HaloCli.RunAsync(null, "provision", "--root", m.Root, "--dry-run");
 
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("write  /etc/halo/halo.yaml", result.Stdout);

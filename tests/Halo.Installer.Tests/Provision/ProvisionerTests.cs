@@ -163,6 +163,56 @@ public class ProvisionerTests
     }
 
     [Fact]
+    public async Task PlanAsync_AdequateTtmLimitOfOperatorsChoice_Kept()
+    {
+        using FakeMachine m = FreshStrixHalo(Distros[0].Split('|')[1]);
+        long memory = m.Context().Machine.MemoryBytes;
+        m.File("/proc/cmdline", $"ro quiet ttm.pages_limit={memory / 4096 * 9 / 10}\n");
+        (Provisioner provisioner, _, StringWriter output) = Create(m, kernelArgs: true);
+        IReadOnlyList<ProvisionStep> plan = await provisioner.PlanAsync(CancellationToken.None);
+
+        Assert.Empty(plan.Single(s => s.Id == "kernel").Actions);
+        provisioner.Print(plan);
+        Assert.Contains("is on the running kernel's command line", output.ToString());
+    }
+
+    [Fact]
+    public async Task PlanAsync_FedoraWithGrubby_UsesGrubby()
+    {
+        using FakeMachine m = FreshStrixHalo(Distros[2].Split('|')[1]);
+        m.Elf("/usr/sbin/grubby");
+        (Provisioner provisioner, _, StringWriter output) = Create(m, kernelArgs: true);
+        provisioner.Print(await provisioner.PlanAsync(CancellationToken.None));
+
+        Assert.Matches(@"run    grubby --update-kernel=ALL --args=ttm\.pages_limit=\d+ --remove-args=amdgpu\.gttsize", output.ToString());
+        Assert.DoesNotContain("/etc/default/grub:", output.ToString());
+    }
+
+    [Fact]
+    public async Task ApplyAsync_SystemdBootKernelCmdline_EditedWithRebuildNote()
+    {
+        using FakeMachine m = FreshStrixHalo(Distros[3].Split('|')[1]);
+        m.Remove("/etc/default/grub").File("/etc/kernel/cmdline", "root=UUID=x rw amdgpu.gttsize=1024\n");
+        string output = await ApplyAsync(m, consent: true);
+
+        Assert.Matches(@"^root=UUID=x rw ttm\.pages_limit=\d+\n$", File.ReadAllText(m.HostPath("/etc/kernel/cmdline")));
+        Assert.Contains("rebuild the boot image", output);
+    }
+
+    [Fact]
+    public async Task PlanAsync_NoBootLoaderConfig_SaysWhatToAddByHand()
+    {
+        using FakeMachine m = FreshStrixHalo(Distros[3].Split('|')[1]);
+        m.Remove("/etc/default/grub");
+        (Provisioner provisioner, _, StringWriter output) = Create(m, kernelArgs: true);
+        IReadOnlyList<ProvisionStep> plan = await provisioner.PlanAsync(CancellationToken.None);
+        provisioner.Print(plan);
+
+        Assert.Empty(plan.Single(s => s.Id == "kernel").Actions);
+        Assert.Contains("by hand", output.ToString());
+    }
+
+    [Fact]
     public async Task ApplyAsync_ExistingUnitAndConfig_LeftAlone()
     {
         using FakeMachine m = FreshStrixHalo(Distros[0].Split('|')[1]);

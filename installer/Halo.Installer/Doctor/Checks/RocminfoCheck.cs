@@ -28,7 +28,7 @@ public sealed class RocminfoCheck : DoctorCheck
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(context.ProbeTimeout);
-            result = await CliWrap.Cli.Wrap(rocminfo).WithValidation(CommandResultValidation.None).ExecuteBufferedAsync(timeout.Token);
+            result = await CliWrap.Cli.Wrap(context.Root.Host(rocminfo)).WithValidation(CommandResultValidation.None).ExecuteBufferedAsync(timeout.Token);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {

@@ -35,6 +35,10 @@ public sealed class TtmLimitCheck : FileCheck
         return value;
     }
 
+    /// <summary>Whether a limit of <paramref name="pages"/> suits a machine with <paramref name="memoryBytes"/>: at least 3/4 of the RAM, at most all of it.</summary>
+    public static bool IsAdequate(long pages, long memoryBytes) =>
+        pages * PageSize <= memoryBytes && pages * 4 >= memoryBytes / PageSize * 3;
+
     protected override CheckResult Run(DoctorContext context)
     {
         Machine machine = context.Machine;

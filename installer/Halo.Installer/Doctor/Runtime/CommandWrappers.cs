@@ -50,6 +50,7 @@ public static class CommandWrappers
         ["eatmydata"] = new([], 0),
         ["faketime"] = new([], 1),
         ["firejail"] = new([], 0),
+        ["ld.so"] = new(["--library-path", "--preload", "--audit", "--argv0", "--glibc-hwcaps-prepend", "--glibc-hwcaps-mask"], 0),
         ["bwrap"] = new(["--bind", "--ro-bind", "--dev-bind", "--proc", "--dev", "--tmpfs", "--symlink", "--chdir", "--setenv", "--unsetenv", "--uid", "--gid", "--hostname", "--dir", "--file", "--bind-data", "--ro-bind-data", "--remount-ro", "--seccomp", "--info-fd", "--sync-fd", "--block-fd", "--lock-file", "--cap-add", "--cap-drop", "--perms", "--size", "--chmod", "--exec-label", "--file-label", "--userns", "--userns2", "--pidns", "--args", "--argv0"], 0),
     };
 
@@ -57,7 +58,10 @@ public static class CommandWrappers
     private static readonly HashSet<string> TwoValueOptions =
         ["--bind", "--ro-bind", "--dev-bind", "--symlink", "--setenv", "--bind-data", "--ro-bind-data", "--file", "--chmod"];
 
-    public static bool IsWrapper(string name) => Specs.ContainsKey(name) || name is "runuser" or "su";
+    public static bool IsWrapper(string name) => Specs.ContainsKey(name) || name is "runuser" or "su" || IsDynamicLoader(name);
+
+    /// <summary>The dynamic loader run as a program (`/lib64/ld-linux-x86-64.so.2 /usr/bin/python3`) starts the program after it.</summary>
+    private static bool IsDynamicLoader(string name) => name.StartsWith("ld-linux", StringComparison.Ordinal) && name.Contains(".so", StringComparison.Ordinal);
 
     /// <summary>
     /// The command a wrapper runs. A shell command string (from `env -S`, `su -c`, `runuser -c`, `flock -c`)
@@ -72,7 +76,7 @@ public static class CommandWrappers
             return InnerOfSwitchUser(argv, out shellString);
         }
 
-        Spec spec = Specs[name];
+        Spec spec = Specs[IsDynamicLoader(name) ? "ld.so" : name];
         int i = 1;
         int positionals = spec.Positionals;
         while (i < argv.Count)

@@ -111,7 +111,9 @@ public sealed class SystemdUnits
             string[] personal = [home + "/.config/systemd/user", home + "/.local/share/systemd/user"];
             if (personal.Any(_root.DirectoryExists))
             {
-                units.AddRange(Load([personal[0], .. GlobalUserSearchPath, personal[1]], "user:" + home, onlyFrom: personal));
+                // systemd's user search order: ~/.config, /etc, /run, ~/.local/share, then the vendor dirs.
+                string[] searchPath = [personal[0], GlobalUserSearchPath[0], GlobalUserSearchPath[1], personal[1], .. GlobalUserSearchPath.Skip(2)];
+                units.AddRange(Load(searchPath, "user:" + home, onlyFrom: personal));
             }
         }
 
@@ -146,7 +148,7 @@ public sealed class SystemdUnits
                     names.Add(fileName);
                     unitFiles.TryAdd(fileName, entry);
                 }
-                else if (fileName.EndsWith(".d", StringComparison.Ordinal) && IsExecutingUnitName(fileName[..^2]) && !fileName.StartsWith("service.d", StringComparison.Ordinal))
+                else if (fileName.EndsWith(".d", StringComparison.Ordinal) && IsExecutingUnitName(fileName[..^2]))
                 {
                     string unit = fileName[..^2];
                     if (!unit.EndsWith("-" + Path.GetExtension(unit), StringComparison.Ordinal))

@@ -37,9 +37,11 @@ public sealed partial class KernelArgsStep : IProvisionStep
         string argument = $"ttm.pages_limit={pages}";
         string? running = TtmLimitCheck.CommandLineValue(machine.KernelCommandLine, "ttm.pages_limit");
         bool hasGttsize = TtmLimitCheck.CommandLineValue(machine.KernelCommandLine, "amdgpu.gttsize") is not null;
-        if (running == pages.ToString(System.Globalization.CultureInfo.InvariantCulture) && !hasGttsize)
+        if (long.TryParse(running, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long runningPages)
+            && TtmLimitCheck.IsAdequate(runningPages, memory) && !hasGttsize)
         {
-            step.AlreadyDone = $"{argument} is on the running kernel's command line";
+            // An adequate limit the operator chose is kept, even if it is not exactly ours.
+            step.AlreadyDone = $"ttm.pages_limit={running} is on the running kernel's command line";
             return Task.FromResult(step);
         }
 

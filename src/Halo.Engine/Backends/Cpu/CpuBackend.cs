@@ -18,10 +18,11 @@ public sealed unsafe class CpuBackend : IBackend
     private readonly KvCache _cache;
     private readonly WorkerPool _pool;
     private readonly Transformer _transformer;
+    private readonly Int8Matrix? _int8Head;
     private readonly int[] _lastTokenOfChunk; // (MaxBatchTokens): chunk whose last token sits at batch index, or -1
     private bool _disposed;
 
-    private CpuBackend(ModelWeights weights, bool ownsWeights, BackendOptions options)
+    private CpuBackend(ModelWeights weights, bool ownsWeights, BackendOptions options, Action<nint, long>? releaseHeadSource = null)
     {
         ModelConfig model = weights.Config;
         if (options.MaxSlots < 1)
@@ -45,7 +46,13 @@ public sealed unsafe class CpuBackend : IBackend
         int threads = Math.Clamp(options.Threads, 1, 256);
         _cache = new KvCache(MaxSlots, model.LayerCount, ContextLength, model.KvHeadCount * model.HeadDim);
         _pool = new WorkerPool(threads);
-        _transformer = new Transformer(weights, _cache, _pool, Math.Min(options.MaxBatchTokens, Math.Max(ContextLength, 1)), Config.Activation, Numerics, Scaling);
+        LmHead = options.LmHead ?? (options.Numerics == NumericsMode.LlamaCpp ? LmHeadPrecision.Source : LmHeadPrecision.Int8);
+        if (LmHead == LmHeadPrecision.Int8)
+        {
+            _int8Head = Int8Matrix.Quantize(weights.LmHead, model.VocabSize, releaseHeadSource);
+        }
+
+        _transformer = new Transformer(weights, _int8Head, _cache, _pool, Math.Min(options.MaxBatchTokens, Math.Max(ContextLength, 1)), Config.Activation, Numerics, Scaling);
         _lastTokenOfChunk = new int[_transformer.MaxTokens];
         Info = new BackendInfo("cpu", $"{CpuName()} ({threads} threads, {SimdName()})");
     }
@@ -62,6 +69,8 @@ public sealed unsafe class CpuBackend : IBackend
 
     public ActivationScaling Scaling { get; }
 
+    public LmHeadPrecision LmHead { get; }
+
     /// <summary>Per-op timings (halo bench --breakdown); null (the default) measures nothing.</summary>
     public OpProfile? Profile
     {
@@ -77,7 +86,7 @@ public sealed unsafe class CpuBackend : IBackend
         ModelWeights weights = ModelWeights.Load(source);
         try
         {
-            return new CpuBackend(weights, ownsWeights: true, options);
+            return new CpuBackend(weights, ownsWeights: true, options, (address, length) => SourcePages.Release(source, address, length));
         }
         catch
         {
@@ -213,6 +222,7 @@ public sealed unsafe class CpuBackend : IBackend
         _pool.Dispose();
         _transformer.Dispose();
         _cache.Dispose();
+        _int8Head?.Dispose();
         if (_ownsWeights)
         {
             _weights.Dispose();

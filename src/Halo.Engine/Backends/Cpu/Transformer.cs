@@ -41,12 +41,17 @@ internal sealed unsafe class Transformer : IDisposable
     private readonly QuantizedActivations _qx;
     private readonly TernaryMatMulWork _matmul = new();
     private readonly LmHeadWork _lmHead = new();
+    private readonly Int8LmHeadWork _int8LmHead = new();
+    private readonly Int8Matrix? _int8Head;
+    private readonly sbyte* _headQ;   // (d) LM-head input as int8
+    private readonly byte* _headU;    // (d) the same plus 128, for the unsigned-by-signed dot product
     private readonly AttentionWork _attention;
     private int _tokens;
     private int _layer;
 
-    public Transformer(ModelWeights weights, KvCache cache, WorkerPool pool, int maxTokens, Activation activation, NumericsMode numerics, ActivationScaling scaling)
+    public Transformer(ModelWeights weights, Int8Matrix? int8Head, KvCache cache, WorkerPool pool, int maxTokens, Activation activation, NumericsMode numerics, ActivationScaling scaling)
     {
+        _int8Head = int8Head;
         _w = weights;
         _c = weights.Config;
         _cache = cache;
@@ -73,6 +78,8 @@ internal sealed unsafe class Transformer : IDisposable
         _positions = new int[maxTokens];
         _qx = new QuantizedActivations(maxTokens, Math.Max(Math.Max(d, _qDim), ffn));
         _attention = new AttentionWork(this);
+        _headQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)d, 64);
+        _headU = (byte*)NativeMemory.AlignedAlloc((nuint)d, 64);
     }
 
     public int MaxTokens { get; }
@@ -174,9 +181,38 @@ internal sealed unsafe class Transformer : IDisposable
             VectorOps.RoundToHalf(h, d);
         }
 
-        _lmHead.Set(_w.LmHead, _c.VocabSize, h, logits);
-        _pool.Run(_lmHead);
+        if (_int8Head is not null)
+        {
+            float dq = QuantizeHeadInput(h, d);
+            _int8LmHead.Set(_int8Head, _headU, _headQ, dq, logits);
+            _pool.Run(_int8LmHead);
+        }
+        else
+        {
+            _lmHead.Set(_w.LmHead, _c.VocabSize, h, logits);
+            _pool.Run(_lmHead);
+        }
         Mark(Op.LmHead, ref t0);
+    }
+
+    /// <summary>h [d] to int8 per token (q = round(127 h / max|h|)); returns the scale d with h ~ q * d.</summary>
+    private float QuantizeHeadInput(float* h, int d)
+    {
+        float amax = 0f;
+        for (int i = 0; i < d; i++)
+        {
+            amax = MathF.Max(amax, MathF.Abs(h[i]));
+        }
+
+        float inverse = amax > 0 ? 127f / amax : 0f;
+        for (int i = 0; i < d; i++)
+        {
+            int v = (int)MathF.Round(h[i] * inverse);
+            _headQ[i] = (sbyte)v;
+            _headU[i] = (byte)(v + 128);
+        }
+
+        return amax / 127f;
     }
 
     private void StoreKv(int t)
@@ -265,22 +301,17 @@ internal sealed unsafe class Transformer : IDisposable
         NativeMemory.AlignedFree(_y);
         NativeMemory.AlignedFree(_rope);
         NativeMemory.AlignedFree(_scores);
+        NativeMemory.AlignedFree(_headQ);
+        NativeMemory.AlignedFree(_headU);
         _qx.Dispose();
     }
 
-    /// <summary>Attention over (token, head) pairs, split across workers.</summary>
-    private sealed class AttentionWork(Transformer owner) : IParallelWork
+    /// <summary>Attention, one item per (token, head) pair.</summary>
+    private sealed class AttentionWork(Transformer owner) : ParallelWork
     {
-        public void Execute(int worker, int workers)
-        {
-            int heads = owner._c.HeadCount;
-            int total = owner._tokens * heads;
-            int start = (int)((long)total * worker / workers), end = (int)((long)total * (worker + 1) / workers);
-            float* scores = owner._scores + (long)worker * owner._cache.Context;
-            for (int i = start; i < end; i++)
-            {
-                owner.Attend(i / heads, i % heads, scores);
-            }
-        }
+        protected override int ItemCount => owner._tokens * owner._c.HeadCount;
+
+        protected override void Execute(int item, int worker) =>
+            owner.Attend(item / owner._c.HeadCount, item % owner._c.HeadCount, owner._scores + (long)worker * owner._cache.Context);
     }
 }

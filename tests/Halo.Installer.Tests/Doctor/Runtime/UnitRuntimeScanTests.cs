@@ -75,6 +75,7 @@ public class UnitRuntimeScanTests
     [InlineData("ExecStart=/usr/bin/deno run x.ts", "deno")]
     [InlineData("ExecStart=/usr/bin/bun x.ts", "bun")]
     [InlineData("ExecStart=/usr/bin/nodejs x.js", "nodejs")]
+    [InlineData("ExecStart=/lib64/ld-linux-x86-64.so.2 --library-path /opt/lib /usr/bin/python3 x", "python3.12")]
     public void Run_ExecLineReachesInterpreter_Flagged(string serviceSection, string runtime)
     {
         using FakeMachine m = Machine();
@@ -227,6 +228,17 @@ public class UnitRuntimeScanTests
     {
         using FakeMachine m = Machine();
         m.Unit("app.service", "[Service]\nExecStart=/usr/bin/node app.js\n", "/home/alice/.config/systemd/user");
+        UnitOffender offender = Assert.Single(Scan(m));
+        Assert.Equal("user:/home/alice", offender.Scope);
+    }
+
+    [Fact]
+    public void Run_PersonalUnitOverridesVendorUserUnit_PersonalCounts()
+    {
+        // ~/.local/share/systemd/user comes before /usr/lib/systemd/user in the user search path.
+        using FakeMachine m = Machine();
+        m.Unit("app.service", "[Service]\nExecStart=/usr/local/bin/halo-server\n", "/usr/lib/systemd/user")
+            .Unit("app.service", "[Service]\nExecStart=/usr/bin/node app.js\n", "/home/alice/.local/share/systemd/user");
         UnitOffender offender = Assert.Single(Scan(m));
         Assert.Equal("user:/home/alice", offender.Scope);
     }

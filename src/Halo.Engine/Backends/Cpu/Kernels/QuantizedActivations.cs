@@ -1,13 +1,16 @@
 using System.Runtime.InteropServices;
 
 using Halo.Engine.Backends;
+using Halo.Engine.Weights;
 
 namespace Halo.Engine.Backends.Cpu.Kernels;
 
 /// <summary>
 /// Int8 activations of a batch of tokens: q [tokens, cols], a scale d per 256-block (x ~ q * d; with per-token
 /// scaling all blocks of a token share it) and the sum of q per block, which the ternary kernels use to turn
-/// the unsigned weight codes (w + 1) back into w.
+/// the unsigned weight codes (w + 1) back into w. Within each block q is stored in the kernels' order
+/// (<see cref="TernaryMatrix.KernelOrder"/>): runs of 32 columns moved so that each 2-bit field of a weight
+/// block meets its 64 activations in one load.
 /// </summary>
 public sealed unsafe class QuantizedActivations : IDisposable
 {
@@ -35,6 +38,9 @@ public sealed unsafe class QuantizedActivations : IDisposable
     public float* D { get; private set; }
 
     public int* Sum { get; private set; }
+
+    /// <summary>q of column <paramref name="col"/> of token <paramref name="token"/>, in natural order.</summary>
+    public sbyte At(int token, int col) => Q[(long)token * Cols + col / 256 * 256 + TernaryMatrix.KernelOrder(col % 256)];
 
     /// <summary>Quantizes x [tokens, cols] (cols a multiple of 256).</summary>
     public void Quantize(float* x, int tokens, int cols, ActivationScaling scaling)
@@ -87,15 +93,23 @@ public sealed unsafe class QuantizedActivations : IDisposable
         }
 
         float iscale = -127f / max;
-        for (int j = 0; j < 256; j++)
+        for (int run = 0; run < 8; run++)
         {
-            int v = Math.Min(127, (int)MathF.Round(iscale * x[j]));
-            q[j] = (sbyte)v;
-            sum += v;
+            float* src = x + run * 32;
+            sbyte* dst = q + RunTarget(run);
+            for (int j = 0; j < 32; j++)
+            {
+                int v = Math.Min(127, (int)MathF.Round(iscale * src[j]));
+                dst[j] = (sbyte)v;
+                sum += v;
+            }
         }
 
         d = 1f / iscale;
     }
+
+    // Columns run*32 .. run*32+31 of a block go to kernel positions RunTarget(run) .. +31.
+    private static int RunTarget(int run) => TernaryMatrix.KernelOrder(run * 32);
 
     private static void QuantizePerToken(float* x, sbyte* q, int cols, float* d, int* sums)
     {
@@ -110,11 +124,16 @@ public sealed unsafe class QuantizedActivations : IDisposable
         for (int b = 0; b < cols / 256; b++)
         {
             int sum = 0;
-            for (int j = b * 256; j < b * 256 + 256; j++)
+            for (int run = 0; run < 8; run++)
             {
-                int v = (int)Math.Clamp(MathF.Round(x[j] * scale), -128f, 127f);
-                q[j] = (sbyte)v;
-                sum += v;
+                float* src = x + b * 256 + run * 32;
+                sbyte* dst = q + b * 256 + RunTarget(run);
+                for (int j = 0; j < 32; j++)
+                {
+                    int v = (int)Math.Clamp(MathF.Round(src[j] * scale), -128f, 127f);
+                    dst[j] = (sbyte)v;
+                    sum += v;
+                }
             }
 
             d[b] = dq;

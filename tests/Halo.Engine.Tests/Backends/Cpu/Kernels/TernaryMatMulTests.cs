@@ -119,7 +119,7 @@ public sealed unsafe class TernaryMatMulTests
             (sbyte[] q, float[] d) = ReferenceModel.Quantize(x.AsSpan(t * cols, cols).ToArray(), scaling);
             for (int i = 0; i < cols; i++)
             {
-                Assert.Equal(q[i], qx.Q[t * cols + i]);
+                Assert.Equal(q[i], qx.At(t, i));
             }
 
             for (int b = 0; b < cols / 256; b++)

@@ -1,0 +1,180 @@
+using Halo.Core.Formats;
+using Halo.Core.Models;
+using Halo.Kernels.Layout;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Halo.Kernels;
+
+/// <summary>The ternary matrices and norms of one layer, on the device.</summary>
+internal sealed class DeviceLayer
+{
+    public required MemoryBuffer1D<float, Stride1D.Dense> AttnNorm { get; init; }     // (d)
+    public required DeviceTernaryMatrix Wq { get; init; }                            // (heads*head_dim, d)
+    public required DeviceTernaryMatrix Wk { get; init; }                            // (kv_heads*head_dim, d)
+    public required DeviceTernaryMatrix Wv { get; init; }                            // (kv_heads*head_dim, d)
+    public required MemoryBuffer1D<float, Stride1D.Dense> AttnSubNorm { get; init; }  // (heads*head_dim)
+    public required DeviceTernaryMatrix Wo { get; init; }                            // (d, heads*head_dim)
+    public required MemoryBuffer1D<float, Stride1D.Dense> FfnNorm { get; init; }      // (d)
+    public required DeviceTernaryMatrix Wgate { get; init; }                         // (ffn, d)
+    public required DeviceTernaryMatrix Wup { get; init; }                           // (ffn, d)
+    public required MemoryBuffer1D<float, Stride1D.Dense> FfnSubNorm { get; init; }   // (ffn)
+    public required DeviceTernaryMatrix Wdown { get; init; }                         // (d, ffn)
+}
+
+/// <summary>
+/// Every weight of the model uploaded once at load, in the layouts the kernels read (<see cref="TernaryLayout"/>,
+/// <see cref="HalfTable"/>); the host copies are dropped right after each upload. Tensor names are llama.cpp's.
+/// </summary>
+internal sealed class DeviceModel : IDisposable
+{
+    private readonly List<IDisposable> _owned = [];
+
+    public DeviceModel(Accelerator accelerator, IModelSource source)
+    {
+        ModelConfig c = source.Config;
+        string file = source.Path;
+        int qDim = c.HeadCount * c.HeadDim, kvDim = c.KvHeadCount * c.HeadDim;
+        try
+        {
+            Embedding = Own(accelerator.Allocate1D(Table(source, "token_embd.weight")));
+            LmHead = source.TryGetTensor("output.weight", out _)
+                ? Own(accelerator.Allocate1D(Table(source, "output.weight")))
+                : Embedding;
+            OutputNorm = Vector(accelerator, source, "output_norm.weight", c.HiddenSize);
+            Layers = new DeviceLayer[c.LayerCount];
+            for (int i = 0; i < c.LayerCount; i++)
+            {
+                string p = $"blk.{i}.";
+                Layers[i] = new DeviceLayer
+                {
+                    AttnNorm = Vector(accelerator, source, p + "attn_norm.weight", c.HiddenSize),
+                    Wq = Ternary(accelerator, source, p + "attn_q", qDim, c.HiddenSize),
+                    Wk = Ternary(accelerator, source, p + "attn_k", kvDim, c.HiddenSize),
+                    Wv = Ternary(accelerator, source, p + "attn_v", kvDim, c.HiddenSize),
+                    AttnSubNorm = Vector(accelerator, source, p + "attn_sub_norm.weight", qDim),
+                    Wo = Ternary(accelerator, source, p + "attn_output", c.HiddenSize, qDim),
+                    FfnNorm = Vector(accelerator, source, p + "ffn_norm.weight", c.HiddenSize),
+                    Wgate = Ternary(accelerator, source, p + "ffn_gate", c.FeedForwardSize, c.HiddenSize),
+                    Wup = Ternary(accelerator, source, p + "ffn_up", c.FeedForwardSize, c.HiddenSize),
+                    FfnSubNorm = Vector(accelerator, source, p + "ffn_sub_norm.weight", c.FeedForwardSize),
+                    Wdown = Ternary(accelerator, source, p + "ffn_down", c.HiddenSize, c.FeedForwardSize),
+                };
+            }
+
+            long vocabRows = Embedding.Length * 2 / c.HiddenSize;
+            long headRows = LmHead.Length * 2 / c.HiddenSize;
+            if (vocabRows < c.VocabSize || headRows < c.VocabSize)
+            {
+                throw new InvalidModelException(file, $"token_embd.weight/output.weight have {Math.Min(vocabRows, headRows)} rows, fewer than the vocabulary ({c.VocabSize})");
+            }
+
+            void CheckTable(string name)
+            {
+                if (source.TryGetTensor(name, out TensorView t) && t.Shape[0] != c.HiddenSize)
+                {
+                    throw new InvalidModelException(file, $"tensor '{name}' has shape [{string.Join(", ", t.Shape)}], expected [{c.HiddenSize}, vocab]");
+                }
+            }
+
+            CheckTable("token_embd.weight");
+            CheckTable("output.weight");
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public MemoryBuffer1D<uint, Stride1D.Dense> Embedding { get; }   // (vocab, d / 2) F16 pairs
+
+    public MemoryBuffer1D<uint, Stride1D.Dense> LmHead { get; }      // (vocab, d / 2): the embedding when tied
+
+    public MemoryBuffer1D<float, Stride1D.Dense> OutputNorm { get; } // (d)
+
+    public DeviceLayer[] Layers { get; }
+
+    public long Bytes
+    {
+        get
+        {
+            long bytes = 0;
+            foreach (IDisposable owned in _owned)
+            {
+                bytes += owned switch
+                {
+                    MemoryBuffer buffer => buffer.LengthInBytes,
+                    DeviceTernaryMatrix matrix => matrix.Bytes,
+                    _ => 0,
+                };
+            }
+
+            return bytes;
+        }
+    }
+
+    private static uint[] Table(IModelSource source, string name) => HalfTable.FromTensor(source.GetTensor(name), source.Path);
+
+    private MemoryBuffer1D<float, Stride1D.Dense> Vector(Accelerator accelerator, IModelSource source, string name, int length)
+    {
+        TensorView t = source.GetTensor(name);
+        if (t.ElementCount != length || t.Type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16))
+        {
+            throw new InvalidModelException(source.Path, $"tensor '{name}' must be an F32/F16/BF16 vector of {length}, is {t.Type} [{string.Join(", ", t.Shape)}]");
+        }
+
+        var values = new float[length];
+        ReadOnlySpan<byte> bytes = t.Bytes;
+        for (int i = 0; i < length; i++)
+        {
+            values[i] = t.Type switch
+            {
+                GgmlType.F32 => BitConverter.ToSingle(bytes.Slice(i * 4, 4)),
+                GgmlType.F16 => (float)BitConverter.ToHalf(bytes.Slice(i * 2, 2)),
+                _ => BitConverter.UInt32BitsToSingle((uint)BitConverter.ToUInt16(bytes.Slice(i * 2, 2)) << 16),
+            };
+        }
+
+        return Own(accelerator.Allocate1D(values));
+    }
+
+    private DeviceTernaryMatrix Ternary(Accelerator accelerator, IModelSource source, string prefix, int rows, int cols)
+    {
+        TensorView w = source.GetTensor(prefix + ".weight");
+        if (w.Shape.Length != 2 || w.Shape[0] != cols || w.Shape[1] != rows)
+        {
+            throw new InvalidModelException(source.Path, $"tensor '{w.Name}' has shape [{string.Join(", ", w.Shape)}], expected [{cols}, {rows}]");
+        }
+
+        float scale = 1f;
+        if (source.TryGetTensor(prefix + ".scale", out TensorView s))
+        {
+            if (s.ElementCount != 1 || s.Type != GgmlType.F32)
+            {
+                throw new InvalidModelException(source.Path, $"tensor '{s.Name}' must be one F32 value, is {s.Type} [{string.Join(", ", s.Shape)}]");
+            }
+
+            scale = BitConverter.ToSingle(s.Bytes);
+        }
+
+        return Own(new DeviceTernaryMatrix(accelerator, TernaryLayout.FromTensor(w, source.Path), scale));
+    }
+
+    private T Own<T>(T disposable)
+        where T : IDisposable
+    {
+        _owned.Add(disposable);
+        return disposable;
+    }
+
+    public void Dispose()
+    {
+        foreach (IDisposable owned in _owned)
+        {
+            owned.Dispose();
+        }
+
+        _owned.Clear();
+    }
+}

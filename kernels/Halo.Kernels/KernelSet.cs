@@ -1,0 +1,166 @@
+using System.Diagnostics.CodeAnalysis;
+using Halo.Kernels.Kernels;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Halo.Kernels;
+
+/// <summary>How the lanes of a warp exchange values in the kernels (see <see cref="ILaneExchange"/>).</summary>
+public enum LaneExchangeKind
+{
+    /// <summary>Hardware warp shuffles: CUDA, and ILGPU's CPU accelerator.</summary>
+    Shuffle,
+
+    /// <summary>Shared memory and group barriers over logical 32-lane warps: OpenCL (AMD ROCm, Strix Halo).</summary>
+    SharedMemory,
+}
+
+/// <summary>
+/// Every kernel compiled once for one accelerator, with launch methods that pick the grid from the shapes.
+/// Launches are asynchronous on the accelerator's default stream; nothing here copies to or from the host or
+/// waits, so a whole forward pass is one queue of launches and the caller synchronises once at the end.
+/// The same kernels run on CUDA, OpenCL and the CPU accelerator: only the lane exchange (a type argument) and
+/// the warp size differ.
+/// </summary>
+internal sealed class KernelSet
+{
+    private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, float> _quantize;
+    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, float> _gemv;
+    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int, float> _gemm;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int> _rmsNorm;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int> _rope;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int> _kvWrite;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int> _attentionPrefill;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int> _attentionDecode;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _attentionCombine;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int> _glu;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int> _residualAdd;
+    private Action<KernelConfig, ArrayView<uint>, ArrayView<int>, ArrayView<float>, int> _embedding;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> _gather;
+    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int> _lmHead;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<int>, int> _argMax;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int> _topKPartial;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int> _topKMerge;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, float, float, float> _sample;
+
+    /// <param name="accelerator">The device.</param>
+    /// <param name="exchange">How lanes combine values; null picks by device: shuffles on CUDA and the CPU
+    /// accelerator, shared memory on OpenCL (ILGPU 1.5.3 emits OpenCL subgroup shuffles only for Intel).</param>
+    public KernelSet(Accelerator accelerator, LaneExchangeKind? exchange = null)
+    {
+        Accelerator = accelerator;
+        Exchange = exchange ?? (accelerator.AcceleratorType == AcceleratorType.OpenCL ? LaneExchangeKind.SharedMemory : LaneExchangeKind.Shuffle);
+        WarpSize = Exchange == LaneExchangeKind.Shuffle ? accelerator.WarpSize : SharedMemoryLanes.LogicalWidth;
+        WarpsPerGroup = Math.Clamp(Math.Min(accelerator.MaxNumThreadsPerGroup, SharedMemoryLanes.MaxGroupThreads) / WarpSize, 1, 4);
+        if (Exchange == LaneExchangeKind.Shuffle)
+        {
+            Load<ShuffleLanes>();
+        }
+        else
+        {
+            Load<SharedMemoryLanes>();
+        }
+    }
+
+    public LaneExchangeKind Exchange { get; }
+
+    [MemberNotNull(nameof(_quantize), nameof(_gemv), nameof(_gemm), nameof(_rmsNorm), nameof(_rope), nameof(_kvWrite), nameof(_attentionPrefill), nameof(_attentionDecode), nameof(_attentionCombine), nameof(_glu), nameof(_residualAdd), nameof(_embedding), nameof(_gather), nameof(_lmHead), nameof(_argMax), nameof(_topKPartial), nameof(_topKMerge), nameof(_sample))]
+    private void Load<TLanes>()
+        where TLanes : struct, ILaneExchange
+    {
+        _quantize = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, float>(QuantizeActivations.Kernel<TLanes>);
+        _gemv = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, float>(TernaryGemv.Kernel<TLanes>);
+        _gemm = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int, float>(TernaryGemm.Kernel<TLanes>);
+        _rmsNorm = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int>(Kernels.RmsNorm.Kernel<TLanes>);
+        _rope = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.Rope.Kernel);
+        _kvWrite = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int>(Kernels.KvCacheWrite.Kernel);
+        _attentionPrefill = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int>(Kernels.AttentionPrefill.Kernel<TLanes>);
+        _attentionDecode = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int>(Kernels.AttentionDecode.Kernel<TLanes>);
+        _attentionCombine = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.AttentionDecode.Combine);
+        _glu = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int>(Kernels.Glu.Kernel);
+        _residualAdd = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(Kernels.ResidualAdd.Kernel);
+        _embedding = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<int>, ArrayView<float>, int>(Kernels.Embedding.Kernel);
+        _gather = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(Kernels.GatherRows.Kernel);
+        _lmHead = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int>(LmHeadGemv.Kernel<TLanes>);
+        _argMax = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, int>(Kernels.ArgMax.Kernel<TLanes>);
+        _topKPartial = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(Kernels.TopK.Partial<TLanes>);
+        _topKMerge = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int>(Kernels.TopK.Merge<TLanes>);
+        _sample = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, float, float, float>(Sampling.Kernel);
+    }
+
+    public Accelerator Accelerator { get; }
+
+    /// <summary>Lanes per (logical) warp: the launch group of the one-warp kernels.</summary>
+    public int WarpSize { get; }
+
+    /// <summary>Warps per group of the row-parallel kernels (GEMV, GEMM, LM head, element-wise): 4 where the device allows.</summary>
+    public int WarpsPerGroup { get; }
+
+    /// <summary>x [rows, width] to int8 [rows, width / 4] packed and scales [rows, width / blockSize].</summary>
+    public void Quantize(ArrayView<float> x, ArrayView<int> quantized, ArrayView<float> scales, int rows, int width, int blockSize, float absMaxFloor = 0f) =>
+        _quantize(QuantizeActivations.Config(rows, width, blockSize, WarpSize), x, quantized, scales, width, blockSize, absMaxFloor);
+
+    /// <summary>y [tokens, n] = W [n, k] x [tokens, k]: the GEMV kernel for one token, the tiled GEMM for more.</summary>
+    public void TernaryMatMul(DeviceTernaryMatrix w, ArrayView<int> activations, ArrayView<float> activationScales, ArrayView<float> output, int tokens, int activationBlock)
+    {
+        if (tokens == 1)
+        {
+            _gemv(TernaryGemv.Config(w.Rows, WarpSize, WarpsPerGroup), w.Codes, w.Scales, activations, activationScales, output, w.Rows, w.Columns, activationBlock, w.TensorScale);
+        }
+        else
+        {
+            _gemm(TernaryGemm.Config(w.Rows, tokens, WarpSize, WarpsPerGroup), w.Codes, w.Scales, activations, activationScales, output, w.Rows, w.Columns, tokens, activationBlock, w.TensorScale);
+        }
+    }
+
+    /// <summary>The GEMM kernel even for one token (tests compare it with the GEMV kernel).</summary>
+    public void TernaryGemmOnly(DeviceTernaryMatrix w, ArrayView<int> activations, ArrayView<float> activationScales, ArrayView<float> output, int tokens, int activationBlock) =>
+        _gemm(TernaryGemm.Config(w.Rows, tokens, WarpSize, WarpsPerGroup), w.Codes, w.Scales, activations, activationScales, output, w.Rows, w.Columns, tokens, activationBlock, w.TensorScale);
+
+    public void RmsNorm(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int rows, int width, float eps, bool roundToHalf = false) =>
+        _rmsNorm(Kernels.RmsNorm.Config(rows, WarpSize), input, weight, output, width, eps, roundToHalf ? 1 : 0);
+
+    public void Rope(ArrayView<float> queries, ArrayView<float> keys, ArrayView<int> positions, ArrayView<float> cos, ArrayView<float> sin, int tokens, int heads, int kvHeads, int headDim) =>
+        _rope(Kernels.Rope.Config(tokens, heads, kvHeads, WarpSize), queries, keys, positions, cos, sin, heads, kvHeads, headDim);
+
+    public void KvCacheWrite(ArrayView<float> keys, ArrayView<float> values, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> keyCache, ArrayView<float> valueCache, int tokens, int kvHeads, int headDim, int contextLength, bool roundToHalf) =>
+        _kvWrite(Kernels.KvCacheWrite.Config(tokens, WarpSize), keys, values, slots, positions, keyCache, valueCache, kvHeads, headDim, contextLength, roundToHalf ? 1 : 0);
+
+    public void AttentionPrefill(ArrayView<float> queries, ArrayView<float> keyCache, ArrayView<float> valueCache, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> output, int tokens, int heads, int kvHeads, int headDim, int contextLength, bool roundQueryToHalf = false) =>
+        _attentionPrefill(Kernels.AttentionPrefill.Config(tokens, heads, WarpSize), queries, keyCache, valueCache, slots, positions, output, heads, kvHeads, headDim, contextLength, roundQueryToHalf ? 1 : 0);
+
+    /// <summary>Split-KV attention: <paramref name="partials"/> holds [tokens, heads, splits, headDim + 2].</summary>
+    public void AttentionDecode(ArrayView<float> queries, ArrayView<float> keyCache, ArrayView<float> valueCache, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> partials, ArrayView<float> output, int tokens, int heads, int kvHeads, int headDim, int contextLength, int splits, int splitLength, bool roundQueryToHalf = false)
+    {
+        _attentionDecode(Kernels.AttentionDecode.Config(tokens, heads, splits, WarpSize), queries, keyCache, valueCache, slots, positions, partials, heads, kvHeads, headDim, contextLength, splitLength, roundQueryToHalf ? 1 : 0);
+        _attentionCombine(Kernels.AttentionDecode.CombineConfig(tokens, heads, WarpSize), partials, output, heads, headDim, splits);
+    }
+
+    public void Glu(ArrayView<float> gate, ArrayView<float> up, int count, int activation) =>
+        _glu(Kernels.Glu.Config(count, WarpSize, WarpsPerGroup), gate, up, count, activation);
+
+    public void ResidualAdd(ArrayView<float> residual, ArrayView<float> update, int count) =>
+        _residualAdd(Kernels.ResidualAdd.Config(count, WarpSize, WarpsPerGroup), residual, update, count);
+
+    public void Embedding(ArrayView<uint> table, ArrayView<int> tokens, ArrayView<float> output, int count, int hidden) =>
+        _embedding(Kernels.Embedding.Config(count, WarpSize), table, tokens, output, hidden);
+
+    public void GatherRows(ArrayView<float> input, ArrayView<int> rows, ArrayView<float> output, int count, int width) =>
+        _gather(Kernels.GatherRows.Config(count, WarpSize), input, rows, output, width);
+
+    public void LmHead(ArrayView<uint> table, ArrayView<float> input, ArrayView<float> logits, int rows, int vocab, int hidden) =>
+        _lmHead(LmHeadGemv.Config(vocab, rows, WarpSize, WarpsPerGroup), table, input, logits, vocab, hidden);
+
+    public void ArgMax(ArrayView<float> logits, ArrayView<int> result, int rows, int width) =>
+        _argMax(Kernels.ArgMax.Config(rows, WarpSize), logits, result, width);
+
+    /// <summary>Top k of each row; <paramref name="candidateValues"/> and <paramref name="candidateIds"/> hold [rows, slices(width), k].</summary>
+    public void TopK(ArrayView<float> logits, ArrayView<float> candidateValues, ArrayView<int> candidateIds, ArrayView<float> topValues, ArrayView<int> topIds, int rows, int width, int k)
+    {
+        _topKPartial(Kernels.TopK.PartialConfig(rows, width, WarpSize), logits, candidateValues, candidateIds, width, k);
+        _topKMerge(Kernels.TopK.MergeConfig(rows, WarpSize), candidateValues, candidateIds, topValues, topIds, Kernels.TopK.Slices(width) * k, k);
+    }
+
+    public void Sample(ArrayView<float> topValues, ArrayView<int> topIds, ArrayView<float> uniforms, ArrayView<int> tokens, int rows, int k, float temperature, float topP, float minP) =>
+        _sample(Sampling.Config(rows, WarpSize), topValues, topIds, uniforms, tokens, k, temperature, topP, minP);
+}

@@ -1,0 +1,63 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Halo.Kernels.Kernels;
+
+/// <summary>
+/// Ternary matrix-vector product for decode: <c>y[n] = outScale * sum_k W[n,k] x[k]</c> with W in the repacked
+/// layout of <see cref="Layout.TernaryLayout"/> (16 two-bit codes per 32-bit word, rows contiguous) and x int8
+/// from <see cref="QuantizeActivations"/>. One warp per output row: lane l reads words l, l + warp, ... so a warp
+/// reads one contiguous 128-byte line per step (coalesced on NVIDIA and on RDNA wave32), and the 16 activations
+/// of a word are four aligned 32-bit loads that hit cache across rows. The exact integer sum of each word is
+/// scaled by (weight block scale * activation block scale), as llama.cpp's vec_dot_tq2_0_q8_K does per block.
+/// </summary>
+internal static class TernaryGemv
+{
+    /// <param name="weights">[n, k / 16] packed ternary codes.</param>
+    /// <param name="blockScales">[n, k / 256] weight block scales.</param>
+    /// <param name="activations">[k / 4] packed int8 activations.</param>
+    /// <param name="activationScales">[k / activationBlock].</param>
+    /// <param name="output">[n].</param>
+    public static void Kernel<TLanes>(
+        ArrayView<uint> weights,
+        ArrayView<float> blockScales,
+        ArrayView<int> activations,
+        ArrayView<float> activationScales,
+        ArrayView<float> output,
+        int n,
+        int k,
+        int activationBlock,
+        float outScale)
+        where TLanes : struct, ILaneExchange
+    {
+        // no early exit for the tail rows: every thread of the group takes part in the reduction
+        TLanes lanes = default;
+        int lane = Group.IdxX % lanes.Width;
+        int row = Grid.IdxX * (Group.DimX / lanes.Width) + Group.IdxX / lanes.Width;
+        bool active = row < n;
+
+        int wordsPerRow = k / Layout.TernaryLayout.ValuesPerWord;
+        int blocksPerRow = k / Layout.TernaryLayout.BlockSize;
+        long rowWords = (long)row * wordsPerRow;
+        long rowBlocks = (long)row * blocksPerRow;
+
+        float sum = 0f;
+        for (int word = lane; active && word < wordsPerRow; word += lanes.Width)
+        {
+            uint codes = weights[rowWords + word];
+            int dot = DeviceMath.TernaryDot16(
+                codes, activations[word * 4], activations[word * 4 + 1], activations[word * 4 + 2], activations[word * 4 + 3]);
+            float scale = blockScales[rowBlocks + word / 16] * activationScales[word * 16 / activationBlock];
+            sum += dot * scale;
+        }
+
+        sum = lanes.Sum(sum);
+        if (active && lane == 0)
+        {
+            output[row] = sum * outScale;
+        }
+    }
+
+    public static KernelConfig Config(int n, int warpSize, int warpsPerGroup) =>
+        new((n + warpsPerGroup - 1) / warpsPerGroup, warpsPerGroup * warpSize);
+}

@@ -1,0 +1,35 @@
+using System.Runtime.InteropServices;
+using Halo.Core.Formats;
+
+namespace Halo.Kernels.Layout;
+
+/// <summary>
+/// The GPU layout of an F16 matrix (token embedding, LM head): the file's halves unchanged, viewed as uints
+/// holding two consecutive elements (element 2i in the low 16 bits), so a lane loads two weights per 32-bit
+/// access and the row length must be even.
+/// </summary>
+internal static class HalfTable
+{
+    public static uint[] Pack(ReadOnlySpan<Half> values)
+    {
+        var packed = new uint[values.Length / 2];
+        MemoryMarshal.Cast<Half, uint>(values[..(packed.Length * 2)]).CopyTo(packed);
+        return packed;
+    }
+
+    /// <summary>Reads an F16 tensor of ggml shape [width, rows] (width even) into the packed layout.</summary>
+    public static uint[] FromTensor(TensorView tensor, string file)
+    {
+        if (tensor.Type != GgmlType.F16)
+        {
+            throw new NotSupportedException($"tensor {tensor.Name} is {tensor.Type}; the GPU backend reads embeddings and the LM head as F16");
+        }
+
+        if (tensor.Shape.Length != 2 || tensor.Shape[0] % 2 != 0 || tensor.ByteLength != tensor.ElementCount * 2)
+        {
+            throw new InvalidModelException(file, $"tensor {tensor.Name}: expected an F16 matrix with an even row length, got shape [{string.Join(", ", tensor.Shape)}]");
+        }
+
+        return MemoryMarshal.Cast<byte, uint>(tensor.Bytes).ToArray();
+    }
+}

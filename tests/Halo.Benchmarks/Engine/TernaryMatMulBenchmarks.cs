@@ -1,0 +1,167 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using BenchmarkDotNet.Attributes;
+using Halo.Engine.Backends;
+using Halo.Engine.Backends.Cpu;
+using Halo.Engine.Backends.Cpu.Kernels;
+using Halo.Engine.Weights;
+
+namespace Halo.Benchmarks.Engine;
+
+/// <summary>
+/// The ternary matmul on the 2B shapes' largest projection (ffn_gate/up: 6912 x 2560), one thread, per SIMD
+/// path, for one token (decode) and a batch of 64 (prefill), next to a plain read of the same bytes so each
+/// run says which memory-bandwidth period it ran in.
+/// </summary>
+[MemoryDiagnoser]
+public unsafe class TernaryMatMulBenchmarks
+{
+    private const int Rows = 6912, Cols = 2560;
+    private TernaryMatrix _w = null!;
+    private QuantizedActivations _x1 = null!;
+    private QuantizedActivations _x64 = null!;
+    private float* _y;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var rng = new Random(1);
+        var values = new sbyte[Rows * Cols];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = (sbyte)(rng.Next(3) - 1);
+        }
+
+        var scales = new float[Rows * Cols / 256];
+        Array.Fill(scales, 1f);
+        _w = TernaryMatrix.FromValues("ffn_gate", values, scales, Rows, Cols, 1f);
+        _x1 = Quantized(1, rng);
+        _x64 = Quantized(64, rng);
+        _y = (float*)NativeMemory.AlignedAlloc(64 * Rows * sizeof(float), 64);
+    }
+
+    private static QuantizedActivations Quantized(int tokens, Random rng)
+    {
+        var x = new float[tokens * Cols];
+        for (int i = 0; i < x.Length; i++)
+        {
+            x[i] = (float)(rng.NextDouble() * 2 - 1);
+        }
+
+        var q = new QuantizedActivations(tokens, Cols);
+        fixed (float* p = x)
+        {
+            q.Quantize(p, tokens, Cols, ActivationScaling.PerBlock);
+        }
+
+        return q;
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _w.Dispose();
+        _x1.Dispose();
+        _x64.Dispose();
+        NativeMemory.AlignedFree(_y);
+    }
+
+    [Benchmark(Baseline = true, Description = "read the same bytes")]
+    public int PlainRead()
+    {
+        Vector512<byte> acc = default;
+        byte* p = _w.Codes;
+        long n = (long)_w.Tiles * _w.Blocks * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
+        for (long i = 0; i < n; i += 64)
+        {
+            acc |= Vector512.Load(p + i);
+        }
+
+        return (int)acc.ToScalar();
+    }
+
+    [Benchmark(Description = "decode AVX-512BW")]
+    public void DecodeAvx512() => TernaryMatMul.RunAvx512(_w, _x1, _y, Rows, 0, _w.Tiles);
+
+    [Benchmark(Description = "decode AVX2")]
+    public void DecodeAvx2() => TernaryMatMul.RunAvx2(_w, _x1, _y, Rows, 0, _w.Tiles);
+
+    [Benchmark(Description = "prefill x64 AVX-512BW")]
+    public void PrefillAvx512() => TernaryMatMul.RunAvx512(_w, _x64, _y, Rows, 0, _w.Tiles);
+}
+
+/// <summary>The int8 LM head on the 2B shapes (128256 x 2560) against F16, one thread.</summary>
+public unsafe class LmHeadBenchmarks
+{
+    private const int Rows = 128256, Cols = 2560;
+    private ushort* _f16;
+    private DenseMatrix _dense = null!;
+    private Int8Matrix _int8 = null!;
+    private float* _x;
+    private sbyte* _q;
+    private byte* _u;
+    private float* _y;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _f16 = (ushort*)NativeMemory.AlignedAlloc((nuint)Rows * Cols * 2, 64);
+        var rng = new Random(1);
+        for (long i = 0; i < (long)Rows * Cols; i++)
+        {
+            _f16[i] = BitConverter.HalfToUInt16Bits((Half)(rng.NextDouble() * 0.2 - 0.1));
+        }
+
+        _dense = DenseMatrix.FromTensor("head", new Halo.Core.Formats.TensorView("output.weight", Halo.Core.Formats.GgmlType.F16, [Cols, Rows], (byte*)_f16, (long)Rows * Cols * 2), Cols);
+        _int8 = Int8Matrix.Quantize(_dense, Rows);
+        _x = (float*)NativeMemory.AlignedAlloc(Cols * sizeof(float), 64);
+        _q = (sbyte*)NativeMemory.AlignedAlloc(Cols, 64);
+        _u = (byte*)NativeMemory.AlignedAlloc(Cols, 64);
+        _y = (float*)NativeMemory.AlignedAlloc(Rows * sizeof(float), 64);
+        for (int i = 0; i < Cols; i++)
+        {
+            _x[i] = (float)rng.NextDouble();
+            _q[i] = (sbyte)rng.Next(-127, 128);
+            _u[i] = (byte)(_q[i] + 128);
+        }
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _int8.Dispose();
+        NativeMemory.AlignedFree(_f16);
+        NativeMemory.AlignedFree(_x);
+        NativeMemory.AlignedFree(_q);
+        NativeMemory.AlignedFree(_u);
+        NativeMemory.AlignedFree(_y);
+    }
+
+    [Benchmark(Baseline = true, Description = "F16 head")]
+    public void F16() => DenseMatVec.Run(_dense, _x, _y, 0, Rows);
+
+    [Benchmark(Description = "int8 head (AVX-VNNI)")]
+    public void Int8() => Int8MatVec.Run(_int8, _u, _q, 0.01f, _y, 0, Rows);
+}
+
+/// <summary>Cost of one dispatch to the persistent worker pool (2 workers, two empty items).</summary>
+public class WorkerPoolBenchmarks
+{
+    private readonly WorkerPool _pool = new(2);
+    private readonly Nothing _work = new();
+
+    [Benchmark(Description = "dispatch, 2 workers")]
+    public void Dispatch() => _pool.Run(_work);
+
+    [GlobalCleanup]
+    public void Cleanup() => _pool.Dispose();
+
+    private sealed class Nothing : ParallelWork
+    {
+        protected override int ItemCount => 2;
+
+        protected override void Execute(int item, int worker)
+        {
+        }
+    }
+}

@@ -1,0 +1,76 @@
+using Halo.Kernels.Layout;
+
+namespace Halo.Kernels.Tests.Kernels;
+
+/// <summary>The GEMV (one token) and tiled GEMM (many tokens) kernels against a scalar double-precision product.</summary>
+public abstract class TernaryMatMulTests<TFixture>(TFixture fixture)
+    where TFixture : AcceleratorFixture
+{
+    private const int K = 512;
+    private const int N = 37;          // not a multiple of the 4 rows per group: the tail group is partly idle
+    private const float TensorScale = 0.75f;
+
+    /// <summary>y[t, n] = s * sum_k w[n, k] * blockScale[n, k / 256] * q[t, k] * activationScale[t, k / block].</summary>
+    internal static double[] Reference(sbyte[] w, float[] blockScales, sbyte[] q, float[] activationScales, int tokens, int n, int k, int activationBlock, float tensorScale)
+    {
+        var y = new double[tokens * n];
+        for (int t = 0; t < tokens; t++)
+        {
+            for (int row = 0; row < n; row++)
+            {
+                double sum = 0;
+                for (int i = 0; i < k; i++)
+                {
+                    sum += w[row * k + i] * (double)blockScales[row * (k / 256) + i / 256] * q[t * k + i] * activationScales[t * (k / activationBlock) + i / activationBlock];
+                }
+
+                y[t * n + row] = sum * tensorScale;
+            }
+        }
+
+        return y;
+    }
+
+    [Theory]
+    [InlineData(1, 256, false)]   // decode: GEMV, llama.cpp activation blocks
+    [InlineData(1, K, false)]     // decode: GEMV, per-token activation scale
+    [InlineData(1, 256, true)]    // the GEMM kernel with a one-token tile
+    [InlineData(6, 256, false)]   // prefill: GEMM, one full tile of 4 and a tail of 2
+    [InlineData(5, K, false)]
+    public void TernaryMatMul_RandomWeights_MatchesScalarReference(int tokens, int activationBlock, bool forceGemm)
+    {
+        sbyte[] w = TestData.Ternary(2, N * K);
+        float[] blockScales = TestData.Floats(3, N * K / 256);
+        float[] x = TestData.Floats(4, tokens * K, 3f);
+        var (q, activationScales) = QuantizeActivationsTests<TFixture>.Reference(x, tokens, K, activationBlock);
+
+        using var matrix = new DeviceTernaryMatrix(fixture.Accelerator, TernaryLayout.FromValues(w, blockScales, N, K), TensorScale);
+        using var input = fixture.Upload(x);
+        using var packed = fixture.Allocate<int>(tokens * K / 4);
+        using var scales = fixture.Allocate<float>(tokens * K / activationBlock);
+        using var output = fixture.Allocate<float>(tokens * N);
+        fixture.Kernels.Quantize(input.View, packed.View, scales.View, tokens, K, activationBlock);
+        if (forceGemm)
+        {
+            fixture.Kernels.TernaryGemmOnly(matrix, packed.View, scales.View, output.View, tokens, activationBlock);
+        }
+        else
+        {
+            fixture.Kernels.TernaryMatMul(matrix, packed.View, scales.View, output.View, tokens, activationBlock);
+        }
+
+        double[] expected = Reference(w, blockScales, q, activationScales, tokens, N, K, activationBlock, TensorScale);
+        TestData.AssertClose(expected, output.GetAsArray1D(), 1e-4);
+    }
+}
+
+[Collection(CpuAcceleratorCollection.Name)]
+public sealed class TernaryMatMulCpuTests(CpuAcceleratorFixture fixture) : TernaryMatMulTests<CpuAcceleratorFixture>(fixture);
+
+[Collection(CpuSharedMemoryAcceleratorCollection.Name)]
+public sealed class TernaryMatMulCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : TernaryMatMulTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
+#if HALO_CUDA
+[Collection(CudaAcceleratorCollection.Name)]
+public sealed class TernaryMatMulCudaTests(CudaAcceleratorFixture fixture) : TernaryMatMulTests<CudaAcceleratorFixture>(fixture);
+#endif
