@@ -157,6 +157,7 @@ public static class HaloHost
             });
             services.AddSingleton<ServingContext>();
             services.AddHostedService<ModelService>();
+            services.AddHostedService<StatusService>();
             if (SystemdEnvironment.WatchdogPeriod() is { } period)
             {
                 services.AddHostedService(provider => new WatchdogService(

@@ -45,11 +45,11 @@ public sealed class HttpDownloader
             throw new ArgumentOutOfRangeException(nameof(options), "parallelism and part size must be positive, retries not negative");
         }
 
-        _retry = new ResiliencePipelineBuilder()
+        _retry = _options.MaxRetries == 0 ? ResiliencePipeline.Empty : new ResiliencePipelineBuilder()
             .AddRetry(new RetryStrategyOptions
             {
                 ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } ex && IsTransient(ex)),
-                MaxRetryAttempts = Math.Max(1, _options.MaxRetries),
+                MaxRetryAttempts = _options.MaxRetries,
                 Delay = _options.RetryDelay,
                 MaxDelay = _options.MaxRetryDelay,
                 BackoffType = DelayBackoffType.Exponential,
@@ -61,10 +61,6 @@ public sealed class HttpDownloader
                 },
             })
             .Build();
-        if (_options.MaxRetries == 0)
-        {
-            _retry = ResiliencePipeline.Empty;
-        }
     }
 
     /// <summary>An HttpClient fit for downloads: no automatic redirects (we follow them), no decompression

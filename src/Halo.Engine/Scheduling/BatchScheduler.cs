@@ -122,6 +122,9 @@ public sealed class BatchScheduler : IDisposable
 
         int room = ContextLength - prompt;
         int wanted = request.MaxTokens > 0 ? request.MaxTokens : _defaultMaxTokens > 0 ? _defaultMaxTokens : room;
+
+        // Made here, on the caller's thread: a sampler that rejects its parameters fails this call, not the loop.
+        ITokenSampler sampler = _samplerFactory(request.Sampling);
         lock (_waiting)
         {
             if (_draining)
@@ -134,7 +137,7 @@ public sealed class BatchScheduler : IDisposable
                 return SubmitStatus.QueueFull;
             }
 
-            generation = new GenerationStream(request, Math.Min(wanted, room));
+            generation = new GenerationStream(request, Math.Min(wanted, room), sampler);
             _waiting.Enqueue(generation);
         }
 
@@ -169,7 +172,7 @@ public sealed class BatchScheduler : IDisposable
 
         foreach (Slot slot in _slots)
         {
-            slot.GenerationStream?.Cancel();
+            slot.Generation?.Cancel();
         }
 
         _wake.Release();
@@ -191,7 +194,7 @@ public sealed class BatchScheduler : IDisposable
 
         foreach (Slot slot in _slots)
         {
-            slot.GenerationStream?.Complete(FinishReason.Cancelled);
+            slot.Generation?.Complete(FinishReason.Cancelled);
         }
     }
 
@@ -208,8 +211,9 @@ public sealed class BatchScheduler : IDisposable
                     _idle.TrySetResult();
                 }
 
-                // Idle: wake on a submit, or after a while to keep the heartbeat fresh.
-                _wake.Wait(250);
+                // Idle: wake on a submit, or every 100 ms to keep the heartbeat fresh (watchdog periods are
+                // seconds; a tenth of a second of idle wake-ups costs nothing).
+                _wake.Wait(100);
                 continue;
             }
 
@@ -228,7 +232,7 @@ public sealed class BatchScheduler : IDisposable
         int budget = _prefillBudget;
         foreach (Slot slot in _slots)
         {
-            if (slot.GenerationStream is null)
+            if (slot.Generation is null)
             {
                 continue;
             }
@@ -255,13 +259,17 @@ public sealed class BatchScheduler : IDisposable
             count++;
         }
 
-        // 2. Forward: one call for the whole batch; logits row i belongs to chunk i.
         try
         {
+            // 2. Forward: one call for the whole batch; logits row i belongs to chunk i.
             _backend.Forward(_chunks.AsSpan(0, count), _logits.AsSpan(0, count * _vocab));
+
+            // 3. Sample and deliver.
+            decodeOnly &= SampleAll(count);
         }
         catch (Exception e)
         {
+            // An engine fault ends this step's generations; the loop, and every later request, goes on.
             LastError = e.Message;
             for (int i = 0; i < count; i++)
             {
@@ -271,8 +279,25 @@ public sealed class BatchScheduler : IDisposable
             return;
         }
 
-        // 3. Sample and deliver.
         long cached = 0;
+        foreach (Slot slot in _slots)
+        {
+            cached += slot.Generation is null ? 0 : slot.Fed;
+        }
+
+        Interlocked.Exchange(ref _cachedPositions, cached);
+        Interlocked.Increment(ref _steps);
+        if (decodeOnly)
+        {
+            Interlocked.Increment(ref _decodeSteps);
+            Interlocked.Add(ref _decodeStepAllocatedBytes, GC.GetAllocatedBytesForCurrentThread() - allocatedBefore);
+        }
+    }
+
+    /// <summary>Advances every chunk's slot and samples where the prompt is in; false when a generation ended.</summary>
+    private bool SampleAll(int count)
+    {
+        bool unchanged = true;
         long now = Stopwatch.GetTimestamp();
         for (int i = 0; i < count; i++)
         {
@@ -291,28 +316,17 @@ public sealed class BatchScheduler : IDisposable
 
             if (SampleInto(slot, _logits.AsSpan(i * _vocab, _vocab), now))
             {
-                decodeOnly = false;
+                unchanged = false;
             }
         }
 
-        foreach (Slot slot in _slots)
-        {
-            cached += slot.GenerationStream is null ? 0 : slot.Fed;
-        }
-
-        Interlocked.Exchange(ref _cachedPositions, cached);
-        Interlocked.Increment(ref _steps);
-        if (decodeOnly)
-        {
-            Interlocked.Increment(ref _decodeSteps);
-            Interlocked.Add(ref _decodeStepAllocatedBytes, GC.GetAllocatedBytesForCurrentThread() - allocatedBefore);
-        }
+        return unchanged;
     }
 
     /// <summary>Samples the slot's next token and delivers it; returns true when the generation ended.</summary>
     private bool SampleInto(Slot slot, Span<float> logits, long timestamp)
     {
-        GenerationStream generation = slot.GenerationStream!;
+        GenerationStream generation = slot.Generation!;
         int topLogprobs = generation.Request.TopLogprobs;
         if (topLogprobs >= 0)
         {
@@ -355,7 +369,7 @@ public sealed class BatchScheduler : IDisposable
         bool admitted = false;
         foreach (Slot slot in _slots)
         {
-            if (slot.GenerationStream is not null)
+            if (slot.Generation is not null)
             {
                 continue;
             }
@@ -385,8 +399,8 @@ public sealed class BatchScheduler : IDisposable
             prompt.CopyTo(slot.Tokens, 0);
             slot.PromptLength = prompt.Length;
             slot.Fed = 0;
-            slot.Sampler = _samplerFactory(next.Request.Sampling);
-            slot.GenerationStream = next;
+            slot.Sampler = next.Sampler;
+            slot.Generation = next;
             next.AdmittedTimestamp = Stopwatch.GetTimestamp();
             admitted = true;
         }
@@ -399,7 +413,7 @@ public sealed class BatchScheduler : IDisposable
         bool released = false;
         foreach (Slot slot in _slots)
         {
-            if (slot.GenerationStream is { IsCancellationRequested: true } generation)
+            if (slot.Generation is { IsCancellationRequested: true } generation)
             {
                 Finish(slot, generation.CancelReason);
                 released = true;
@@ -411,13 +425,13 @@ public sealed class BatchScheduler : IDisposable
 
     private void Finish(Slot slot, FinishReason reason)
     {
-        GenerationStream? generation = slot.GenerationStream;
+        GenerationStream? generation = slot.Generation;
         if (generation is null)
         {
             return;
         }
 
-        slot.GenerationStream = null;
+        slot.Generation = null;
         slot.Sampler = null;
         Interlocked.Decrement(ref _running);
         generation.Complete(reason);
@@ -442,7 +456,7 @@ public sealed class BatchScheduler : IDisposable
 
         public int Fed { get; set; }                              // tokens already in the KV cache
 
-        public GenerationStream? GenerationStream { get; set; }
+        public GenerationStream? Generation { get; set; }
 
         public ITokenSampler? Sampler { get; set; }
     }

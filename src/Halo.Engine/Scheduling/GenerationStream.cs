@@ -20,15 +20,18 @@ public sealed class GenerationStream : IValueTaskSource<bool>
     private volatile bool _cancelRequested;
     private FinishReason? _finish;
 
-    internal GenerationStream(GenerationRequest request, int maxTokens)
+    internal GenerationStream(GenerationRequest request, int maxTokens, ITokenSampler sampler)
     {
         Request = request;
+        Sampler = sampler;
         MaxTokens = maxTokens;
-        _ring = new GeneratedToken[Math.Clamp(maxTokens, 4, 256)];
+        _ring = new GeneratedToken[Math.Clamp(maxTokens, 4, 1024)];   // a reader may lag a whole request behind
         EnqueuedTimestamp = Stopwatch.GetTimestamp();
     }
 
     public GenerationRequest Request { get; }
+
+    internal ITokenSampler Sampler { get; }
 
     /// <summary>The request's max_tokens after clamping to the context.</summary>
     public int MaxTokens { get; }

@@ -48,9 +48,10 @@ internal sealed class ServingContext(ModelRuntime runtime, HaloOptions options, 
             TopLogprobs = p.TopLogprobs,
             Sampling = new SamplingParams
             {
-                Temperature = p.Temperature ?? defaults.Temperature,
+                // top_p 0 keeps only the most likely token: greedy, whatever the temperature.
+                Temperature = p.TopP == 0 ? 0 : p.Temperature ?? defaults.Temperature,
                 TopK = p.TopK is { } k ? Math.Max(k, 0) : defaults.TopK,
-                TopP = p.TopP ?? defaults.TopP,
+                TopP = p.TopP is { } topP && topP > 0 ? topP : defaults.TopP,
                 MinP = p.MinP ?? defaults.MinP,
                 PresencePenalty = p.PresencePenalty,
                 FrequencyPenalty = p.FrequencyPenalty,
@@ -60,7 +61,19 @@ internal sealed class ServingContext(ModelRuntime runtime, HaloOptions options, 
         };
 
         BatchScheduler scheduler = Runtime.Scheduler!;
-        switch (scheduler.TrySubmit(request, out GenerationStream? generation))
+        SubmitStatus status;
+        GenerationStream? generation;
+        try
+        {
+            status = scheduler.TrySubmit(request, out generation);
+        }
+        catch (ArgumentException e)
+        {
+            // The sampler refused a parameter combination the field checks let through.
+            throw new InvalidRequestException("$: " + e.Message);
+        }
+
+        switch (status)
         {
             case SubmitStatus.Accepted:
                 return generation!;

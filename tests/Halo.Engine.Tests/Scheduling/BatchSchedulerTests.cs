@@ -234,8 +234,9 @@ public class BatchSchedulerTests
         Assert.True(scheduler.LastProgressTimestamp > idle1, "an idle loop keeps its heartbeat");
 
         backend.Gate.Reset();
+        backend.Entered.Reset();
         GenerationStream stuck = Submit(scheduler, new GenerationRequest { PromptTokens = Prompt(3, 1), MaxTokens = 2 });
-        await Task.Delay(400);
+        Assert.True(backend.Entered.Wait(Timeout), "the loop entered the forward pass");
         long wedged = scheduler.LastProgressTimestamp;
         await Task.Delay(600);
 

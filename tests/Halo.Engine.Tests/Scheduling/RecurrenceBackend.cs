@@ -43,6 +43,9 @@ internal sealed class RecurrenceBackend : IBackend
     /// <summary>Blocks every forward pass until set (to hold generations in their slots).</summary>
     public ManualResetEventSlim Gate { get; } = new(true);
 
+    /// <summary>Set when a forward pass has started (and is perhaps waiting at the gate).</summary>
+    public ManualResetEventSlim Entered { get; } = new(false);
+
     /// <summary>Milliseconds each forward pass sleeps, so tests can observe a running generation.</summary>
     public int StepDelayMs { get; set; }
 
@@ -83,6 +86,7 @@ internal sealed class RecurrenceBackend : IBackend
 
     public void Forward(ReadOnlySpan<SequenceChunk> chunks, Span<float> logits)
     {
+        Entered.Set();
         Gate.Wait();
         if (StepDelayMs > 0)
         {
@@ -138,7 +142,11 @@ internal sealed class RecurrenceBackend : IBackend
         }
     }
 
-    public void Dispose() => Gate.Dispose();
+    public void Dispose()
+    {
+        Gate.Dispose();
+        Entered.Dispose();
+    }
 }
 
 /// <summary>Argmax, the temperature-0 sampler.</summary>

@@ -22,26 +22,28 @@ public sealed class WatchdogServiceTests
         using var scheduler = new BatchScheduler(backend, options.Scheduler, model.Samplers);
         var runtime = new ModelRuntime();
         runtime.SetLoaded(model, scheduler, 0);
-        using var watchdog = new WatchdogService(notifier, runtime, TimeSpan.FromMilliseconds(400));
+        using var watchdog = new WatchdogService(notifier, runtime, TimeSpan.FromSeconds(1));
         await watchdog.StartAsync(CancellationToken.None);
 
-        await Task.Delay(1200);
+        await Task.Delay(2600);
         int healthy = Pings(notify);
 
         backend.Gate.Reset();
+        backend.Entered.Reset();
         Assert.Equal(SubmitStatus.Accepted, scheduler.TrySubmit(new GenerationRequest { PromptTokens = [1, 2, 3], MaxTokens = 3 }, out GenerationStream? stuck));
-        await Task.Delay(500);   // the loop is now inside Forward; the last ping may already be out
+        Assert.True(backend.Entered.Wait(TimeSpan.FromSeconds(20)), "the loop entered the forward pass");
+        await Task.Delay(600);   // a ping decided just before the wedge may still be on its way
         int atWedge = Pings(notify);
-        await Task.Delay(1500);
+        await Task.Delay(2500);
         int whileWedged = Pings(notify) - atWedge;
 
         backend.Gate.Set();
         await stuck!.WaitForFinishAsync(CancellationToken.None);
-        await Task.Delay(1000);
+        await Task.Delay(2100);
         int afterRecovery = Pings(notify) - atWedge - whileWedged;
         await watchdog.StopAsync(CancellationToken.None);
 
-        Assert.True(healthy >= 3, $"{healthy} pings in 1.2 s while healthy");
+        Assert.True(healthy >= 3, $"{healthy} pings in 2.6 s while healthy");
         Assert.Equal(0, whileWedged);
         Assert.True(afterRecovery >= 2, $"{afterRecovery} pings after recovery");
     }

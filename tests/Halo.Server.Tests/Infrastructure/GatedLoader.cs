@@ -20,6 +20,9 @@ internal sealed class GatedBackend(IBackend inner) : IBackend
 {
     public ManualResetEventSlim Gate { get; } = new(true);
 
+    /// <summary>Set when a forward pass has started (and is perhaps waiting at the gate).</summary>
+    public ManualResetEventSlim Entered { get; } = new(false);
+
     public BackendInfo Info => inner.Info;
 
     public Halo.Core.Models.ModelConfig Config => inner.Config;
@@ -30,9 +33,14 @@ internal sealed class GatedBackend(IBackend inner) : IBackend
 
     public void Forward(ReadOnlySpan<SequenceChunk> chunks, Span<float> logits)
     {
+        Entered.Set();
         Gate.Wait();
         inner.Forward(chunks, logits);
     }
 
-    public void Dispose() => Gate.Dispose();
+    public void Dispose()
+    {
+        Gate.Dispose();
+        Entered.Dispose();
+    }
 }

@@ -142,6 +142,17 @@ public sealed class ErrorResponseTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Chat_EdgeSamplingValues_AnsweredNotCrashed()
+    {
+        foreach (string extra in new[] { "\"top_p\": 0", "\"top_k\": 0, \"min_p\": 1", "\"temperature\": 0, \"seed\": -1", "\"presence_penalty\": -2, \"frequency_penalty\": 2" })
+        {
+            using HttpResponseMessage response = await _server.Client.PostAsync("v1/chat/completions", new StringContent(
+                $$"""{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, {{extra}}}"""));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+    }
+
+    [Fact]
     public async Task BadInput_Barrage_ServerStaysHealthy()
     {
         string[] bodies = ["", "null", "{", "\"str\"", "{\"messages\": [null]}", "{\"messages\": [{\"role\": null}]}", "{\"prompt\": {}}", new string('[', 5000)];
