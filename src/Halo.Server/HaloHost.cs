@@ -3,6 +3,7 @@ using Halo.Core.Configuration;
 using Halo.Core.Formats;
 using Halo.Server.Hosting;
 using Halo.Server.Inference;
+using Halo.Server.Mcp;
 using Halo.Server.Metrics;
 using Halo.Server.OpenAi;
 using Microsoft.AspNetCore.Builder;
@@ -161,6 +162,7 @@ public static class HaloHost
             services.AddSingleton<ServingContext>();
             services.AddHostedService<ModelService>();
             services.AddHostedService<StatusService>();
+            services.AddHaloMcp();
             if (SystemdEnvironment.WatchdogPeriod() is { } period)
             {
                 services.AddHostedService(provider => new WatchdogService(
