@@ -144,7 +144,7 @@ public unsafe class LmHeadBenchmarks
     public void Int8() => Int8MatVec.Run(_int8, _u, _q, 0.01f, _y, 0, Rows);
 }
 
-/// <summary>Cost of one dispatch to the persistent worker pool (2 workers, empty work).</summary>
+/// <summary>Cost of one dispatch to the persistent worker pool (2 workers, two empty items).</summary>
 public class WorkerPoolBenchmarks
 {
     private readonly WorkerPool _pool = new(2);
@@ -156,9 +156,11 @@ public class WorkerPoolBenchmarks
     [GlobalCleanup]
     public void Cleanup() => _pool.Dispose();
 
-    private sealed class Nothing : IParallelWork
+    private sealed class Nothing : ParallelWork
     {
-        public void Execute(int worker, int workers)
+        protected override int ItemCount => 2;
+
+        protected override void Execute(int item, int worker)
         {
         }
     }

@@ -3,9 +3,11 @@ using Halo.Engine.Weights;
 
 namespace Halo.Engine.Backends.Cpu;
 
-/// <summary>Up to three ternary matmuls sharing one int8 input, split by row tiles across workers in one dispatch.</summary>
-internal sealed unsafe class TernaryMatMulWork : IParallelWork
+/// <summary>Up to three ternary matmuls sharing one int8 input, in items of <see cref="TilesPerItem"/> row tiles, one dispatch.</summary>
+internal sealed unsafe class TernaryMatMulWork : ParallelWork
 {
+    private const int TilesPerItem = 8;
+
     private readonly TernaryMatrix?[] _w = new TernaryMatrix?[3];
     private readonly nint[] _y = new nint[3];
     private int _count;
@@ -23,33 +25,44 @@ internal sealed unsafe class TernaryMatMulWork : IParallelWork
         _count = w2 != null ? 3 : w1 != null ? 2 : 1;
     }
 
-    public void Execute(int worker, int workers)
+    // Items never straddle two matrices: each matrix gets ceil(tiles / TilesPerItem) of them.
+    protected override int ItemCount
     {
-        int total = 0;
-        for (int i = 0; i < _count; i++)
+        get
         {
-            total += _w[i]!.Tiles;
-        }
-
-        int start = (int)((long)total * worker / workers), end = (int)((long)total * (worker + 1) / workers);
-        int offset = 0;
-        for (int i = 0; i < _count && start < end; i++)
-        {
-            TernaryMatrix w = _w[i]!;
-            int s = Math.Max(start, offset) - offset, e = Math.Min(end, offset + w.Tiles) - offset;
-            if (s < e)
+            int items = 0;
+            for (int i = 0; i < _count; i++)
             {
-                TernaryMatMul.Run(w, _x!, (float*)_y[i], w.Rows, s, e);
+                items += (_w[i]!.Tiles + TilesPerItem - 1) / TilesPerItem;
             }
 
-            offset += w.Tiles;
+            return items;
+        }
+    }
+
+    protected override void Execute(int item, int worker)
+    {
+        for (int i = 0; i < _count; i++)
+        {
+            TernaryMatrix w = _w[i]!;
+            int items = (w.Tiles + TilesPerItem - 1) / TilesPerItem;
+            if (item < items)
+            {
+                int start = item * TilesPerItem;
+                TernaryMatMul.Run(w, _x!, (float*)_y[i], w.Rows, start, Math.Min(w.Tiles, start + TilesPerItem));
+                return;
+            }
+
+            item -= items;
         }
     }
 }
 
 /// <summary>Logits rows = LM head x for one hidden vector, split by vocabulary rows.</summary>
-internal sealed unsafe class LmHeadWork : IParallelWork
+internal sealed unsafe class LmHeadWork : ParallelWork
 {
+    private const int RowsPerItem = 512;
+
     private DenseMatrix? _head;
     private float* _x;
     private float* _y;
@@ -63,16 +76,17 @@ internal sealed unsafe class LmHeadWork : IParallelWork
         _y = y;
     }
 
-    public void Execute(int worker, int workers)
-    {
-        int start = (int)((long)_rows * worker / workers), end = (int)((long)_rows * (worker + 1) / workers);
-        DenseMatVec.Run(_head!, _x, _y, start, end);
-    }
+    protected override int ItemCount => (_rows + RowsPerItem - 1) / RowsPerItem;
+
+    protected override void Execute(int item, int worker) =>
+        DenseMatVec.Run(_head!, _x, _y, item * RowsPerItem, Math.Min(_rows, (item + 1) * RowsPerItem));
 }
 
 /// <summary>Logits rows = int8 LM head x for one hidden vector quantized per token, split by vocabulary rows.</summary>
-internal sealed unsafe class Int8LmHeadWork : IParallelWork
+internal sealed unsafe class Int8LmHeadWork : ParallelWork
 {
+    private const int RowsPerItem = 1024;
+
     private Int8Matrix? _head;
     private byte* _u;
     private sbyte* _q;
@@ -88,10 +102,8 @@ internal sealed unsafe class Int8LmHeadWork : IParallelWork
         _y = y;
     }
 
-    public void Execute(int worker, int workers)
-    {
-        int rows = _head!.Rows;
-        int start = (int)((long)rows * worker / workers), end = (int)((long)rows * (worker + 1) / workers);
-        Int8MatVec.Run(_head, _u, _q, _d, _y, start, end);
-    }
+    protected override int ItemCount => (_head!.Rows + RowsPerItem - 1) / RowsPerItem;
+
+    protected override void Execute(int item, int worker) =>
+        Int8MatVec.Run(_head!, _u, _q, _d, _y, item * RowsPerItem, Math.Min(_head!.Rows, (item + 1) * RowsPerItem));
 }

@@ -306,19 +306,12 @@ internal sealed unsafe class Transformer : IDisposable
         _qx.Dispose();
     }
 
-    /// <summary>Attention over (token, head) pairs, split across workers.</summary>
-    private sealed class AttentionWork(Transformer owner) : IParallelWork
+    /// <summary>Attention, one item per (token, head) pair.</summary>
+    private sealed class AttentionWork(Transformer owner) : ParallelWork
     {
-        public void Execute(int worker, int workers)
-        {
-            int heads = owner._c.HeadCount;
-            int total = owner._tokens * heads;
-            int start = (int)((long)total * worker / workers), end = (int)((long)total * (worker + 1) / workers);
-            float* scores = owner._scores + (long)worker * owner._cache.Context;
-            for (int i = start; i < end; i++)
-            {
-                owner.Attend(i / heads, i % heads, scores);
-            }
-        }
+        protected override int ItemCount => owner._tokens * owner._c.HeadCount;
+
+        protected override void Execute(int item, int worker) =>
+            owner.Attend(item / owner._c.HeadCount, item % owner._c.HeadCount, owner._scores + (long)worker * owner._cache.Context);
     }
 }

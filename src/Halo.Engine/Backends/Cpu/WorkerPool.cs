@@ -2,17 +2,72 @@ using System.Diagnostics;
 
 namespace Halo.Engine.Backends.Cpu;
 
-/// <summary>One unit of parallel work: worker w of n does its share.</summary>
-public interface IParallelWork
+/// <summary>
+/// Work cut into items that threads claim one at a time, so a thread the OS has descheduled (a shared,
+/// busy machine) holds up at most the one item it took, never a fixed share of the step. Items must be
+/// independent. One instance is reused across dispatches: set its inputs, then <see cref="WorkerPool.Run"/>.
+/// </summary>
+public abstract class ParallelWork
 {
-    void Execute(int worker, int workers);
+    // Between dispatches the claim counter is parked far above any item count, so a worker that wakes late
+    // claims nothing from inputs that are being changed.
+    private const int Closed = int.MaxValue / 2;
+
+    private int _next = Closed;
+    private int _done;
+    private int _items;
+    private Exception? _failure;
+
+    /// <summary>How many items the inputs set now make.</summary>
+    protected abstract int ItemCount { get; }
+
+    /// <summary>Does item <paramref name="item"/>; <paramref name="worker"/> (0..threads-1) indexes per-thread scratch.</summary>
+    protected abstract void Execute(int item, int worker);
+
+    internal bool Finished => Volatile.Read(ref _done) >= _items;
+
+    internal void Open()
+    {
+        _items = ItemCount;
+        Volatile.Write(ref _done, 0);
+        Volatile.Write(ref _next, 0);
+    }
+
+    internal void Close() => Volatile.Write(ref _next, Closed);
+
+    /// <summary>The first failure of the finished dispatch, if any (and forgets it).</summary>
+    internal Exception? TakeFailure() => Interlocked.Exchange(ref _failure, null);
+
+    /// <summary>Claims and does items until none are left. A failure is recorded before its item counts as done.</summary>
+    internal void Help(int worker)
+    {
+        while (true)
+        {
+            int item = Interlocked.Increment(ref _next) - 1;
+            if (item >= _items)
+            {
+                return;
+            }
+
+            try
+            {
+                Execute(item, worker);
+            }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref _failure, e, null);
+            }
+
+            Interlocked.Increment(ref _done);
+        }
+    }
 }
 
 /// <summary>
 /// Persistent worker threads for the forward pass. A dispatch costs a fraction of a microsecond (workers spin
 /// briefly on a generation counter) instead of the ~10 us of Parallel.For, which matters over ~200 matmuls per
 /// token. Idle workers fall asleep after a short spin so that an idle engine does not burn cores. The calling
-/// thread is worker 0. Not thread-safe: one dispatch at a time.
+/// thread works too and returns as soon as every item is done. Not thread-safe: one dispatch at a time.
 /// </summary>
 public sealed class WorkerPool : IDisposable
 {
@@ -21,11 +76,9 @@ public sealed class WorkerPool : IDisposable
     private readonly Thread[] _threads;
     private readonly ManualResetEventSlim[] _wake;
     private readonly int[] _sleeping;
-    private IParallelWork? _work;
+    private ParallelWork? _work;
     private int _generation;
-    private int _pending;
     private volatile bool _stopping;
-    private Exception? _failure;
 
     public WorkerPool(int threads)
     {
@@ -44,17 +97,11 @@ public sealed class WorkerPool : IDisposable
 
     public int Threads { get; }
 
-    /// <summary>Runs work on every worker and returns when all are done.</summary>
-    public void Run(IParallelWork work)
+    /// <summary>Runs every item of <paramref name="work"/> and returns when all are done.</summary>
+    public void Run(ParallelWork work)
     {
-        if (Threads == 1)
-        {
-            work.Execute(0, 1);
-            return;
-        }
-
-        _work = work;
-        Volatile.Write(ref _pending, Threads - 1);
+        work.Open();
+        Volatile.Write(ref _work, work);
         Interlocked.Increment(ref _generation);
         for (int i = 0; i < _threads.Length; i++)
         {
@@ -64,18 +111,17 @@ public sealed class WorkerPool : IDisposable
             }
         }
 
-        work.Execute(0, Threads);
+        work.Help(0);
         var spin = default(SpinWait);
-        while (Volatile.Read(ref _pending) != 0)
+        while (!work.Finished)
         {
             spin.SpinOnce(-1);
         }
 
-        _work = null;
-        if (_failure is { } failure)
+        work.Close();
+        if (work.TakeFailure() is { } failure)
         {
-            _failure = null;
-            throw new InvalidOperationException("a worker thread failed", failure);
+            throw new InvalidOperationException("a forward-pass work item failed", failure);
         }
     }
 
@@ -112,16 +158,7 @@ public sealed class WorkerPool : IDisposable
             }
 
             seen = Volatile.Read(ref _generation);
-            try
-            {
-                _work!.Execute(worker, Threads);
-            }
-            catch (Exception e)
-            {
-                _failure = e;
-            }
-
-            Interlocked.Decrement(ref _pending);
+            Volatile.Read(ref _work)?.Help(worker);
         }
     }
 

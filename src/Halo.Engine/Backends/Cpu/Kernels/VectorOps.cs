@@ -123,13 +123,29 @@ public static unsafe class VectorOps
     public static void Softmax(float* x, int n)
     {
         float max = float.NegativeInfinity;
-        for (int i = 0; i < n; i++)
+        for (int k = 0; k < n; k++)
         {
-            max = MathF.Max(max, x[i]);
+            max = MathF.Max(max, x[k]);
         }
 
         double sum = 0;
-        for (int i = 0; i < n; i++)
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> m = Vector512.Create(max);
+            Vector512<double> acc = default;
+            for (; i + 16 <= n; i += 16)
+            {
+                Vector512<float> e = Vector512.Exp(Vector512.Load(x + i) - m);
+                e.Store(x + i);
+                (Vector512<double> lo, Vector512<double> hi) = Vector512.Widen(e);
+                acc += lo + hi;
+            }
+
+            sum = Vector512.Sum(acc);
+        }
+
+        for (; i < n; i++)
         {
             float e = MathF.Exp(x[i] - max);
             x[i] = e;
@@ -137,7 +153,7 @@ public static unsafe class VectorOps
         }
 
         float inv = (float)(1.0 / sum);
-        for (int i = 0; i < n; i++)
+        for (i = 0; i < n; i++)
         {
             x[i] *= inv;
         }
@@ -148,7 +164,17 @@ public static unsafe class VectorOps
     {
         int i = 0;
         float sum = 0f;
-        if (Vector256.IsHardwareAccelerated && n >= 8)
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            Vector512<float> acc = default;
+            for (; i + 16 <= n; i += 16)
+            {
+                acc += Vector512.Load(a + i) * Vector512.Load(b + i);
+            }
+
+            sum = Vector512.Sum(acc);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
         {
             Vector256<float> acc = default;
             for (; i + 8 <= n; i += 8)
@@ -172,6 +198,15 @@ public static unsafe class VectorOps
     public static void Axpy(float a, float* x, float* y, int n)
     {
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> va = Vector512.Create(a);
+            for (; i + 16 <= n; i += 16)
+            {
+                (Vector512.Load(y + i) + va * Vector512.Load(x + i)).Store(y + i);
+            }
+        }
+
         if (Vector256.IsHardwareAccelerated)
         {
             Vector256<float> va = Vector256.Create(a);
