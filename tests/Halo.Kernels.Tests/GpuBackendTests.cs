@@ -120,17 +120,18 @@ public abstract class GpuBackendTests<TFixture>(TFixture fixture)
         using var model = new TestModelSource(Tiny(), seed: 5);
         using var a = new GpuBackend(fixture.Accelerator, model, new BackendOptions(), owner: null, "test");
         using var b = new GpuBackend(fixture.Accelerator, model, new BackendOptions { MaxSlots = 2 }, owner: null, "test");
-        var logits = new float[2 * model.Config.VocabSize];
+        int vocab = model.Config.VocabSize;
+        var logits = new float[2 * vocab];
         var tokens = new int[2];
         a.Forward([new SequenceChunk(0, 0, Prompt[..3])], logits);
-        a.Forward([new SequenceChunk(0, 0, Prompt[..2])], logits.AsSpan(model.Config.VocabSize));
+        a.Forward([new SequenceChunk(0, 0, Prompt[..2])], logits.AsSpan(vocab));
 
         // two rows: the device argmax, and a tempered draw limited to one candidate, whatever the uniform
         b.ForwardSample([new SequenceChunk(0, 0, Prompt[..3]), new SequenceChunk(1, 0, Prompt[..2])], SamplingParams.Greedy, [], tokens);
-        Assert.Equal([ArgMax(logits[..300]), ArgMax(logits[300..])], tokens);
+        Assert.Equal([ArgMax(logits[..vocab]), ArgMax(logits[vocab..])], tokens);
         b.ForwardSample([new SequenceChunk(0, 3, Prompt[3..4]), new SequenceChunk(1, 2, Prompt[2..3])], new SamplingParams { Temperature = 1f, TopK = 1 }, [0.99f, 0.5f], tokens);
         a.Forward([new SequenceChunk(0, 3, Prompt[3..4])], logits);
-        Assert.Equal(ArgMax(logits[..300]), tokens[0]);
+        Assert.Equal(ArgMax(logits[..vocab]), tokens[0]);
     }
 
     [Fact]
