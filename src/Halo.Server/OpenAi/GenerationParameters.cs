@@ -106,7 +106,7 @@ internal sealed record GenerationParameters
         var stops = new List<string>();
         if (value.ValueKind == System.Text.Json.JsonValueKind.String)
         {
-            stops.Add(value.GetString()!);
+            stops.Add(RequestJson.Text(value, json.Child("stop")));
         }
         else
         {
@@ -181,7 +181,7 @@ internal sealed record ChatCompletionRequest(IReadOnlyList<ChatMessage> Messages
 
         if (value.ValueKind == System.Text.Json.JsonValueKind.String)
         {
-            return value.GetString()!;
+            return RequestJson.Text(value, message.Child("content"));
         }
 
         if (value.ValueKind != System.Text.Json.JsonValueKind.Array)
@@ -224,7 +224,7 @@ internal sealed record CompletionRequest(string? PromptText, int[]? PromptTokens
         int[]? tokens = null;
         if (prompt.ValueKind == System.Text.Json.JsonValueKind.String)
         {
-            text = prompt.GetString();
+            text = RequestJson.Text(prompt, json.Child("prompt"));
         }
         else if (prompt.ValueKind == System.Text.Json.JsonValueKind.Array)
         {

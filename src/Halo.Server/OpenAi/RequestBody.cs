@@ -14,7 +14,7 @@ internal static class RequestBody
         HttpRequest request = context.Request;
         if (request.ContentLength > limit)
         {
-            throw new BodyTooLargeException(limit);
+            throw TooLarge(context, limit);
         }
 
         // The body is parsed as JSON whatever Content-Type says: `curl -d` sends form encoding by default.
@@ -26,7 +26,7 @@ internal static class RequestBody
             if (buffer.Length > limit)
             {
                 reader.AdvanceTo(buffer.Start, buffer.End);
-                throw new BodyTooLargeException(limit);
+                throw TooLarge(context, limit);
             }
 
             if (result.IsCompleted)
@@ -38,6 +38,14 @@ internal static class RequestBody
 
             reader.AdvanceTo(buffer.Start, buffer.End);
         }
+    }
+
+    /// <summary>The rest of an oversized body is never read, so the connection cannot carry another request:
+    /// say so (<c>Connection: close</c>), or a keep-alive client sends its next request into a closing socket.</summary>
+    private static BodyTooLargeException TooLarge(HttpContext context, long limit)
+    {
+        context.Response.Headers.Connection = "close";
+        return new BodyTooLargeException(limit);
     }
 }
 

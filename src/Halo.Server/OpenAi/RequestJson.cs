@@ -79,7 +79,7 @@ internal readonly struct RequestJson
             return null;
         }
 
-        return value.ValueKind == JsonValueKind.String ? value.GetString() : throw Expected(name, "a string", value);
+        return value.ValueKind == JsonValueKind.String ? Text(value, Child(name)) : throw Expected(name, "a string", value);
     }
 
     public string RequiredString(string name) => String(name) ?? throw Missing(name, "a string");
@@ -187,7 +187,21 @@ internal readonly struct RequestJson
 
     /// <summary>This element as a string (for array items and union-typed fields).</summary>
     public string AsString(string expected = "a string") =>
-        _element.ValueKind == JsonValueKind.String ? _element.GetString()! : throw new InvalidRequestException($"{Path}: expected {expected}, got {Describe(_element.ValueKind)}", ParamOf(Path));
+        _element.ValueKind == JsonValueKind.String ? Text(_element, Path) : throw new InvalidRequestException($"{Path}: expected {expected}, got {Describe(_element.ValueKind)}", ParamOf(Path));
+
+    /// <summary>A string value's text. The parser checks structure only: invalid UTF-8 or an escaped lone
+    /// surrogate inside a string surfaces here, and is the client's fault (400), not ours.</summary>
+    public static string Text(JsonElement value, string path)
+    {
+        try
+        {
+            return value.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw new InvalidRequestException($"{path}: the string is not valid Unicode (invalid UTF-8 or a lone surrogate)", ParamOf(path));
+        }
+    }
 
     public bool TryGet(string name, out JsonElement value) =>
         _element.TryGetProperty(name, out value) && value.ValueKind != JsonValueKind.Null;
