@@ -220,8 +220,9 @@ install_units() {
   rendered=$(mktemp)
   for unit in halo-server.service halo-server.socket halo-doctor.service halo-doctor.timer; do
     [ -f "$source_dir/systemd/$unit" ] || die "missing $source_dir/systemd/$unit"
-    # The units name /usr/lib/halo; a different --prefix is written into ExecStart= here.
-    sed "s#/usr/lib/halo/#$libdir/#g" "$source_dir/systemd/$unit" >"$rendered"
+    # The units name /usr/lib/halo and /usr/share/doc/halo; a different --prefix is written in here.
+    sed -e "s#/usr/lib/halo/#$libdir/#g" -e "s#/usr/share/doc/halo/#$prefix/share/doc/halo/#g" \
+      "$source_dir/systemd/$unit" >"$rendered"
     install_file "$rendered" "$dest_units/$unit" 0644
   done
   rm -f "$rendered"

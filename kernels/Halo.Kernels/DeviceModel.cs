@@ -37,9 +37,9 @@ internal sealed class DeviceModel : IDisposable
         int qDim = c.HeadCount * c.HeadDim, kvDim = c.KvHeadCount * c.HeadDim;
         try
         {
-            Embedding = Own(accelerator.Allocate1D(Table(source, "token_embd.weight")));
+            Embedding = Table(accelerator, source, "token_embd.weight");
             LmHead = source.TryGetTensor("output.weight", out _)
-                ? Own(accelerator.Allocate1D(Table(source, "output.weight")))
+                ? Table(accelerator, source, "output.weight")
                 : Embedding;
             OutputNorm = Vector(accelerator, source, "output_norm.weight", c.HiddenSize);
             Layers = new DeviceLayer[c.LayerCount];
@@ -114,7 +114,13 @@ internal sealed class DeviceModel : IDisposable
         }
     }
 
-    private static uint[] Table(IModelSource source, string name) => HalfTable.FromTensor(source.GetTensor(name), source.Path);
+    private MemoryBuffer1D<uint, Stride1D.Dense> Table(Accelerator accelerator, IModelSource source, string name)
+    {
+        ReadOnlySpan<uint> words = HalfTable.FromTensor(source.GetTensor(name), source.Path);
+        MemoryBuffer1D<uint, Stride1D.Dense> buffer = Own(accelerator.Allocate1D<uint>(words.Length));
+        ((ArrayView<uint>)buffer.View).CopyFromCPU(words);
+        return buffer;
+    }
 
     private MemoryBuffer1D<float, Stride1D.Dense> Vector(Accelerator accelerator, IModelSource source, string name, int length)
     {

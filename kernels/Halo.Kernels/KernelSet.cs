@@ -64,7 +64,25 @@ internal sealed class KernelSet
 
     public LaneExchangeKind Exchange { get; }
 
-    [MemberNotNull(nameof(_quantize), nameof(_gemv), nameof(_gemm), nameof(_rmsNorm), nameof(_rope), nameof(_kvWrite), nameof(_attentionPrefill), nameof(_attentionDecode), nameof(_attentionCombine), nameof(_glu), nameof(_residualAdd), nameof(_embedding), nameof(_gather), nameof(_lmHead), nameof(_argMax), nameof(_topKPartial), nameof(_topKMerge), nameof(_sample))]
+    [MemberNotNull(
+        nameof(_quantize),
+        nameof(_gemv),
+        nameof(_gemm),
+        nameof(_rmsNorm),
+        nameof(_rope),
+        nameof(_kvWrite),
+        nameof(_attentionPrefill),
+        nameof(_attentionDecode),
+        nameof(_attentionCombine),
+        nameof(_glu),
+        nameof(_residualAdd),
+        nameof(_embedding),
+        nameof(_gather),
+        nameof(_lmHead),
+        nameof(_argMax),
+        nameof(_topKPartial),
+        nameof(_topKMerge),
+        nameof(_sample))]
     private void Load<TLanes>()
         where TLanes : struct, ILaneExchange
     {

@@ -1,3 +1,4 @@
+using Halo.Server.Mcp;
 using Halo.Server.OpenAi;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -21,5 +22,6 @@ public static class HaloEndpoints
         endpoints.MapGet("/health", context => UtilityEndpoints.HealthAsync(context, serving));
         endpoints.MapGet("/livez", UtilityEndpoints.LivezAsync);
         endpoints.MapMetrics("/metrics", serving.Metrics.Registry);
+        endpoints.MapHaloMcp();
     }
 }

@@ -3,6 +3,7 @@ using Halo.Core.Configuration;
 using Halo.Core.Formats;
 using Halo.Server.Hosting;
 using Halo.Server.Inference;
+using Halo.Server.Mcp;
 using Halo.Server.Metrics;
 using Halo.Server.OpenAi;
 using Microsoft.AspNetCore.Builder;
@@ -94,9 +95,12 @@ public static class HaloHost
         {
             await host.StartAsync(cancellationToken);
         }
-        catch (Exception e) when (IsStartupFailure(e))
+        catch (Exception e)
         {
-            await Console.Error.WriteLineAsync($"halo-server: cannot start: {e.Message}");
+            // A model that cannot be loaded, an address in use, a GPU that was asked for and is missing: one line
+            // saying what, no stack trace (the log has the details when the level is debug).
+            string what = IsExpectedStartupFailure(e) ? e.Message : $"{e.GetType().Name}: {e.Message}";
+            await Console.Error.WriteLineAsync($"halo-server: cannot start: {what}");
             return 1;
         }
 
@@ -158,6 +162,7 @@ public static class HaloHost
             services.AddSingleton<ServingContext>();
             services.AddHostedService<ModelService>();
             services.AddHostedService<StatusService>();
+            services.AddHaloMcp();
             if (SystemdEnvironment.WatchdogPeriod() is { } period)
             {
                 services.AddHostedService(provider => new WatchdogService(
@@ -252,7 +257,7 @@ public static class HaloHost
         }
     }
 
-    private static bool IsStartupFailure(Exception e) =>
+    private static bool IsExpectedStartupFailure(Exception e) =>
         e is InvalidModelException or IOException or UnauthorizedAccessException or ConfigErrorsException
             or ArgumentException or InvalidOperationException or NotSupportedException;
 }

@@ -4,6 +4,7 @@ using Halo.Engine.Backends;
 using Halo.Engine.Backends.Cpu;
 using Halo.Engine.Sampling;
 using Halo.Engine.Tests.Reference;
+using Halo.Testing;
 
 namespace Halo.Kernels.Tests;
 
@@ -61,6 +62,39 @@ public abstract class GpuBackendTests<TFixture>(TFixture fixture)
         Assert.Equal(cpuTokens, gpuTokens);
     }
 
+    /// <summary>
+    /// The tiny preset of <c>halo models synth</c>, written as a GGUF file and memory-mapped back: the greedy
+    /// tokens of both backends are identical.
+    /// </summary>
+    [Fact]
+    public void Forward_SyntheticTinyGguf_GreedyTokensEqualCpuBackend()
+    {
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, "tiny.gguf");
+        SyntheticModel.Write(SyntheticModelSpec.FromPreset("tiny", GgmlType.TQ2_0, seed: 11), path);
+        using IModelSource model = ModelFile.Open(path);
+        var options = new BackendOptions { Threads = 1, ContextLength = 16 };
+        using var gpu = new GpuBackend(fixture.Accelerator, model, options, owner: null, "ILGPU CPU accelerator");
+        using CpuBackend cpu = CpuBackend.Create(model, options);
+        var gpuLogits = new float[model.Config.VocabSize];
+        var cpuLogits = new float[model.Config.VocabSize];
+        int[] prompt = [1, 72, 101];
+        gpu.Forward([new SequenceChunk(0, 0, prompt)], gpuLogits);
+        cpu.Forward([new SequenceChunk(0, 0, prompt)], cpuLogits);
+        var gpuTokens = new List<int>();
+        var cpuTokens = new List<int>();
+        for (int step = 0; step < 3; step++)
+        {
+            gpuTokens.Add(ArgMax(gpuLogits));
+            cpuTokens.Add(ArgMax(cpuLogits));
+            gpu.Forward([new SequenceChunk(0, prompt.Length + step, new[] { gpuTokens[^1] })], gpuLogits);
+            cpu.Forward([new SequenceChunk(0, prompt.Length + step, new[] { cpuTokens[^1] })], cpuLogits);
+        }
+
+        Assert.Equal(cpuTokens, gpuTokens);
+        AssertClose(cpuLogits, gpuLogits, "last step");
+    }
+
     [Fact]
     public void Forward_TwoSlotsInOneStep_EqualsEachSlotAlone()
     {
@@ -86,17 +120,18 @@ public abstract class GpuBackendTests<TFixture>(TFixture fixture)
         using var model = new TestModelSource(Tiny(), seed: 5);
         using var a = new GpuBackend(fixture.Accelerator, model, new BackendOptions(), owner: null, "test");
         using var b = new GpuBackend(fixture.Accelerator, model, new BackendOptions { MaxSlots = 2 }, owner: null, "test");
-        var logits = new float[2 * model.Config.VocabSize];
+        int vocab = model.Config.VocabSize;
+        var logits = new float[2 * vocab];
         var tokens = new int[2];
         a.Forward([new SequenceChunk(0, 0, Prompt[..3])], logits);
-        a.Forward([new SequenceChunk(0, 0, Prompt[..2])], logits.AsSpan(model.Config.VocabSize));
+        a.Forward([new SequenceChunk(0, 0, Prompt[..2])], logits.AsSpan(vocab));
 
         // two rows: the device argmax, and a tempered draw limited to one candidate, whatever the uniform
         b.ForwardSample([new SequenceChunk(0, 0, Prompt[..3]), new SequenceChunk(1, 0, Prompt[..2])], SamplingParams.Greedy, [], tokens);
-        Assert.Equal([ArgMax(logits[..300]), ArgMax(logits[300..])], tokens);
+        Assert.Equal([ArgMax(logits[..vocab]), ArgMax(logits[vocab..])], tokens);
         b.ForwardSample([new SequenceChunk(0, 3, Prompt[3..4]), new SequenceChunk(1, 2, Prompt[2..3])], new SamplingParams { Temperature = 1f, TopK = 1 }, [0.99f, 0.5f], tokens);
         a.Forward([new SequenceChunk(0, 3, Prompt[3..4])], logits);
-        Assert.Equal(ArgMax(logits[..300]), tokens[0]);
+        Assert.Equal(ArgMax(logits[..vocab]), tokens[0]);
     }
 
     [Fact]

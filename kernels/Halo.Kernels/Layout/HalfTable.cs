@@ -17,8 +17,11 @@ internal static class HalfTable
         return packed;
     }
 
-    /// <summary>Reads an F16 tensor of ggml shape [width, rows] (width even) into the packed layout.</summary>
-    public static uint[] FromTensor(TensorView tensor, string file)
+    /// <summary>
+    /// An F16 tensor of ggml shape [width, rows] (width even) viewed in the packed layout, straight from the
+    /// mapped file: the upload copies it once, with no host copy (the 2B LM head is 0.66 GB).
+    /// </summary>
+    public static ReadOnlySpan<uint> FromTensor(TensorView tensor, string file)
     {
         if (tensor.Type != GgmlType.F16)
         {
@@ -30,6 +33,6 @@ internal static class HalfTable
             throw new InvalidModelException(file, $"tensor {tensor.Name}: expected an F16 matrix with an even row length, got shape [{string.Join(", ", tensor.Shape)}]");
         }
 
-        return MemoryMarshal.Cast<byte, uint>(tensor.Bytes).ToArray();
+        return MemoryMarshal.Cast<byte, uint>(tensor.Bytes);
     }
 }

@@ -6,10 +6,11 @@ using Microsoft.Extensions.Hosting.Systemd;
 namespace Halo.Server.Hosting;
 
 /// <summary>While serving, refreshes systemd's STATUS= line (what <c>systemctl status halo-server</c> shows)
-/// every few seconds with the load: running and waiting generations, tokens generated so far.</summary>
+/// every half minute with the load: running and waiting generations, tokens generated so far. Rarely: every
+/// message also wakes the service manager, and a notify socket's queue is short.</summary>
 internal sealed class StatusService(ISystemdNotifier notifier, ModelRuntime runtime) : BackgroundService
 {
-    private static readonly TimeSpan Every = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan Every = TimeSpan.FromSeconds(30);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

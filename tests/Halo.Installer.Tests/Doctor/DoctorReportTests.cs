@@ -318,7 +318,8 @@ public class DoctorReportTests
         CheckResult result = await m.CheckAsync(new ModelCheck());
 
         Assert.Equal(CheckStatus.Fail, result.Status);
-        Assert.Contains("model.gguf sha256", result.Finding);
+        Assert.Contains("model.gguf: sha256 is", result.Finding);
+        Assert.DoesNotContain(m.Root, result.Finding);
     }
 
     [Fact]
@@ -340,6 +341,18 @@ public class DoctorReportTests
         CheckResult result = await m.CheckAsync(new ModelCheck());
 
         Assert.Equal(CheckStatus.Warn, result.Status);
+        Assert.Contains("no manifest.json", result.Finding);
+    }
+
+    [Fact]
+    public async Task ModelCheck_ManifestNotJson_Fails()
+    {
+        using FakeMachine m = FakeMachine.StrixHalo();
+        m.File($"/var/lib/halo/models/{FakeMachine.ModelName}/manifest.json", "{\"schema\": 1, \"files\": [");
+        CheckResult result = await m.CheckAsync(new ModelCheck());
+
+        Assert.Equal(CheckStatus.Fail, result.Status);
+        Assert.Contains("not a valid manifest", result.Finding);
     }
 
     [Fact]

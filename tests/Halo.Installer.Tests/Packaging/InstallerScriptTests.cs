@@ -97,6 +97,9 @@ public sealed class InstallerScriptTests(ITestOutputHelper output)
             UnitFile.Load(Path.Combine(units, "halo-server.service")).Single("Service", "ExecStart"));
         Assert.StartsWith("/opt/halo/lib/halo/halo doctor",
             UnitFile.Load(Path.Combine(units, "halo-doctor.service")).Single("Service", "ExecStart"), StringComparison.Ordinal);
+        Assert.Equal("file:///opt/halo/share/doc/halo/README.md",
+            UnitFile.Load(Path.Combine(units, "halo-server.service")).Single("Unit", "Documentation"));
+        Assert.True(File.Exists(Path.Combine(root, "opt", "halo", "share", "doc", "halo", "README.md")));
         Assert.True(File.Exists(Path.Combine(root, "opt", "halo", "lib", "halo", "halo-server")));
 
         // systemd-analyze checks that ExecStart= names an executable: point the installed units into the root.

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Xunit.Abstractions;
 
 namespace Halo.Installer.Tests.Packaging;
@@ -10,7 +11,7 @@ namespace Halo.Installer.Tests.Packaging;
 /// scrapes the real daemon while it serves requests (LiveMonitoringStack). A syntax error fails, and so does a
 /// dashboard panel without data: a metric renamed on either side shows up here.
 /// </summary>
-public sealed class PrometheusScrapeTests(LiveMonitoringStack stack, ITestOutputHelper output) : IClassFixture<LiveMonitoringStack>
+public sealed partial class PrometheusScrapeTests(LiveMonitoringStack stack, ITestOutputHelper output) : IClassFixture<LiveMonitoringStack>
 {
     /// <summary>What Grafana sends for $__rate_interval here: the traffic fits in it, with 1 s scrapes.</summary>
     private const string RateInterval = "1m";
@@ -57,6 +58,33 @@ public sealed class PrometheusScrapeTests(LiveMonitoringStack stack, ITestOutput
     }
 
     [Fact]
+    public async Task TemplateVariables_LivePrometheus_ResolveToTheScrapedDaemon()
+    {
+        using JsonDocument dashboard = GrafanaDashboard.Load();
+        int checkedVariables = 0;
+
+        foreach (JsonElement variable in dashboard.RootElement.GetProperty("templating").GetProperty("list").EnumerateArray())
+        {
+            if (variable.GetProperty("type").GetString() != "query")
+            {
+                continue;
+            }
+
+            // Grafana runs label_values(METRIC, LABEL) as the series-labels API call below.
+            string query = variable.GetProperty("query").GetProperty("query").GetString()!;
+            Match call = LabelValues().Match(query);
+            Assert.True(call.Success, $"variable {variable.GetProperty("name")}: unsupported query {query}");
+            JsonElement values = await stack.GetAsync(
+                $"/api/v1/label/{call.Groups[2].Value}/values?match[]={Uri.EscapeDataString(call.Groups[1].Value)}");
+            output.WriteLine($"${variable.GetProperty("name").GetString()}: {values}");
+            Assert.True(values.GetArrayLength() > 0, $"variable {variable.GetProperty("name")} has no values: {query}");
+            checkedVariables++;
+        }
+
+        Assert.True(checkedVariables > 0, "the dashboard has no query variable (instance picker)");
+    }
+
+    [Fact]
     public async Task AlertRules_LivePrometheus_ParseAndEvaluateWithoutError()
     {
         var problems = new List<string>();
@@ -97,6 +125,9 @@ public sealed class PrometheusScrapeTests(LiveMonitoringStack stack, ITestOutput
         Assert.True(ok, error);
         Assert.Equal(0, result.GetArrayLength());
     }
+
+    [GeneratedRegex(@"^label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?)\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)$")]
+    private static partial Regex LabelValues();
 
     private static bool IsNumber(string value) =>
         double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && double.IsFinite(v);

@@ -37,6 +37,31 @@ public sealed class TernaryLayoutTests
     }
 
     [Fact]
+    public void FromTensor_Tq1BytesFromHaloCoreCodec_RecoversEveryValue()
+    {
+        // the formats layer's own TQ1_0 encoder (what `halo models synth --type tq1_0` writes), read by the repacker
+        sbyte[] values = TestData.Ternary(6, N * K);
+        float[] scales = [0.5f, 1.5f, 0.25f, 2f, 1f, 0.75f];
+        var bytes = new byte[N * K / 256 * 54];
+        Tq1_0.EncodeTernary(values, scales, bytes);
+        TensorView tensor = GgmlTernaryEncoder.View("blk.0.ffn_up.weight", GgmlType.TQ1_0, [K, N], bytes, out var handle);
+        try
+        {
+            TernaryLayout layout = TernaryLayout.FromTensor(tensor, "model.gguf");
+
+            Assert.Equal(scales, layout.Scales);
+            for (int i = 0; i < N * K; i++)
+            {
+                Assert.Equal(values[i], (int)((layout.Codes[i / 16] >> (2 * (i % 16))) & 3) - 1);
+            }
+        }
+        finally
+        {
+            handle.Free();
+        }
+    }
+
+    [Fact]
     public void FromTensor_InputsNotMultipleOfBlock_ThrowsNamingTensor()
     {
         TensorView tensor = GgmlTernaryEncoder.View("blk.1.ffn_up.weight", GgmlType.TQ2_0, [100, 2], new byte[132], out var handle);

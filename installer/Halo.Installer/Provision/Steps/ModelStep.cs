@@ -16,13 +16,10 @@ public sealed class ModelStep : IProvisionStep
     {
         var step = new ProvisionStep("model", "first model pulled and verified");
         string modelsDir = DoctorSettings.Load(context.Root).ModelsDir;
-        foreach (string dir in context.Root.List(modelsDir))
+        if (await ModelCheck.FirstVerifiedAsync(context.Root, modelsDir, cancellationToken) is { } verified)
         {
-            if (context.Root.FileExists(dir + "/" + ModelCheck.ManifestName) && await ModelCheck.VerifyAsync(context.Root, dir, cancellationToken) is null)
-            {
-                step.AlreadyDone = $"{Path.GetFileName(dir)} in {modelsDir} verified";
-                return step;
-            }
+            step.AlreadyDone = $"{verified} in {modelsDir} verified";
+            return step;
         }
 
         string model = context.Options.Model;

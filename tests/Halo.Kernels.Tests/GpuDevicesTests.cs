@@ -1,0 +1,45 @@
+namespace Halo.Kernels.Tests;
+
+public sealed class GpuDevicesTests
+{
+    [Fact]
+    public void OpenClRejection_PoclCpuDevice_SkippedAsNotAGpu()
+    {
+        string? reason = GpuDevices.OpenClRejection(isGpu: false, openClCMajor: 1, openClCMinor: 2, genericAddressSpace: false);
+
+        Assert.NotNull(reason);
+        Assert.Contains("not a GPU", reason);
+    }
+
+    [Fact]
+    public void OpenClRejection_OpenCl12Gpu_NamesTheVersion()
+    {
+        string? reason = GpuDevices.OpenClRejection(isGpu: true, openClCMajor: 1, openClCMinor: 2, genericAddressSpace: false);
+
+        Assert.Contains("OpenCL C 1.2", reason);
+        Assert.Contains("2.0", reason);
+    }
+
+    [Fact]
+    public void OpenClRejection_GpuWithoutGenericAddressSpace_NamesTheFeature()
+    {
+        // Mesa's rusticl reports OpenCL 3.0 with the generic address space optional and absent
+        string? reason = GpuDevices.OpenClRejection(isGpu: true, openClCMajor: 3, openClCMinor: 0, genericAddressSpace: false);
+
+        Assert.Contains("generic address space", reason);
+    }
+
+    [Fact]
+    public void OpenClRejection_RocmLikeGpu_Accepted()
+    {
+        Assert.Null(GpuDevices.OpenClRejection(isGpu: true, openClCMajor: 2, openClCMinor: 0, genericAddressSpace: true));
+    }
+
+    [Fact]
+    public void Probe_WhateverTheMachine_ReturnsWithoutThrowingAndGivesReasons()
+    {
+        IReadOnlyList<GpuDevices.Candidate> candidates = GpuDevices.Probe();
+
+        Assert.All(candidates, c => Assert.True(c.Usable || !string.IsNullOrWhiteSpace(c.SkipReason)));
+    }
+}
