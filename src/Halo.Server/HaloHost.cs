@@ -242,8 +242,10 @@ public static class HaloHost
         };
         logging.SetMinimumLevel(level);
         logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        bool journald = options.Format == "journald" || (options.Format == "auto" && SystemdEnvironment.StderrIsJournal());
-        if (journald && File.Exists(JournaldLoggerProvider.DefaultSocket) || options.Format == "journald")
+        // auto: journald when systemd connected stderr to the journal (and its socket is there), else console.
+        bool journald = options.Format == "journald"
+            || (options.Format == "auto" && SystemdEnvironment.StderrIsJournal() && File.Exists(JournaldLoggerProvider.DefaultSocket));
+        if (journald)
         {
             logging.AddProvider(new JournaldLoggerProvider(JournaldLoggerProvider.DefaultSocket, "halo-server", level));
         }

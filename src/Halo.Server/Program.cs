@@ -31,10 +31,10 @@ public static class Program
                 continue;
             }
 
-            if (flag is not ("--config" or "--model" or "--listen") || i + 1 >= args.Length)
+            bool takesValue = flag is "--config" or "--model" or "--listen";
+            if (!takesValue || i + 1 >= args.Length)
             {
-                await Console.Error.WriteLineAsync(flag.StartsWith("--", StringComparison.Ordinal) && i + 1 >= args.Length && flag is "--config" or "--model" or "--listen"
-                    ? $"halo-server: {flag} needs a value" : $"halo-server: unknown argument '{flag}'");
+                await Console.Error.WriteLineAsync(takesValue ? $"halo-server: {flag} needs a value" : $"halo-server: unknown argument '{flag}'");
                 await Console.Error.WriteLineAsync(Usage);
                 return 2;
             }

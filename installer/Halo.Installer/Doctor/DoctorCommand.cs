@@ -8,8 +8,8 @@ internal static class DoctorCommand
     public static Command Create()
     {
         var json = new Option<bool>("--json") { Description = "Print one JSON object (schema: installer/Halo.Installer/Doctor/README.md)" };
-        var textfile = new Option<string?>("--textfile") { Description = "Also write halo_doctor.prom into DIR (node_exporter textfile collector), atomically" };
-        var root = new Option<string?>("--root") { Description = "Check the machine under PATH instead of / (reads /etc, /proc, /sys, ... there; live probes are skipped)" };
+        var textfile = new Option<string?>("--textfile") { HelpName = "DIR", Description = "Also write halo_doctor.prom into DIR (node_exporter textfile collector), atomically" };
+        var root = new Option<string?>("--root") { HelpName = "PATH", Description = "Check the machine under PATH instead of / (reads /etc, /proc, /sys, ... there; live probes are skipped)" };
         var command = new Command("doctor", "Check this machine and say how to fix what is wrong (exit 0 ok, 1 warnings, 2 failures)");
         command.Options.Add(json);
         command.Options.Add(textfile);

@@ -11,10 +11,10 @@ internal static partial class ProvisionCommand
     public static Command Create()
     {
         var dryRun = new Option<bool>("--dry-run") { Description = "Print every step, command and file of the plan; change nothing" };
-        var root = new Option<string?>("--root") { Description = "Provision the system under PATH (image builds, tests): files are edited there, live-only commands are skipped" };
+        var root = new Option<string?>("--root") { HelpName = "PATH", Description = "Provision the system under PATH (image builds, tests): files are edited there, live-only commands are skipped" };
         var yes = new Option<bool>("--yes") { Description = "Apply without asking (the kernel command line still needs a yes at the prompt or --kernel-args)" };
         var kernelArgs = new Option<bool>("--kernel-args") { Description = "Consent to add ttm.pages_limit to the kernel command line (GPU memory limit)" };
-        var model = new Option<string>("--model") { Description = "First model to pull", DefaultValueFactory = _ => ProvisionOptions.DefaultModel };
+        var model = new Option<string>("--model") { HelpName = "NAME", Description = "First model to pull", DefaultValueFactory = _ => ProvisionOptions.DefaultModel };
         var command = new Command("provision", "Make this machine a Halo appliance: ROCm, the halo user, directories, config, units, model, then doctor");
         command.Options.Add(dryRun);
         command.Options.Add(root);

@@ -245,6 +245,20 @@ public sealed class DaemonMcpTests(McpDaemonFixture fixture) : IClassFixture<Mcp
         Assert.Equal(400, whole.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
     }
 
+    [Fact]
+    public async Task StopAsync_WithAConnectedClient_StopsWithinTheDrainTimeout()
+    {
+        McpDaemon daemon = await McpDaemon.StartAsync();
+        McpClient client = await daemon.ConnectAsync();
+        await client.ListToolsAsync(cancellationToken: McpDaemon.Timeout(30));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        await daemon.DisposeAsync();
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"stop took {clock.Elapsed.TotalSeconds:0.0} s with an MCP session open");
+        await client.DisposeAsync();
+    }
+
     private HttpClient AuthorizedHttp()
     {
         var http = new HttpClient { BaseAddress = Daemon.BaseAddress };

@@ -1,4 +1,6 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 using Halo.Engine.Backends;
 using Halo.Engine.Weights;
@@ -73,14 +75,14 @@ public sealed unsafe class QuantizedActivations : IDisposable
 
     private static void QuantizeBlockQ8K(float* x, sbyte* q, out float d, out int sum)
     {
-        float amax = 0f, max = 0f;
+        float amax = AbsMax(x, 256), max = 0f;
         for (int j = 0; j < 256; j++)
         {
-            float ax = MathF.Abs(x[j]);
-            if (ax > amax)
+            // The first element of largest magnitude gives the sign of the scale, as in ggml.
+            if (MathF.Abs(x[j]) == amax)
             {
-                amax = ax;
                 max = x[j];
+                break;
             }
         }
 
@@ -95,17 +97,63 @@ public sealed unsafe class QuantizedActivations : IDisposable
         float iscale = -127f / max;
         for (int run = 0; run < 8; run++)
         {
-            float* src = x + run * 32;
-            sbyte* dst = q + RunTarget(run);
-            for (int j = 0; j < 32; j++)
-            {
-                int v = Math.Min(127, (int)MathF.Round(iscale * src[j]));
-                dst[j] = (sbyte)v;
-                sum += v;
-            }
+            // |iscale * x| <= 127 here, so rounding to nearest even and saturating equals ggml's MIN(127, nearest_int).
+            sum += QuantizeRun(x + run * 32, q + RunTarget(run), iscale);
         }
 
         d = 1f / iscale;
+    }
+
+    private static float AbsMax(float* x, int n)
+    {
+        int j = 0;
+        float amax = 0f;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> m = default;
+            for (; j + 16 <= n; j += 16)
+            {
+                m = Vector512.Max(m, Vector512.Abs(Vector512.Load(x + j)));
+            }
+
+            for (int k = 0; k < 16; k++)
+            {
+                amax = MathF.Max(amax, m.GetElement(k));
+            }
+        }
+
+        for (; j < n; j++)
+        {
+            amax = MathF.Max(amax, MathF.Abs(x[j]));
+        }
+
+        return amax;
+    }
+
+    /// <summary>dst[0..32) = clamp(round_half_even(src * scale), -128, 127); returns their sum.</summary>
+    private static int QuantizeRun(float* src, sbyte* dst, float scale)
+    {
+        if (Avx512F.IsSupported)
+        {
+            Vector512<float> s = Vector512.Create(scale);
+            Vector512<int> v0 = Avx512F.ConvertToVector512Int32(Vector512.Load(src) * s);
+            Vector512<int> v1 = Avx512F.ConvertToVector512Int32(Vector512.Load(src + 16) * s);
+            v0 = Vector512.Min(Vector512.Max(v0, Vector512.Create(-128)), Vector512.Create(127));
+            v1 = Vector512.Min(Vector512.Max(v1, Vector512.Create(-128)), Vector512.Create(127));
+            Avx512F.ConvertToVector128SByte(v0).Store(dst);
+            Avx512F.ConvertToVector128SByte(v1).Store(dst + 16);
+            return Vector512.Sum(v0 + v1);
+        }
+
+        int sum = 0;
+        for (int j = 0; j < 32; j++)
+        {
+            int v = (int)Math.Clamp(MathF.Round(src[j] * scale), -128f, 127f);
+            dst[j] = (sbyte)v;
+            sum += v;
+        }
+
+        return sum;
     }
 
     // Columns run*32 .. run*32+31 of a block go to kernel positions RunTarget(run) .. +31.
@@ -113,12 +161,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
 
     private static void QuantizePerToken(float* x, sbyte* q, int cols, float* d, int* sums)
     {
-        float amax = 0f;
-        for (int j = 0; j < cols; j++)
-        {
-            amax = MathF.Max(amax, MathF.Abs(x[j]));
-        }
-
+        float amax = AbsMax(x, cols);
         float scale = 127f / MathF.Max(amax, 1e-5f);
         float dq = 1f / scale;
         for (int b = 0; b < cols / 256; b++)
@@ -126,14 +169,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
             int sum = 0;
             for (int run = 0; run < 8; run++)
             {
-                float* src = x + b * 256 + run * 32;
-                sbyte* dst = q + b * 256 + RunTarget(run);
-                for (int j = 0; j < 32; j++)
-                {
-                    int v = (int)Math.Clamp(MathF.Round(src[j] * scale), -128f, 127f);
-                    dst[j] = (sbyte)v;
-                    sum += v;
-                }
+                sum += QuantizeRun(x + b * 256 + run * 32, q + b * 256 + RunTarget(run), scale);
             }
 
             d[b] = dq;
