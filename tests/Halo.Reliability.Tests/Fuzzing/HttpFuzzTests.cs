@@ -209,7 +209,7 @@ public sealed class HttpFuzzTests(FuzzDaemonFixture fixture, ITestOutputHelper o
 
         if (status >= 400)
         {
-            return ErrorShape(body);
+            return ErrorShape(body, jsonRpc: c.Path.StartsWith("mcp", StringComparison.Ordinal));
         }
 
         if (response.Content.Headers.ContentType?.MediaType == "text/event-stream")
@@ -228,13 +228,14 @@ public sealed class HttpFuzzTests(FuzzDaemonFixture fixture, ITestOutputHelper o
         }
     }
 
-    private static string? ErrorShape(string body)
+    /// <summary>OpenAI's error object; /mcp speaks JSON-RPC, whose error has a code and a message but no type.</summary>
+    private static string? ErrorShape(string body, bool jsonRpc)
     {
         try
         {
             using JsonDocument doc = JsonDocument.Parse(body);
             return doc.RootElement.TryGetProperty("error", out JsonElement e) && e.TryGetProperty("message", out JsonElement m)
-                && m.ValueKind == JsonValueKind.String && e.TryGetProperty("type", out _)
+                && m.ValueKind == JsonValueKind.String && (jsonRpc || e.TryGetProperty("type", out _))
                 ? null : "error body without error.message/type";
         }
         catch (JsonException)
