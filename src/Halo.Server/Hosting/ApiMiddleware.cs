@@ -46,6 +46,13 @@ internal sealed class ApiMiddleware(RequestDelegate next, HaloMetrics metrics, I
             // Kestrel's own limits (body size, bad framing).
             await ApiErrors.WriteAsync(context, e.StatusCode, e.Message);
         }
+        catch (Exception e) when (!context.Response.HasStarted && context.Request.Path.StartsWithSegments("/mcp")
+            && IsMcpJsonFault(e))
+        {
+            // The MCP SDK deserialises request params itself and lets a wrong-typed field or a string that is not
+            // valid Unicode escape: the client's fault (400), not an internal error.
+            await ApiErrors.WriteAsync(context, 400, $"invalid MCP request: {e.Message}", (e as System.Text.Json.JsonException)?.Path);
+        }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
             // The client went away; nothing to answer.
@@ -62,6 +69,12 @@ internal sealed class ApiMiddleware(RequestDelegate next, HaloMetrics metrics, I
             metrics.RequestDuration.WithLabels(endpoint).Observe(Stopwatch.GetElapsedTime(start).TotalSeconds);
         }
     }
+
+    /// <summary>A JSON fault raised while the MCP SDK reads the request: a wrong-typed field (JsonException) or
+    /// a string that is not valid Unicode (InvalidOperationException out of System.Text.Json's reader).</summary>
+    private static bool IsMcpJsonFault(Exception e) =>
+        e is System.Text.Json.JsonException
+        || (e is InvalidOperationException && e.StackTrace?.Contains("at System.Text.Json.", StringComparison.Ordinal) == true);
 }
 
 /// <summary>

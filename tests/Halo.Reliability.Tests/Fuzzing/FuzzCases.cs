@@ -32,6 +32,10 @@ internal static class FuzzCases
         ("tokenize", """{"model":"tiny","content":"hello world","add_special":false}"""),
         ("tokenize", """{"model":"tiny","messages":[{"role":"user","content":"hello"}]}"""),
         ("detokenize", """{"model":"tiny","tokens":[104,105,106]}"""),
+        ("mcp", """{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"fuzz","version":"1"}}}"""),
+        ("mcp", """{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"""),
+        ("mcp", """{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"generate","arguments":{"prompt":"hi","max_tokens":1}}}"""),
+        ("mcp", """{"jsonrpc":"2.0","id":4,"method":"resources/read","params":{"uri":"halo://model"}}"""),
     ];
 
     private static readonly string[] GetPaths = ["v1/models", "health", "livez", "metrics"];

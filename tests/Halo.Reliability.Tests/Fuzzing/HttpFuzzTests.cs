@@ -198,6 +198,9 @@ public sealed class HttpFuzzTests(FuzzDaemonFixture fixture, ITestOutputHelper o
                 request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
             }
 
+            // MCP's streamable HTTP transport answers 406 to clients that do not accept both.
+            request.Headers.TryAddWithoutValidation("Accept", "application/json, text/event-stream");
+
             int status;
             string body;
             try
@@ -254,6 +257,11 @@ public sealed class HttpFuzzTests(FuzzDaemonFixture fixture, ITestOutputHelper o
             return ErrorShape(body, jsonRpc: c.Path.StartsWith("mcp", StringComparison.Ordinal));
         }
 
+        if (c.Path.StartsWith("mcp", StringComparison.Ordinal))
+        {
+            return McpShape(status, body);
+        }
+
         if (response.Content.Headers.ContentType?.MediaType == "text/event-stream")
         {
             return SseShape(body);
@@ -284,6 +292,38 @@ public sealed class HttpFuzzTests(FuzzDaemonFixture fixture, ITestOutputHelper o
         {
             return "error body that is not JSON";
         }
+    }
+
+    /// <summary>MCP over streamable HTTP: 202 and no body for a notification; otherwise SSE events whose every
+    /// data line is one whole JSON-RPC message.</summary>
+    private static string? McpShape(int status, string body)
+    {
+        if (status == 202)
+        {
+            return null;
+        }
+
+        if (!body.EndsWith("\n\n", StringComparison.Ordinal))
+        {
+            return "MCP event stream cut mid-event";
+        }
+
+        foreach (string line in body.Split('\n'))
+        {
+            if (line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                try
+                {
+                    using var _ = JsonDocument.Parse(line["data: ".Length..]);
+                }
+                catch (JsonException)
+                {
+                    return "half-written MCP event";
+                }
+            }
+        }
+
+        return null;
     }
 
     internal static string? SseShape(string body)
