@@ -145,6 +145,48 @@ public sealed class HttpFuzzTests(FuzzDaemonFixture fixture, ITestOutputHelper o
         await _daemon.AssertHealthyAndIdleAsync();
     }
 
+    /// <summary>Slowloris on the request head: 32 connections dribble header lines and never finish them.
+    /// Kestrel's request-headers timeout (30 s) must close each; ordinary requests are served meanwhile.</summary>
+    [Fact]
+    public async Task SlowHeaders_NeverFinished_ConnectionsClosedWhileOthersAreServed()
+    {
+        const int connections = 32;
+        var clock = Stopwatch.StartNew();
+        Task<TimeSpan>[] slow = Enumerable.Range(0, connections).Select(async i =>
+        {
+            using RawHttp http = await RawHttp.ConnectAsync(_daemon.Url);
+            await http.Stream.WriteAsync("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"u8.ToArray());
+            Task<string> response = http.ReadResponseAsync(TimeSpan.FromSeconds(90));
+            for (int h = 0; !response.IsCompleted && clock.Elapsed < TimeSpan.FromSeconds(90); h++)
+            {
+                try
+                {
+                    await http.Stream.WriteAsync(Encoding.ASCII.GetBytes($"X-Slow-{h}: {i}\r\n"));
+                }
+                catch (IOException)
+                {
+                    break;
+                }
+
+                await Task.WhenAny(response, Task.Delay(1000));
+            }
+
+            await response;
+            return clock.Elapsed;
+        }).ToArray();
+
+        await Task.Delay(2000);
+        using (var served = await _daemon.Client.PostAsync("v1/completions", Json("""{"prompt":"hi","max_tokens":2}""")))
+        {
+            Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+        }
+
+        TimeSpan[] closedAt = await Task.WhenAll(slow);
+        output.WriteLine($"{connections} never-finished request heads: closed after {closedAt.Min().TotalSeconds:F1} to {closedAt.Max().TotalSeconds:F1} s");
+        Assert.True(closedAt.Max() < TimeSpan.FromSeconds(60), $"a slow head held its connection for {closedAt.Max()}");
+        await _daemon.AssertHealthyAndIdleAsync();
+    }
+
     private async Task RunAsync(HttpClient client, FuzzCase[] cases, ConcurrentDictionary<string, int> statuses, ConcurrentQueue<string> failures)
     {
         await Parallel.ForEachAsync(cases, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (c, ct) =>

@@ -17,13 +17,19 @@ public sealed class ConcurrentLoadTests(ITestOutputHelper output)
 {
     private const int Clients = 64;
 
-    [Fact]
-    public async Task Load_64ClientsStreamingAndNot_OnlyDesignedStatusesNoGrowthNoLeakedSlots()
+    /// <param name="queueSize">0: the default queue (64, so every client waits its turn); 4: a queue that
+    /// overflows, so the run also proves 429 with Retry-After and that refused requests leak nothing.</param>
+    [Theory]
+    [InlineData(0, 1.0)]
+    [InlineData(4, 0.5)]
+    public async Task Load_64ClientsStreamingAndNot_OnlyDesignedStatusesNoGrowthNoLeakedSlots(int queueSize, double shareOfTime)
     {
-        int seconds = LongTests.Int("HALO_LOAD_SECONDS", 30, 300);
+        int seconds = (int)(LongTests.Int("HALO_LOAD_SECONDS", 30, 300) * shareOfTime);
         TimeSpan warmUp = TimeSpan.FromSeconds(Math.Min(60, seconds / 2.0));
         double allowedGrowth = seconds >= 120 ? 1.05 : 1.20;
-        using var daemon = new ServedDaemon();
+        using var daemon = new ServedDaemon(queueSize > 0
+            ? new Dictionary<string, string> { ["HALO_SCHEDULER_QUEUE_SIZE"] = queueSize.ToString(System.Globalization.CultureInfo.InvariantCulture) }
+            : null);
         using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = Clients };
         using var client = new HttpClient(handler) { BaseAddress = daemon.Url, Timeout = TimeSpan.FromSeconds(120) };
 
@@ -51,6 +57,11 @@ public sealed class ConcurrentLoadTests(ITestOutputHelper output)
                     {
                         problems.Enqueue($"status {status}: {await response.Content.ReadAsStringAsync()}");
                         continue;
+                    }
+
+                    if (status == 429 && response.Headers.RetryAfter is null)
+                    {
+                        problems.Enqueue("429 without Retry-After");
                     }
 
                     if (status != 200)
@@ -83,7 +94,7 @@ public sealed class ConcurrentLoadTests(ITestOutputHelper output)
 
         double[] ttft = [.. firstTokenMs.OrderBy(x => x)];
         int total = statuses.Values.Sum();
-        output.WriteLine($"load: {Clients} clients for {seconds} s: {total} requests ({total / (double)seconds:F1}/s), statuses " +
+        output.WriteLine($"load: {Clients} clients for {seconds} s, queue {(queueSize > 0 ? queueSize : 64)}: {total} requests ({total / (double)seconds:F1}/s), statuses " +
             string.Join(", ", statuses.OrderBy(p => p.Key).Select(p => $"{p.Key}: {p.Value}")));
         if (ttft.Length > 0)
         {
@@ -93,6 +104,11 @@ public sealed class ConcurrentLoadTests(ITestOutputHelper output)
         output.WriteLine($"  RSS after warm-up {rssAfterWarmUp / 1048576.0:F1} MiB, at the end {rssAtEnd / 1048576.0:F1} MiB ({(rssAtEnd - rssAfterWarmUp) * 100.0 / rssAfterWarmUp:F1} %)");
         Assert.True(problems.IsEmpty, $"{problems.Count} problems; first: {string.Join("\n", problems.Take(5))}");
         Assert.True(statuses.GetValueOrDefault(200) > 0, "nothing was served");
+        if (queueSize > 0)
+        {
+            Assert.True(statuses.GetValueOrDefault(429) > 0, $"64 clients never overflowed a queue of {queueSize}");
+        }
+
         Assert.True(rssAtEnd < rssAfterWarmUp * allowedGrowth, $"RSS grew from {rssAfterWarmUp} to {rssAtEnd} bytes after warm-up");
         await daemon.AssertHealthyAndIdleAsync();
     }
