@@ -391,40 +391,7 @@ public sealed class GpuBackend : IBackend
             throw new ArgumentException($"{chunks.Length} chunks in one step, the backend has {MaxSlots} slots");
         }
 
-        for (int c = 0; c < chunks.Length; c++)
-        {
-            SequenceChunk chunk = chunks[c];
-            if (chunk.Slot < 0 || chunk.Slot >= MaxSlots)
-            {
-                throw new ArgumentOutOfRangeException(nameof(chunks), $"slot {chunk.Slot} is outside 0..{MaxSlots - 1}");
-            }
-
-            for (int o = 0; o < c; o++)
-            {
-                if (chunks[o].Slot == chunk.Slot)
-                {
-                    throw new ArgumentException($"slot {chunk.Slot} appears in two chunks of one step");
-                }
-            }
-
-            if (chunk.Tokens.Length == 0)
-            {
-                throw new ArgumentException($"the chunk for slot {chunk.Slot} has no tokens");
-            }
-
-            if (chunk.StartPosition < 0 || chunk.StartPosition + chunk.Tokens.Length > ContextLength)
-            {
-                throw new ArgumentOutOfRangeException(nameof(chunks), $"positions {chunk.StartPosition}..{chunk.StartPosition + chunk.Tokens.Length - 1} exceed the context length {ContextLength}");
-            }
-
-            foreach (int token in chunk.Tokens.Span)
-            {
-                if ((uint)token >= (uint)_c.VocabSize)
-                {
-                    throw new ArgumentOutOfRangeException(nameof(chunks), $"token id {token} is outside the vocabulary (0..{_c.VocabSize - 1})");
-                }
-            }
-        }
+        SequenceChunks.Validate(chunks, MaxSlots, ContextLength, _c.VocabSize, _c.VocabSize);
     }
 
     private static void Validate(string file, ModelConfig c)

@@ -285,22 +285,12 @@ internal static class ModelsCommand
             Console.Error.WriteLine($"halo models {verb}: interrupted; run the same command again to resume");
             return Cli.Failure;
         }
-        catch (ModelStoreException ex)
-        {
-            Console.Error.WriteLine($"halo models {verb}: {ex.Message}");
-            return Cli.Failure;
-        }
-        catch (InvalidModelException ex)
-        {
-            Console.Error.WriteLine($"halo models {verb}: {ex.Message}");
-            return Cli.Failure;
-        }
         catch (UnauthorizedAccessException ex)
         {
             Console.Error.WriteLine($"halo models {verb}: {ex.Message} (run as root or the halo user, or choose --dir)");
             return Cli.Failure;
         }
-        catch (IOException ex)
+        catch (Exception ex) when (ex is ModelStoreException or InvalidModelException or IOException)
         {
             Console.Error.WriteLine($"halo models {verb}: {ex.Message}");
             return Cli.Failure;

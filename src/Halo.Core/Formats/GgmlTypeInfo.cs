@@ -96,4 +96,24 @@ public static class GgmlTypeInfo
 
     /// <summary>The lower-case name ggml prints ("tq2_0").</summary>
     public static string Name(GgmlType type) => type.ToString().ToLowerInvariant();
+
+    /// <summary>
+    /// The number of blocks in <paramref name="elements"/> values of a block type, after checking they are whole
+    /// blocks and that <paramref name="bytes"/> holds them; otherwise an <see cref="ArgumentException"/> naming the type.
+    /// </summary>
+    internal static int CheckBlockLengths(string typeName, int blockSize, int blockBytes, int elements, int bytes)
+    {
+        if (elements % blockSize != 0)
+        {
+            throw new ArgumentException($"{typeName} needs a multiple of {blockSize} elements, got {elements}");
+        }
+
+        int blocks = elements / blockSize;
+        if (bytes < blocks * blockBytes)
+        {
+            throw new ArgumentException($"{typeName}: {blocks} blocks need {blocks * blockBytes} bytes, got {bytes}");
+        }
+
+        return blocks;
+    }
 }

@@ -24,9 +24,8 @@ public sealed unsafe class GgufFile : IDisposable
     private const int MaxArrayDepth = 4;
 
     private readonly MappedFile _file;
-    private readonly TensorView[] _tensors;
+    private readonly TensorTable _tensors;
     private readonly long[] _offsets;
-    private readonly Dictionary<string, int> _byName;
 
     private GgufFile(MappedFile file, uint version, GgufMetadata metadata, uint alignment, long dataOffset, TensorView[] tensors, long[] offsets)
     {
@@ -35,13 +34,8 @@ public sealed unsafe class GgufFile : IDisposable
         Metadata = metadata;
         Alignment = alignment;
         DataOffset = dataOffset;
-        _tensors = tensors;
+        _tensors = new TensorTable(file.Path, tensors);
         _offsets = offsets;
-        _byName = new Dictionary<string, int>(tensors.Length, StringComparer.Ordinal);
-        for (int i = 0; i < tensors.Length; i++)
-        {
-            _byName[tensors[i].Name] = i;
-        }
     }
 
     public string Path => _file.Path;
@@ -58,25 +52,14 @@ public sealed unsafe class GgufFile : IDisposable
     public long DataOffset { get; }
 
     /// <summary>Tensors in file order.</summary>
-    public IReadOnlyList<TensorView> Tensors => _tensors;
+    public IReadOnlyList<TensorView> Tensors => _tensors.All;
 
     /// <summary>Offset of tensor <paramref name="index"/> relative to <see cref="DataOffset"/>, as the table stores it.</summary>
     public long TensorOffset(int index) => _offsets[index];
 
-    public bool TryGetTensor(string name, out TensorView tensor)
-    {
-        if (_byName.TryGetValue(name, out int i))
-        {
-            tensor = _tensors[i];
-            return true;
-        }
+    public bool TryGetTensor(string name, out TensorView tensor) => _tensors.TryGet(name, out tensor);
 
-        tensor = default;
-        return false;
-    }
-
-    public TensorView GetTensor(string name) =>
-        TryGetTensor(name, out TensorView t) ? t : throw new InvalidModelException(Path, $"tensor '{name}' is missing");
+    public TensorView GetTensor(string name) => _tensors.Get(name);
 
     /// <summary>True when the file starts with the GGUF magic.</summary>
     public static bool HasMagic(ReadOnlySpan<byte> head) =>

@@ -12,8 +12,7 @@ namespace Halo.Core.Formats;
 /// </summary>
 public sealed unsafe class GgufModel : IModelSource
 {
-    private readonly List<TensorView> _tensors;
-    private readonly Dictionary<string, int> _byName = new(StringComparer.Ordinal);
+    private readonly TensorTable _tensors;
     private readonly List<nint> _owned = [];
     private bool _disposed;
 
@@ -25,11 +24,7 @@ public sealed unsafe class GgufModel : IModelSource
         File = file;
         Config = config;
         Tokenizer = tokenizer;
-        _tensors = [.. file.Tensors];
-        for (int i = 0; i < _tensors.Count; i++)
-        {
-            _byName[_tensors[i].Name] = i;
-        }
+        _tensors = new TensorTable(file.Path, file.Tensors);
     }
 
     public GgufFile File { get; }
@@ -42,7 +37,7 @@ public sealed unsafe class GgufModel : IModelSource
 
     public TokenizerModel? Tokenizer { get; }
 
-    public IReadOnlyList<TensorView> Tensors => _tensors;
+    public IReadOnlyList<TensorView> Tensors => _tensors.All;
 
     /// <summary>Opens, parses and validates a GGUF BitNet model; any defect is an <see cref="InvalidModelException"/>.</summary>
     public static GgufModel Open(string path)
@@ -128,20 +123,9 @@ public sealed unsafe class GgufModel : IModelSource
         };
     }
 
-    public bool TryGetTensor(string name, out TensorView tensor)
-    {
-        if (_byName.TryGetValue(name, out int i))
-        {
-            tensor = _tensors[i];
-            return true;
-        }
+    public bool TryGetTensor(string name, out TensorView tensor) => _tensors.TryGet(name, out tensor);
 
-        tensor = default;
-        return false;
-    }
-
-    public TensorView GetTensor(string name) =>
-        TryGetTensor(name, out TensorView t) ? t : throw new InvalidModelException(Path, $"tensor '{name}' is missing");
+    public TensorView GetTensor(string name) => _tensors.Get(name);
 
     public void Dispose()
     {
@@ -187,23 +171,14 @@ public sealed unsafe class GgufModel : IModelSource
             _tensors[i] = new TensorView(t.Name, GgmlType.TQ2_0, t.Shape, blocks, bytes);
 
             string scaleName = t.Name[..^".weight".Length] + ".scale";
-            if (_byName.TryGetValue(scaleName, out int s) && _tensors[s].Type == GgmlType.F32 && _tensors[s].ElementCount == 1)
+            if (_tensors.TryGet(scaleName, out TensorView fileScale) && fileScale.Type == GgmlType.F32 && fileScale.ElementCount == 1)
             {
-                scale *= *(float*)_tensors[s].Data;
+                scale *= *(float*)fileScale.Data;
             }
 
             float* scaleData = (float*)Own(sizeof(float));
             *scaleData = scale;
-            var scaleView = new TensorView(scaleName, GgmlType.F32, [1], (byte*)scaleData, sizeof(float));
-            if (_byName.TryGetValue(scaleName, out s))
-            {
-                _tensors[s] = scaleView;
-            }
-            else
-            {
-                _byName[scaleName] = _tensors.Count;
-                _tensors.Add(scaleView);
-            }
+            _tensors.Set(new TensorView(scaleName, GgmlType.F32, [1], (byte*)scaleData, sizeof(float)));
         }
     }
 

@@ -17,22 +17,16 @@ namespace Halo.Core.Formats;
 public sealed unsafe class H1bModel : IModelSource
 {
     private readonly MappedFile _file;
-    private readonly TensorView[] _tensors;
+    private readonly TensorTable _tensors;
     private readonly ulong[] _hashes;
-    private readonly Dictionary<string, int> _byName;
 
     private H1bModel(MappedFile file, ModelConfig config, TokenizerModel? tokenizer, TensorView[] tensors, ulong[] hashes)
     {
         _file = file;
         Config = config;
         Tokenizer = tokenizer;
-        _tensors = tensors;
+        _tensors = new TensorTable(file.Path, tensors);
         _hashes = hashes;
-        _byName = new Dictionary<string, int>(tensors.Length, StringComparer.Ordinal);
-        for (int i = 0; i < tensors.Length; i++)
-        {
-            _byName[tensors[i].Name] = i;
-        }
     }
 
     public string Path => _file.Path;
@@ -43,7 +37,7 @@ public sealed unsafe class H1bModel : IModelSource
 
     public TokenizerModel? Tokenizer { get; }
 
-    public IReadOnlyList<TensorView> Tensors => _tensors;
+    public IReadOnlyList<TensorView> Tensors => _tensors.All;
 
     public static H1bModel Open(string path, bool verifyTensors = true)
     {
@@ -70,7 +64,7 @@ public sealed unsafe class H1bModel : IModelSource
     public void VerifyTensors()
     {
         int bad = -1;
-        Parallel.For(0, _tensors.Length, (i, state) =>
+        Parallel.For(0, _tensors.Count, (i, state) =>
         {
             if (XxHash64.HashToUInt64(_tensors[i].Bytes) != _hashes[i])
             {
@@ -85,20 +79,9 @@ public sealed unsafe class H1bModel : IModelSource
         }
     }
 
-    public bool TryGetTensor(string name, out TensorView tensor)
-    {
-        if (_byName.TryGetValue(name, out int i))
-        {
-            tensor = _tensors[i];
-            return true;
-        }
+    public bool TryGetTensor(string name, out TensorView tensor) => _tensors.TryGet(name, out tensor);
 
-        tensor = default;
-        return false;
-    }
-
-    public TensorView GetTensor(string name) =>
-        TryGetTensor(name, out TensorView t) ? t : throw new InvalidModelException(Path, $"tensor '{name}' is missing");
+    public TensorView GetTensor(string name) => _tensors.Get(name);
 
     public void Dispose() => _file.Dispose();
 

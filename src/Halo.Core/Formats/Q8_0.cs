@@ -46,19 +46,6 @@ public static class Q8_0
         }
     }
 
-    private static int CheckLengths(int elements, int bytes)
-    {
-        if (elements % BlockSize != 0)
-        {
-            throw new ArgumentException($"Q8_0 needs a multiple of {BlockSize} elements, got {elements}");
-        }
-
-        int blocks = elements / BlockSize;
-        if (bytes < blocks * BlockBytes)
-        {
-            throw new ArgumentException($"Q8_0: {blocks} blocks need {blocks * BlockBytes} bytes, got {bytes}");
-        }
-
-        return blocks;
-    }
+    private static int CheckLengths(int elements, int bytes) =>
+        GgmlTypeInfo.CheckBlockLengths("Q8_0", BlockSize, BlockBytes, elements, bytes);
 }

@@ -35,14 +35,14 @@ public sealed unsafe class SafetensorsModel : IModelSource
 
     private readonly List<SafetensorsFile> _files;
     private readonly List<nint> _owned = [];
-    private readonly List<TensorView> _tensors = [];
-    private readonly Dictionary<string, int> _byName = new(StringComparer.Ordinal);
+    private readonly TensorTable _tensors;
     private readonly List<string> _warnings = [];
     private bool _disposed;
 
     private SafetensorsModel(string path, List<SafetensorsFile> files, ModelConfig config, TokenizerModel? tokenizer, string linearClass)
     {
         Path = path;
+        _tensors = new TensorTable(path);
         _files = files;
         Config = config;
         Tokenizer = tokenizer;
@@ -57,7 +57,7 @@ public sealed unsafe class SafetensorsModel : IModelSource
 
     public TokenizerModel? Tokenizer { get; }
 
-    public IReadOnlyList<TensorView> Tensors => _tensors;
+    public IReadOnlyList<TensorView> Tensors => _tensors.All;
 
     /// <summary>"bf16" (master weights, ternarized at load) or "packed" (uint8 ternary + weight_scale).</summary>
     public string WeightForm { get; private set; } = "bf16";
@@ -170,20 +170,9 @@ public sealed unsafe class SafetensorsModel : IModelSource
         }
     }
 
-    public bool TryGetTensor(string name, out TensorView tensor)
-    {
-        if (_byName.TryGetValue(name, out int i))
-        {
-            tensor = _tensors[i];
-            return true;
-        }
+    public bool TryGetTensor(string name, out TensorView tensor) => _tensors.TryGet(name, out tensor);
 
-        tensor = default;
-        return false;
-    }
-
-    public TensorView GetTensor(string name) =>
-        TryGetTensor(name, out TensorView t) ? t : throw new InvalidModelException(Path, $"tensor '{name}' is missing");
+    public TensorView GetTensor(string name) => _tensors.Get(name);
 
     public void Dispose()
     {
@@ -356,11 +345,11 @@ public sealed unsafe class SafetensorsModel : IModelSource
             (int layer, string hfName, string part) = jobs[j];
             (nint blocks, long bytes, float scale, bool isPacked) = converted[j];
             _owned.Add(blocks);
-            Add(new TensorView(BitNetTensors.Weight(layer, part), GgmlType.TQ2_0, BitNetTensors.Shape(c, part), (byte*)blocks, bytes));
+            _tensors.Add(new TensorView(BitNetTensors.Weight(layer, part), GgmlType.TQ2_0, BitNetTensors.Shape(c, part), (byte*)blocks, bytes));
             float* s = (float*)NativeMemory.AlignedAlloc(sizeof(float), 64);
             *s = scale;
             _owned.Add((nint)s);
-            Add(new TensorView(BitNetTensors.Scale(layer, part), GgmlType.F32, [1], (byte*)s, sizeof(float)));
+            _tensors.Add(new TensorView(BitNetTensors.Scale(layer, part), GgmlType.F32, [1], (byte*)s, sizeof(float)));
             if (isPacked)
             {
                 packed++;
@@ -406,13 +395,7 @@ public sealed unsafe class SafetensorsModel : IModelSource
             shape[i] = t.Shape[shape.Length - 1 - i];
         }
 
-        Add(new TensorView(ggufName, type, shape, t.Data, t.ByteLength));
-    }
-
-    private void Add(TensorView t)
-    {
-        _byName[t.Name] = _tensors.Count;
-        _tensors.Add(t);
+        _tensors.Add(new TensorView(ggufName, type, shape, t.Data, t.ByteLength));
     }
 
     private void CheckProjectionShape(Dictionary<string, SafetensorsTensor> hf, string hfName, int outFeatures, int inFeatures)

@@ -159,19 +159,6 @@ public static class Tq1_0
         return (sbyte)(((q * 3) >> 8) - 1);
     }
 
-    private static int CheckLengths(int elements, int bytes)
-    {
-        if (elements % BlockSize != 0)
-        {
-            throw new ArgumentException($"TQ1_0 needs a multiple of {BlockSize} elements, got {elements}");
-        }
-
-        int blocks = elements / BlockSize;
-        if (bytes < blocks * BlockBytes)
-        {
-            throw new ArgumentException($"TQ1_0: {blocks} blocks need {blocks * BlockBytes} bytes, got {bytes}");
-        }
-
-        return blocks;
-    }
+    private static int CheckLengths(int elements, int bytes) =>
+        GgmlTypeInfo.CheckBlockLengths("TQ1_0", BlockSize, BlockBytes, elements, bytes);
 }

@@ -30,7 +30,7 @@ internal sealed class DaemonAppliance(ServingContext serving, DoctorRunner docto
             {
                 ChatCompletionRequest chatRequest = ChatCompletionRequest.Read(json);
                 p = chatRequest.Parameters;
-                prompt = model.Tokenizer.EncodeChat(Messages(chatRequest.Messages));
+                prompt = chatRequest.EncodePrompt(model.Tokenizer);
             }
             else
             {
@@ -73,7 +73,7 @@ internal sealed class DaemonAppliance(ServingContext serving, DoctorRunner docto
             using JsonDocument document = RequestJson.ParseBody(JsonSerializer.SerializeToUtf8Bytes(request));
             RequestJson json = RequestJson.Root(document);
             int[] tokens = json.Has("messages")
-                ? model.Tokenizer.EncodeChat(Messages(ChatCompletionRequest.Read(json).Messages))
+                ? ChatCompletionRequest.Read(json).EncodePrompt(model.Tokenizer)
                 : model.Tokenizer.Encode(json.String("content") ?? throw json.Missing("content", "a string"), json.Bool("add_special") ?? true);
             var ids = new JsonArray();
             foreach (int t in tokens)
@@ -166,16 +166,5 @@ internal sealed class DaemonAppliance(ServingContext serving, DoctorRunner docto
         {
             throw new ApplianceException(e.Message);
         }
-    }
-
-    private static List<(string Role, string Content)> Messages(IReadOnlyList<ChatMessage> messages)
-    {
-        var list = new List<(string, string)>(messages.Count);
-        foreach (ChatMessage m in messages)
-        {
-            list.Add((m.Role, m.Content));
-        }
-
-        return list;
     }
 }

@@ -22,13 +22,7 @@ internal static class ChatCompletionsEndpoint
 
         GenerationParameters p = request.Parameters;
         ServingContext.CheckModel(model, p.Model);
-        var messages = new List<(string Role, string Content)>(request.Messages.Count);
-        foreach (ChatMessage message in request.Messages)
-        {
-            messages.Add((message.Role, message.Content));
-        }
-
-        int[] prompt = model.Tokenizer.EncodeChat(messages);
+        int[] prompt = request.EncodePrompt(model.Tokenizer);
         GenerationStream generation = serving.Submit(model, prompt, p);
         string id = ResponseJson.NewId("chatcmpl-");
         long created = ResponseJson.Now();

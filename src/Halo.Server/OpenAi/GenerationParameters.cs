@@ -1,3 +1,5 @@
+using Halo.Server.Inference;
+
 namespace Halo.Server.OpenAi;
 
 /// <summary>The sampling and stopping fields shared by <c>/v1/chat/completions</c> and <c>/v1/completions</c>,
@@ -169,6 +171,18 @@ internal sealed record ChatCompletionRequest(IReadOnlyList<ChatMessage> Messages
         }
 
         return new ChatCompletionRequest(messages, GenerationParameters.Read(json, chatLogprobs: true));
+    }
+
+    /// <summary>The messages through the model's chat template, as prompt token ids.</summary>
+    public int[] EncodePrompt(IServedTokenizer tokenizer)
+    {
+        var messages = new List<(string Role, string Content)>(Messages.Count);
+        foreach (ChatMessage message in Messages)
+        {
+            messages.Add((message.Role, message.Content));
+        }
+
+        return tokenizer.EncodeChat(messages);
     }
 
     /// <summary>content: a string, or an array of parts of which text parts are supported.</summary>

@@ -42,14 +42,7 @@ internal static class UtilityEndpoints
             ServingContext.CheckModel(model, json.String("model"));
             if (json.Has("messages"))
             {
-                ChatCompletionRequest chat = ChatCompletionRequest.Read(json);
-                var messages = new List<(string, string)>(chat.Messages.Count);
-                foreach (ChatMessage m in chat.Messages)
-                {
-                    messages.Add((m.Role, m.Content));
-                }
-
-                tokens = model.Tokenizer.EncodeChat(messages);
+                tokens = ChatCompletionRequest.Read(json).EncodePrompt(model.Tokenizer);
             }
             else
             {
