@@ -1,4 +1,5 @@
 using Halo.Engine.Sampling;
+using Halo.Testing;
 
 namespace Halo.Engine.Tests.Sampling;
 
@@ -150,22 +151,7 @@ public sealed class SamplerTests
         var s = new Sampler(32000, new SamplingParams { Temperature = 0.8f, TopK = 40, TopP = 0.9f, MinP = 0.05f, RepetitionPenalty = 1.1f, Seed = 1 });
         s.Accept(s.Sample(l));
 
-        // The first windows can see one-off runtime work on this thread (tier-1 code arriving mid-loop runs class
-        // initialisers: 7.7 KB once on CI). Steady state is two consecutive windows of 100 samples that allocate
-        // nothing at all; a sampler that allocated per token would never reach it.
-        int quietWindows = 0;
-        for (int window = 0; window < 20 && quietWindows < 2; window++)
-        {
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            for (int i = 0; i < 100; i++)
-            {
-                s.Accept(s.Sample(l));
-            }
-
-            quietWindows = GC.GetAllocatedBytesForCurrentThread() == before ? quietWindows + 1 : 0;
-        }
-
-        Assert.Equal(2, quietWindows);
+        Assert.Equal(2, SteadyStateAllocations.QuietWindows(() => s.Accept(s.Sample(l)), callsPerWindow: 100));
     }
 
     [Theory]
