@@ -51,12 +51,13 @@ public sealed class SystemdProcessTests(ITestOutputHelper output)
         using var home = new TempDir();
         using var notify = new NotifySocket(home.Path);
         using var daemon = DaemonProcess.Start(["--model", TinyModel.Path, "--listen", "127.0.0.1:0"], home.Path,
-            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path, ["HALO_SERVER_DRAIN_TIMEOUT_SECONDS"] = "30" });
+            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path, ["HALO_SERVER_DRAIN_TIMEOUT_SECONDS"] = "30", ["HALO_MODEL_CONTEXT_LENGTH"] = "2048" });
         notify.WaitFor("READY=1", StartTimeout);
         using var client = new HttpClient { BaseAddress = daemon.WaitForUrl(StartTimeout), Timeout = TimeSpan.FromSeconds(60) };
 
-        // Three streams long enough to be mid-flight at SIGTERM.
-        Task<string>[] streams = Enumerable.Range(0, 3).Select(i => ReadStream(client, 200)).ToArray();
+        // Three streams long enough to be mid-flight at SIGTERM: on a quiet machine the tiny model decodes 200
+        // tokens in tens of milliseconds, faster than the metrics poll below could see them running.
+        Task<string>[] streams = Enumerable.Range(0, 3).Select(i => ReadStream(client, 1000)).ToArray();
         await WaitUntil(async () => (await client.GetStringAsync("metrics")).Contains("halo_requests_running 3", StringComparison.Ordinal));
         daemon.Signal(DaemonProcess.SigTerm);
         await WaitUntil(async () =>
@@ -77,7 +78,7 @@ public sealed class SystemdProcessTests(ITestOutputHelper output)
         {
             Assert.Contains("\"finish_reason\":\"length\"", body, StringComparison.Ordinal);
             Assert.EndsWith("data: [DONE]\n\n", body, StringComparison.Ordinal);
-            Assert.Contains("\"completion_tokens\":200", body, StringComparison.Ordinal);
+            Assert.Contains("\"completion_tokens\":1000", body, StringComparison.Ordinal);
         }
     }
 
