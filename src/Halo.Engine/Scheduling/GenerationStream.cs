@@ -74,35 +74,37 @@ public sealed class GenerationStream : IValueTaskSource<bool>
     /// <summary>Completes with true when a token is available, false once the generation ended and all was read.</summary>
     public async ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken)
     {
-        ValueTask<bool> wake;
-        lock (_gate)
+        while (true)
         {
-            if (_count > 0)
+            ValueTask<bool> wake;
+            lock (_gate)
             {
-                return true;
+                if (_count > 0)
+                {
+                    return true;
+                }
+
+                if (_finish is not null)
+                {
+                    return false;
+                }
+
+                _wake.Reset();
+                _readerWaiting = true;
+                wake = new ValueTask<bool>(this, _wake.Version);
             }
 
-            if (_finish is not null)
+            using (cancellationToken.UnsafeRegister(static state => ((GenerationStream)state!).WakeReader(cancelled: true), this))
             {
-                return false;
+                if (!await wake.ConfigureAwait(false))
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
             }
 
-            _wake.Reset();
-            _readerWaiting = true;
-            wake = new ValueTask<bool>(this, _wake.Version);
-        }
-
-        using (cancellationToken.UnsafeRegister(static state => ((GenerationStream)state!).WakeReader(cancelled: true), this))
-        {
-            if (!await wake.ConfigureAwait(false))
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-            }
-        }
-
-        lock (_gate)
-        {
-            return _count > 0;
+            // A wake can be stale: a writer that released its lock before waking may have been overtaken by this
+            // reader, which already took that token and began a new wait. Look again instead of reporting the end
+            // of a generation that is still running (that was a rare 500 under 64-client load).
         }
     }
 

@@ -102,6 +102,12 @@ public sealed class ConcurrentLoadTests(ITestOutputHelper output)
         }
 
         output.WriteLine($"  RSS after warm-up {rssAfterWarmUp / 1048576.0:F1} MiB, at the end {rssAtEnd / 1048576.0:F1} MiB ({(rssAtEnd - rssAfterWarmUp) * 100.0 / rssAfterWarmUp:F1} %)");
+        if (!problems.IsEmpty)
+        {
+            // The daemon's own account of a failure (a 500 is logged with its exception) makes the report actionable.
+            output.WriteLine(daemon.Process.Output);
+        }
+
         Assert.True(problems.IsEmpty, $"{problems.Count} problems; first: {string.Join("\n", problems.Take(5))}");
         Assert.True(statuses.GetValueOrDefault(200) > 0, "nothing was served");
         if (queueSize > 0)
