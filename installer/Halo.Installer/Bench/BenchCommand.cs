@@ -110,7 +110,8 @@ internal static class BenchCommand
         var root = new JsonObject { ["summary"] = summary, ["settings"] = settings };
         if (s.Breakdown)
         {
-            root["breakdown_ms_per_token"] = AverageBreakdown(results);
+            root["breakdown_ms_per_token"] = AverageBreakdown(results, "breakdown");
+            root["load_breakdown_ms"] = AverageBreakdown(results, "load_breakdown");
         }
 
         if (json)
@@ -119,24 +120,25 @@ internal static class BenchCommand
         }
         else
         {
-            PrintTable(summary, settings, s.Breakdown ? root["breakdown_ms_per_token"]!.AsObject() : null);
+            PrintTable(summary, settings, s.Breakdown ? root["breakdown_ms_per_token"]!.AsObject() : null,
+                s.Breakdown ? root["load_breakdown_ms"]!.AsObject() : null);
         }
 
         return Cli.Ok;
     }
 
-    private static JsonObject AverageBreakdown(List<JsonObject> results)
+    private static JsonObject AverageBreakdown(List<JsonObject> results, string field)
     {
         var average = new JsonObject();
-        foreach ((string op, JsonNode? _) in results[0]["breakdown"]!.AsObject())
+        foreach ((string op, JsonNode? _) in results[0][field]!.AsObject())
         {
-            average[op] = Math.Round(results.Average(r => r["breakdown"]![op]!.GetValue<double>()), 4);
+            average[op] = Math.Round(results.Average(r => r[field]![op]!.GetValue<double>()), 4);
         }
 
         return average;
     }
 
-    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown)
+    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown, JsonObject? loadBreakdown)
     {
         var o = new StringBuilder();
         o.AppendLine(CultureInfo.InvariantCulture, $"model   {settings["model"]}");
@@ -160,6 +162,16 @@ internal static class BenchCommand
             }
 
             o.AppendLine(CultureInfo.InvariantCulture, $"{"total",-24}{total,10:F3}");
+        }
+
+        if (loadBreakdown is not null)
+        {
+            o.AppendLine();
+            o.AppendLine(CultureInfo.InvariantCulture, $"{"load phase",-24}{"ms",10}");
+            foreach ((string phase, JsonNode? v) in loadBreakdown)
+            {
+                o.AppendLine(CultureInfo.InvariantCulture, $"{phase,-24}{v!.GetValue<double>(),10:F1}");
+            }
         }
 
         Console.Out.Write(o.ToString());
@@ -222,7 +234,8 @@ internal static class BenchCommand
     /// <summary>One repetition in this process: load, prefill of pp tokens, tg steps after it, tg steps from an empty cache.</summary>
     private static int RunRepetition(Settings s, BackendOptions options)
     {
-        options = options with { ContextLength = s.Pp + s.Tg, MaxSlots = 1 };
+        TimeSpan sinceProcessStart = DateTime.Now - Process.GetCurrentProcess().StartTime;
+        options = options with { ContextLength = s.Pp + s.Tg, MaxSlots = 1, LoadTimings = new LoadTimings() };
         using LoadedModel? model = EngineOptions.TryLoad("bench", s.Model, options);
         if (model is null)
         {
@@ -293,10 +306,30 @@ internal static class BenchCommand
 
             b["overhead"] = Math.Max(0, tgSeconds * 1000 / s.Tg - accounted);
             result["breakdown"] = b;
+            result["load_breakdown"] = LoadBreakdown(model, sinceProcessStart, ppSeconds);
         }
 
         Console.Out.WriteLine(result.ToJsonString());
         return Cli.Ok;
+    }
+
+    /// <summary>
+    /// Process start to the repetition's code (runtime start, JIT, flag parsing), each load phase, what load time
+    /// the phases leave unaccounted, and the first forward step (the prompt) that yields the first token.
+    /// </summary>
+    private static JsonObject LoadBreakdown(LoadedModel model, TimeSpan sinceProcessStart, double ppSeconds)
+    {
+        var phases = new JsonObject { ["process_start"] = sinceProcessStart.TotalMilliseconds };
+        double accounted = 0;
+        foreach ((string phase, double ms) in model.Timings.Phases)
+        {
+            phases[phase] = ms;
+            accounted += ms;
+        }
+
+        phases["load_other"] = Math.Max(0, model.LoadTime.TotalMilliseconds - accounted);
+        phases["first_forward"] = ppSeconds * 1000;
+        return phases;
     }
 
     private static double Decode(IBackend backend, SequenceChunk[] chunk, int[] step, float[] logits, int start, int steps, OpProfile? profile)

@@ -3,6 +3,7 @@ using Halo.Core.Formats;
 using Halo.Core.Tokenization;
 using Halo.Engine.Backends;
 using Halo.Engine.Backends.Cpu;
+using Halo.Engine.Profiling;
 
 namespace Halo.Engine.Models;
 
@@ -12,8 +13,9 @@ namespace Halo.Engine.Models;
 /// </summary>
 public sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(IModelSource source, IBackend backend, BpeTokenizer? tokenizer, TimeSpan loadTime)
+    private LoadedModel(IModelSource source, IBackend backend, BpeTokenizer? tokenizer, TimeSpan loadTime, LoadTimings timings)
     {
+        Timings = timings;
         Source = source;
         Backend = backend;
         Tokenizer = tokenizer;
@@ -30,6 +32,9 @@ public sealed class LoadedModel : IDisposable
     /// <summary>From opening the file to a backend ready for its first forward step.</summary>
     public TimeSpan LoadTime { get; }
 
+    /// <summary>Where <see cref="LoadTime"/> went, phase by phase.</summary>
+    public LoadTimings Timings { get; }
+
     /// <summary>
     /// Opens <paramref name="path"/> (GGUF, .h1b or safetensors directory) and builds a backend with
     /// <paramref name="createBackend"/> (the CPU backend when null). Any defect of the file is an
@@ -39,13 +44,16 @@ public sealed class LoadedModel : IDisposable
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(options);
+        LoadTimings timings = options.LoadTimings ?? new LoadTimings();
         long start = Stopwatch.GetTimestamp();
         IModelSource source = ModelFile.Open(path);
+        long lap = timings.Lap("open", start);
         try
         {
             BpeTokenizer? tokenizer = source.Tokenizer is { } t ? new BpeTokenizer(t) : null;
-            IBackend backend = (createBackend ?? CpuBackend.Create)(source, options);
-            return new LoadedModel(source, backend, tokenizer, Stopwatch.GetElapsedTime(start));
+            timings.Lap("tokenizer", lap);
+            IBackend backend = (createBackend ?? CpuBackend.Create)(source, options with { LoadTimings = timings });
+            return new LoadedModel(source, backend, tokenizer, Stopwatch.GetElapsedTime(start), timings);
         }
         catch
         {
