@@ -112,6 +112,7 @@ internal static class BenchCommand
         {
             root["breakdown_ms_per_token"] = AverageBreakdown(results, "breakdown");
             root["load_breakdown_ms"] = AverageBreakdown(results, "load_breakdown");
+            root["load_breakdown_cpu_ms"] = AverageBreakdown(results, "load_breakdown_cpu");
         }
 
         if (json)
@@ -121,7 +122,7 @@ internal static class BenchCommand
         else
         {
             PrintTable(summary, settings, s.Breakdown ? root["breakdown_ms_per_token"]!.AsObject() : null,
-                s.Breakdown ? root["load_breakdown_ms"]!.AsObject() : null);
+                s.Breakdown ? root["load_breakdown_ms"]!.AsObject() : null, s.Breakdown ? root["load_breakdown_cpu_ms"]!.AsObject() : null);
         }
 
         return Cli.Ok;
@@ -138,7 +139,7 @@ internal static class BenchCommand
         return average;
     }
 
-    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown, JsonObject? loadBreakdown)
+    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown, JsonObject? loadBreakdown, JsonObject? loadCpu)
     {
         var o = new StringBuilder();
         o.AppendLine(CultureInfo.InvariantCulture, $"model   {settings["model"]}");
@@ -164,13 +165,14 @@ internal static class BenchCommand
             o.AppendLine(CultureInfo.InvariantCulture, $"{"total",-24}{total,10:F3}");
         }
 
-        if (loadBreakdown is not null)
+        if (loadBreakdown is not null && loadCpu is not null)
         {
             o.AppendLine();
-            o.AppendLine(CultureInfo.InvariantCulture, $"{"load phase",-24}{"ms",10}");
+            o.AppendLine(CultureInfo.InvariantCulture, $"{"load phase",-24}{"ms",10}{"cpu ms",10}");
             foreach ((string phase, JsonNode? v) in loadBreakdown)
             {
-                o.AppendLine(CultureInfo.InvariantCulture, $"{phase,-24}{v!.GetValue<double>(),10:F1}");
+                string cpu = loadCpu[phase] is { } c ? c.GetValue<double>().ToString("F1", CultureInfo.InvariantCulture) : "";
+                o.AppendLine(CultureInfo.InvariantCulture, $"{phase,-24}{v!.GetValue<double>(),10:F1}{cpu,10}");
             }
         }
 
@@ -262,9 +264,11 @@ internal static class BenchCommand
         var step = new int[1];
 
         long t0 = Stopwatch.GetTimestamp();
+        TimeSpan cpu0 = Environment.CpuUsage.TotalTime;
         chunk[0] = new SequenceChunk(0, 0, prompt);
         backend.Forward(chunk, logits);
         double ppSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        TimeSpan ppCpu = Environment.CpuUsage.TotalTime - cpu0;
 
         OpProfile? profile = s.Breakdown && backend is CpuBackend ? new OpProfile() : null;
         if (backend is CpuBackend cpu)
@@ -307,6 +311,14 @@ internal static class BenchCommand
             b["overhead"] = Math.Max(0, tgSeconds * 1000 / s.Tg - accounted);
             result["breakdown"] = b;
             result["load_breakdown"] = LoadBreakdown(model, sinceProcessStart, ppSeconds);
+            var cpuPhases = new JsonObject();
+            foreach ((string phase, double _, double cpuMs) in model.Timings.Phases)
+            {
+                cpuPhases[phase] = cpuMs;
+            }
+
+            cpuPhases["first_forward"] = ppCpu.TotalMilliseconds;
+            result["load_breakdown_cpu"] = cpuPhases;
         }
 
         Console.Out.WriteLine(result.ToJsonString());
@@ -321,7 +333,7 @@ internal static class BenchCommand
     {
         var phases = new JsonObject { ["process_start"] = sinceProcessStart.TotalMilliseconds };
         double accounted = 0;
-        foreach ((string phase, double ms) in model.Timings.Phases)
+        foreach ((string phase, double ms, double _) in model.Timings.Phases)
         {
             phases[phase] = ms;
             accounted += ms;
