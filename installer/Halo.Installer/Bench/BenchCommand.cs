@@ -336,7 +336,7 @@ internal static class BenchCommand
         foreach ((string phase, double ms, double _) in model.Timings.Phases)
         {
             phases[phase] = ms;
-            accounted += ms;
+            accounted += phase.EndsWith("_parallel", StringComparison.Ordinal) ? 0 : ms; // ran beside other phases
         }
 
         phases["load_other"] = Math.Max(0, model.LoadTime.TotalMilliseconds - accounted);

@@ -32,6 +32,8 @@ public sealed class LoadTimings
         }
     }
 
+    /// <summary>Adds a phase measured elsewhere; one that ran beside others (on another thread) gives 0 CPU, its CPU
+    /// time being counted in the phases it overlapped.</summary>
     public void Add(string phase, double milliseconds, double cpuMilliseconds)
     {
         int i = _names.IndexOf(phase);
