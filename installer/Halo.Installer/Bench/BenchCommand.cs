@@ -110,7 +110,8 @@ internal static class BenchCommand
         var root = new JsonObject { ["summary"] = summary, ["settings"] = settings };
         if (s.Breakdown)
         {
-            root["breakdown_ms_per_token"] = AverageBreakdown(results);
+            root["breakdown_ms_per_token"] = AverageBreakdown(results, "breakdown");
+            root["prefill_breakdown_ms_per_token"] = AverageBreakdown(results, "prefill_breakdown");
         }
 
         if (json)
@@ -119,24 +120,29 @@ internal static class BenchCommand
         }
         else
         {
-            PrintTable(summary, settings, s.Breakdown ? root["breakdown_ms_per_token"]!.AsObject() : null);
+            PrintTable(summary, settings);
+            if (s.Breakdown)
+            {
+                PrintBreakdown("op (decode, per token)", root["breakdown_ms_per_token"]!.AsObject());
+                PrintBreakdown("op (prefill, per prompt token)", root["prefill_breakdown_ms_per_token"]!.AsObject());
+            }
         }
 
         return Cli.Ok;
     }
 
-    private static JsonObject AverageBreakdown(List<JsonObject> results)
+    private static JsonObject AverageBreakdown(List<JsonObject> results, string key)
     {
         var average = new JsonObject();
-        foreach ((string op, JsonNode? _) in results[0]["breakdown"]!.AsObject())
+        foreach ((string op, JsonNode? _) in results[0][key]!.AsObject())
         {
-            average[op] = Math.Round(results.Average(r => r["breakdown"]![op]!.GetValue<double>()), 4);
+            average[op] = Math.Round(results.Average(r => r[key]![op]!.GetValue<double>()), 4);
         }
 
         return average;
     }
 
-    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown)
+    private static void PrintTable(JsonObject summary, JsonObject settings)
     {
         var o = new StringBuilder();
         o.AppendLine(CultureInfo.InvariantCulture, $"model   {settings["model"]}");
@@ -148,20 +154,22 @@ internal static class BenchCommand
             o.AppendLine(CultureInfo.InvariantCulture, $"{metric,-14}{m["min"]!.GetValue<double>(),12:F2}{m["median"]!.GetValue<double>(),12:F2}{m["max"]!.GetValue<double>(),12:F2}");
         }
 
-        if (breakdown is not null)
-        {
-            double total = breakdown.Sum(kv => kv.Value!.GetValue<double>());
-            o.AppendLine();
-            o.AppendLine(CultureInfo.InvariantCulture, $"{"op (decode, per token)",-24}{"ms",10}{"share",9}");
-            foreach ((string op, JsonNode? v) in breakdown.OrderByDescending(kv => kv.Value!.GetValue<double>()))
-            {
-                double ms = v!.GetValue<double>();
-                o.AppendLine(CultureInfo.InvariantCulture, $"{op,-24}{ms,10:F3}{(total > 0 ? ms / total : 0),9:P1}");
-            }
+        Console.Out.Write(o.ToString());
+    }
 
-            o.AppendLine(CultureInfo.InvariantCulture, $"{"total",-24}{total,10:F3}");
+    private static void PrintBreakdown(string title, JsonObject breakdown)
+    {
+        var o = new StringBuilder();
+        double total = breakdown.Sum(kv => kv.Value!.GetValue<double>());
+        o.AppendLine();
+        o.AppendLine(CultureInfo.InvariantCulture, $"{title,-32}{"ms",10}{"share",9}");
+        foreach ((string op, JsonNode? v) in breakdown.OrderByDescending(kv => kv.Value!.GetValue<double>()))
+        {
+            double ms = v!.GetValue<double>();
+            o.AppendLine(CultureInfo.InvariantCulture, $"{op,-32}{ms,10:F3}{(total > 0 ? ms / total : 0),9:P1}");
         }
 
+        o.AppendLine(CultureInfo.InvariantCulture, $"{"total",-32}{total,10:F3}");
         Console.Out.Write(o.ToString());
     }
 
@@ -248,15 +256,21 @@ internal static class BenchCommand
         var chunk = new SequenceChunk[1];
         var step = new int[1];
 
+        OpProfile? prefillProfile = s.Breakdown && backend is CpuBackend ? new OpProfile() : null;
+        OpProfile? profile = s.Breakdown && backend is CpuBackend ? new OpProfile() : null;
+        if (backend is CpuBackend cpu)
+        {
+            cpu.Profile = prefillProfile;
+        }
+
         long t0 = Stopwatch.GetTimestamp();
         chunk[0] = new SequenceChunk(0, 0, prompt);
         backend.Forward(chunk, logits);
         double ppSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
 
-        OpProfile? profile = s.Breakdown && backend is CpuBackend ? new OpProfile() : null;
-        if (backend is CpuBackend cpu)
+        if (backend is CpuBackend cpu1)
         {
-            cpu.Profile = profile;
+            cpu1.Profile = profile;
         }
 
         double tgSeconds = Decode(backend, chunk, step, logits, s.Pp, s.Tg, profile);
@@ -279,24 +293,31 @@ internal static class BenchCommand
         };
         if (s.Breakdown)
         {
-            var b = new JsonObject();
-            double accounted = 0;
-            if (profile is not null)
-            {
-                foreach (Op op in Enum.GetValues<Op>())
-                {
-                    double ms = profile.Milliseconds(op) / s.Tg;
-                    accounted += ms;
-                    b[Name(op)] = ms;
-                }
-            }
-
-            b["overhead"] = Math.Max(0, tgSeconds * 1000 / s.Tg - accounted);
-            result["breakdown"] = b;
+            result["breakdown"] = Breakdown(profile, tgSeconds, s.Tg);
+            result["prefill_breakdown"] = Breakdown(prefillProfile, ppSeconds, s.Pp);
         }
 
         Console.Out.WriteLine(result.ToJsonString());
         return Cli.Ok;
+    }
+
+    /// <summary>Milliseconds per token in each op, and the unaccounted rest as overhead.</summary>
+    private static JsonObject Breakdown(OpProfile? profile, double seconds, int tokens)
+    {
+        var b = new JsonObject();
+        double accounted = 0;
+        if (profile is not null)
+        {
+            foreach (Op op in Enum.GetValues<Op>())
+            {
+                double ms = profile.Milliseconds(op) / tokens;
+                accounted += ms;
+                b[Name(op)] = ms;
+            }
+        }
+
+        b["overhead"] = Math.Max(0, seconds * 1000 / tokens - accounted);
+        return b;
     }
 
     private static double Decode(IBackend backend, SequenceChunk[] chunk, int[] step, float[] logits, int start, int steps, OpProfile? profile)
