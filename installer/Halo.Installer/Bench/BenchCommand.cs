@@ -53,7 +53,7 @@ internal static class BenchCommand
         command.SetAction(parse =>
         {
             var settings = new Settings(parse.GetValue(engine.Model)!, parse.GetValue(engine.Threads), parse.GetValue(engine.Backend)!,
-                parse.GetValue(engine.Compat), parse.GetValue(engine.Act), parse.GetValue(pp), parse.GetValue(tg), parse.GetValue(reps), parse.GetValue(breakdown));
+                parse.GetValue(engine.Compat), parse.GetValue(engine.Act), parse.GetValue(engine.LmHead), parse.GetValue(pp), parse.GetValue(tg), parse.GetValue(reps), parse.GetValue(breakdown));
             return parse.GetValue(child)
                 ? RunRepetition(settings, engine.BackendOptions(parse))
                 : RunAll(settings, parse.GetValue(json));
@@ -61,7 +61,7 @@ internal static class BenchCommand
         return command;
     }
 
-    private sealed record Settings(string Model, int Threads, string Backend, string? Compat, string? Act, int Pp, int Tg, int Reps, bool Breakdown);
+    private sealed record Settings(string Model, int Threads, string Backend, string? Compat, string? Act, string? LmHead, int Pp, int Tg, int Reps, bool Breakdown);
 
     private static int RunAll(Settings s, bool json)
     {
@@ -106,6 +106,7 @@ internal static class BenchCommand
             ["reps"] = s.Reps,
             ["compat"] = s.Compat,
             ["act"] = s.Act,
+            ["lm_head"] = s.LmHead,
         };
         var root = new JsonObject { ["summary"] = summary, ["settings"] = settings };
         if (s.Breakdown)
@@ -140,7 +141,7 @@ internal static class BenchCommand
     {
         var o = new StringBuilder();
         o.AppendLine(CultureInfo.InvariantCulture, $"model   {settings["model"]}");
-        o.AppendLine(CultureInfo.InvariantCulture, $"backend {settings["backend"]} ({settings["device"]}), pp {settings["pp"]}, tg {settings["tg"]}, reps {settings["reps"]}{(settings["compat"] is null ? "" : ", compat " + settings["compat"])}");
+        o.AppendLine(CultureInfo.InvariantCulture, $"backend {settings["backend"]} ({settings["device"]}), pp {settings["pp"]}, tg {settings["tg"]}, reps {settings["reps"]}{(settings["compat"] is null ? "" : ", compat " + settings["compat"])}{(settings["lm_head"] is null ? "" : ", lm head " + settings["lm_head"])}");
         o.AppendLine(CultureInfo.InvariantCulture, $"{"metric",-14}{"min",12}{"median",12}{"max",12}");
         foreach (string metric in Metrics)
         {
@@ -191,6 +192,12 @@ internal static class BenchCommand
         {
             start.ArgumentList.Add("--act");
             start.ArgumentList.Add(s.Act);
+        }
+
+        if (s.LmHead is not null)
+        {
+            start.ArgumentList.Add("--lm-head");
+            start.ArgumentList.Add(s.LmHead);
         }
 
         if (s.Breakdown)
