@@ -46,6 +46,55 @@ public sealed unsafe class TernaryMatrixTests
     }
 
     [Fact]
+    public void FromValues_OneScalePerRow_HasRowScales()
+    {
+        const int rows = 6, cols = 768;
+        sbyte[] values = RandomTernary(rows, cols, seed: 5);
+        var scales = new float[rows * 3];
+        for (int r = 0; r < rows; r++)
+        {
+            scales.AsSpan(r * 3, 3).Fill(0.5f + r);
+        }
+
+        // Row 2's middle block is all zeros with another scale (as TQ2_0 writes d = 0 for it): it does not count.
+        values.AsSpan(2 * cols + 256, 256).Clear();
+        scales[2 * 3 + 1] = 0f;
+        // Row 4 is all zeros.
+        values.AsSpan(4 * cols, cols).Clear();
+        scales.AsSpan(4 * 3, 3).Fill(9f);
+        using TernaryMatrix m = TernaryMatrix.FromValues("w", values, scales, rows, cols, 1f);
+        Assert.True(m.RowScales != null);
+        for (int r = 0; r < rows; r++)
+        {
+            Assert.Equal(r == 4 ? 0f : 0.5f + r, m.RowScales[r]);
+        }
+    }
+
+    [Fact]
+    public void FromValues_BlockScalesDifferWithinARow_HasNoRowScales()
+    {
+        const int rows = 3, cols = 512;
+        var scales = new float[rows * 2];
+        scales.AsSpan().Fill(1f);
+        scales[5] = 1.25f;
+        using TernaryMatrix m = TernaryMatrix.FromValues("w", RandomTernary(rows, cols, seed: 6), scales, rows, cols, 1f);
+        Assert.True(m.RowScales == null);
+    }
+
+    private static sbyte[] RandomTernary(int rows, int cols, int seed)
+    {
+        var rng = new Random(seed);
+        var values = new sbyte[rows * cols];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = (sbyte)(rng.Next(3) - 1);
+        }
+
+        values[0] = 1;
+        return values;
+    }
+
+    [Fact]
     public void FromTensor_ShortData_ThrowsInvalidModel()
     {
         var bytes = new byte[66 * 3];

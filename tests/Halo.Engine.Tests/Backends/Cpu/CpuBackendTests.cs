@@ -11,12 +11,13 @@ public sealed class CpuBackendTests
 {
     private static readonly int[] Prompt = [5, 17, 250, 3, 99, 42, 7, 128];
 
-    public static TheoryData<GgmlType, NumericsMode, Activation, int, bool> EndToEndCases => new()
+    public static TheoryData<GgmlType, NumericsMode, Activation, int, bool, bool> EndToEndCases => new()
     {
-        { GgmlType.TQ2_0, NumericsMode.Halo, Activation.Silu, 2, false },
-        { GgmlType.TQ2_0, NumericsMode.LlamaCpp, Activation.Silu, 2, false },
-        { GgmlType.TQ1_0, NumericsMode.LlamaCpp, Activation.Silu, 1, false },
-        { GgmlType.TQ1_0, NumericsMode.Halo, Activation.Relu2, 4, true },
+        { GgmlType.TQ2_0, NumericsMode.Halo, Activation.Silu, 2, false, false },
+        { GgmlType.TQ2_0, NumericsMode.Halo, Activation.Silu, 2, false, true },
+        { GgmlType.TQ2_0, NumericsMode.LlamaCpp, Activation.Silu, 2, false, true },
+        { GgmlType.TQ1_0, NumericsMode.LlamaCpp, Activation.Silu, 1, false, false },
+        { GgmlType.TQ1_0, NumericsMode.Halo, Activation.Relu2, 4, true, true },
     };
 
     /// <summary>
@@ -26,9 +27,9 @@ public sealed class CpuBackendTests
     /// </summary>
     [Theory]
     [MemberData(nameof(EndToEndCases))]
-    public void Forward_TokenByToken_MatchesReferenceModel(GgmlType type, NumericsMode numerics, Activation activation, int kvHeads, bool untied)
+    public void Forward_TokenByToken_MatchesReferenceModel(GgmlType type, NumericsMode numerics, Activation activation, int kvHeads, bool untied, bool uniformBlockScales)
     {
-        using var model = new TestModelSource(TestModelSource.TinyConfig(activation, kvHeads), type, seed: 7, untiedHead: untied);
+        using var model = new TestModelSource(TestModelSource.TinyConfig(activation, kvHeads), type, seed: 7, untiedHead: untied, uniformBlockScales: uniformBlockScales);
         using CpuBackend backend = CpuBackend.Create(model, new BackendOptions { Threads = 2, Numerics = numerics });
         ActivationScaling scaling = numerics == NumericsMode.LlamaCpp ? ActivationScaling.PerBlock : ActivationScaling.PerToken;
         var reference = new ReferenceModel(model, scaling, numerics == NumericsMode.LlamaCpp);
@@ -62,11 +63,14 @@ public sealed class CpuBackendTests
         }
     }
 
-    [Fact]
-    public void Forward_BatchedPrefill_EqualsTokenByToken()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Forward_BatchedPrefill_EqualsTokenByToken(bool uniformBlockScales)
     {
-        using var model = new TestModelSource(TestModelSource.TinyConfig());
-        using CpuBackend batched = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxBatchTokens = 3 });
+        using var model = new TestModelSource(TestModelSource.TinyConfig(), uniformBlockScales: uniformBlockScales);
+        // Batches of 6: one group of 4 tokens through the row-scaled GEMM, then 2 through its one-token path.
+        using CpuBackend batched = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxBatchTokens = 6 });
         using CpuBackend single = CpuBackend.Create(model, new BackendOptions { Threads = 1 });
         var a = new float[model.Config.VocabSize];
         var b = new float[model.Config.VocabSize];

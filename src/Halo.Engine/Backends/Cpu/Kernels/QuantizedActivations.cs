@@ -23,6 +23,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
         Q = (sbyte*)NativeMemory.AlignedAlloc((nuint)maxTokens * (nuint)maxCols, 64);
         D = (float*)NativeMemory.AlignedAlloc((nuint)maxTokens * (nuint)(maxCols / 256) * sizeof(float), 64);
         Sum = (int*)NativeMemory.AlignedAlloc((nuint)maxTokens * (nuint)(maxCols / 256) * sizeof(int), 64);
+        TokenSum = (int*)NativeMemory.AlignedAlloc((nuint)maxTokens * sizeof(int), 64);
     }
 
     public int MaxTokens { get; }
@@ -35,11 +36,17 @@ public sealed unsafe class QuantizedActivations : IDisposable
 
     public int Blocks => Cols / 256;
 
+    /// <summary>How the last <see cref="Quantize"/> scaled: per token means every block of a token has the same D.</summary>
+    public ActivationScaling Scaling { get; private set; }
+
     public sbyte* Q { get; private set; }
 
     public float* D { get; private set; }
 
     public int* Sum { get; private set; }
+
+    /// <summary>The sum of q over all of a token's columns (the row-scaled kernels' correction).</summary>
+    public int* TokenSum { get; private set; }
 
     /// <summary>q of column <paramref name="col"/> of token <paramref name="token"/>, in natural order.</summary>
     public sbyte At(int token, int col) => Q[(long)token * Cols + col / 256 * 256 + TernaryMatrix.KernelOrder(col % 256)];
@@ -54,6 +61,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
 
         Tokens = tokens;
         Cols = cols;
+        Scaling = scaling;
         int blocks = cols / 256;
         for (int t = 0; t < tokens; t++)
         {
@@ -70,6 +78,14 @@ public sealed unsafe class QuantizedActivations : IDisposable
             {
                 QuantizePerToken(row, q, cols, D + t * blocks, Sum + t * blocks);
             }
+
+            int total = 0;
+            for (int b = 0; b < blocks; b++)
+            {
+                total += Sum[t * blocks + b];
+            }
+
+            TokenSum[t] = total;
         }
     }
 
@@ -184,9 +200,11 @@ public sealed unsafe class QuantizedActivations : IDisposable
             NativeMemory.AlignedFree(Q);
             NativeMemory.AlignedFree(D);
             NativeMemory.AlignedFree(Sum);
+            NativeMemory.AlignedFree(TokenSum);
             Q = null;
             D = null;
             Sum = null;
+            TokenSum = null;
         }
     }
 }

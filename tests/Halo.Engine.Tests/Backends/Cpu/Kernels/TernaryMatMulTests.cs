@@ -95,6 +95,73 @@ public sealed unsafe class TernaryMatMulTests
     }
 
     [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    [InlineData(11)]
+    public void RunRowScaledAvx512_OneScalePerRow_MatchesExactIntegerDotProducts(int tokens)
+    {
+        if (!Avx512BW.IsSupported)
+        {
+            return;
+        }
+
+        // 37 rows: a ragged last tile; 4096 columns = 16 blocks: the 16-bit partial sums are widened mid-row.
+        const int rows = 37, cols = 4096, blocks = cols / 256;
+        var rng = new Random(12);
+        var values = new sbyte[rows * cols];
+        var scales = new float[rows * blocks];
+        for (int r = 0; r < rows; r++)
+        {
+            float rowScale = 0.5f + (float)rng.NextDouble();
+            scales.AsSpan(r * blocks, blocks).Fill(rowScale);
+            for (int c = 0; c < cols; c++)
+            {
+                // Row 0 is all +1 and the activations saturate at -128 below: the largest partial sums possible.
+                values[r * cols + c] = r == 0 ? (sbyte)1 : (sbyte)(rng.Next(3) - 1);
+            }
+        }
+
+        using TernaryMatrix w = TernaryMatrix.FromValues("w", values, scales, rows, cols, 0.75f);
+        Assert.True(w.RowScales != null);
+        var x = new float[tokens * cols];
+        for (int i = 0; i < x.Length; i++)
+        {
+            x[i] = i % cols < 512 && i / cols == 0 ? -2f : (float)(rng.NextDouble() * 4 - 2);
+        }
+
+        using var qx = new QuantizedActivations(tokens, cols);
+        float* y = (float*)NativeMemory.Alloc((nuint)(tokens * rows * sizeof(float)));
+        try
+        {
+            fixed (float* px = x)
+            {
+                qx.Quantize(px, tokens, cols, ActivationScaling.PerToken);
+            }
+
+            TernaryMatMul.RunRowScaledAvx512(w, qx, y, rows, 0, w.Tiles);
+            for (int t = 0; t < tokens; t++)
+            {
+                (sbyte[] q, float[] d) = ReferenceModel.Quantize(x.AsSpan(t * cols, cols).ToArray(), ActivationScaling.PerToken);
+                for (int r = 0; r < rows; r++)
+                {
+                    long dot = 0;
+                    for (int j = 0; j < cols; j++)
+                    {
+                        dot += values[r * cols + j] * q[j];
+                    }
+
+                    double expected = dot * (double)d[0] * scales[r * blocks] * 0.75;
+                    Assert.True(Math.Abs(y[t * rows + r] - expected) <= 1e-5 * (1 + Math.Abs(expected)), $"token {t} row {r}: {y[t * rows + r]} vs {expected}");
+                }
+            }
+        }
+        finally
+        {
+            NativeMemory.Free(y);
+        }
+    }
+
+    [Theory]
     [InlineData(ActivationScaling.PerBlock)]
     [InlineData(ActivationScaling.PerToken)]
     public void Quantize_RandomRows_MatchesReferenceQuantization(ActivationScaling scaling)
