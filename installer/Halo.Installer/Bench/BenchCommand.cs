@@ -16,7 +16,8 @@ namespace Halo.Installer.Bench;
 /// <summary>
 /// `halo bench` (DESIGN.md section 4): prefill and decode speed, load time and peak memory, each repetition in a
 /// fresh process of halo itself (so page cache is warm but nothing else carries over), reported as
-/// min/median/max. --breakdown adds the time per generated token spent in each op.
+/// min/median/max. --breakdown adds the time per generated token spent in each op; --parallel N adds concurrent
+/// decoding of N streams through the daemon's serving loop (<see cref="ParallelBench"/>).
 /// </summary>
 internal static class BenchCommand
 {
@@ -30,11 +31,15 @@ internal static class BenchCommand
         var reps = new Option<int>("--reps") { Description = "Repetitions, each in a fresh process", DefaultValueFactory = _ => 3 };
         var json = new Option<bool>("--json") { Description = "Print {\"summary\": ..., \"settings\": ...} as JSON" };
         var breakdown = new Option<bool>("--breakdown") { Description = "Also report the time per generated token spent in each op" };
+        var parallel = new Option<int>("--parallel")
+        {
+            Description = $"Also decode N concurrent streams ({ParallelBench.PromptTokens}-token prompts, --tg tokens each) through the daemon's scheduler and report aggregate tok/s, speed-up over one stream and inter-token latency",
+        };
         var child = new Option<bool>("--repetition") { Description = "Run one repetition and print its JSON (used by halo bench itself)", Hidden = true };
 
         var command = new Command("bench", "Measure prefill and decode speed, load time and peak memory");
         engine.AddTo(command);
-        foreach (Option o in (Option[])[pp, tg, reps, json, breakdown, child])
+        foreach (Option o in (Option[])[pp, tg, reps, json, breakdown, parallel, child])
         {
             command.Options.Add(o);
         }
@@ -50,10 +55,26 @@ internal static class BenchCommand
             });
         }
 
+        parallel.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 0)
+            {
+                r.AddError("--parallel must be 0 (off) or a number of streams");
+            }
+        });
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(parallel) > 0 && r.GetValue(tg) < 2)
+            {
+                r.AddError("--parallel needs --tg of at least 2 (inter-token gaps)");
+            }
+        });
+
         command.SetAction(parse =>
         {
             var settings = new Settings(parse.GetValue(engine.Model)!, parse.GetValue(engine.Threads), parse.GetValue(engine.Backend)!,
-                parse.GetValue(engine.Compat), parse.GetValue(engine.Act), parse.GetValue(engine.LmHead), parse.GetValue(pp), parse.GetValue(tg), parse.GetValue(reps), parse.GetValue(breakdown));
+                parse.GetValue(engine.Compat), parse.GetValue(engine.Act), parse.GetValue(engine.LmHead), parse.GetValue(pp), parse.GetValue(tg), parse.GetValue(reps), parse.GetValue(breakdown),
+                parse.GetValue(parallel));
             return parse.GetValue(child)
                 ? RunRepetition(settings, engine.BackendOptions(parse))
                 : RunAll(settings, parse.GetValue(json));
@@ -61,7 +82,10 @@ internal static class BenchCommand
         return command;
     }
 
-    private sealed record Settings(string Model, int Threads, string Backend, string? Compat, string? Act, string? LmHead, int Pp, int Tg, int Reps, bool Breakdown);
+    private sealed record Settings(string Model, int Threads, string Backend, string? Compat, string? Act, string? LmHead, int Pp, int Tg, int Reps, bool Breakdown, int Parallel)
+    {
+        public string[] Metrics => Parallel > 0 ? [.. BenchCommand.Metrics, .. ParallelBench.Metrics] : BenchCommand.Metrics;
+    }
 
     private static int RunAll(Settings s, bool json)
     {
@@ -84,7 +108,7 @@ internal static class BenchCommand
         }
 
         var summary = new JsonObject();
-        foreach (string metric in Metrics)
+        foreach (string metric in s.Metrics)
         {
             double[] values = results.Select(r => r[metric]!.GetValue<double>()).Order().ToArray();
             summary[metric] = new JsonObject
@@ -108,10 +132,20 @@ internal static class BenchCommand
             ["act"] = s.Act,
             ["lm_head"] = s.LmHead,
         };
+        if (s.Parallel > 0)
+        {
+            settings["parallel"] = s.Parallel;
+            settings["parallel_prompt"] = ParallelBench.PromptTokens;
+        }
+
         var root = new JsonObject { ["summary"] = summary, ["settings"] = settings };
         if (s.Breakdown)
         {
-            root["breakdown_ms_per_token"] = AverageBreakdown(results);
+            root["breakdown_ms_per_token"] = AverageBreakdown(results, "breakdown");
+            if (s.Parallel > 0)
+            {
+                root["parallel_breakdown_ms_per_step"] = AverageBreakdown(results, "parallel_breakdown");
+            }
         }
 
         if (json)
@@ -120,50 +154,66 @@ internal static class BenchCommand
         }
         else
         {
-            PrintTable(summary, settings, s.Breakdown ? root["breakdown_ms_per_token"]!.AsObject() : null);
+            PrintTable(summary, settings, s.Breakdown ? root["breakdown_ms_per_token"]!.AsObject() : null,
+                s.Breakdown && s.Parallel > 0 ? root["parallel_breakdown_ms_per_step"]!.AsObject() : null);
         }
 
         return Cli.Ok;
     }
 
-    private static JsonObject AverageBreakdown(List<JsonObject> results)
+    private static JsonObject AverageBreakdown(List<JsonObject> results, string key)
     {
         var average = new JsonObject();
-        foreach ((string op, JsonNode? _) in results[0]["breakdown"]!.AsObject())
+        foreach ((string op, JsonNode? _) in results[0][key]!.AsObject())
         {
-            average[op] = Math.Round(results.Average(r => r["breakdown"]![op]!.GetValue<double>()), 4);
+            average[op] = Math.Round(results.Average(r => r[key]![op]!.GetValue<double>()), 4);
         }
 
         return average;
     }
 
-    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown)
+    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown, JsonObject? parallelBreakdown)
     {
         var o = new StringBuilder();
         o.AppendLine(CultureInfo.InvariantCulture, $"model   {settings["model"]}");
         o.AppendLine(CultureInfo.InvariantCulture, $"backend {settings["backend"]} ({settings["device"]}), pp {settings["pp"]}, tg {settings["tg"]}, reps {settings["reps"]}{(settings["compat"] is null ? "" : ", compat " + settings["compat"])}{(settings["lm_head"] is null ? "" : ", lm head " + settings["lm_head"])}");
-        o.AppendLine(CultureInfo.InvariantCulture, $"{"metric",-14}{"min",12}{"median",12}{"max",12}");
-        foreach (string metric in Metrics)
+        if (settings["parallel"] is { } parallel)
+        {
+            o.AppendLine(CultureInfo.InvariantCulture, $"parallel: {parallel} streams of {settings["parallel_prompt"]}-token prompts and {settings["tg"]} tokens, against 1 stream, through the serving loop");
+        }
+
+        o.AppendLine(CultureInfo.InvariantCulture, $"{"metric",-28}{"min",12}{"median",12}{"max",12}");
+        foreach (string metric in summary.Select(kv => kv.Key))
         {
             JsonNode m = summary[metric]!;
-            o.AppendLine(CultureInfo.InvariantCulture, $"{metric,-14}{m["min"]!.GetValue<double>(),12:F2}{m["median"]!.GetValue<double>(),12:F2}{m["max"]!.GetValue<double>(),12:F2}");
+            o.AppendLine(CultureInfo.InvariantCulture, $"{metric,-28}{m["min"]!.GetValue<double>(),12:F2}{m["median"]!.GetValue<double>(),12:F2}{m["max"]!.GetValue<double>(),12:F2}");
         }
 
         if (breakdown is not null)
         {
-            double total = breakdown.Sum(kv => kv.Value!.GetValue<double>());
-            o.AppendLine();
-            o.AppendLine(CultureInfo.InvariantCulture, $"{"op (decode, per token)",-24}{"ms",10}{"share",9}");
-            foreach ((string op, JsonNode? v) in breakdown.OrderByDescending(kv => kv.Value!.GetValue<double>()))
-            {
-                double ms = v!.GetValue<double>();
-                o.AppendLine(CultureInfo.InvariantCulture, $"{op,-24}{ms,10:F3}{(total > 0 ? ms / total : 0),9:P1}");
-            }
+            AppendBreakdown(o, "op (decode, per token)", breakdown);
+        }
 
-            o.AppendLine(CultureInfo.InvariantCulture, $"{"total",-24}{total,10:F3}");
+        if (parallelBreakdown is not null)
+        {
+            AppendBreakdown(o, $"op ({settings["parallel"]} streams, per step)", parallelBreakdown);
         }
 
         Console.Out.Write(o.ToString());
+    }
+
+    private static void AppendBreakdown(StringBuilder o, string title, JsonObject breakdown)
+    {
+        double total = breakdown.Sum(kv => kv.Value!.GetValue<double>());
+        o.AppendLine();
+        o.AppendLine(CultureInfo.InvariantCulture, $"{title,-28}{"ms",10}{"share",9}");
+        foreach ((string op, JsonNode? v) in breakdown.OrderByDescending(kv => kv.Value!.GetValue<double>()))
+        {
+            double ms = v!.GetValue<double>();
+            o.AppendLine(CultureInfo.InvariantCulture, $"{op,-28}{ms,10:F3}{(total > 0 ? ms / total : 0),9:P1}");
+        }
+
+        o.AppendLine(CultureInfo.InvariantCulture, $"{"total",-28}{total,10:F3}");
     }
 
     private static JsonObject? RunChild(Settings s, out string error)
@@ -205,6 +255,12 @@ internal static class BenchCommand
             start.ArgumentList.Add("--breakdown");
         }
 
+        if (s.Parallel > 0)
+        {
+            start.ArgumentList.Add("--parallel");
+            start.ArgumentList.Add(s.Parallel.ToString(CultureInfo.InvariantCulture));
+        }
+
         using Process process = Process.Start(start)!;
         Task<string> stderr = process.StandardError.ReadToEndAsync();
         string stdout = process.StandardOutput.ReadToEnd();
@@ -226,10 +282,12 @@ internal static class BenchCommand
         }
     }
 
-    /// <summary>One repetition in this process: load, prefill of pp tokens, tg steps after it, tg steps from an empty cache.</summary>
+    /// <summary>One repetition in this process: load, prefill of pp tokens, tg steps after it, tg steps from an
+    /// empty cache, then (--parallel) one and N concurrent streams through the scheduler.</summary>
     private static int RunRepetition(Settings s, BackendOptions options)
     {
-        options = options with { ContextLength = s.Pp + s.Tg, MaxSlots = 1 };
+        int context = Math.Max(s.Pp + s.Tg, s.Parallel > 0 ? ParallelBench.PromptTokens + s.Tg : 0);
+        options = options with { ContextLength = context, MaxSlots = Math.Max(1, s.Parallel) };
         using LoadedModel? model = EngineOptions.TryLoad("bench", s.Model, options);
         if (model is null)
         {
@@ -237,9 +295,9 @@ internal static class BenchCommand
         }
 
         IBackend backend = model.Backend;
-        if (s.Pp + s.Tg > model.Source.Config.ContextLength)
+        if (context > model.Source.Config.ContextLength)
         {
-            Console.Error.WriteLine($"halo bench: --pp + --tg ({s.Pp + s.Tg}) exceeds the model's context length {model.Source.Config.ContextLength}");
+            Console.Error.WriteLine($"halo bench: --pp + --tg ({context}) exceeds the model's context length {model.Source.Config.ContextLength}");
             return Cli.UsageError;
         }
 
@@ -302,6 +360,11 @@ internal static class BenchCommand
             result["breakdown"] = b;
         }
 
+        if (s.Parallel > 0)
+        {
+            ParallelBench.Measure(backend, s.Parallel, s.Tg, result, s.Breakdown ? new OpProfile() : null);
+        }
+
         Console.Out.WriteLine(result.ToJsonString());
         return Cli.Ok;
     }
@@ -336,7 +399,7 @@ internal static class BenchCommand
         return best;
     }
 
-    private static string Name(Op op) => op switch
+    internal static string Name(Op op) => op switch
     {
         Op.Embedding => "embedding",
         Op.Norms => "norms",

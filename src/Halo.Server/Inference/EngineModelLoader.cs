@@ -5,6 +5,7 @@ using Halo.Core.Models;
 using Halo.Core.Tokenization;
 using Halo.Engine.Backends;
 using Halo.Engine.Sampling;
+using Halo.Engine.Scheduling;
 using Halo.Kernels;
 using Microsoft.Extensions.Logging;
 
@@ -47,7 +48,7 @@ internal sealed class EngineModelLoader : IModelLoader
                 Path = path,
                 Backend = backend,
                 Tokenizer = new BpeServedTokenizer(tokenizer, template),
-                Samplers = parameters => new EngineSampler(new Sampler(vocab, parameters)),
+                Samplers = parameters => new SequenceSampler(new Sampler(vocab, parameters)),
                 RandomWeights = source.Config.RandomWeights,
                 Owner = source,
             };

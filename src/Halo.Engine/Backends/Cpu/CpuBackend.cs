@@ -45,7 +45,7 @@ public sealed unsafe class CpuBackend : IBackend
         MaxSlots = options.MaxSlots;
         ContextLength = options.ContextLength > 0 ? options.ContextLength : model.ContextLength;
         int threads = Math.Clamp(options.Threads, 1, 256);
-        _cache = new KvCache(MaxSlots, model.LayerCount, ContextLength, model.KvHeadCount * model.HeadDim);
+        _cache = new KvCache(MaxSlots, model.LayerCount, ContextLength, model.KvHeadCount, model.HeadDim);
         _pool = new WorkerPool(threads);
         LmHead = options.LmHead ?? (options.Numerics == NumericsMode.LlamaCpp ? LmHeadPrecision.Source : LmHeadPrecision.Int8);
         if (LmHead == LmHeadPrecision.Int8)

@@ -35,7 +35,7 @@ internal sealed unsafe class Transformer : IDisposable
     private readonly float* _up;      // (T, ffn)
     private readonly float* _y;       // (T, d) output of a block's last matmul
     private readonly float* _rope;    // (T, head_dim): cos then sin per token
-    private readonly float* _scores;  // (workers, context) attention scores per worker
+    private readonly float* _scores;  // (workers, heads per KV head, cache capacity) attention scores per worker
     private readonly int[] _slots;    // (T)
     private readonly int[] _positions;// (T)
     private readonly QuantizedActivations _qx;
@@ -77,7 +77,7 @@ internal sealed unsafe class Transformer : IDisposable
         _up = Alloc(maxTokens * ffn);
         _y = Alloc(maxTokens * d);
         _rope = Alloc(maxTokens * _c.HeadDim);
-        _scores = Alloc((long)pool.Threads * cache.Context);
+        _scores = Alloc((long)pool.Threads * (_c.HeadCount / _c.KvHeadCount) * cache.Capacity);
         _slots = new int[maxTokens];
         _positions = new int[maxTokens];
         _qx = new QuantizedActivations(maxTokens, Math.Max(Math.Max(d, _qDim), ffn));
@@ -126,7 +126,7 @@ internal sealed unsafe class Transformer : IDisposable
             _pool.Run(_matmul);
             Mark(Op.MatMulQkv, ref t0);
 
-            // q,k = RoPE NEOX; k,v appended to the cache at each token's position
+            // q,k = RoPE NEOX; k,v stored in the cache at each token's position
             for (int t = 0; t < tokens; t++)
             {
                 float* cos = _rope + t * _c.HeadDim, sin = cos + _c.HeadDim / 2;
@@ -229,48 +229,16 @@ internal sealed unsafe class Transformer : IDisposable
         return amax / 127f;
     }
 
-    private void StoreKv(int t)
+    private void StoreKv(int t) =>
+        _cache.Store(_slots[t], _layer, _positions[t], _k + (long)t * _kvDim, _v + (long)t * _kvDim, _llamaCppNumerics);
+
+    /// <summary>Attention of token t for the query heads of KV head g, over positions 0..pos of its slot.</summary>
+    private void Attend(int t, int g, float* scores)
     {
-        float* keys = _cache.Keys(_slots[t], _layer) + (long)_positions[t] * _kvDim;
-        float* values = _cache.Values(_slots[t], _layer) + (long)_positions[t] * _kvDim;
-        float* k = _k + (long)t * _kvDim, v = _v + (long)t * _kvDim;
-        for (int i = 0; i < _kvDim; i++)
-        {
-            keys[i] = _llamaCppNumerics ? (float)(Half)k[i] : k[i];
-            values[i] = _llamaCppNumerics ? (float)(Half)v[i] : v[i];
-        }
-    }
-
-    /// <summary>Attention of token t, head h: softmax over positions 0..pos of its slot, weighted sum of values.</summary>
-    private void Attend(int t, int head, float* scores)
-    {
-        int hd = _c.HeadDim;
-        int kvHead = head / (_c.HeadCount / _c.KvHeadCount);
-        int n = _positions[t] + 1;
-        float* keys = _cache.Keys(_slots[t], _layer) + kvHead * hd;
-        float* values = _cache.Values(_slots[t], _layer) + kvHead * hd;
-        float* q = _q + (long)t * _qDim + head * hd;
-        float* output = _att + (long)t * _qDim + head * hd;
-        float scale = 1f / MathF.Sqrt(hd);
-        if (_llamaCppNumerics)
-        {
-            // ggml multiplies K (F16) by Q converted to F16
-            VectorOps.RoundToHalf(q, hd);
-        }
-
-        for (int p = 0; p < n; p++)
-        {
-            scores[p] = VectorOps.Dot(keys + (long)p * _kvDim, q, hd) * scale;
-        }
-
-        VectorOps.Softmax(scores, n);
-        new Span<float>(output, hd).Clear();
-        for (int p = 0; p < n; p++)
-        {
-            // ggml multiplies V (F16) by the probabilities converted to F16
-            float weight = _llamaCppNumerics ? HalfBits.RoundToHalf(scores[p]) : scores[p];
-            VectorOps.Axpy(weight, values + (long)p * _kvDim, output, hd);
-        }
+        int hd = _c.HeadDim, group = _c.HeadCount / _c.KvHeadCount;
+        long offset = (long)t * _qDim + g * group * hd;
+        Attention.Group(_q + offset, _cache.Keys(_slots[t], _layer, g), _cache.Values(_slots[t], _layer, g), _positions[t] + 1,
+            group, hd, scores, _cache.Capacity, _att + offset, _llamaCppNumerics);
     }
 
     private void RmsNorm(float* x, float[] weight, float* y, int n)
@@ -321,12 +289,14 @@ internal sealed unsafe class Transformer : IDisposable
         _qx.Dispose();
     }
 
-    /// <summary>Attention, one item per (token, head) pair.</summary>
+    /// <summary>Attention, one item per (token, KV head) pair: the query heads sharing a KV head read it once.</summary>
     private sealed class AttentionWork(Transformer owner) : ParallelWork
     {
-        protected override int ItemCount => owner._tokens * owner._c.HeadCount;
+        private readonly long _scoresPerWorker = (long)(owner._c.HeadCount / owner._c.KvHeadCount) * owner._cache.Capacity;
+
+        protected override int ItemCount => owner._tokens * owner._c.KvHeadCount;
 
         protected override void Execute(int item, int worker) =>
-            owner.Attend(item / owner._c.HeadCount, item % owner._c.HeadCount, owner._scores + (long)worker * owner._cache.Context);
+            owner.Attend(item / owner._c.KvHeadCount, item % owner._c.KvHeadCount, owner._scores + worker * _scoresPerWorker);
     }
 }

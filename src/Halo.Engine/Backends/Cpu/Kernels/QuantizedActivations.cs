@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -52,6 +53,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
     public sbyte At(int token, int col) => Q[(long)token * Cols + col / 256 * 256 + TernaryMatrix.KernelOrder(col % 256)];
 
     /// <summary>Quantizes x [tokens, cols] (cols a multiple of 256).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Quantize(float* x, int tokens, int cols, ActivationScaling scaling)
     {
         if (tokens > MaxTokens || cols > MaxCols || cols % 256 != 0)
@@ -89,6 +91,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizeBlockQ8K(float* x, sbyte* q, out float d, out int sum)
     {
         float amax = AbsMax(x, 256), max = 0f;
@@ -120,6 +123,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
         d = 1f / iscale;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float AbsMax(float* x, int n)
     {
         int j = 0;
@@ -175,6 +179,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
     // Columns run*32 .. run*32+31 of a block go to kernel positions RunTarget(run) .. +31.
     private static int RunTarget(int run) => TernaryMatrix.KernelOrder(run * 32);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizePerToken(float* x, sbyte* q, int cols, float* d, int* sums)
     {
         float amax = AbsMax(x, cols);

@@ -51,6 +51,7 @@ public static unsafe class TernaryMatMul
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void RunScalar(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd)
     {
         int blocks = w.Blocks;
@@ -90,6 +91,7 @@ public static unsafe class TernaryMatMul
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void RunAvx512(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd)
     {
         int blocks = w.Blocks;
@@ -145,6 +147,7 @@ public static unsafe class TernaryMatMul
     }
 
     /// <summary>The row-scaled path: y[t, r] = (sum_k code[r, k] q[t, k] - sum_k q[t, k]) d[t] s[r] s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void RunRowScaledAvx512(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd)
     {
         int blocks = w.Blocks, cols = w.Cols;
@@ -181,6 +184,7 @@ public static unsafe class TernaryMatMul
     }
 
     /// <summary>dots[g] = sum_k code[k] q[g, k] for one row (its blocks 256 bytes apart) and 4 tokens.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void FourTokensOneRow(byte* rowCodes, int blocks, sbyte* q, int cols, int* dots)
     {
         Vector512<short> ones = Vector512.Create((short)1);
@@ -212,6 +216,7 @@ public static unsafe class TernaryMatMul
     }
 
     /// <summary>dots[i] = sum_k code[i, k] q[k] for the 4 rows of a tile and one token (the decode GEMV).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void OneTokenFourRows(byte* tileCodes, int blocks, sbyte* q, int* dots)
     {
         Vector512<short> ones = Vector512.Create((short)1);
@@ -298,6 +303,7 @@ public static unsafe class TernaryMatMul
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void RunAvx2(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd)
     {
         int blocks = w.Blocks;
