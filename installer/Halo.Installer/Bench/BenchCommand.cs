@@ -16,7 +16,8 @@ namespace Halo.Installer.Bench;
 /// <summary>
 /// `halo bench` (DESIGN.md section 4): prefill and decode speed, load time and peak memory, each repetition in a
 /// fresh process of halo itself (so page cache is warm but nothing else carries over), reported as
-/// min/median/max. --breakdown adds the time per generated token spent in each op.
+/// min/median/max. --breakdown adds the time per generated token spent in each op; --parallel N adds concurrent
+/// decoding of N streams through the daemon's serving loop (<see cref="ParallelBench"/>).
 /// </summary>
 internal static class BenchCommand
 {
@@ -30,11 +31,15 @@ internal static class BenchCommand
         var reps = new Option<int>("--reps") { Description = "Repetitions, each in a fresh process", DefaultValueFactory = _ => 3 };
         var json = new Option<bool>("--json") { Description = "Print {\"summary\": ..., \"settings\": ...} as JSON" };
         var breakdown = new Option<bool>("--breakdown") { Description = "Also report the time per generated token spent in each op" };
+        var parallel = new Option<int>("--parallel")
+        {
+            Description = $"Also decode N concurrent streams ({ParallelBench.PromptTokens}-token prompts, --tg tokens each) through the daemon's scheduler and report aggregate tok/s, speed-up over one stream and inter-token latency",
+        };
         var child = new Option<bool>("--repetition") { Description = "Run one repetition and print its JSON (used by halo bench itself)", Hidden = true };
 
         var command = new Command("bench", "Measure prefill and decode speed, load time and peak memory");
         engine.AddTo(command);
-        foreach (Option o in (Option[])[pp, tg, reps, json, breakdown, child])
+        foreach (Option o in (Option[])[pp, tg, reps, json, breakdown, parallel, child])
         {
             command.Options.Add(o);
         }
@@ -50,10 +55,26 @@ internal static class BenchCommand
             });
         }
 
+        parallel.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 0)
+            {
+                r.AddError("--parallel must be 0 (off) or a number of streams");
+            }
+        });
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(parallel) > 0 && r.GetValue(tg) < 2)
+            {
+                r.AddError("--parallel needs --tg of at least 2 (inter-token gaps)");
+            }
+        });
+
         command.SetAction(parse =>
         {
             var settings = new Settings(parse.GetValue(engine.Model)!, parse.GetValue(engine.Threads), parse.GetValue(engine.Backend)!,
-                parse.GetValue(engine.Compat), parse.GetValue(engine.Act), parse.GetValue(pp), parse.GetValue(tg), parse.GetValue(reps), parse.GetValue(breakdown));
+                parse.GetValue(engine.Compat), parse.GetValue(engine.Act), parse.GetValue(engine.LmHead), parse.GetValue(pp), parse.GetValue(tg), parse.GetValue(reps), parse.GetValue(breakdown),
+                parse.GetValue(parallel));
             return parse.GetValue(child)
                 ? RunRepetition(settings, engine.BackendOptions(parse))
                 : RunAll(settings, parse.GetValue(json));
@@ -61,7 +82,10 @@ internal static class BenchCommand
         return command;
     }
 
-    private sealed record Settings(string Model, int Threads, string Backend, string? Compat, string? Act, int Pp, int Tg, int Reps, bool Breakdown);
+    private sealed record Settings(string Model, int Threads, string Backend, string? Compat, string? Act, string? LmHead, int Pp, int Tg, int Reps, bool Breakdown, int Parallel)
+    {
+        public string[] Metrics => Parallel > 0 ? [.. BenchCommand.Metrics, .. ParallelBench.Metrics] : BenchCommand.Metrics;
+    }
 
     private static int RunAll(Settings s, bool json)
     {
@@ -84,7 +108,7 @@ internal static class BenchCommand
         }
 
         var summary = new JsonObject();
-        foreach (string metric in Metrics)
+        foreach (string metric in s.Metrics)
         {
             double[] values = results.Select(r => r[metric]!.GetValue<double>()).Order().ToArray();
             summary[metric] = new JsonObject
@@ -106,12 +130,23 @@ internal static class BenchCommand
             ["reps"] = s.Reps,
             ["compat"] = s.Compat,
             ["act"] = s.Act,
+            ["lm_head"] = s.LmHead,
         };
+        if (s.Parallel > 0)
+        {
+            settings["parallel"] = s.Parallel;
+            settings["parallel_prompt"] = ParallelBench.PromptTokens;
+        }
+
         var root = new JsonObject { ["summary"] = summary, ["settings"] = settings };
         if (s.Breakdown)
         {
             root["breakdown_ms_per_token"] = AverageBreakdown(results, "breakdown");
             root["prefill_breakdown_ms_per_token"] = AverageBreakdown(results, "prefill_breakdown");
+            if (s.Parallel > 0)
+            {
+                root["parallel_breakdown_ms_per_step"] = AverageBreakdown(results, "parallel_breakdown");
+            }
         }
 
         if (json)
@@ -120,12 +155,9 @@ internal static class BenchCommand
         }
         else
         {
-            PrintTable(summary, settings);
-            if (s.Breakdown)
-            {
-                PrintBreakdown("op (decode, per token)", root["breakdown_ms_per_token"]!.AsObject());
-                PrintBreakdown("op (prefill, per prompt token)", root["prefill_breakdown_ms_per_token"]!.AsObject());
-            }
+            PrintTable(summary, settings, s.Breakdown ? root["breakdown_ms_per_token"]!.AsObject() : null,
+                s.Breakdown ? root["prefill_breakdown_ms_per_token"]!.AsObject() : null,
+                s.Breakdown && s.Parallel > 0 ? root["parallel_breakdown_ms_per_step"]!.AsObject() : null);
         }
 
         return Cli.Ok;
@@ -142,35 +174,53 @@ internal static class BenchCommand
         return average;
     }
 
-    private static void PrintTable(JsonObject summary, JsonObject settings)
+    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown, JsonObject? prefillBreakdown, JsonObject? parallelBreakdown)
     {
         var o = new StringBuilder();
         o.AppendLine(CultureInfo.InvariantCulture, $"model   {settings["model"]}");
-        o.AppendLine(CultureInfo.InvariantCulture, $"backend {settings["backend"]} ({settings["device"]}), pp {settings["pp"]}, tg {settings["tg"]}, reps {settings["reps"]}{(settings["compat"] is null ? "" : ", compat " + settings["compat"])}");
-        o.AppendLine(CultureInfo.InvariantCulture, $"{"metric",-14}{"min",12}{"median",12}{"max",12}");
-        foreach (string metric in Metrics)
+        o.AppendLine(CultureInfo.InvariantCulture, $"backend {settings["backend"]} ({settings["device"]}), pp {settings["pp"]}, tg {settings["tg"]}, reps {settings["reps"]}{(settings["compat"] is null ? "" : ", compat " + settings["compat"])}{(settings["lm_head"] is null ? "" : ", lm head " + settings["lm_head"])}");
+        if (settings["parallel"] is { } parallel)
+        {
+            o.AppendLine(CultureInfo.InvariantCulture, $"parallel: {parallel} streams of {settings["parallel_prompt"]}-token prompts and {settings["tg"]} tokens, against 1 stream, through the serving loop");
+        }
+
+        o.AppendLine(CultureInfo.InvariantCulture, $"{"metric",-28}{"min",12}{"median",12}{"max",12}");
+        foreach (string metric in summary.Select(kv => kv.Key))
         {
             JsonNode m = summary[metric]!;
-            o.AppendLine(CultureInfo.InvariantCulture, $"{metric,-14}{m["min"]!.GetValue<double>(),12:F2}{m["median"]!.GetValue<double>(),12:F2}{m["max"]!.GetValue<double>(),12:F2}");
+            o.AppendLine(CultureInfo.InvariantCulture, $"{metric,-28}{m["min"]!.GetValue<double>(),12:F2}{m["median"]!.GetValue<double>(),12:F2}{m["max"]!.GetValue<double>(),12:F2}");
+        }
+
+        if (breakdown is not null)
+        {
+            AppendBreakdown(o, "op (decode, per token)", breakdown);
+        }
+
+        if (prefillBreakdown is not null)
+        {
+            AppendBreakdown(o, "op (prefill, per prompt token)", prefillBreakdown);
+        }
+
+        if (parallelBreakdown is not null)
+        {
+            AppendBreakdown(o, $"op ({settings["parallel"]} streams, per step)", parallelBreakdown);
         }
 
         Console.Out.Write(o.ToString());
     }
 
-    private static void PrintBreakdown(string title, JsonObject breakdown)
+    private static void AppendBreakdown(StringBuilder o, string title, JsonObject breakdown)
     {
-        var o = new StringBuilder();
         double total = breakdown.Sum(kv => kv.Value!.GetValue<double>());
         o.AppendLine();
-        o.AppendLine(CultureInfo.InvariantCulture, $"{title,-32}{"ms",10}{"share",9}");
+        o.AppendLine(CultureInfo.InvariantCulture, $"{title,-28}{"ms",10}{"share",9}");
         foreach ((string op, JsonNode? v) in breakdown.OrderByDescending(kv => kv.Value!.GetValue<double>()))
         {
             double ms = v!.GetValue<double>();
-            o.AppendLine(CultureInfo.InvariantCulture, $"{op,-32}{ms,10:F3}{(total > 0 ? ms / total : 0),9:P1}");
+            o.AppendLine(CultureInfo.InvariantCulture, $"{op,-28}{ms,10:F3}{(total > 0 ? ms / total : 0),9:P1}");
         }
 
-        o.AppendLine(CultureInfo.InvariantCulture, $"{"total",-32}{total,10:F3}");
-        Console.Out.Write(o.ToString());
+        o.AppendLine(CultureInfo.InvariantCulture, $"{"total",-28}{total,10:F3}");
     }
 
     private static JsonObject? RunChild(Settings s, out string error)
@@ -201,9 +251,21 @@ internal static class BenchCommand
             start.ArgumentList.Add(s.Act);
         }
 
+        if (s.LmHead is not null)
+        {
+            start.ArgumentList.Add("--lm-head");
+            start.ArgumentList.Add(s.LmHead);
+        }
+
         if (s.Breakdown)
         {
             start.ArgumentList.Add("--breakdown");
+        }
+
+        if (s.Parallel > 0)
+        {
+            start.ArgumentList.Add("--parallel");
+            start.ArgumentList.Add(s.Parallel.ToString(CultureInfo.InvariantCulture));
         }
 
         using Process process = Process.Start(start)!;
@@ -227,10 +289,12 @@ internal static class BenchCommand
         }
     }
 
-    /// <summary>One repetition in this process: load, prefill of pp tokens, tg steps after it, tg steps from an empty cache.</summary>
+    /// <summary>One repetition in this process: load, prefill of pp tokens, tg steps after it, tg steps from an
+    /// empty cache, then (--parallel) one and N concurrent streams through the scheduler.</summary>
     private static int RunRepetition(Settings s, BackendOptions options)
     {
-        options = options with { ContextLength = s.Pp + s.Tg, MaxSlots = 1 };
+        int context = Math.Max(s.Pp + s.Tg, s.Parallel > 0 ? ParallelBench.PromptTokens + s.Tg : 0);
+        options = options with { ContextLength = context, MaxSlots = Math.Max(1, s.Parallel) };
         using LoadedModel? model = EngineOptions.TryLoad("bench", s.Model, options);
         if (model is null)
         {
@@ -238,9 +302,9 @@ internal static class BenchCommand
         }
 
         IBackend backend = model.Backend;
-        if (s.Pp + s.Tg > model.Source.Config.ContextLength)
+        if (context > model.Source.Config.ContextLength)
         {
-            Console.Error.WriteLine($"halo bench: --pp + --tg ({s.Pp + s.Tg}) exceeds the model's context length {model.Source.Config.ContextLength}");
+            Console.Error.WriteLine($"halo bench: --pp + --tg ({context}) exceeds the model's context length {model.Source.Config.ContextLength}");
             return Cli.UsageError;
         }
 
@@ -297,6 +361,11 @@ internal static class BenchCommand
             result["prefill_breakdown"] = Breakdown(prefillProfile, ppSeconds, s.Pp);
         }
 
+        if (s.Parallel > 0)
+        {
+            ParallelBench.Measure(backend, s.Parallel, s.Tg, result, s.Breakdown ? new OpProfile() : null);
+        }
+
         Console.Out.WriteLine(result.ToJsonString());
         return Cli.Ok;
     }
@@ -350,7 +419,7 @@ internal static class BenchCommand
         return best;
     }
 
-    private static string Name(Op op) => op switch
+    internal static string Name(Op op) => op switch
     {
         Op.Embedding => "embedding",
         Op.Norms => "norms",

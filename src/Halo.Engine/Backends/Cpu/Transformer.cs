@@ -43,16 +43,20 @@ internal sealed unsafe class Transformer : IDisposable
     private readonly LmHeadWork _lmHead = new();
     private readonly Int8LmHeadWork _int8LmHead = new();
     private readonly Int8Matrix? _int8Head;
-    private readonly sbyte* _headQ;   // (d) LM-head input as int8
+    private readonly Int4LmHeadWork _int4LmHead = new();
+    private readonly Int4Matrix? _int4Head;
+    private readonly sbyte* _headQ;   // (d, or the 4-bit head's padded columns, zero past d) LM-head input as int8
+    private readonly short* _headGroupSums; // (the 4-bit head's ScaleStride) sum of _headQ per column group
     private readonly byte* _headU;    // (d) the same plus 128, for the unsigned-by-signed dot product
     private readonly AttentionWork _attention;
     private readonly TokenWork _tokenWork;
     private int _tokens;
     private int _layer;
 
-    public Transformer(ModelWeights weights, Int8Matrix? int8Head, KvCache cache, WorkerPool pool, int maxTokens, Activation activation, NumericsMode numerics, ActivationScaling scaling)
+    public Transformer(ModelWeights weights, Int8Matrix? int8Head, Int4Matrix? int4Head, KvCache cache, WorkerPool pool, int maxTokens, Activation activation, NumericsMode numerics, ActivationScaling scaling)
     {
         _int8Head = int8Head;
+        _int4Head = int4Head;
         _w = weights;
         _c = weights.Config;
         _cache = cache;
@@ -80,7 +84,10 @@ internal sealed unsafe class Transformer : IDisposable
         _qx = new QuantizedActivations(maxTokens, Math.Max(Math.Max(d, _qDim), ffn));
         _attention = new AttentionWork(this);
         _tokenWork = new TokenWork(this);
-        _headQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)d, 64);
+        int headCols = Math.Max(d, int4Head?.PaddedCols ?? 0);
+        _headQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)headCols, 64);
+        new Span<sbyte>(_headQ, headCols).Clear();
+        _headGroupSums = (short*)NativeMemory.AlignedAlloc((nuint)(int4Head?.ScaleStride ?? 1) * sizeof(short), 64);
         _headU = (byte*)NativeMemory.AlignedAlloc((nuint)d, 64);
     }
 
@@ -226,7 +233,14 @@ internal sealed unsafe class Transformer : IDisposable
             VectorOps.RoundToHalf(h, d);
         }
 
-        if (_int8Head is not null)
+        if (_int4Head is not null)
+        {
+            float dq = QuantizeHeadInput(h, d);
+            Int4MatVec.GroupSums(_int4Head, _headQ, _headGroupSums);
+            _int4LmHead.Set(_int4Head, _headQ, _headGroupSums, dq, logits);
+            _pool.Run(_int4LmHead);
+        }
+        else if (_int8Head is not null)
         {
             float dq = QuantizeHeadInput(h, d);
             _int8LmHead.Set(_int8Head, _headU, _headQ, dq, logits);
@@ -307,6 +321,7 @@ internal sealed unsafe class Transformer : IDisposable
         NativeMemory.AlignedFree(_scores);
         NativeMemory.AlignedFree(_headQ);
         NativeMemory.AlignedFree(_headU);
+        NativeMemory.AlignedFree(_headGroupSums);
         _qx.Dispose();
     }
 
