@@ -242,6 +242,13 @@ public static class HaloHost
         };
         logging.SetMinimumLevel(level);
         logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        if (level > LogLevel.Debug)
+        {
+            // The generic host logs a failed start ("Hosting failed to start", an address in use, a model that
+            // will not load) at error level with the whole stack trace; RunAsync already prints that failure as one
+            // line. Critical still shows what only the host sees: a background service that faulted and stopped it.
+            logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
+        }
         // auto: journald when systemd connected stderr to the journal (and its socket is there), else console.
         bool journald = options.Format == "journald"
             || (options.Format == "auto" && SystemdEnvironment.StderrIsJournal() && File.Exists(JournaldLoggerProvider.DefaultSocket));

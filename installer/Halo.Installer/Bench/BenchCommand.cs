@@ -16,7 +16,8 @@ namespace Halo.Installer.Bench;
 /// <summary>
 /// `halo bench` (DESIGN.md section 4): prefill and decode speed, load time and peak memory, each repetition in a
 /// fresh process of halo itself (so page cache is warm but nothing else carries over), reported as
-/// min/median/max. --breakdown adds the time per generated token spent in each op.
+/// min/median/max. --breakdown adds the time per generated token spent in each op; --parallel N adds concurrent
+/// decoding of N streams through the daemon's serving loop (<see cref="ParallelBench"/>).
 /// </summary>
 internal static class BenchCommand
 {
@@ -30,11 +31,15 @@ internal static class BenchCommand
         var reps = new Option<int>("--reps") { Description = "Repetitions, each in a fresh process", DefaultValueFactory = _ => 3 };
         var json = new Option<bool>("--json") { Description = "Print {\"summary\": ..., \"settings\": ...} as JSON" };
         var breakdown = new Option<bool>("--breakdown") { Description = "Also report the time per generated token spent in each op" };
+        var parallel = new Option<int>("--parallel")
+        {
+            Description = $"Also decode N concurrent streams ({ParallelBench.PromptTokens}-token prompts, --tg tokens each) through the daemon's scheduler and report aggregate tok/s, speed-up over one stream and inter-token latency",
+        };
         var child = new Option<bool>("--repetition") { Description = "Run one repetition and print its JSON (used by halo bench itself)", Hidden = true };
 
         var command = new Command("bench", "Measure prefill and decode speed, load time and peak memory");
         engine.AddTo(command);
-        foreach (Option o in (Option[])[pp, tg, reps, json, breakdown, child])
+        foreach (Option o in (Option[])[pp, tg, reps, json, breakdown, parallel, child])
         {
             command.Options.Add(o);
         }
@@ -50,10 +55,26 @@ internal static class BenchCommand
             });
         }
 
+        parallel.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 0)
+            {
+                r.AddError("--parallel must be 0 (off) or a number of streams");
+            }
+        });
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(parallel) > 0 && r.GetValue(tg) < 2)
+            {
+                r.AddError("--parallel needs --tg of at least 2 (inter-token gaps)");
+            }
+        });
+
         command.SetAction(parse =>
         {
             var settings = new Settings(parse.GetValue(engine.Model)!, parse.GetValue(engine.Threads), parse.GetValue(engine.Backend)!,
-                parse.GetValue(engine.Compat), parse.GetValue(engine.Act), parse.GetValue(pp), parse.GetValue(tg), parse.GetValue(reps), parse.GetValue(breakdown));
+                parse.GetValue(engine.Compat), parse.GetValue(engine.Act), parse.GetValue(engine.LmHead), parse.GetValue(pp), parse.GetValue(tg), parse.GetValue(reps), parse.GetValue(breakdown),
+                parse.GetValue(parallel));
             return parse.GetValue(child)
                 ? RunRepetition(settings, engine.BackendOptions(parse))
                 : RunAll(settings, parse.GetValue(json));
@@ -61,7 +82,10 @@ internal static class BenchCommand
         return command;
     }
 
-    private sealed record Settings(string Model, int Threads, string Backend, string? Compat, string? Act, int Pp, int Tg, int Reps, bool Breakdown);
+    private sealed record Settings(string Model, int Threads, string Backend, string? Compat, string? Act, string? LmHead, int Pp, int Tg, int Reps, bool Breakdown, int Parallel)
+    {
+        public string[] Metrics => Parallel > 0 ? [.. BenchCommand.Metrics, .. ParallelBench.Metrics] : BenchCommand.Metrics;
+    }
 
     private static int RunAll(Settings s, bool json)
     {
@@ -84,7 +108,7 @@ internal static class BenchCommand
         }
 
         var summary = new JsonObject();
-        foreach (string metric in Metrics)
+        foreach (string metric in s.Metrics)
         {
             double[] values = results.Select(r => r[metric]!.GetValue<double>()).Order().ToArray();
             summary[metric] = new JsonObject
@@ -106,13 +130,25 @@ internal static class BenchCommand
             ["reps"] = s.Reps,
             ["compat"] = s.Compat,
             ["act"] = s.Act,
+            ["lm_head"] = s.LmHead,
         };
+        if (s.Parallel > 0)
+        {
+            settings["parallel"] = s.Parallel;
+            settings["parallel_prompt"] = ParallelBench.PromptTokens;
+        }
+
         var root = new JsonObject { ["summary"] = summary, ["settings"] = settings };
         if (s.Breakdown)
         {
             root["breakdown_ms_per_token"] = AverageBreakdown(results, "breakdown");
+            root["prefill_breakdown_ms_per_token"] = AverageBreakdown(results, "prefill_breakdown");
             root["load_breakdown_ms"] = AverageBreakdown(results, "load_breakdown");
             root["load_breakdown_cpu_ms"] = AverageBreakdown(results, "load_breakdown_cpu");
+            if (s.Parallel > 0)
+            {
+                root["parallel_breakdown_ms_per_step"] = AverageBreakdown(results, "parallel_breakdown");
+            }
         }
 
         if (json)
@@ -122,61 +158,84 @@ internal static class BenchCommand
         else
         {
             PrintTable(summary, settings, s.Breakdown ? root["breakdown_ms_per_token"]!.AsObject() : null,
-                s.Breakdown ? root["load_breakdown_ms"]!.AsObject() : null, s.Breakdown ? root["load_breakdown_cpu_ms"]!.AsObject() : null);
+                s.Breakdown ? root["prefill_breakdown_ms_per_token"]!.AsObject() : null,
+                s.Breakdown && s.Parallel > 0 ? root["parallel_breakdown_ms_per_step"]!.AsObject() : null,
+                s.Breakdown ? (root["load_breakdown_ms"]!.AsObject(), root["load_breakdown_cpu_ms"]!.AsObject()) : null);
         }
 
         return Cli.Ok;
     }
 
-    private static JsonObject AverageBreakdown(List<JsonObject> results, string field)
+    private static JsonObject AverageBreakdown(List<JsonObject> results, string key)
     {
         var average = new JsonObject();
-        foreach ((string op, JsonNode? _) in results[0][field]!.AsObject())
+        foreach ((string op, JsonNode? _) in results[0][key]!.AsObject())
         {
-            average[op] = Math.Round(results.Average(r => r[field]![op]!.GetValue<double>()), 4);
+            average[op] = Math.Round(results.Average(r => r[key]![op]!.GetValue<double>()), 4);
         }
 
         return average;
     }
 
-    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown, JsonObject? loadBreakdown, JsonObject? loadCpu)
+    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown, JsonObject? prefillBreakdown, JsonObject? parallelBreakdown,
+        (JsonObject Wall, JsonObject Cpu)? load)
     {
         var o = new StringBuilder();
         o.AppendLine(CultureInfo.InvariantCulture, $"model   {settings["model"]}");
-        o.AppendLine(CultureInfo.InvariantCulture, $"backend {settings["backend"]} ({settings["device"]}), pp {settings["pp"]}, tg {settings["tg"]}, reps {settings["reps"]}{(settings["compat"] is null ? "" : ", compat " + settings["compat"])}");
-        o.AppendLine(CultureInfo.InvariantCulture, $"{"metric",-14}{"min",12}{"median",12}{"max",12}");
-        foreach (string metric in Metrics)
+        o.AppendLine(CultureInfo.InvariantCulture, $"backend {settings["backend"]} ({settings["device"]}), pp {settings["pp"]}, tg {settings["tg"]}, reps {settings["reps"]}{(settings["compat"] is null ? "" : ", compat " + settings["compat"])}{(settings["lm_head"] is null ? "" : ", lm head " + settings["lm_head"])}");
+        if (settings["parallel"] is { } parallel)
+        {
+            o.AppendLine(CultureInfo.InvariantCulture, $"parallel: {parallel} streams of {settings["parallel_prompt"]}-token prompts and {settings["tg"]} tokens, against 1 stream, through the serving loop");
+        }
+
+        o.AppendLine(CultureInfo.InvariantCulture, $"{"metric",-28}{"min",12}{"median",12}{"max",12}");
+        foreach (string metric in summary.Select(kv => kv.Key))
         {
             JsonNode m = summary[metric]!;
-            o.AppendLine(CultureInfo.InvariantCulture, $"{metric,-14}{m["min"]!.GetValue<double>(),12:F2}{m["median"]!.GetValue<double>(),12:F2}{m["max"]!.GetValue<double>(),12:F2}");
+            o.AppendLine(CultureInfo.InvariantCulture, $"{metric,-28}{m["min"]!.GetValue<double>(),12:F2}{m["median"]!.GetValue<double>(),12:F2}{m["max"]!.GetValue<double>(),12:F2}");
         }
 
         if (breakdown is not null)
         {
-            double total = breakdown.Sum(kv => kv.Value!.GetValue<double>());
-            o.AppendLine();
-            o.AppendLine(CultureInfo.InvariantCulture, $"{"op (decode, per token)",-24}{"ms",10}{"share",9}");
-            foreach ((string op, JsonNode? v) in breakdown.OrderByDescending(kv => kv.Value!.GetValue<double>()))
-            {
-                double ms = v!.GetValue<double>();
-                o.AppendLine(CultureInfo.InvariantCulture, $"{op,-24}{ms,10:F3}{(total > 0 ? ms / total : 0),9:P1}");
-            }
-
-            o.AppendLine(CultureInfo.InvariantCulture, $"{"total",-24}{total,10:F3}");
+            AppendBreakdown(o, "op (decode, per token)", breakdown);
         }
 
-        if (loadBreakdown is not null && loadCpu is not null)
+        if (prefillBreakdown is not null)
+        {
+            AppendBreakdown(o, "op (prefill, per prompt token)", prefillBreakdown);
+        }
+
+        if (parallelBreakdown is not null)
+        {
+            AppendBreakdown(o, $"op ({settings["parallel"]} streams, per step)", parallelBreakdown);
+        }
+
+        if (load is { } phases)
         {
             o.AppendLine();
-            o.AppendLine(CultureInfo.InvariantCulture, $"{"load phase",-24}{"ms",10}{"cpu ms",10}");
-            foreach ((string phase, JsonNode? v) in loadBreakdown)
+            o.AppendLine(CultureInfo.InvariantCulture, $"{"load phase",-28}{"ms",10}{"cpu ms",10}");
+            foreach ((string phase, JsonNode? v) in phases.Wall)
             {
-                string cpu = loadCpu[phase] is { } c ? c.GetValue<double>().ToString("F1", CultureInfo.InvariantCulture) : "";
-                o.AppendLine(CultureInfo.InvariantCulture, $"{phase,-24}{v!.GetValue<double>(),10:F1}{cpu,10}");
+                string cpu = phases.Cpu[phase] is { } c ? c.GetValue<double>().ToString("F1", CultureInfo.InvariantCulture) : "";
+                o.AppendLine(CultureInfo.InvariantCulture, $"{phase,-28}{v!.GetValue<double>(),10:F1}{cpu,10}");
             }
         }
 
         Console.Out.Write(o.ToString());
+    }
+
+    private static void AppendBreakdown(StringBuilder o, string title, JsonObject breakdown)
+    {
+        double total = breakdown.Sum(kv => kv.Value!.GetValue<double>());
+        o.AppendLine();
+        o.AppendLine(CultureInfo.InvariantCulture, $"{title,-28}{"ms",10}{"share",9}");
+        foreach ((string op, JsonNode? v) in breakdown.OrderByDescending(kv => kv.Value!.GetValue<double>()))
+        {
+            double ms = v!.GetValue<double>();
+            o.AppendLine(CultureInfo.InvariantCulture, $"{op,-28}{ms,10:F3}{(total > 0 ? ms / total : 0),9:P1}");
+        }
+
+        o.AppendLine(CultureInfo.InvariantCulture, $"{"total",-28}{total,10:F3}");
     }
 
     private static JsonObject? RunChild(Settings s, out string error)
@@ -207,9 +266,21 @@ internal static class BenchCommand
             start.ArgumentList.Add(s.Act);
         }
 
+        if (s.LmHead is not null)
+        {
+            start.ArgumentList.Add("--lm-head");
+            start.ArgumentList.Add(s.LmHead);
+        }
+
         if (s.Breakdown)
         {
             start.ArgumentList.Add("--breakdown");
+        }
+
+        if (s.Parallel > 0)
+        {
+            start.ArgumentList.Add("--parallel");
+            start.ArgumentList.Add(s.Parallel.ToString(CultureInfo.InvariantCulture));
         }
 
         using Process process = Process.Start(start)!;
@@ -233,11 +304,13 @@ internal static class BenchCommand
         }
     }
 
-    /// <summary>One repetition in this process: load, prefill of pp tokens, tg steps after it, tg steps from an empty cache.</summary>
+    /// <summary>One repetition in this process: load, prefill of pp tokens, tg steps after it, tg steps from an
+    /// empty cache, then (--parallel) one and N concurrent streams through the scheduler.</summary>
     private static int RunRepetition(Settings s, BackendOptions options)
     {
         TimeSpan sinceProcessStart = DateTime.Now - Process.GetCurrentProcess().StartTime;
-        options = options with { ContextLength = s.Pp + s.Tg, MaxSlots = 1, LoadTimings = new LoadTimings() };
+        int context = Math.Max(s.Pp + s.Tg, s.Parallel > 0 ? ParallelBench.PromptTokens + s.Tg : 0);
+        options = options with { ContextLength = context, MaxSlots = Math.Max(1, s.Parallel), LoadTimings = new LoadTimings() };
         using LoadedModel? model = EngineOptions.TryLoad("bench", s.Model, options);
         if (model is null)
         {
@@ -245,9 +318,9 @@ internal static class BenchCommand
         }
 
         IBackend backend = model.Backend;
-        if (s.Pp + s.Tg > model.Source.Config.ContextLength)
+        if (context > model.Source.Config.ContextLength)
         {
-            Console.Error.WriteLine($"halo bench: --pp + --tg ({s.Pp + s.Tg}) exceeds the model's context length {model.Source.Config.ContextLength}");
+            Console.Error.WriteLine($"halo bench: --pp + --tg ({context}) exceeds the model's context length {model.Source.Config.ContextLength}");
             return Cli.UsageError;
         }
 
@@ -263,6 +336,13 @@ internal static class BenchCommand
         var chunk = new SequenceChunk[1];
         var step = new int[1];
 
+        OpProfile? prefillProfile = s.Breakdown && backend is CpuBackend ? new OpProfile() : null;
+        OpProfile? profile = s.Breakdown && backend is CpuBackend ? new OpProfile() : null;
+        if (backend is CpuBackend cpu)
+        {
+            cpu.Profile = prefillProfile;
+        }
+
         long t0 = Stopwatch.GetTimestamp();
         TimeSpan cpu0 = Environment.CpuUsage.TotalTime;
         chunk[0] = new SequenceChunk(0, 0, prompt);
@@ -270,10 +350,9 @@ internal static class BenchCommand
         double ppSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
         TimeSpan ppCpu = Environment.CpuUsage.TotalTime - cpu0;
 
-        OpProfile? profile = s.Breakdown && backend is CpuBackend ? new OpProfile() : null;
-        if (backend is CpuBackend cpu)
+        if (backend is CpuBackend cpu1)
         {
-            cpu.Profile = profile;
+            cpu1.Profile = profile;
         }
 
         double tgSeconds = Decode(backend, chunk, step, logits, s.Pp, s.Tg, profile);
@@ -296,29 +375,14 @@ internal static class BenchCommand
         };
         if (s.Breakdown)
         {
-            var b = new JsonObject();
-            double accounted = 0;
-            if (profile is not null)
-            {
-                foreach (Op op in Enum.GetValues<Op>())
-                {
-                    double ms = profile.Milliseconds(op) / s.Tg;
-                    accounted += ms;
-                    b[Name(op)] = ms;
-                }
-            }
+            result["breakdown"] = Breakdown(profile, tgSeconds, s.Tg);
+            result["prefill_breakdown"] = Breakdown(prefillProfile, ppSeconds, s.Pp);
+            (result["load_breakdown"], result["load_breakdown_cpu"]) = LoadBreakdown(model, sinceProcessStart, ppSeconds, ppCpu);
+        }
 
-            b["overhead"] = Math.Max(0, tgSeconds * 1000 / s.Tg - accounted);
-            result["breakdown"] = b;
-            result["load_breakdown"] = LoadBreakdown(model, sinceProcessStart, ppSeconds);
-            var cpuPhases = new JsonObject();
-            foreach ((string phase, double _, double cpuMs) in model.Timings.Phases)
-            {
-                cpuPhases[phase] = cpuMs;
-            }
-
-            cpuPhases["first_forward"] = ppCpu.TotalMilliseconds;
-            result["load_breakdown_cpu"] = cpuPhases;
+        if (s.Parallel > 0)
+        {
+            ParallelBench.Measure(backend, s.Parallel, s.Tg, result, s.Breakdown ? new OpProfile() : null);
         }
 
         Console.Out.WriteLine(result.ToJsonString());
@@ -327,21 +391,44 @@ internal static class BenchCommand
 
     /// <summary>
     /// Process start to the repetition's code (runtime start, JIT, flag parsing), each load phase, what load time
-    /// the phases leave unaccounted, and the first forward step (the prompt) that yields the first token.
+    /// the phases leave unaccounted, and the first forward step (the prompt) that yields the first token; wall
+    /// milliseconds, and beside them the process CPU milliseconds of each phase.
     /// </summary>
-    private static JsonObject LoadBreakdown(LoadedModel model, TimeSpan sinceProcessStart, double ppSeconds)
+    private static (JsonObject Wall, JsonObject Cpu) LoadBreakdown(LoadedModel model, TimeSpan sinceProcessStart, double ppSeconds, TimeSpan ppCpu)
     {
-        var phases = new JsonObject { ["process_start"] = sinceProcessStart.TotalMilliseconds };
+        var wall = new JsonObject { ["process_start"] = sinceProcessStart.TotalMilliseconds };
+        var cpu = new JsonObject();
         double accounted = 0;
-        foreach ((string phase, double ms, double _) in model.Timings.Phases)
+        foreach ((string phase, double ms, double cpuMs) in model.Timings.Phases)
         {
-            phases[phase] = ms;
+            wall[phase] = ms;
+            cpu[phase] = cpuMs;
             accounted += phase.EndsWith("_parallel", StringComparison.Ordinal) ? 0 : ms; // ran beside other phases
         }
 
-        phases["load_other"] = Math.Max(0, model.LoadTime.TotalMilliseconds - accounted);
-        phases["first_forward"] = ppSeconds * 1000;
-        return phases;
+        wall["load_other"] = Math.Max(0, model.LoadTime.TotalMilliseconds - accounted);
+        wall["first_forward"] = ppSeconds * 1000;
+        cpu["first_forward"] = ppCpu.TotalMilliseconds;
+        return (wall, cpu);
+    }
+
+    /// <summary>Milliseconds per token in each op, and the unaccounted rest as overhead.</summary>
+    private static JsonObject Breakdown(OpProfile? profile, double seconds, int tokens)
+    {
+        var b = new JsonObject();
+        double accounted = 0;
+        if (profile is not null)
+        {
+            foreach (Op op in Enum.GetValues<Op>())
+            {
+                double ms = profile.Milliseconds(op) / tokens;
+                accounted += ms;
+                b[Name(op)] = ms;
+            }
+        }
+
+        b["overhead"] = Math.Max(0, seconds * 1000 / tokens - accounted);
+        return b;
     }
 
     private static double Decode(IBackend backend, SequenceChunk[] chunk, int[] step, float[] logits, int start, int steps, OpProfile? profile)
@@ -374,7 +461,7 @@ internal static class BenchCommand
         return best;
     }
 
-    private static string Name(Op op) => op switch
+    internal static string Name(Op op) => op switch
     {
         Op.Embedding => "embedding",
         Op.Norms => "norms",

@@ -124,40 +124,18 @@ public sealed unsafe class GgufFile : IDisposable
                 : throw new InvalidModelException(file.Path, $"metadata '{AlignmentKey}' = {a} must be a power-of-two uint32");
         }
 
-        var names = new HashSet<string>(StringComparer.Ordinal);
-        var infos = new (string Name, GgmlType Type, long[] Shape, long Offset)[tensorCount];
-        for (long i = 0; i < tensorCount; i++)
+        long tableStart = r.Position;
+        (string Name, GgmlType Type, long[] Shape, long Offset)[] infos;
+        try
         {
-            string name = r.String($"name of tensor #{i}");
-            if (!names.Add(name))
-            {
-                throw new InvalidModelException(file.Path, $"tensor '{name}' appears twice in the tensor table");
-            }
-
-            uint dims = r.U32($"tensor '{name}' n_dims");
-            if (dims is 0 or > MaxDimensions)
-            {
-                throw new InvalidModelException(file.Path, $"tensor '{name}' has {dims} dimensions (1 to {MaxDimensions} allowed)");
-            }
-
-            var shape = new long[dims];
-            for (int d = 0; d < dims; d++)
-            {
-                ulong n = r.U64($"tensor '{name}' ne[{d}]");
-                shape[d] = n <= long.MaxValue
-                    ? (long)n
-                    : throw new InvalidModelException(file.Path, $"tensor '{name}' dimension {d} = {n} overflows");
-            }
-
-            uint rawType = r.U32($"tensor '{name}' type");
-            var type = (GgmlType)rawType;
-            if (!GgmlTypeInfo.IsKnown(type))
-            {
-                throw new InvalidModelException(file.Path, $"tensor '{name}' has unknown ggml type {rawType}");
-            }
-
-            ulong offset = r.U64($"tensor '{name}' offset");
-            infos[i] = (name, type, shape, offset <= long.MaxValue ? (long)offset : long.MaxValue);
+            infos = ReadTensorInfos(ref r, file.Path, tensorCount);
+        }
+        catch (InvalidModelException e) when (kvCount == 0 && MetadataKeyAt(file, tableStart) is { } key)
+        {
+            // A zeroed kv count makes the metadata be read as the tensor table, whose first "tensor" then fails in
+            // some unrelated field; name the count instead.
+            throw new InvalidModelException(file.Path,
+                $"metadata_kv_count is 0, but a metadata entry ('{key}') follows the header where the tensor table should start: the header's metadata count is corrupt", e);
         }
 
         long dataOffset = AlignUp(r.Position, alignment);
@@ -199,6 +177,65 @@ public sealed unsafe class GgufFile : IDisposable
         return new GgufFile(file, version, metadata, alignment, dataOffset, tensors, offsets);
     }
 
+    private static (string Name, GgmlType Type, long[] Shape, long Offset)[] ReadTensorInfos(ref Cursor r, string path, long tensorCount)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        var infos = new (string Name, GgmlType Type, long[] Shape, long Offset)[tensorCount];
+        for (long i = 0; i < tensorCount; i++)
+        {
+            string name = r.String($"name of tensor #{i}");
+            if (!names.Add(name))
+            {
+                throw new InvalidModelException(path, $"tensor '{name}' appears twice in the tensor table");
+            }
+
+            uint dims = r.U32($"tensor '{name}' n_dims");
+            if (dims is 0 or > MaxDimensions)
+            {
+                throw new InvalidModelException(path, $"tensor '{name}' has {dims} dimensions (1 to {MaxDimensions} allowed)");
+            }
+
+            var shape = new long[dims];
+            for (int d = 0; d < dims; d++)
+            {
+                ulong n = r.U64($"tensor '{name}' ne[{d}]");
+                shape[d] = n <= long.MaxValue
+                    ? (long)n
+                    : throw new InvalidModelException(path, $"tensor '{name}' dimension {d} = {n} overflows");
+            }
+
+            uint rawType = r.U32($"tensor '{name}' type");
+            var type = (GgmlType)rawType;
+            if (!GgmlTypeInfo.IsKnown(type))
+            {
+                throw new InvalidModelException(path, $"tensor '{name}' has unknown ggml type {rawType}");
+            }
+
+            ulong offset = r.U64($"tensor '{name}' offset");
+            infos[i] = (name, type, shape, offset <= long.MaxValue ? (long)offset : long.MaxValue);
+        }
+
+        return infos;
+    }
+
+    /// <summary>The key of the metadata entry that parses completely at <paramref name="position"/>, or null.</summary>
+    private static string? MetadataKeyAt(MappedFile file, long position)
+    {
+        var r = new Cursor(file.Pointer, file.Length, file.Path);
+        try
+        {
+            r.Seek(position);
+            string key = r.String("metadata key");
+            var type = (GgufValueType)r.U32("metadata type");
+            r.Value(type, key, depth: 0);
+            return key;
+        }
+        catch (InvalidModelException)
+        {
+            return null;
+        }
+    }
+
     private static void CheckNoOverlap(string path, TensorView[] tensors, long[] offsets)
     {
         var order = new int[tensors.Length];
@@ -231,6 +268,9 @@ public sealed unsafe class GgufFile : IDisposable
         public uint U32(string field) => BinaryPrimitives.ReadUInt32LittleEndian(Take(4, field));
 
         public ulong U64(string field) => BinaryPrimitives.ReadUInt64LittleEndian(Take(8, field));
+
+        public void Seek(long position) =>
+            Position = position >= 0 && position <= length ? position : throw new ArgumentOutOfRangeException(nameof(position));
 
         /// <summary>A u64 count that cannot exceed what the rest of the file could hold.</summary>
         public long Count(string field, long minBytesEach)

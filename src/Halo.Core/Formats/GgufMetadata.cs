@@ -24,7 +24,9 @@ public sealed class GgufMetadata
 
     public GgufValue this[string key] => _values.TryGetValue(key, out GgufValue? v)
         ? v
-        : throw new InvalidModelException(File, $"metadata key '{key}' is missing");
+        : throw new InvalidModelException(File, _order.Count == 0
+            ? $"metadata key '{key}' is missing: the file has no metadata at all (metadata_kv_count = 0)"
+            : $"metadata key '{key}' is missing");
 
     public bool Contains(string key) => _values.ContainsKey(key);
 

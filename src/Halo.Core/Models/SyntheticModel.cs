@@ -33,7 +33,6 @@ public static class SyntheticModel
 
     private const int RowsPerChunk = 64;
     private const int ChunksPerBatch = 32;
-    private const float BlockScaleJitter = 0.25f;
     private const float LogitStdDev = 5f;
     private const float ResidualRms = 20f;
     private const int ControlTokenType = 3;
@@ -183,10 +182,10 @@ public static class SyntheticModel
                     continue;
                 }
 
-                Declare(w, plan, name, spec.WeightType, shape, n => TernaryRows(seed, n, spec.WeightType, shape[0], shape[1]));
+                Declare(w, plan, name, spec.WeightType, shape, n => TernaryRows(seed, n, spec.WeightType, shape[0], shape[1], spec.BlockScaleJitter));
                 float gain = part is "attn_output" or "ffn_down" ? branchGain : 1f;
                 string scaleName = BitNetTensors.Scale(layer, part);
-                Declare(w, plan, scaleName, GgmlType.F32, [1], n => ProjectionScale(seed, n, shape[0], gain));
+                Declare(w, plan, scaleName, GgmlType.F32, [1], n => ProjectionScale(seed, n, shape[0], gain, spec.BlockScaleJitter));
             }
         }
 
@@ -211,10 +210,10 @@ public static class SyntheticModel
         w.WriteTensorData(bytes);
     };
 
-    private static Action<GgufWriter> ProjectionScale(ulong seed, string name, long fanIn, float gain) => w =>
+    private static Action<GgufWriter> ProjectionScale(ulong seed, string name, long fanIn, float gain, float jitter) => w =>
     {
         var rng = new SplitMix64(SplitMix64.Derive(seed, name));
-        float meanSquareD = 1f + (BlockScaleJitter * BlockScaleJitter / 3f);
+        float meanSquareD = 1f + (jitter * jitter / 3f);
         float scale = gain / MathF.Sqrt(2f / 3f * fanIn * meanSquareD) * (1f + rng.NextSymmetric(0.1f));
         Span<byte> bytes = stackalloc byte[4];
         BinaryPrimitives.WriteSingleLittleEndian(bytes, scale);
@@ -231,7 +230,8 @@ public static class SyntheticModel
             }
         });
 
-    private static Action<GgufWriter> TernaryRows(ulong seed, string name, GgmlType type, long width, long rows) => w =>
+    // Block scales d = 1 + U(-jitter, jitter); the draw is made even for jitter 0 so every other value keeps its seed.
+    private static Action<GgufWriter> TernaryRows(ulong seed, string name, GgmlType type, long width, long rows, float jitter) => w =>
     {
         int blocks = (int)(width / 256);
         int rowBytes = (int)GgmlTypeInfo.RowBytes(type, width);
@@ -242,7 +242,7 @@ public static class SyntheticModel
             for (int b = 0; b < blocks; b++)
             {
                 FillTrits(ref rng, trits);
-                d[0] = 1f + rng.NextSymmetric(BlockScaleJitter);
+                d[0] = 1f + rng.NextSymmetric(jitter);
                 if (type == GgmlType.TQ2_0)
                 {
                     Tq2_0.EncodeTernary(trits, d, row.Slice(b * Tq2_0.BlockBytes, Tq2_0.BlockBytes));

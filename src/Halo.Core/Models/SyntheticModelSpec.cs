@@ -23,6 +23,14 @@ public sealed record SyntheticModelSpec
     /// </summary>
     public string? TokenizerDirectory { get; init; }
 
+    /// <summary>
+    /// Relative spread of the TQ block scales around 1 (the tensor's own <c>.scale</c> carries the magnitude).
+    /// Real BitNet checkpoints have one scale per tensor, so every block scale is equal (jitter 0), which lets
+    /// kernels sum a whole row in integers; tiny keeps 0.25 so the tests exercise per-block scaling against
+    /// llama.cpp (its bytes are pinned by the llama.cpp fixtures).
+    /// </summary>
+    public float BlockScaleJitter { get; init; } = 0.25f;
+
     public static IReadOnlyList<string> PresetNames { get; } = ["tiny", "0.7b", "2b"];
 
     /// <summary>The spec of a preset; <paramref name="preset"/> is one of <see cref="PresetNames"/>.</summary>
@@ -34,6 +42,7 @@ public sealed record SyntheticModelSpec
             WeightType = weightType,
             Seed = seed,
             TokenizerDirectory = tokenizerDirectory,
+            BlockScaleJitter = preset == "tiny" ? 0.25f : 0f,
         };
 
     /// <summary>

@@ -38,6 +38,8 @@ public sealed class BatchScheduler : IDisposable
     private long _steps;
     private long _decodeSteps;
     private long _decodeStepAllocatedBytes;
+    private long _busyTicks;                       // Stopwatch ticks inside steps
+    private long _forwardTicks;                    // of which inside the backend's forward pass
     private long _cachedPositions;
 
     public BatchScheduler(IBackend backend, SchedulerOptions options, Func<SamplingParams, ITokenSampler> samplerFactory)
@@ -101,6 +103,8 @@ public sealed class BatchScheduler : IDisposable
                 Steps: Interlocked.Read(ref _steps),
                 DecodeSteps: Interlocked.Read(ref _decodeSteps),
                 DecodeStepAllocatedBytes: Interlocked.Read(ref _decodeStepAllocatedBytes),
+                BusyTicks: Interlocked.Read(ref _busyTicks),
+                ForwardTicks: Interlocked.Read(ref _forwardTicks),
                 KvCacheUsage: (double)Interlocked.Read(ref _cachedPositions) / ((long)_slots.Length * ContextLength));
         }
     }
@@ -225,6 +229,7 @@ public sealed class BatchScheduler : IDisposable
     private void Step(bool admittedOrReleased)
     {
         long allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
+        long stepStart = Stopwatch.GetTimestamp();
         bool decodeOnly = !admittedOrReleased;
 
         // 1. Batch: a decoding slot feeds its last sampled token; a prefilling slot a chunk of its prompt.
@@ -262,7 +267,9 @@ public sealed class BatchScheduler : IDisposable
         try
         {
             // 2. Forward: one call for the whole batch; logits row i belongs to chunk i.
+            long forwardStart = Stopwatch.GetTimestamp();
             _backend.Forward(_chunks.AsSpan(0, count), _logits.AsSpan(0, count * _vocab));
+            Interlocked.Add(ref _forwardTicks, Stopwatch.GetTimestamp() - forwardStart);
 
             // 3. Sample and deliver.
             decodeOnly &= SampleAll(count);
@@ -287,6 +294,7 @@ public sealed class BatchScheduler : IDisposable
 
         Interlocked.Exchange(ref _cachedPositions, cached);
         Interlocked.Increment(ref _steps);
+        Interlocked.Add(ref _busyTicks, Stopwatch.GetTimestamp() - stepStart);
         if (decodeOnly)
         {
             Interlocked.Increment(ref _decodeSteps);
@@ -462,7 +470,9 @@ public sealed class BatchScheduler : IDisposable
     }
 }
 
-/// <summary>A snapshot of the serving loop's counters (read at scrape time).</summary>
+/// <summary>A snapshot of the serving loop's counters (read at scrape time). <see cref="BusyTicks"/> is the
+/// <see cref="Stopwatch"/> time spent in steps, <see cref="ForwardTicks"/> the part of it inside the backend's forward
+/// pass; the rest is the loop's own overhead (batch assembly, sampling, delivery).</summary>
 public readonly record struct SchedulerStats(
     int Running,
     int Waiting,
@@ -471,4 +481,6 @@ public readonly record struct SchedulerStats(
     long Steps,
     long DecodeSteps,
     long DecodeStepAllocatedBytes,
+    long BusyTicks,
+    long ForwardTicks,
     double KvCacheUsage);

@@ -136,8 +136,8 @@ public sealed class ModelWeights : IDisposable
     }
 
     /// <summary>
-    /// Repacks all matrices in pieces of about <see cref="PieceBytes"/> of source, spread over the cores; each
-    /// tensor's source pages are dropped as soon as its last piece is done.
+    /// Repacks all matrices in pieces of about 256 KiB of source, spread over the cores; the thread that fills a
+    /// matrix's last piece finishes it and drops that tensor's source pages.
     /// </summary>
     private static void RepackAll(IModelSource source, TernaryTensor[] tensors, TernaryMatrix[] matrices)
     {
@@ -162,6 +162,7 @@ public sealed class ModelWeights : IDisposable
             matrices[k].RepackTiles(tensors[k].Weight, first, end);
             if (Interlocked.Decrement(ref remaining[k]) == 0)
             {
+                matrices[k].FinishRepack();
                 SourcePages.Release(source, tensors[k].Weight);
             }
         });

@@ -22,6 +22,7 @@ public sealed unsafe class TernaryMatrix : IDisposable
 
     private byte* _codes;    // [tiles, blocks, TileRows, 64]
     private float* _scales;  // [tiles, blocks, TileRows] block scale d (rows past Rows have 0)
+    private float* _rowScales; // [tiles * TileRows] the scale all of a row's blocks share, or null (see RowScales)
     private readonly bool _ownsMemory;
     private float _masterScale; // s = mean|W| of F32/F16/BF16 master weights, set by Allocate
 
@@ -67,6 +68,13 @@ public sealed unsafe class TernaryMatrix : IDisposable
 
     public float* Scales => _scales;
 
+    /// <summary>
+    /// One scale per row when every block of each row that holds a nonzero weight has the same scale, else null.
+    /// BitNet checkpoints have one scale per tensor, so this is the common case, and it lets the kernels sum a
+    /// whole row in integers and scale once instead of converting every 256-block to float.
+    /// </summary>
+    public float* RowScales => _rowScales;
+
     /// <summary>Where column e of a 256-block sits in kernel order: field l of byte j is position l * 64 + j.</summary>
     public static int KernelOrder(int e) => (e % 128 / 32) * 64 + (e / 128) * 32 + e % 32;
 
@@ -89,6 +97,7 @@ public sealed unsafe class TernaryMatrix : IDisposable
         try
         {
             Parallel.For(0, m.Tiles, t => m.RepackTiles(tensor, t, t + 1));
+            m.FinishRepack();
         }
         catch
         {
@@ -103,7 +112,8 @@ public sealed unsafe class TernaryMatrix : IDisposable
     /// The first half of <see cref="FromTensor"/>, for loaders that repack many matrices in one parallel sweep:
     /// checks the tensor (shape, type, byte count: every defect is an <see cref="InvalidModelException"/> here,
     /// never later), takes zeroed memory (from <paramref name="arena"/> when given) and, for float master
-    /// weights, measures s = mean|W|. <see cref="RepackTiles"/> then fills it, any tiles in any order.
+    /// weights, measures s = mean|W|. <see cref="RepackTiles"/> then fills it, any tiles in any order, and
+    /// <see cref="FinishRepack"/> completes it.
     /// </summary>
     public static TernaryMatrix Allocate(string file, TensorView tensor, float tensorScale, WeightArena? arena)
     {
@@ -185,6 +195,7 @@ public sealed unsafe class TernaryMatrix : IDisposable
             }
         }
 
+        m.FindRowScales();
         return m;
     }
 
@@ -196,6 +207,63 @@ public sealed unsafe class TernaryMatrix : IDisposable
         int k = KernelOrder(e);
         int code = (_codes[index * BlockBytes + k % 64] >> (2 * (k / 64))) & 3;
         return (code - 1) * _scales[index];
+    }
+
+    /// <summary>The last step of a repack, once every tile is filled: finds the row scales.</summary>
+    public void FinishRepack() => FindRowScales();
+
+    private void FindRowScales()
+    {
+        var rowScales = (float*)NativeMemory.AlignedAlloc((nuint)Tiles * TileRows * sizeof(float), 64);
+        for (int row = 0; row < Tiles * TileRows; row++)
+        {
+            if (!TryRowScale(row, out rowScales[row]))
+            {
+                NativeMemory.AlignedFree(rowScales);
+                return;
+            }
+        }
+
+        _rowScales = rowScales;
+    }
+
+    // The scale shared by the row's blocks that hold a nonzero weight (0 for an all-zero row).
+    private bool TryRowScale(int row, out float scale)
+    {
+        long first = (long)(row / TileRows) * Blocks * TileRows + row % TileRows;
+        scale = 0f;
+        bool found = false;
+        for (int b = 0; b < Blocks; b++)
+        {
+            long index = first + (long)b * TileRows;
+            float d = _scales[index];
+            if ((found && d == scale) || IsZeroBlock(index))
+            {
+                continue;
+            }
+
+            if (found)
+            {
+                return false;
+            }
+
+            scale = d;
+            found = true;
+        }
+
+        return true;
+    }
+
+    // Every code is 1 (w = 0), or the block scale is 0.
+    private bool IsZeroBlock(long index)
+    {
+        if (_scales[index] == 0f)
+        {
+            return true;
+        }
+
+        ReadOnlySpan<byte> codes = new(_codes + index * BlockBytes, BlockBytes);
+        return !codes.ContainsAnyExcept((byte)0b01010101);
     }
 
     private static void RequireBytes(string file, TensorView tensor, long needed)
@@ -354,8 +422,10 @@ public sealed unsafe class TernaryMatrix : IDisposable
                 NativeMemory.AlignedFree(_scales);
             }
 
+            NativeMemory.AlignedFree(_rowScales);
             _codes = null;
             _scales = null;
+            _rowScales = null;
         }
     }
 }

@@ -1,27 +1,7 @@
 using Halo.Core.Chat;
 using Halo.Core.Tokenization;
-using Halo.Engine.Sampling;
-using Halo.Engine.Scheduling;
 
 namespace Halo.Server.Inference;
-
-/// <summary>The engine's <see cref="Sampler"/> as the scheduler's per-sequence sampler: feeds it the tokens of
-/// the sequence it has not seen yet (prompt first, then each generated token) for the penalties, then samples.
-/// Allocation-free per token, as the sampler is.</summary>
-internal sealed class EngineSampler(Sampler sampler) : ITokenSampler
-{
-    private int _accepted;
-
-    public int Sample(Span<float> logits, ReadOnlySpan<int> history)
-    {
-        for (; _accepted < history.Length; _accepted++)
-        {
-            sampler.Accept(history[_accepted]);
-        }
-
-        return sampler.Sample(logits);
-    }
-}
 
 /// <summary>Halo.Core's byte-level BPE tokenizer and the model's chat template behind <see cref="IServedTokenizer"/>.</summary>
 internal sealed class BpeServedTokenizer : IServedTokenizer

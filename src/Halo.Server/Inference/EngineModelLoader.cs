@@ -7,6 +7,7 @@ using Halo.Core.Tokenization;
 using Halo.Engine.Backends;
 using Halo.Engine.Profiling;
 using Halo.Engine.Sampling;
+using Halo.Engine.Scheduling;
 using Halo.Kernels;
 using Halo.Server.Hosting;
 using Microsoft.Extensions.Logging;
@@ -48,6 +49,7 @@ internal sealed class EngineModelLoader : IModelLoader
                 MaxSlots = options.Scheduler.Slots,
                 ContextLength = options.Model.ContextLength,
                 ActivationOverride = options.Model.Activation switch { "silu" => Activation.Silu, "relu2" => Activation.Relu2, _ => null },
+                LmHead = LmHeadPrecisions.Parse(options.Model.LmHead),
                 MaxBatchTokens = options.Scheduler.PrefillChunkTokens + options.Scheduler.Slots,
                 LoadTimings = timings,
             };
@@ -63,7 +65,7 @@ internal sealed class EngineModelLoader : IModelLoader
                 Path = path,
                 Backend = backend,
                 Tokenizer = new BpeServedTokenizer(tokenizer, template),
-                Samplers = parameters => new EngineSampler(new Sampler(vocab, parameters)),
+                Samplers = parameters => new SequenceSampler(new Sampler(vocab, parameters)),
                 RandomWeights = source.Config.RandomWeights,
                 Owner = source,
             };

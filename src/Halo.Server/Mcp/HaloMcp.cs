@@ -33,6 +33,7 @@ public static class HaloMcp
         options.Capabilities.Resources = new ResourcesCapability { ListChanged = false, Subscribe = false };
         options.Handlers.ListToolsHandler = (_, _) => ValueTask.FromResult(new ListToolsResult { Tools = McpTools.List() });
         options.Handlers.CallToolHandler = (request, cancellationToken) => McpTools.CallAsync(appliance, request, cancellationToken);
+        options.Filters.Message.IncomingFilters.Add(McpTools.RejectUnknownTools);
         options.Handlers.ListResourcesHandler = (_, _) => ValueTask.FromResult(new ListResourcesResult { Resources = McpResources.List() });
         options.Handlers.ReadResourceHandler = (request, cancellationToken) => McpResources.ReadAsync(appliance, request.Params?.Uri, cancellationToken);
     }

@@ -79,6 +79,30 @@ public static class McpTools
             """{"type": "object", "additionalProperties": false, "properties": {}}"""),
     ];
 
+    /// <summary>The names <see cref="List"/> defines.</summary>
+    public static readonly string[] Names = ["generate", "tokenize", "models_list", "doctor", "metrics"];
+
+    /// <summary>The protocol error (invalid params, as the MCP specification asks) for a tool this server lacks.</summary>
+    public static McpProtocolException UnknownTool(string name) =>
+        new($"unknown tool '{name}'; this server has {string.Join(", ", Names)}", McpErrorCode.InvalidParams);
+
+    /// <summary>
+    /// An incoming-message filter that answers <c>tools/call</c> of an unknown tool with the protocol error before
+    /// the call reaches the SDK's tool pipeline. That pipeline logs every exception out of a tool handler at error
+    /// level with a stack trace; a client naming a tool that does not exist is the client's mistake, not ours.
+    /// </summary>
+    public static McpMessageFilter RejectUnknownTools => next => async (context, cancellationToken) =>
+    {
+        if (context.JsonRpcMessage is JsonRpcRequest { Method: RequestMethods.ToolsCall, Params: JsonObject parameters }
+            && parameters["name"] is JsonValue nameValue && nameValue.TryGetValue(out string? name)
+            && Array.IndexOf(Names, name) < 0)
+        {
+            throw UnknownTool(name);
+        }
+
+        await next(context, cancellationToken).ConfigureAwait(false);
+    };
+
     /// <summary>Runs the tool the request names against <paramref name="appliance"/>.</summary>
     public static async ValueTask<CallToolResult> CallAsync(IApplianceApi appliance, RequestContext<CallToolRequestParams> request, CancellationToken cancellationToken)
     {
@@ -93,8 +117,7 @@ public static class McpTools
                 "models_list" => Structured(await NoArguments("models_list", arguments, appliance.ModelsAsync, cancellationToken).ConfigureAwait(false)),
                 "doctor" => Structured(await NoArguments("doctor", arguments, appliance.DoctorAsync, cancellationToken).ConfigureAwait(false)),
                 "metrics" => Structured(MetricsSummary.FromPrometheusText(await NoArguments("metrics", arguments, appliance.MetricsTextAsync, cancellationToken).ConfigureAwait(false))),
-                _ => throw new McpProtocolException(
-                    $"unknown tool '{call.Name}'; this server has generate, tokenize, models_list, doctor, metrics", McpErrorCode.InvalidParams),
+                _ => throw UnknownTool(call.Name),
             };
         }
         catch (ApplianceException e)

@@ -250,6 +250,31 @@ public sealed class GgufFileValidationTests : IDisposable
     }
 
     [Fact]
+    public void Open_MetadataCountZeroed_NamesTheMetadataCount()
+    {
+        // The kvs are still there; without the count they would be read as the tensor table.
+        string path = Corrupt(b => BinaryPrimitives.WriteUInt64LittleEndian(b.AsSpan(16), 0));
+
+        string message = Fails(path, GgufFile.Open);
+
+        Assert.Contains("metadata_kv_count is 0, but a metadata entry ('general.architecture') follows the header", message);
+        Assert.DoesNotContain("dimensions", message);
+    }
+
+    [Fact]
+    public void Open_NoMetadataAtAll_SaysTheFileHasNone()
+    {
+        byte[] header = new byte[24];
+        BinaryPrimitives.WriteUInt32LittleEndian(header, GgufFile.Magic);
+        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(4), GgufFile.CurrentVersion);
+        string path = Write(header);
+
+        string message = Fails(path, ModelFile.Open);
+
+        Assert.Contains("metadata key 'general.architecture' is missing: the file has no metadata at all (metadata_kv_count = 0)", message);
+    }
+
+    [Fact]
     public void Open_DuplicateTensorName_IsRejected()
     {
         string path = Corrupt(b =>

@@ -15,10 +15,14 @@ internal sealed unsafe class TestModelSource : IModelSource
     private readonly List<TensorView> _tensors = [];
     private readonly List<nint> _allocations = [];
     private readonly Random _rng;
+    private readonly bool _uniformBlockScales;
 
-    public TestModelSource(ModelConfig config, GgmlType ternaryType = GgmlType.TQ2_0, int seed = 1, bool untiedHead = false, bool withScales = true)
+    /// <param name="uniformBlockScales">One scale for every block of a tensor, as BitNet checkpoints have (the
+    /// kernels' row-scaled integer path); otherwise each block draws its own.</param>
+    public TestModelSource(ModelConfig config, GgmlType ternaryType = GgmlType.TQ2_0, int seed = 1, bool untiedHead = false, bool withScales = true, bool uniformBlockScales = false)
     {
         Config = config;
+        _uniformBlockScales = uniformBlockScales;
         _rng = new Random(seed);
         int d = config.HiddenSize, qDim = config.HeadCount * config.HeadDim, kvDim = config.KvHeadCount * config.HeadDim, ffn = config.FeedForwardSize;
         AddF16("token_embd.weight", d, config.VocabSize, 5f / MathF.Sqrt(d) * MathF.Sqrt(3f));
@@ -163,7 +167,7 @@ internal sealed unsafe class TestModelSource : IModelSource
 
         for (int i = 0; i < scales.Length; i++)
         {
-            scales[i] = 0.75f + 0.5f * (float)_rng.NextDouble();
+            scales[i] = _uniformBlockScales && i > 0 ? scales[0] : 0.75f + 0.5f * (float)_rng.NextDouble();
         }
 
         byte[] bytes = type == GgmlType.TQ1_0 ? EncodeTq1(values, scales) : EncodeTq2(values, scales);

@@ -46,6 +46,55 @@ public sealed unsafe class TernaryMatrixTests
     }
 
     [Fact]
+    public void FromValues_OneScalePerRow_HasRowScales()
+    {
+        const int rows = 6, cols = 768;
+        sbyte[] values = RandomTernary(rows, cols, seed: 5);
+        var scales = new float[rows * 3];
+        for (int r = 0; r < rows; r++)
+        {
+            scales.AsSpan(r * 3, 3).Fill(0.5f + r);
+        }
+
+        // Row 2's middle block is all zeros with another scale (as TQ2_0 writes d = 0 for it): it does not count.
+        values.AsSpan(2 * cols + 256, 256).Clear();
+        scales[2 * 3 + 1] = 0f;
+        // Row 4 is all zeros.
+        values.AsSpan(4 * cols, cols).Clear();
+        scales.AsSpan(4 * 3, 3).Fill(9f);
+        using TernaryMatrix m = TernaryMatrix.FromValues("w", values, scales, rows, cols, 1f);
+        Assert.True(m.RowScales != null);
+        for (int r = 0; r < rows; r++)
+        {
+            Assert.Equal(r == 4 ? 0f : 0.5f + r, m.RowScales[r]);
+        }
+    }
+
+    [Fact]
+    public void FromValues_BlockScalesDifferWithinARow_HasNoRowScales()
+    {
+        const int rows = 3, cols = 512;
+        var scales = new float[rows * 2];
+        scales.AsSpan().Fill(1f);
+        scales[5] = 1.25f;
+        using TernaryMatrix m = TernaryMatrix.FromValues("w", RandomTernary(rows, cols, seed: 6), scales, rows, cols, 1f);
+        Assert.True(m.RowScales == null);
+    }
+
+    private static sbyte[] RandomTernary(int rows, int cols, int seed)
+    {
+        var rng = new Random(seed);
+        var values = new sbyte[rows * cols];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = (sbyte)(rng.Next(3) - 1);
+        }
+
+        values[0] = 1;
+        return values;
+    }
+
+    [Fact]
     public void FromTensor_ShortData_ThrowsInvalidModel()
     {
         var bytes = new byte[66 * 3];
@@ -87,7 +136,7 @@ public sealed unsafe class TernaryMatrixTests
     [InlineData(GgmlType.TQ1_0, 9, 512)]
     public void FromTensor_FastRepack_EqualsScalarStoreByteForByte(GgmlType type, int rows, int cols)
     {
-        (sbyte[] values, float[] scales) = RandomTernary(rows, cols, seed: rows + cols);
+        (sbyte[] values, float[] scales) = RandomTernaryWithScales(rows, cols, seed: rows + cols);
         byte[] bytes = type == GgmlType.TQ2_0 ? TestModelSource.EncodeTq2(values, scales) : TestModelSource.EncodeTq1(values, scales);
         using TernaryMatrix scalar = TernaryMatrix.FromValues("w", values, scales, rows, cols, 1f);
         fixed (byte* p = bytes)
@@ -102,7 +151,12 @@ public sealed unsafe class TernaryMatrixTests
     public void RepackTiles_ArenaPiecesInAnyOrder_EqualFromTensor()
     {
         const int rows = 21, cols = 512;
-        (sbyte[] values, float[] scales) = RandomTernary(rows, cols, seed: 5);
+        (sbyte[] values, float[] scales) = RandomTernaryWithScales(rows, cols, seed: 5);
+        for (int i = 0; i < scales.Length; i++)
+        {
+            scales[i] = scales[i / (cols / 256) * (cols / 256)]; // one scale per row, so row scales exist
+        }
+
         byte[] bytes = TestModelSource.EncodeTq2(values, scales);
         fixed (byte* p = bytes)
         {
@@ -114,6 +168,8 @@ public sealed unsafe class TernaryMatrixTests
             pieces.RepackTiles(view, 4, 6);
             pieces.RepackTiles(view, 0, 1);
             pieces.RepackTiles(view, 1, 4);
+            pieces.FinishRepack();
+            Assert.True(whole.RowScales != null);
             AssertSameLayout(whole, pieces);
             Assert.Equal(0.5f, pieces.TensorScale);
         }
@@ -157,7 +213,7 @@ public sealed unsafe class TernaryMatrixTests
     private static byte[] MemoryMarshalBytes<T>(T[] values) where T : unmanaged =>
         System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
 
-    private static (sbyte[] Values, float[] Scales) RandomTernary(int rows, int cols, int seed)
+    private static (sbyte[] Values, float[] Scales) RandomTernaryWithScales(int rows, int cols, int seed)
     {
         var rng = new Random(seed);
         var values = new sbyte[rows * cols];
@@ -175,7 +231,7 @@ public sealed unsafe class TernaryMatrixTests
         return (values, scales);
     }
 
-    // Codes and scales of the whole padded layout (rows past Rows included) are identical.
+    // Codes, block scales and row scales of the whole padded layout (rows past Rows included) are identical.
     private static void AssertSameLayout(TernaryMatrix expected, TernaryMatrix actual)
     {
         Assert.Equal((expected.Rows, expected.Cols, expected.Tiles), (actual.Rows, actual.Cols, actual.Tiles));
@@ -183,5 +239,11 @@ public sealed unsafe class TernaryMatrixTests
         Assert.True(new ReadOnlySpan<byte>(expected.Codes, (int)(entries * TernaryMatrix.BlockBytes))
             .SequenceEqual(new ReadOnlySpan<byte>(actual.Codes, (int)(entries * TernaryMatrix.BlockBytes))));
         Assert.True(new ReadOnlySpan<float>(expected.Scales, (int)entries).SequenceEqual(new ReadOnlySpan<float>(actual.Scales, (int)entries)));
+        Assert.Equal(expected.RowScales == null, actual.RowScales == null);
+        if (expected.RowScales != null)
+        {
+            int rows = expected.Tiles * TernaryMatrix.TileRows;
+            Assert.True(new ReadOnlySpan<float>(expected.RowScales, rows).SequenceEqual(new ReadOnlySpan<float>(actual.RowScales, rows)));
+        }
     }
 }

@@ -26,6 +26,54 @@ public sealed class BenchCommandTests
     }
 
     [Fact]
+    public void Bench_ParallelFourStreams_ReportsThroughputSpeedupAndLatencyBesideTheContractMetrics()
+    {
+        using var dir = new TempDir();
+        string model = HaloProcess.TinyModel(dir);
+        (int code, string stdout, string stderr) = HaloProcess.Run("bench", "--model", model, "--pp", "16", "--tg", "24", "--reps", "1", "--threads", "2", "--json", "--parallel", "4", "--breakdown");
+        Assert.True(code == 0, stderr);
+        JsonElement root = JsonDocument.Parse(stdout).RootElement;
+        JsonElement summary = root.GetProperty("summary");
+        foreach (string metric in (string[])["pp_tps", "tg_tps", "tg_d0_tps", "load_ms", "peak_rss_mib", "parallel_tps", "parallel_stream_tps",
+                     "parallel_single_tps", "parallel_speedup", "parallel_itl_p50_ms", "parallel_itl_p99_ms"])
+        {
+            Assert.True(summary.GetProperty(metric).GetProperty("median").GetDouble() > 0, metric);
+        }
+
+        double aggregate = summary.GetProperty("parallel_tps").GetProperty("median").GetDouble();
+        double perStream = summary.GetProperty("parallel_stream_tps").GetProperty("median").GetDouble();
+        Assert.Equal(aggregate / 4, perStream, 1);
+        Assert.True(summary.GetProperty("parallel_itl_p50_ms").GetProperty("median").GetDouble() <= summary.GetProperty("parallel_itl_p99_ms").GetProperty("median").GetDouble());
+        double overhead = summary.GetProperty("parallel_loop_overhead_pct").GetProperty("median").GetDouble();
+        Assert.InRange(overhead, 0, 100);
+        Assert.Equal(4, root.GetProperty("settings").GetProperty("parallel").GetInt32());
+        Assert.True(root.GetProperty("parallel_breakdown_ms_per_step").GetProperty("matmul_gate_up").GetDouble() > 0);
+    }
+
+    [Fact]
+    public void Bench_WithoutParallel_AddsNoParallelMetrics()
+    {
+        using var dir = new TempDir();
+        string model = HaloProcess.TinyModel(dir);
+        (int code, string stdout, string stderr) = HaloProcess.Run("bench", "--model", model, "--pp", "8", "--tg", "2", "--reps", "1", "--threads", "1", "--json");
+        Assert.True(code == 0, stderr);
+        JsonElement root = JsonDocument.Parse(stdout).RootElement;
+        Assert.False(root.GetProperty("summary").TryGetProperty("parallel_tps", out _));
+        Assert.False(root.GetProperty("settings").TryGetProperty("parallel", out _));
+    }
+
+    [Theory]
+    [InlineData("--parallel", "-1", "--tg", "8")]
+    [InlineData("--parallel", "8", "--tg", "1")]
+    public void Bench_BadParallelSettings_ExitsTwo(params string[] args)
+    {
+        using var dir = new TempDir();
+        (int code, _, string stderr) = HaloProcess.Run(["bench", "--model", dir.File("x.gguf"), .. args]);
+        Assert.Equal(2, code);
+        Assert.Contains("--parallel", stderr);
+    }
+
+    [Fact]
     public void Bench_MissingModel_ExitsOneWithClearError()
     {
         using var dir = new TempDir();

@@ -204,6 +204,24 @@ public sealed class SystemdProcessTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Start_PortInUse_ExitsOneWithOneLineAndNoStackTrace()
+    {
+        using var home = new TempDir();
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        int port = ((IPEndPoint)taken.LocalEndpoint).Port;
+        using var daemon = DaemonProcess.Start(["--model", TinyModel.Path, "--listen", $"127.0.0.1:{port}"], home.Path);
+
+        int exit = daemon.WaitForExit(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(1, exit);
+        string text = daemon.Output;
+        Assert.Contains($"halo-server: cannot start: Failed to bind to address http://127.0.0.1:{port}: address already in use", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Demo_FirstRun_SynthesizesIntoCacheThenReusesIt()
     {
         using var home = new TempDir();

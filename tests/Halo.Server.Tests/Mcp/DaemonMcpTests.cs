@@ -3,6 +3,8 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using Halo.Engine.Scheduling;
+using Halo.Server.Mcp;
+using Microsoft.Extensions.Logging;
 using ModelContextProtocol;
 using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
@@ -161,6 +163,24 @@ public sealed class DaemonMcpTests(McpDaemonFixture fixture) : IClassFixture<Mcp
 
         Assert.Equal(McpErrorCode.InvalidParams, error.ErrorCode);
         Assert.Contains("generate, tokenize", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task CallTool_UnknownTool_LogsNoErrorAndNoStackTrace()
+    {
+        await using McpClient client = await Daemon.ConnectAsync();
+
+        await Assert.ThrowsAsync<McpProtocolException>(() => client.CallToolAsync("no_such_tool", cancellationToken: McpDaemon.Timeout(30)).AsTask());
+
+        // A client naming a tool that does not exist is the client's mistake: nothing at warning or above, no exception.
+        Assert.DoesNotContain(Daemon.Log.Entries, e => (e.Message.Contains("no_such_tool", StringComparison.Ordinal)
+            || e.Exception?.Message.Contains("no_such_tool", StringComparison.Ordinal) == true) && (e.Level >= LogLevel.Warning || e.Exception is not null));
+    }
+
+    [Fact]
+    public void Names_MatchTheListedTools()
+    {
+        Assert.Equal(McpTools.List().Select(t => t.Name), McpTools.Names);
     }
 
     [Fact]

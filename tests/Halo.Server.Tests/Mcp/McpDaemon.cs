@@ -7,6 +7,7 @@ using Halo.Server.Tests.Infrastructure;
 using Halo.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
 
@@ -24,8 +25,9 @@ internal sealed class McpDaemon : IAsyncDisposable
     private readonly IHost _host;
     private readonly TempDir _root;
 
-    private McpDaemon(IHost host, TempDir root)
+    private McpDaemon(IHost host, TempDir root, LogCapture log)
     {
+        Log = log;
         _host = host;
         _root = root;
         BaseAddress = new Uri(HaloHost.ListeningUrls(host)[0].Replace("[::]", "127.0.0.1", StringComparison.Ordinal) + "/");
@@ -35,6 +37,9 @@ internal sealed class McpDaemon : IAsyncDisposable
     public static string HaloDll => Path.Combine(AppContext.BaseDirectory, "halo.dll");
 
     public Uri BaseAddress { get; }
+
+    /// <summary>What the host logged, after its level filters.</summary>
+    public LogCapture Log { get; }
 
     public Uri McpEndpoint => new(BaseAddress, "mcp");
 
@@ -47,11 +52,13 @@ internal sealed class McpDaemon : IAsyncDisposable
         {
             Auth = new AuthOptions { ApiKeys = [ApiKeyHashes.Hash(ApiKey)] },
         });
+        var log = new LogCapture();
         IHost host = HaloHost.CreateHostBuilder(options, new ThrottledLoader(stepDelay), [])
+            .ConfigureLogging(logging => logging.AddProvider(log))
             .ConfigureServices(services => services.AddSingleton(new DoctorCommandLine("dotnet", [HaloDll, "doctor", "--json", "--root", root.Path])))
             .Build();
         await host.StartAsync();
-        return new McpDaemon(host, root);
+        return new McpDaemon(host, root, log);
     }
 
     /// <summary>The SDK's own client over streamable HTTP, with the key unless told otherwise.</summary>

@@ -20,6 +20,7 @@ public sealed unsafe class CpuBackend : IBackend
     private readonly WorkerPool _pool;
     private readonly Transformer _transformer;
     private readonly Int8Matrix? _int8Head;
+    private readonly Int4Matrix? _int4Head;
     private readonly int[] _lastTokenOfChunk; // (MaxBatchTokens): chunk whose last token sits at batch index, or -1
     private bool _disposed;
 
@@ -47,7 +48,7 @@ public sealed unsafe class CpuBackend : IBackend
         int threads = Math.Clamp(options.Threads, 1, 256);
         LoadTimings timings = options.LoadTimings ?? new LoadTimings();
         long lap = Stopwatch.GetTimestamp();
-        _cache = new KvCache(MaxSlots, model.LayerCount, ContextLength, model.KvHeadCount * model.HeadDim);
+        _cache = new KvCache(MaxSlots, model.LayerCount, ContextLength, model.KvHeadCount, model.HeadDim);
         lap = timings.Lap("kv_cache", lap);
         _pool = new WorkerPool(threads);
         lap = timings.Lap("workers", lap);
@@ -57,8 +58,13 @@ public sealed unsafe class CpuBackend : IBackend
             _int8Head = Int8Matrix.Quantize(weights.LmHead, model.VocabSize, releaseHeadSource);
             lap = timings.Lap("lm_head_int8", lap);
         }
+        else if (LmHead == LmHeadPrecision.Int4)
+        {
+            _int4Head = Int4Matrix.Quantize(weights.LmHead, model.VocabSize, Int4GroupSize, releaseHeadSource);
+            lap = timings.Lap("lm_head_int4", lap);
+        }
 
-        _transformer = new Transformer(weights, _int8Head, _cache, _pool, Math.Min(options.MaxBatchTokens, Math.Max(ContextLength, 1)), Config.Activation, Numerics, Scaling);
+        _transformer = new Transformer(weights, _int8Head, _int4Head, _cache, _pool, Math.Min(options.MaxBatchTokens, Math.Max(ContextLength, 1)), Config.Activation, Numerics, Scaling);
         _lastTokenOfChunk = new int[_transformer.MaxTokens];
         Info = new BackendInfo("cpu", $"{CpuName()} ({threads} threads, {SimdName()})");
         timings.Lap("buffers", lap);
@@ -77,6 +83,9 @@ public sealed unsafe class CpuBackend : IBackend
     public ActivationScaling Scaling { get; }
 
     public LmHeadPrecision LmHead { get; }
+
+    /// <summary>Columns per scale of the 4-bit LM head (see the accuracy tests for why 32).</summary>
+    public const int Int4GroupSize = 32;
 
     /// <summary>Per-op timings (halo bench --breakdown); null (the default) measures nothing.</summary>
     public OpProfile? Profile
@@ -198,6 +207,7 @@ public sealed unsafe class CpuBackend : IBackend
         _transformer.Dispose();
         _cache.Dispose();
         _int8Head?.Dispose();
+        _int4Head?.Dispose();
         if (_ownsWeights)
         {
             _weights.Dispose();

@@ -11,12 +11,13 @@ public sealed class CpuBackendTests
 {
     private static readonly int[] Prompt = [5, 17, 250, 3, 99, 42, 7, 128];
 
-    public static TheoryData<GgmlType, NumericsMode, Activation, int, bool> EndToEndCases => new()
+    public static TheoryData<GgmlType, NumericsMode, Activation, int, bool, bool> EndToEndCases => new()
     {
-        { GgmlType.TQ2_0, NumericsMode.Halo, Activation.Silu, 2, false },
-        { GgmlType.TQ2_0, NumericsMode.LlamaCpp, Activation.Silu, 2, false },
-        { GgmlType.TQ1_0, NumericsMode.LlamaCpp, Activation.Silu, 1, false },
-        { GgmlType.TQ1_0, NumericsMode.Halo, Activation.Relu2, 4, true },
+        { GgmlType.TQ2_0, NumericsMode.Halo, Activation.Silu, 2, false, false },
+        { GgmlType.TQ2_0, NumericsMode.Halo, Activation.Silu, 2, false, true },
+        { GgmlType.TQ2_0, NumericsMode.LlamaCpp, Activation.Silu, 2, false, true },
+        { GgmlType.TQ1_0, NumericsMode.LlamaCpp, Activation.Silu, 1, false, false },
+        { GgmlType.TQ1_0, NumericsMode.Halo, Activation.Relu2, 4, true, true },
     };
 
     /// <summary>
@@ -26,9 +27,9 @@ public sealed class CpuBackendTests
     /// </summary>
     [Theory]
     [MemberData(nameof(EndToEndCases))]
-    public void Forward_TokenByToken_MatchesReferenceModel(GgmlType type, NumericsMode numerics, Activation activation, int kvHeads, bool untied)
+    public void Forward_TokenByToken_MatchesReferenceModel(GgmlType type, NumericsMode numerics, Activation activation, int kvHeads, bool untied, bool uniformBlockScales)
     {
-        using var model = new TestModelSource(TestModelSource.TinyConfig(activation, kvHeads), type, seed: 7, untiedHead: untied);
+        using var model = new TestModelSource(TestModelSource.TinyConfig(activation, kvHeads), type, seed: 7, untiedHead: untied, uniformBlockScales: uniformBlockScales);
         using CpuBackend backend = CpuBackend.Create(model, new BackendOptions { Threads = 2, Numerics = numerics });
         ActivationScaling scaling = numerics == NumericsMode.LlamaCpp ? ActivationScaling.PerBlock : ActivationScaling.PerToken;
         var reference = new ReferenceModel(model, scaling, numerics == NumericsMode.LlamaCpp);
@@ -62,18 +63,23 @@ public sealed class CpuBackendTests
         }
     }
 
-    [Fact]
-    public void Forward_BatchedPrefill_EqualsTokenByToken()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Forward_BatchedPrefill_EqualsTokenByToken(bool uniformBlockScales)
     {
-        using var model = new TestModelSource(TestModelSource.TinyConfig());
-        using CpuBackend batched = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxBatchTokens = 3 });
+        using var model = new TestModelSource(TestModelSource.TinyConfig(), uniformBlockScales: uniformBlockScales);
+        // A batch of 18 (element-wise ops spread over the workers; the row-scaled GEMM in 4 groups of 4 tokens
+        // then 2 through its one-token path), then a batch of 1.
+        int[] prompt = [.. Enumerable.Range(0, 19).Select(i => (i * 37 + 5) % model.Config.VocabSize)];
+        using CpuBackend batched = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxBatchTokens = 18 });
         using CpuBackend single = CpuBackend.Create(model, new BackendOptions { Threads = 1 });
         var a = new float[model.Config.VocabSize];
         var b = new float[model.Config.VocabSize];
-        batched.Forward([new SequenceChunk(0, 0, Prompt)], a);
-        for (int i = 0; i < Prompt.Length; i++)
+        batched.Forward([new SequenceChunk(0, 0, prompt)], a);
+        for (int i = 0; i < prompt.Length; i++)
         {
-            single.Forward([new SequenceChunk(0, i, new[] { Prompt[i] })], b);
+            single.Forward([new SequenceChunk(0, i, new[] { prompt[i] })], b);
         }
 
         Assert.Equal(b, a);

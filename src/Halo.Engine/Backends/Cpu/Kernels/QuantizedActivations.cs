@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -23,6 +24,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
         Q = (sbyte*)NativeMemory.AlignedAlloc((nuint)maxTokens * (nuint)maxCols, 64);
         D = (float*)NativeMemory.AlignedAlloc((nuint)maxTokens * (nuint)(maxCols / 256) * sizeof(float), 64);
         Sum = (int*)NativeMemory.AlignedAlloc((nuint)maxTokens * (nuint)(maxCols / 256) * sizeof(int), 64);
+        TokenSum = (int*)NativeMemory.AlignedAlloc((nuint)maxTokens * sizeof(int), 64);
     }
 
     public int MaxTokens { get; }
@@ -35,17 +37,33 @@ public sealed unsafe class QuantizedActivations : IDisposable
 
     public int Blocks => Cols / 256;
 
+    /// <summary>How the last <see cref="Quantize"/> scaled: per token means every block of a token has the same D.</summary>
+    public ActivationScaling Scaling { get; private set; }
+
     public sbyte* Q { get; private set; }
 
     public float* D { get; private set; }
 
     public int* Sum { get; private set; }
 
+    /// <summary>The sum of q over all of a token's columns (the row-scaled kernels' correction).</summary>
+    public int* TokenSum { get; private set; }
+
     /// <summary>q of column <paramref name="col"/> of token <paramref name="token"/>, in natural order.</summary>
     public sbyte At(int token, int col) => Q[(long)token * Cols + col / 256 * 256 + TernaryMatrix.KernelOrder(col % 256)];
 
     /// <summary>Quantizes x [tokens, cols] (cols a multiple of 256).</summary>
     public void Quantize(float* x, int tokens, int cols, ActivationScaling scaling)
+    {
+        Prepare(tokens, cols, scaling);
+        for (int t = 0; t < tokens; t++)
+        {
+            QuantizeToken(x + (long)t * cols, t);
+        }
+    }
+
+    /// <summary>Sets the shape of the next batch; then <see cref="QuantizeToken"/> fills it, tokens in any order or in parallel.</summary>
+    public void Prepare(int tokens, int cols, ActivationScaling scaling)
     {
         if (tokens > MaxTokens || cols > MaxCols || cols % 256 != 0)
         {
@@ -54,23 +72,34 @@ public sealed unsafe class QuantizedActivations : IDisposable
 
         Tokens = tokens;
         Cols = cols;
-        int blocks = cols / 256;
-        for (int t = 0; t < tokens; t++)
+        Scaling = scaling;
+    }
+
+    /// <summary>Quantizes row [cols] of token t of the batch set by <see cref="Prepare"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void QuantizeToken(float* row, int t)
+    {
+        int blocks = Cols / 256;
+        sbyte* q = Q + (long)t * Cols;
+        if (Scaling == ActivationScaling.PerBlock)
         {
-            float* row = x + (long)t * cols;
-            sbyte* q = Q + (long)t * cols;
-            if (scaling == ActivationScaling.PerBlock)
+            for (int b = 0; b < blocks; b++)
             {
-                for (int b = 0; b < blocks; b++)
-                {
-                    QuantizeBlockQ8K(row + b * 256, q + b * 256, out D[t * blocks + b], out Sum[t * blocks + b]);
-                }
-            }
-            else
-            {
-                QuantizePerToken(row, q, cols, D + t * blocks, Sum + t * blocks);
+                QuantizeBlockQ8K(row + b * 256, q + b * 256, out D[t * blocks + b], out Sum[t * blocks + b]);
             }
         }
+        else
+        {
+            QuantizePerToken(row, q, Cols, D + t * blocks, Sum + t * blocks);
+        }
+
+        int total = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            total += Sum[t * blocks + b];
+        }
+
+        TokenSum[t] = total;
     }
 
     private static void QuantizeBlockQ8K(float* x, sbyte* q, out float d, out int sum)
@@ -104,6 +133,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
         d = 1f / iscale;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float AbsMax(float* x, int n)
     {
         int j = 0;
@@ -159,6 +189,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
     // Columns run*32 .. run*32+31 of a block go to kernel positions RunTarget(run) .. +31.
     private static int RunTarget(int run) => TernaryMatrix.KernelOrder(run * 32);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizePerToken(float* x, sbyte* q, int cols, float* d, int* sums)
     {
         float amax = AbsMax(x, cols);
@@ -184,9 +215,11 @@ public sealed unsafe class QuantizedActivations : IDisposable
             NativeMemory.AlignedFree(Q);
             NativeMemory.AlignedFree(D);
             NativeMemory.AlignedFree(Sum);
+            NativeMemory.AlignedFree(TokenSum);
             Q = null;
             D = null;
             Sum = null;
+            TokenSum = null;
         }
     }
 }

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Halo.Engine.Backends;
 using Halo.Engine.Weights;
 
 namespace Halo.Engine.Backends.Cpu.Kernels;
@@ -10,10 +11,12 @@ namespace Halo.Engine.Backends.Cpu.Kernels;
 /// range of row tiles (one thread's share). Per 256-block the integer dot product sum(code * q) - sum(q) equals
 /// sum(w * q) exactly; it is scaled by the weight block scale times the activation block scale and summed in
 /// float, as llama.cpp's TQ2_0 x Q8_K dot product does. Paths: AVX-512BW, AVX2, portable scalar.
+/// When every row has one scale and every token one activation scale, the row-scaled paths (next file) apply.
 /// </summary>
-public static unsafe class TernaryMatMul
+public static unsafe partial class TernaryMatMul
 {
     private const int PrefetchDistance = 8192;
+
 
     public static bool UseAvx512 { get; set; } = Avx512BW.IsSupported;
 
@@ -22,7 +25,16 @@ public static unsafe class TernaryMatMul
     /// <summary>Computes tiles [tileStart, tileEnd) for every token; y has row stride <paramref name="yStride"/>.</summary>
     public static void Run(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd)
     {
-        if (UseAvx512)
+        bool rowScaled = w.RowScales != null && x.Scaling == ActivationScaling.PerToken;
+        if (rowScaled && UseAvx512)
+        {
+            RunRowScaledAvx512(w, x, y, yStride, tileStart, tileEnd);
+        }
+        else if (rowScaled && UseAvx2)
+        {
+            RunRowScaledAvx2(w, x, y, yStride, tileStart, tileEnd);
+        }
+        else if (UseAvx512)
         {
             RunAvx512(w, x, y, yStride, tileStart, tileEnd);
         }
@@ -36,6 +48,7 @@ public static unsafe class TernaryMatMul
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void RunScalar(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd)
     {
         int blocks = w.Blocks;
@@ -75,6 +88,7 @@ public static unsafe class TernaryMatMul
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void RunAvx512(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd)
     {
         int blocks = w.Blocks;
@@ -129,6 +143,7 @@ public static unsafe class TernaryMatMul
         return Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(dot), Vector512.Create(scale), acc);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void RunAvx2(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd)
     {
         int blocks = w.Blocks;

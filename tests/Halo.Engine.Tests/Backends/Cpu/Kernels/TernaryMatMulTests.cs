@@ -7,6 +7,7 @@ using Halo.Engine.Weights;
 
 namespace Halo.Engine.Tests.Backends.Cpu.Kernels;
 
+[Collection(KernelSwitchesCollection.Name)]
 public sealed unsafe class TernaryMatMulTests
 {
     public enum Path
@@ -84,6 +85,105 @@ public sealed unsafe class TernaryMatMulTests
                     }
 
                     expected *= 0.75;
+                    Assert.True(Math.Abs(y[t * rows + r] - expected) <= 1e-5 * (1 + Math.Abs(expected)), $"token {t} row {r}: {y[t * rows + r]} vs {expected}");
+                }
+            }
+        }
+        finally
+        {
+            NativeMemory.Free(y);
+        }
+    }
+
+    public enum RowScaledPath
+    {
+        Avx512Gfni,
+        Avx512Shifts,
+        Avx2Vnni,
+        Avx2MultiplyAdd,
+    }
+
+    [Theory]
+    [InlineData(RowScaledPath.Avx512Gfni, 1)]
+    [InlineData(RowScaledPath.Avx512Gfni, 4)]
+    [InlineData(RowScaledPath.Avx512Gfni, 11)]
+    [InlineData(RowScaledPath.Avx512Shifts, 11)]
+    [InlineData(RowScaledPath.Avx2Vnni, 1)]
+    [InlineData(RowScaledPath.Avx2Vnni, 11)]
+    [InlineData(RowScaledPath.Avx2MultiplyAdd, 11)]
+    public void RunRowScaled_OneScalePerRow_MatchesExactIntegerDotProducts(RowScaledPath path, int tokens)
+    {
+        bool avx512 = path is RowScaledPath.Avx512Gfni or RowScaledPath.Avx512Shifts;
+        if ((avx512 && !Avx512BW.IsSupported) || !Avx2.IsSupported
+            || (path == RowScaledPath.Avx512Gfni && !Gfni.V512.IsSupported) || (path == RowScaledPath.Avx2Vnni && !AvxVnni.IsSupported))
+        {
+            return;
+        }
+
+        // 37 rows: a ragged last tile; 4096 columns = 16 blocks: the 16-bit partial sums are widened mid-row.
+        const int rows = 37, cols = 4096, blocks = cols / 256;
+        var rng = new Random(12);
+        var values = new sbyte[rows * cols];
+        var scales = new float[rows * blocks];
+        for (int r = 0; r < rows; r++)
+        {
+            float rowScale = 0.5f + (float)rng.NextDouble();
+            scales.AsSpan(r * blocks, blocks).Fill(rowScale);
+            for (int c = 0; c < cols; c++)
+            {
+                // Row 0 is all +1 and the activations saturate at -128 below: the largest partial sums possible.
+                values[r * cols + c] = r == 0 ? (sbyte)1 : (sbyte)(rng.Next(3) - 1);
+            }
+        }
+
+        using TernaryMatrix w = TernaryMatrix.FromValues("w", values, scales, rows, cols, 0.75f);
+        Assert.True(w.RowScales != null);
+        var x = new float[tokens * cols];
+        for (int i = 0; i < x.Length; i++)
+        {
+            x[i] = i % cols < 512 && i / cols == 0 ? -2f : (float)(rng.NextDouble() * 4 - 2);
+        }
+
+        using var qx = new QuantizedActivations(tokens, cols);
+        float* y = (float*)NativeMemory.Alloc((nuint)(tokens * rows * sizeof(float)));
+        try
+        {
+            fixed (float* px = x)
+            {
+                qx.Quantize(px, tokens, cols, ActivationScaling.PerToken);
+            }
+
+            (bool gfni, bool vnni) = (TernaryMatMul.UseGfni, TernaryMatMul.UseAvxVnni);
+            try
+            {
+                TernaryMatMul.UseGfni = path == RowScaledPath.Avx512Gfni;
+                TernaryMatMul.UseAvxVnni = path == RowScaledPath.Avx2Vnni;
+                if (avx512)
+                {
+                    TernaryMatMul.RunRowScaledAvx512(w, qx, y, rows, 0, w.Tiles);
+                }
+                else
+                {
+                    TernaryMatMul.RunRowScaledAvx2(w, qx, y, rows, 0, w.Tiles);
+                }
+            }
+            finally
+            {
+                (TernaryMatMul.UseGfni, TernaryMatMul.UseAvxVnni) = (gfni, vnni);
+            }
+
+            for (int t = 0; t < tokens; t++)
+            {
+                (sbyte[] q, float[] d) = ReferenceModel.Quantize(x.AsSpan(t * cols, cols).ToArray(), ActivationScaling.PerToken);
+                for (int r = 0; r < rows; r++)
+                {
+                    long dot = 0;
+                    for (int j = 0; j < cols; j++)
+                    {
+                        dot += values[r * cols + j] * q[j];
+                    }
+
+                    double expected = dot * (double)d[0] * scales[r * blocks] * 0.75;
                     Assert.True(Math.Abs(y[t * rows + r] - expected) <= 1e-5 * (1 + Math.Abs(expected)), $"token {t} row {r}: {y[t * rows + r]} vs {expected}");
                 }
             }
