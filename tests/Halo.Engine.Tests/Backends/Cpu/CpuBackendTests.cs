@@ -125,11 +125,14 @@ public sealed class CpuBackendTests
         Assert.Throws<ArgumentException>(() => backend.Forward([new SequenceChunk(0, 0, new[] { 1 })], new float[10]));
     }
 
-    [Fact]
-    public void Forward_DecodeSteps_AllocateNothing()
+    [Theory]
+    [InlineData(LmHeadPrecision.Int8)]
+    [InlineData(LmHeadPrecision.Int4)]
+    [InlineData(LmHeadPrecision.Source)]
+    public void Forward_DecodeSteps_AllocateNothing(LmHeadPrecision head)
     {
         using var model = new TestModelSource(TestModelSource.TinyConfig());
-        using CpuBackend backend = CpuBackend.Create(model, new BackendOptions { Threads = 2 });
+        using CpuBackend backend = CpuBackend.Create(model, new BackendOptions { Threads = 2, LmHead = head });
         var logits = new float[model.Config.VocabSize];
         var chunk = new SequenceChunk[1];
         var token = new int[] { 3 };
