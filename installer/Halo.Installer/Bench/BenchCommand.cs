@@ -142,6 +142,7 @@ internal static class BenchCommand
         if (s.Breakdown)
         {
             root["breakdown_ms_per_token"] = AverageBreakdown(results, "breakdown");
+            root["prefill_breakdown_ms_per_token"] = AverageBreakdown(results, "prefill_breakdown");
             if (s.Parallel > 0)
             {
                 root["parallel_breakdown_ms_per_step"] = AverageBreakdown(results, "parallel_breakdown");
@@ -155,6 +156,7 @@ internal static class BenchCommand
         else
         {
             PrintTable(summary, settings, s.Breakdown ? root["breakdown_ms_per_token"]!.AsObject() : null,
+                s.Breakdown ? root["prefill_breakdown_ms_per_token"]!.AsObject() : null,
                 s.Breakdown && s.Parallel > 0 ? root["parallel_breakdown_ms_per_step"]!.AsObject() : null);
         }
 
@@ -172,7 +174,7 @@ internal static class BenchCommand
         return average;
     }
 
-    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown, JsonObject? parallelBreakdown)
+    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown, JsonObject? prefillBreakdown, JsonObject? parallelBreakdown)
     {
         var o = new StringBuilder();
         o.AppendLine(CultureInfo.InvariantCulture, $"model   {settings["model"]}");
@@ -192,6 +194,11 @@ internal static class BenchCommand
         if (breakdown is not null)
         {
             AppendBreakdown(o, "op (decode, per token)", breakdown);
+        }
+
+        if (prefillBreakdown is not null)
+        {
+            AppendBreakdown(o, "op (prefill, per prompt token)", prefillBreakdown);
         }
 
         if (parallelBreakdown is not null)
@@ -313,15 +320,21 @@ internal static class BenchCommand
         var chunk = new SequenceChunk[1];
         var step = new int[1];
 
+        OpProfile? prefillProfile = s.Breakdown && backend is CpuBackend ? new OpProfile() : null;
+        OpProfile? profile = s.Breakdown && backend is CpuBackend ? new OpProfile() : null;
+        if (backend is CpuBackend cpu)
+        {
+            cpu.Profile = prefillProfile;
+        }
+
         long t0 = Stopwatch.GetTimestamp();
         chunk[0] = new SequenceChunk(0, 0, prompt);
         backend.Forward(chunk, logits);
         double ppSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
 
-        OpProfile? profile = s.Breakdown && backend is CpuBackend ? new OpProfile() : null;
-        if (backend is CpuBackend cpu)
+        if (backend is CpuBackend cpu1)
         {
-            cpu.Profile = profile;
+            cpu1.Profile = profile;
         }
 
         double tgSeconds = Decode(backend, chunk, step, logits, s.Pp, s.Tg, profile);
@@ -344,20 +357,8 @@ internal static class BenchCommand
         };
         if (s.Breakdown)
         {
-            var b = new JsonObject();
-            double accounted = 0;
-            if (profile is not null)
-            {
-                foreach (Op op in Enum.GetValues<Op>())
-                {
-                    double ms = profile.Milliseconds(op) / s.Tg;
-                    accounted += ms;
-                    b[Name(op)] = ms;
-                }
-            }
-
-            b["overhead"] = Math.Max(0, tgSeconds * 1000 / s.Tg - accounted);
-            result["breakdown"] = b;
+            result["breakdown"] = Breakdown(profile, tgSeconds, s.Tg);
+            result["prefill_breakdown"] = Breakdown(prefillProfile, ppSeconds, s.Pp);
         }
 
         if (s.Parallel > 0)
@@ -367,6 +368,25 @@ internal static class BenchCommand
 
         Console.Out.WriteLine(result.ToJsonString());
         return Cli.Ok;
+    }
+
+    /// <summary>Milliseconds per token in each op, and the unaccounted rest as overhead.</summary>
+    private static JsonObject Breakdown(OpProfile? profile, double seconds, int tokens)
+    {
+        var b = new JsonObject();
+        double accounted = 0;
+        if (profile is not null)
+        {
+            foreach (Op op in Enum.GetValues<Op>())
+            {
+                double ms = profile.Milliseconds(op) / tokens;
+                accounted += ms;
+                b[Name(op)] = ms;
+            }
+        }
+
+        b["overhead"] = Math.Max(0, seconds * 1000 / tokens - accounted);
+        return b;
     }
 
     private static double Decode(IBackend backend, SequenceChunk[] chunk, int[] step, float[] logits, int start, int steps, OpProfile? profile)

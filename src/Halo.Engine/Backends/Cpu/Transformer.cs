@@ -49,6 +49,7 @@ internal sealed unsafe class Transformer : IDisposable
     private readonly short* _headGroupSums; // (the 4-bit head's ScaleStride) sum of _headQ per column group
     private readonly byte* _headU;    // (d) the same plus 128, for the unsigned-by-signed dot product
     private readonly AttentionWork _attention;
+    private readonly TokenWork _tokenWork;
     private int _tokens;
     private int _layer;
 
@@ -82,6 +83,7 @@ internal sealed unsafe class Transformer : IDisposable
         _positions = new int[maxTokens];
         _qx = new QuantizedActivations(maxTokens, Math.Max(Math.Max(d, _qDim), ffn));
         _attention = new AttentionWork(this);
+        _tokenWork = new TokenWork(this);
         int headCols = Math.Max(d, int4Head?.PaddedCols ?? 0);
         _headQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)headCols, 64);
         new Span<sbyte>(_headQ, headCols).Clear();
@@ -118,23 +120,16 @@ internal sealed unsafe class Transformer : IDisposable
             LayerWeights L = _w.Layers[_layer];
 
             // Attention block: h = rmsnorm(x) * attn_norm; q,k,v = (W h) * s
-            RmsNorm(_x, L.AttnNorm, _h, d);
+            PerToken(TokenOp.Norm, _x, L.AttnNorm, _h, d);
             Mark(Op.Norms, ref t0);
-            _qx.Quantize(_h, tokens, d, _scaling);
+            Quantize(_h, d);
             Mark(Op.Quantize, ref t0);
             _matmul.Set(_qx, L.Wq, _q, L.Wk, _k, L.Wv, _v);
             _pool.Run(_matmul);
             Mark(Op.MatMulQkv, ref t0);
 
             // q,k = RoPE NEOX; k,v stored in the cache at each token's position
-            for (int t = 0; t < tokens; t++)
-            {
-                float* cos = _rope + t * _c.HeadDim, sin = cos + _c.HeadDim / 2;
-                VectorOps.RopeNeox(_q + (long)t * _qDim, _c.HeadCount, _c.HeadDim, cos, sin);
-                VectorOps.RopeNeox(_k + (long)t * _kvDim, _c.KvHeadCount, _c.HeadDim, cos, sin);
-                StoreKv(t);
-            }
-
+            PerToken(TokenOp.RopeAndStore, null, null, null, 0);
             Mark(Op.Rope, ref t0);
 
             // a = softmax(q k^T / sqrt(head_dim) + causal) v, per head (GQA)
@@ -142,37 +137,87 @@ internal sealed unsafe class Transformer : IDisposable
             Mark(Op.Attention, ref t0);
 
             // x += (Wo (rmsnorm(a) * attn_sub_norm)) * so
-            RmsNorm(_att, L.AttnSubNorm, _att, _qDim);
+            PerToken(TokenOp.Norm, _att, L.AttnSubNorm, _att, _qDim);
             Mark(Op.Norms, ref t0);
-            _qx.Quantize(_att, tokens, _qDim, _scaling);
+            Quantize(_att, _qDim);
             Mark(Op.Quantize, ref t0);
             _matmul.Set(_qx, L.Wo, _y);
             _pool.Run(_matmul);
             Mark(Op.MatMulOutput, ref t0);
-            VectorOps.Add(_x, _y, tokens * d);
+            PerToken(TokenOp.Add, _y, null, _x, d);
             Mark(Op.Residual, ref t0);
 
             // Feed-forward block: h = rmsnorm(x) * ffn_norm; f = act((Wg h) * sg) * ((Wu h) * su)
-            RmsNorm(_x, L.FfnNorm, _h, d);
+            PerToken(TokenOp.Norm, _x, L.FfnNorm, _h, d);
             Mark(Op.Norms, ref t0);
-            _qx.Quantize(_h, tokens, d, _scaling);
+            Quantize(_h, d);
             Mark(Op.Quantize, ref t0);
             _matmul.Set(_qx, L.Wgate, _gate, L.Wup, _up);
             _pool.Run(_matmul);
             Mark(Op.MatMulGateUp, ref t0);
-            VectorOps.GatedActivation(_gate, _up, tokens * ffn, _activation);
+            PerToken(TokenOp.GatedActivation, _up, null, _gate, ffn);
             Mark(Op.Activation, ref t0);
 
             // x += (Wd (rmsnorm(f) * ffn_sub_norm)) * sd
-            RmsNorm(_gate, L.FfnSubNorm, _gate, ffn);
+            PerToken(TokenOp.Norm, _gate, L.FfnSubNorm, _gate, ffn);
             Mark(Op.Norms, ref t0);
-            _qx.Quantize(_gate, tokens, ffn, _scaling);
+            Quantize(_gate, ffn);
             Mark(Op.Quantize, ref t0);
             _matmul.Set(_qx, L.Wdown, _y);
             _pool.Run(_matmul);
             Mark(Op.MatMulDown, ref t0);
-            VectorOps.Add(_x, _y, tokens * d);
+            PerToken(TokenOp.Add, _y, null, _x, d);
             Mark(Op.Residual, ref t0);
+        }
+    }
+
+    /// <summary>Rows [tokens, n] of <paramref name="x"/> to int8 for the next matmul.</summary>
+    private void Quantize(float* x, int n)
+    {
+        _qx.Prepare(_tokens, n, _scaling);
+        PerToken(TokenOp.Quantize, x, null, null, n);
+    }
+
+    /// <summary>
+    /// An element-wise op on each token's row [n] of the batch: in place for a single token (decode), spread over
+    /// the workers for a batch (prefill, where these ops would otherwise leave a core idle between matmuls).
+    /// </summary>
+    private void PerToken(TokenOp op, float* source, float[]? weight, float* target, int n)
+    {
+        _tokenWork.Set(op, source, weight is null ? null : Pinned(weight), target, n);
+        if (_tokens < TokenWork.TokensPerItem)
+        {
+            _tokenWork.Do(0, _tokens);
+        }
+        else
+        {
+            _pool.Run(_tokenWork);
+        }
+    }
+
+    private void DoToken(TokenOp op, int t, float* source, float* weight, float* target, int n)
+    {
+        long row = (long)t * n;
+        switch (op)
+        {
+            case TokenOp.Norm:
+                VectorOps.RmsNorm(source + row, weight, target + row, n, _c.RmsNormEps);
+                break;
+            case TokenOp.Quantize:
+                _qx.QuantizeToken(source + row, t);
+                break;
+            case TokenOp.RopeAndStore:
+                float* cos = _rope + t * _c.HeadDim, sin = cos + _c.HeadDim / 2;
+                VectorOps.RopeNeox(_q + (long)t * _qDim, _c.HeadCount, _c.HeadDim, cos, sin);
+                VectorOps.RopeNeox(_k + (long)t * _kvDim, _c.KvHeadCount, _c.HeadDim, cos, sin);
+                StoreKv(t);
+                break;
+            case TokenOp.GatedActivation:
+                VectorOps.GatedActivation(target + row, source + row, n, _activation);
+                break;
+            default:
+                VectorOps.Add(target + row, source + row, n);
+                break;
         }
     }
 
@@ -241,15 +286,6 @@ internal sealed unsafe class Transformer : IDisposable
             group, hd, scores, _cache.Capacity, _att + offset, _llamaCppNumerics);
     }
 
-    private void RmsNorm(float* x, float[] weight, float* y, int n)
-    {
-        float* w = Pinned(weight);
-        for (int t = 0; t < _tokens; t++)
-        {
-            VectorOps.RmsNorm(x + (long)t * n, w, y + (long)t * n, n, _c.RmsNormEps);
-        }
-    }
-
     /// <summary>Norm vectors live on the pinned object heap (see <see cref="ModelWeights"/>), so their address is stable.</summary>
     private static float* Pinned(float[] weight) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(weight));
 
@@ -287,6 +323,49 @@ internal sealed unsafe class Transformer : IDisposable
         NativeMemory.AlignedFree(_headU);
         NativeMemory.AlignedFree(_headGroupSums);
         _qx.Dispose();
+    }
+
+    private enum TokenOp
+    {
+        Norm,           // target = rmsnorm(source) * weight
+        Quantize,       // int8 rows of source into the quantized activations
+        RopeAndStore,   // RoPE on q and k, then k and v into the cache
+        GatedActivation,// target = act(target) * source (gate, up)
+        Add,            // target += source
+    }
+
+    /// <summary>One <see cref="TokenOp"/> over the batch, in items of <see cref="TokensPerItem"/> tokens.</summary>
+    private sealed class TokenWork(Transformer owner) : ParallelWork
+    {
+        public const int TokensPerItem = 8;
+
+        private TokenOp _op;
+        private float* _source;
+        private float* _weight;
+        private float* _target;
+        private int _n;
+
+        public void Set(TokenOp op, float* source, float* weight, float* target, int n)
+        {
+            _op = op;
+            _source = source;
+            _weight = weight;
+            _target = target;
+            _n = n;
+        }
+
+        public void Do(int start, int end)
+        {
+            for (int t = start; t < end; t++)
+            {
+                owner.DoToken(_op, t, _source, _weight, _target, _n);
+            }
+        }
+
+        protected override int ItemCount => (owner._tokens + TokensPerItem - 1) / TokensPerItem;
+
+        protected override void Execute(int item, int worker) =>
+            Do(item * TokensPerItem, Math.Min(owner._tokens, (item + 1) * TokensPerItem));
     }
 
     /// <summary>Attention, one item per (token, KV head) pair: the query heads sharing a KV head read it once.</summary>

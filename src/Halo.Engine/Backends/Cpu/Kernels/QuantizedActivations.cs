@@ -53,8 +53,17 @@ public sealed unsafe class QuantizedActivations : IDisposable
     public sbyte At(int token, int col) => Q[(long)token * Cols + col / 256 * 256 + TernaryMatrix.KernelOrder(col % 256)];
 
     /// <summary>Quantizes x [tokens, cols] (cols a multiple of 256).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Quantize(float* x, int tokens, int cols, ActivationScaling scaling)
+    {
+        Prepare(tokens, cols, scaling);
+        for (int t = 0; t < tokens; t++)
+        {
+            QuantizeToken(x + (long)t * cols, t);
+        }
+    }
+
+    /// <summary>Sets the shape of the next batch; then <see cref="QuantizeToken"/> fills it, tokens in any order or in parallel.</summary>
+    public void Prepare(int tokens, int cols, ActivationScaling scaling)
     {
         if (tokens > MaxTokens || cols > MaxCols || cols % 256 != 0)
         {
@@ -64,34 +73,35 @@ public sealed unsafe class QuantizedActivations : IDisposable
         Tokens = tokens;
         Cols = cols;
         Scaling = scaling;
-        int blocks = cols / 256;
-        for (int t = 0; t < tokens; t++)
-        {
-            float* row = x + (long)t * cols;
-            sbyte* q = Q + (long)t * cols;
-            if (scaling == ActivationScaling.PerBlock)
-            {
-                for (int b = 0; b < blocks; b++)
-                {
-                    QuantizeBlockQ8K(row + b * 256, q + b * 256, out D[t * blocks + b], out Sum[t * blocks + b]);
-                }
-            }
-            else
-            {
-                QuantizePerToken(row, q, cols, D + t * blocks, Sum + t * blocks);
-            }
-
-            int total = 0;
-            for (int b = 0; b < blocks; b++)
-            {
-                total += Sum[t * blocks + b];
-            }
-
-            TokenSum[t] = total;
-        }
     }
 
+    /// <summary>Quantizes row [cols] of token t of the batch set by <see cref="Prepare"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void QuantizeToken(float* row, int t)
+    {
+        int blocks = Cols / 256;
+        sbyte* q = Q + (long)t * Cols;
+        if (Scaling == ActivationScaling.PerBlock)
+        {
+            for (int b = 0; b < blocks; b++)
+            {
+                QuantizeBlockQ8K(row + b * 256, q + b * 256, out D[t * blocks + b], out Sum[t * blocks + b]);
+            }
+        }
+        else
+        {
+            QuantizePerToken(row, q, Cols, D + t * blocks, Sum + t * blocks);
+        }
+
+        int total = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            total += Sum[t * blocks + b];
+        }
+
+        TokenSum[t] = total;
+    }
+
     private static void QuantizeBlockQ8K(float* x, sbyte* q, out float d, out int sum)
     {
         float amax = AbsMax(x, 256), max = 0f;

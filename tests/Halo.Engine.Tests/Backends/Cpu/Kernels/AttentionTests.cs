@@ -4,6 +4,7 @@ using Halo.Engine.Backends.Cpu.Kernels;
 
 namespace Halo.Engine.Tests.Backends.Cpu.Kernels;
 
+[Collection(KernelSwitchesCollection.Name)]
 public sealed unsafe class AttentionTests
 {
     public enum Path
