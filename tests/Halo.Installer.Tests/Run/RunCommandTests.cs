@@ -42,6 +42,35 @@ public sealed class RunCommandTests
         Assert.Equal(top[0].GetProperty("logit").GetSingle(), logits.Max());
     }
 
+    /// <summary>--lm-head reaches the CPU backend: each precision gives its own logits, all close to the exact head's.</summary>
+    [Fact]
+    public void Run_LmHeadFlag_ChangesLogitsWithinQuantizationError()
+    {
+        using var dir = new TempDir();
+        string model = HaloProcess.TinyModel(dir);
+        var logits = new Dictionary<string, float[]>();
+        foreach (string head in (string[])["source", "int8", "int4"])
+        {
+            string file = dir.File(head + ".f32");
+            (int code, _, string stderr) = HaloProcess.Run("run", "--model", model, "--tokens", "1,2,3", "--max-tokens", "1", "--temperature", "0",
+                "--threads", "2", "--backend", "cpu", "--lm-head", head, "--dump-logits", file);
+            Assert.True(code == 0, stderr);
+            byte[] bytes = File.ReadAllBytes(file);
+            logits[head] = new float[bytes.Length / 4];
+            Buffer.BlockCopy(bytes, 0, logits[head], 0, bytes.Length);
+        }
+
+        float[] exact = logits["source"];
+        double mean = exact.Average(), std = Math.Sqrt(exact.Average(v => (v - mean) * (v - mean)));
+        foreach (string head in (string[])["int8", "int4"])
+        {
+            double maxError = exact.Zip(logits[head], (a, b) => Math.Abs(a - b)).Max();
+            Assert.InRange(maxError / std, 1e-6, 1.0);
+        }
+
+        Assert.NotEqual(logits["int8"], logits["int4"]);
+    }
+
     [Fact]
     public void Run_SameSeed_SameTokens()
     {
@@ -84,6 +113,7 @@ public sealed class RunCommandTests
     [InlineData("--tokens", "1,x", "--max-tokens", "2")]
     [InlineData("--prompt", "hi", "--temperature", "-1")]
     [InlineData("--prompt", "hi", "--backend", "tpu")]
+    [InlineData("--prompt", "hi", "--lm-head", "int3")]
     public void Run_BadFlags_ExitsTwo(string a, string b, string c, string d)
     {
         using var dir = new TempDir();

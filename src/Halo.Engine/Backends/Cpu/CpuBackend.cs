@@ -151,12 +151,36 @@ public sealed unsafe class CpuBackend : IBackend
     private void RunBatch(int n, float* logits, int vocab)
     {
         _transformer.Forward(n);
+        int* group = stackalloc int[Int8MatVec.BatchTokens];
+        float** targets = stackalloc float*[Int8MatVec.BatchTokens];
+        int grouped = 0;
         for (int t = 0; t < n; t++)
         {
-            if (_lastTokenOfChunk[t] >= 0)
+            if (_lastTokenOfChunk[t] < 0)
             {
-                _transformer.Logits(t, logits + (long)_lastTokenOfChunk[t] * vocab);
+                continue;
             }
+
+            float* target = logits + (long)_lastTokenOfChunk[t] * vocab;
+            if (!_transformer.BatchesLogits)
+            {
+                _transformer.Logits(t, target);
+                continue;
+            }
+
+            // Sequences decoding together share each pass over the LM head, in groups; the rest go one by one.
+            group[grouped] = t;
+            targets[grouped++] = target;
+            if (grouped == Int8MatVec.BatchTokens)
+            {
+                _transformer.LogitsBatch(group, targets);
+                grouped = 0;
+            }
+        }
+
+        for (int k = 0; k < grouped; k++)
+        {
+            _transformer.Logits(group[k], targets[k]);
         }
     }
 

@@ -8,7 +8,7 @@ namespace Halo.Engine.Backends.Cpu.Kernels;
 /// <summary>
 /// y [rows] = M x for an <see cref="Int4Matrix"/> M and x quantized per token to int8 (x ~ q * d), over a range
 /// of row tiles. Per row, all in integers: codes (0..15) times q by vpmaddubsw (unsigned by signed bytes, pair
-/// sums <= 2 * 15 * 127, no saturation), pair sums times the 8-bit group scale by vpmaddwd, then
+/// sums <= 2 * 15 * 127, no saturation), pair sums times the signed 8-bit group scale by vpmaddwd, then
 /// dot = sum - 8 * sum_g(scale_g * groupSum_g(q)) undoes the +8 offset of the codes, and one float multiply by
 /// rowScale * d. The matrix streams tile by tile, front to back, with a software prefetch ahead.
 /// </summary>
@@ -16,7 +16,8 @@ public static unsafe class Int4MatVec
 {
     private const int PrefetchAhead = 8192;
 
-    // vpshufb controls that spread the 4 group-scale bytes of a block over int16 lanes (built once: no allocation per call).
+    // vpshufb controls that spread the 4 group-scale bytes of a block over int16 lanes, the byte in both halves
+    // so that an arithmetic shift right by 8 sign-extends it (built once: no allocation per call).
     private static readonly Vector512<byte> LowScale32 = ScaleShuffle512(32, 0), HighScale32 = ScaleShuffle512(32, 64);
     private static readonly Vector512<byte> LowScale64 = ScaleShuffle512(64, 0), HighScale64 = ScaleShuffle512(64, 64);
     private static readonly Vector256<byte> Broadcast0 = ScaleShuffle256(0), Broadcast1 = ScaleShuffle256(1);
@@ -114,8 +115,8 @@ public static unsafe class Int4MatVec
         Vector512<byte> low = packed & nibble;
         Vector512<byte> high = (packed.AsUInt16() >> 4).AsByte() & nibble;
         Vector512<byte> s = Vector512.Create(Unsafe.ReadUnaligned<uint>(scales)).AsByte();
-        return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(low, x0), Avx512BW.Shuffle(s, lowScale).AsInt16())
-            + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(high, x1), Avx512BW.Shuffle(s, highScale).AsInt16());
+        return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(low, x0), Avx512BW.ShiftRightArithmetic(Avx512BW.Shuffle(s, lowScale).AsInt16(), 8))
+            + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(high, x1), Avx512BW.ShiftRightArithmetic(Avx512BW.Shuffle(s, highScale).AsInt16(), 8));
     }
 
     public static void RunAvx2(Int4Matrix m, sbyte* q, short* groupSums, float d, float* y, int tileStart, int tileEnd)
@@ -144,10 +145,10 @@ public static unsafe class Int4MatVec
                     Sse.Prefetch0(codes + PrefetchAhead);
                     Vector256<byte> packed0 = Vector256.Load(codes), packed1 = Vector256.Load(codes + 32);
                     Vector256<byte> s = Vector256.Create(Unsafe.ReadUnaligned<uint>(rowScales + b * groupsPerBlock)).AsByte();
-                    acc += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(packed0 & nibble, Vector256.Load(x)), Avx2.Shuffle(s, scale0).AsInt16())
-                        + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(packed1 & nibble, Vector256.Load(x + 32)), Avx2.Shuffle(s, scale1).AsInt16())
-                        + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent((packed0.AsUInt16() >> 4).AsByte() & nibble, Vector256.Load(x + 64)), Avx2.Shuffle(s, scale2).AsInt16())
-                        + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent((packed1.AsUInt16() >> 4).AsByte() & nibble, Vector256.Load(x + 96)), Avx2.Shuffle(s, scale3).AsInt16());
+                    acc += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(packed0 & nibble, Vector256.Load(x)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale0).AsInt16(), 8))
+                        + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(packed1 & nibble, Vector256.Load(x + 32)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale1).AsInt16(), 8))
+                        + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent((packed0.AsUInt16() >> 4).AsByte() & nibble, Vector256.Load(x + 64)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale2).AsInt16(), 8))
+                        + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent((packed1.AsUInt16() >> 4).AsByte() & nibble, Vector256.Load(x + 96)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale3).AsInt16(), 8));
                     codes += R * Int4Matrix.BlockBytes;
                 }
 
@@ -165,7 +166,7 @@ public static unsafe class Int4MatVec
             byte* tile = m.Tile(t);
             for (int i = 0; i < R && t * R + i < m.Rows; i++)
             {
-                byte* scales = tile + R * sizeof(float) + i * m.ScaleStride;
+                sbyte* scales = (sbyte*)tile + R * sizeof(float) + i * m.ScaleStride;
                 long dot = 0;
                 for (int b = 0; b < blocks; b++)
                 {
@@ -203,7 +204,7 @@ public static unsafe class Int4MatVec
         Vector256<int> offset = default;
         for (int g = 0; g < m.ScaleStride; g += 16)
         {
-            offset += Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(Vector128.Load(rowScales + g)), Vector256.Load(groupSums + g));
+            offset += Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(Vector128.Load((sbyte*)rowScales + g)), Vector256.Load(groupSums + g));
         }
 
         long dot = sum - 8L * Vector256.Sum(Vector256.WidenLower(offset) + Vector256.WidenUpper(offset));
@@ -213,7 +214,7 @@ public static unsafe class Int4MatVec
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static long Sum(Vector512<int> v) => Vector512.Sum(Vector512.WidenLower(v) + Vector512.WidenUpper(v));
 
-    /// <summary>vpshufb control: int16 lane k of 128-bit lane L gets the zero-extended scale of the group holding column firstCol + 16 L.</summary>
+    /// <summary>vpshufb control: int16 lane k of 128-bit lane L gets (twice) the scale byte of the group holding column firstCol + 16 L.</summary>
     private static Vector512<byte> ScaleShuffle512(int groupSize, int firstCol)
     {
         var c = new byte[64];
@@ -222,13 +223,13 @@ public static unsafe class Int4MatVec
             for (int k = 0; k < 8; k++)
             {
                 c[lane * 16 + 2 * k] = (byte)((firstCol + lane * 16) / groupSize);
-                c[lane * 16 + 2 * k + 1] = 0x80;
+                c[lane * 16 + 2 * k + 1] = (byte)((firstCol + lane * 16) / groupSize);
             }
         }
 
         return Vector512.Create(c);
     }
 
-    /// <summary>vpshufb control: every int16 lane gets scale byte <paramref name="index"/>, zero-extended.</summary>
-    private static Vector256<byte> ScaleShuffle256(int index) => Vector256.Create((ushort)(0x8000 | index)).AsByte();
+    /// <summary>vpshufb control: every int16 lane gets scale byte <paramref name="index"/> in both halves.</summary>
+    private static Vector256<byte> ScaleShuffle256(int index) => Vector256.Create((ushort)(index << 8 | index)).AsByte();
 }
