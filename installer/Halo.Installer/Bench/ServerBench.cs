@@ -8,8 +8,10 @@ namespace Halo.Installer.Bench;
 
 /// <summary>
 /// `halo bench --server URL --parallel N`: the same rounds as <see cref="ParallelBench"/>, one stream then N at
-/// once, against a running daemon over HTTP: streaming <c>/v1/completions</c> with <c>ignore_eos</c> (every stream
-/// runs to --tg tokens) and per-token <c>logprobs</c> (one SSE event per token, so tokens without text still count).
+/// once, against a running daemon over HTTP: streaming <c>/v1/completions</c> with a prompt of
+/// <see cref="ParallelBench.PromptTokens"/> token ids (from <c>/tokenize</c>, so the prompt length does not depend
+/// on the tokenizer), <c>ignore_eos</c> (every stream runs to --tg tokens) and per-token <c>logprobs</c> (one SSE
+/// event per token, so tokens without text still count).
 /// Timestamps are SSE arrivals at this client, so the numbers include tokenization, detokenization, JSON, SSE and
 /// the loopback or network hop.
 /// </summary>
@@ -68,12 +70,18 @@ internal static class ServerBench
 
     private static async Task<ParallelBench.Round> RoundAsync(HttpClient http, int streams, int tokens, int seed)
     {
+        var prompts = new int[streams][];
+        for (int s = 0; s < streams; s++)
+        {
+            prompts[s] = await PromptAsync(http, seed + s).ConfigureAwait(false);
+        }
+
         var arrivals = new List<long>[streams];
         var readers = new Task[streams];
         for (int s = 0; s < streams; s++)
         {
             arrivals[s] = new List<long>(tokens);
-            readers[s] = StreamAsync(http, Prompt(seed + s), tokens, seed + s, arrivals[s]);
+            readers[s] = StreamAsync(http, prompts[s], tokens, seed + s, arrivals[s]);
         }
 
         await Task.WhenAll(readers).ConfigureAwait(false);
@@ -92,11 +100,17 @@ internal static class ServerBench
     }
 
     /// <summary>One streaming completion; records the arrival of each token (one per logprobs entry).</summary>
-    private static async Task StreamAsync(HttpClient http, string prompt, int tokens, int seed, List<long> arrivals)
+    private static async Task StreamAsync(HttpClient http, int[] prompt, int tokens, int seed, List<long> arrivals)
     {
+        var ids = new JsonArray();
+        foreach (int id in prompt)
+        {
+            ids.Add(id);
+        }
+
         var body = new JsonObject
         {
-            ["prompt"] = prompt,
+            ["prompt"] = ids,
             ["max_tokens"] = tokens,
             ["stream"] = true,
             ["ignore_eos"] = true,
@@ -133,17 +147,32 @@ internal static class ServerBench
         }
     }
 
-    /// <summary>About 16 tokens of plain words, different per stream.</summary>
-    private static string Prompt(int seed)
+    /// <summary>The first <see cref="ParallelBench.PromptTokens"/> token ids of plain words, different per stream.</summary>
+    private static async Task<int[]> PromptAsync(HttpClient http, int seed)
     {
         var random = new Random(seed);
-        var prompt = new StringBuilder();
-        for (int i = 0; i < 12; i++)
+        var text = new StringBuilder();
+        for (int i = 0; i < 4 * ParallelBench.PromptTokens; i++)
         {
-            prompt.Append(i == 0 ? "" : " ").Append(Words[random.Next(Words.Length)]);
+            text.Append(i == 0 ? "" : " ").Append(Words[random.Next(Words.Length)]);
         }
 
-        return prompt.ToString();
+        string body = new JsonObject { ["content"] = text.ToString() }.ToJsonString();
+        using HttpResponseMessage response = await http.PostAsync("tokenize", new StringContent(body, Encoding.UTF8, "application/json")).ConfigureAwait(false);
+        string answer = await response.Content.ReadAsStringAsync().ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new BenchException($"POST /tokenize answered {(int)response.StatusCode}: {Shorten(answer)}");
+        }
+
+        JsonArray tokens = JsonNode.Parse(answer)?["tokens"]?.AsArray() ?? throw new BenchException("POST /tokenize answered no tokens");
+        var prompt = new int[Math.Min(ParallelBench.PromptTokens, tokens.Count)];
+        for (int i = 0; i < prompt.Length; i++)
+        {
+            prompt[i] = tokens[i]!.GetValue<int>();
+        }
+
+        return prompt;
     }
 
     private static string Shorten(string text) => text.Length > 300 ? text[..300] + "..." : text;
