@@ -97,7 +97,7 @@ internal static class BenchCommand
         command.SetAction(parse =>
         {
             var settings = new Settings(parse.GetValue(engine.Model)!, parse.GetValue(engine.Threads), parse.GetValue(engine.Backend)!,
-                parse.GetValue(engine.Compat), parse.GetValue(engine.Act), parse.GetValue(pp), parse.GetValue(tg), parse.GetValue(reps), parse.GetValue(breakdown),
+                parse.GetValue(engine.Compat), parse.GetValue(engine.Act), parse.GetValue(engine.LmHead), parse.GetValue(pp), parse.GetValue(tg), parse.GetValue(reps), parse.GetValue(breakdown),
                 parse.GetValue(parallel));
             if (parse.GetValue(server) is { } url)
             {
@@ -114,7 +114,7 @@ internal static class BenchCommand
     private static Uri? ServerUrl(string text) =>
         Uri.TryCreate(text, UriKind.Absolute, out Uri? url) && url.Scheme is "http" or "https" ? url : null;
 
-    private sealed record Settings(string? Model, int Threads, string Backend, string? Compat, string? Act, int Pp, int Tg, int Reps, bool Breakdown, int Parallel)
+    private sealed record Settings(string? Model, int Threads, string Backend, string? Compat, string? Act, string? LmHead, int Pp, int Tg, int Reps, bool Breakdown, int Parallel)
     {
         public string[] Metrics => Parallel > 0 ? [.. BenchCommand.Metrics, .. ParallelBench.Metrics] : BenchCommand.Metrics;
     }
@@ -151,6 +151,7 @@ internal static class BenchCommand
             ["reps"] = s.Reps,
             ["compat"] = s.Compat,
             ["act"] = s.Act,
+            ["lm_head"] = s.LmHead,
         };
         if (s.Parallel > 0)
         {
@@ -162,6 +163,7 @@ internal static class BenchCommand
         if (s.Breakdown)
         {
             root["breakdown_ms_per_token"] = AverageBreakdown(results, "breakdown");
+            root["prefill_breakdown_ms_per_token"] = AverageBreakdown(results, "prefill_breakdown");
             if (s.Parallel > 0)
             {
                 root["parallel_breakdown_ms_per_step"] = AverageBreakdown(results, "parallel_breakdown");
@@ -175,6 +177,7 @@ internal static class BenchCommand
         else
         {
             PrintTable(summary, settings, s.Breakdown ? root["breakdown_ms_per_token"]!.AsObject() : null,
+                s.Breakdown ? root["prefill_breakdown_ms_per_token"]!.AsObject() : null,
                 s.Breakdown && s.Parallel > 0 ? root["parallel_breakdown_ms_per_step"]!.AsObject() : null);
         }
 
@@ -256,7 +259,7 @@ internal static class BenchCommand
         return average;
     }
 
-    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown, JsonObject? parallelBreakdown)
+    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown, JsonObject? prefillBreakdown, JsonObject? parallelBreakdown)
     {
         var o = new StringBuilder();
         o.AppendLine(CultureInfo.InvariantCulture, $"model   {settings["model"]}");
@@ -267,7 +270,7 @@ internal static class BenchCommand
         }
         else
         {
-            o.AppendLine(CultureInfo.InvariantCulture, $"backend {settings["backend"]} ({settings["device"]}), pp {settings["pp"]}, tg {settings["tg"]}, reps {settings["reps"]}{(settings["compat"] is null ? "" : ", compat " + settings["compat"])}");
+            o.AppendLine(CultureInfo.InvariantCulture, $"backend {settings["backend"]} ({settings["device"]}), pp {settings["pp"]}, tg {settings["tg"]}, reps {settings["reps"]}{(settings["compat"] is null ? "" : ", compat " + settings["compat"])}{(settings["lm_head"] is null ? "" : ", lm head " + settings["lm_head"])}");
         }
 
         if (settings["parallel_prompt"] is { } prompt)
@@ -285,6 +288,11 @@ internal static class BenchCommand
         if (breakdown is not null)
         {
             AppendBreakdown(o, "op (decode, per token)", breakdown);
+        }
+
+        if (prefillBreakdown is not null)
+        {
+            AppendBreakdown(o, "op (prefill, per prompt token)", prefillBreakdown);
         }
 
         if (parallelBreakdown is not null)
@@ -335,6 +343,12 @@ internal static class BenchCommand
         {
             start.ArgumentList.Add("--act");
             start.ArgumentList.Add(s.Act);
+        }
+
+        if (s.LmHead is not null)
+        {
+            start.ArgumentList.Add("--lm-head");
+            start.ArgumentList.Add(s.LmHead);
         }
 
         if (s.Breakdown)
@@ -400,15 +414,21 @@ internal static class BenchCommand
         var chunk = new SequenceChunk[1];
         var step = new int[1];
 
+        OpProfile? prefillProfile = s.Breakdown && backend is CpuBackend ? new OpProfile() : null;
+        OpProfile? profile = s.Breakdown && backend is CpuBackend ? new OpProfile() : null;
+        if (backend is CpuBackend cpu)
+        {
+            cpu.Profile = prefillProfile;
+        }
+
         long t0 = Stopwatch.GetTimestamp();
         chunk[0] = new SequenceChunk(0, 0, prompt);
         backend.Forward(chunk, logits);
         double ppSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
 
-        OpProfile? profile = s.Breakdown && backend is CpuBackend ? new OpProfile() : null;
-        if (backend is CpuBackend cpu)
+        if (backend is CpuBackend cpu1)
         {
-            cpu.Profile = profile;
+            cpu1.Profile = profile;
         }
 
         double tgSeconds = Decode(backend, chunk, step, logits, s.Pp, s.Tg, profile);
@@ -431,20 +451,8 @@ internal static class BenchCommand
         };
         if (s.Breakdown)
         {
-            var b = new JsonObject();
-            double accounted = 0;
-            if (profile is not null)
-            {
-                foreach (Op op in Enum.GetValues<Op>())
-                {
-                    double ms = profile.Milliseconds(op) / s.Tg;
-                    accounted += ms;
-                    b[Name(op)] = ms;
-                }
-            }
-
-            b["overhead"] = Math.Max(0, tgSeconds * 1000 / s.Tg - accounted);
-            result["breakdown"] = b;
+            result["breakdown"] = Breakdown(profile, tgSeconds, s.Tg);
+            result["prefill_breakdown"] = Breakdown(prefillProfile, ppSeconds, s.Pp);
         }
 
         if (s.Parallel > 0)
@@ -454,6 +462,25 @@ internal static class BenchCommand
 
         Console.Out.WriteLine(result.ToJsonString());
         return Cli.Ok;
+    }
+
+    /// <summary>Milliseconds per token in each op, and the unaccounted rest as overhead.</summary>
+    private static JsonObject Breakdown(OpProfile? profile, double seconds, int tokens)
+    {
+        var b = new JsonObject();
+        double accounted = 0;
+        if (profile is not null)
+        {
+            foreach (Op op in Enum.GetValues<Op>())
+            {
+                double ms = profile.Milliseconds(op) / tokens;
+                accounted += ms;
+                b[Name(op)] = ms;
+            }
+        }
+
+        b["overhead"] = Math.Max(0, seconds * 1000 / tokens - accounted);
+        return b;
     }
 
     private static double Decode(IBackend backend, SequenceChunk[] chunk, int[] step, float[] logits, int start, int steps, OpProfile? profile)

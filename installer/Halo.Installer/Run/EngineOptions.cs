@@ -20,6 +20,8 @@ internal sealed class EngineOptions
 
     public Option<string?> Act { get; } = new("--act") { Description = "Override the feed-forward activation: silu or relu2" };
 
+    public Option<string?> LmHead { get; } = new("--lm-head") { Description = "CPU backend LM head storage: source (exact), int8 (default) or int4 (a quarter of F16's bytes)" };
+
     public void AddTo(Command command)
     {
         command.Options.Add(Model);
@@ -27,6 +29,7 @@ internal sealed class EngineOptions
         command.Options.Add(Backend);
         command.Options.Add(Compat);
         command.Options.Add(Act);
+        command.Options.Add(LmHead);
         Threads.Validators.Add(r =>
         {
             if (r.GetValueOrDefault<int>() < 1)
@@ -37,6 +40,7 @@ internal sealed class EngineOptions
         Backend.AcceptOnlyFromAmong("auto", "cpu", "gpu");
         Compat.AcceptOnlyFromAmong("llamacpp");
         Act.AcceptOnlyFromAmong("silu", "relu2");
+        LmHead.AcceptOnlyFromAmong(LmHeadPrecisions.Names);
     }
 
     public BackendOptions BackendOptions(ParseResult parse) => new()
@@ -55,6 +59,7 @@ internal sealed class EngineOptions
             "relu2" => Activation.Relu2,
             _ => null,
         },
+        LmHead = LmHeadPrecisions.Parse(parse.GetValue(LmHead)),
     };
 
     /// <summary>Loads the model, or prints one clear line and returns null (exit 1).</summary>

@@ -63,6 +63,9 @@ public sealed record ModelOptions
 
     /// <summary>Feed-forward activation override (silu or relu2); empty = the model's own.</summary>
     public string Activation { get; init; } = "";
+
+    /// <summary>How the CPU backend stores the LM head: source (as the file, exact), int8 or int4; empty = int8.</summary>
+    public string LmHead { get; init; } = "";
 }
 
 /// <summary>Continuous batching.</summary>

@@ -37,6 +37,7 @@ internal sealed class EngineModelLoader : IModelLoader
                 MaxSlots = options.Scheduler.Slots,
                 ContextLength = options.Model.ContextLength,
                 ActivationOverride = options.Model.Activation switch { "silu" => Activation.Silu, "relu2" => Activation.Relu2, _ => null },
+                LmHead = LmHeadPrecisions.Parse(options.Model.LmHead),
                 MaxBatchTokens = options.Scheduler.PrefillChunkTokens + options.Scheduler.Slots,
             };
             IBackend backend = BackendSelector.Create(source, backendOptions, logger);

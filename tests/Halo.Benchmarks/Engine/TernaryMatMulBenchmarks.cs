@@ -90,13 +90,18 @@ public unsafe class TernaryMatMulBenchmarks
     public void PrefillAvx512() => TernaryMatMul.RunAvx512(_w, _x64, _y, Rows, 0, _w.Tiles);
 }
 
-/// <summary>The int8 LM head on the 2B shapes (128256 x 2560) against F16, one thread.</summary>
+/// <summary>
+/// The LM head on the 2B shapes (128256 x 2560), one thread: F16, int8, and 4-bit (group 32) per SIMD path, next
+/// to a plain read of the 4-bit head's bytes so each run says which memory-bandwidth period it ran in.
+/// </summary>
 public unsafe class LmHeadBenchmarks
 {
     private const int Rows = 128256, Cols = 2560;
     private ushort* _f16;
     private DenseMatrix _dense = null!;
     private Int8Matrix _int8 = null!;
+    private Int4Matrix _int4 = null!;
+    private short* _groupSums;
     private float* _x;
     private sbyte* _q;
     private byte* _u;
@@ -114,6 +119,8 @@ public unsafe class LmHeadBenchmarks
 
         _dense = DenseMatrix.FromTensor("head", new Halo.Core.Formats.TensorView("output.weight", Halo.Core.Formats.GgmlType.F16, [Cols, Rows], (byte*)_f16, (long)Rows * Cols * 2), Cols);
         _int8 = Int8Matrix.Quantize(_dense, Rows);
+        _int4 = Int4Matrix.Quantize(_dense, Rows, CpuBackend.Int4GroupSize);
+        _groupSums = (short*)NativeMemory.AlignedAlloc((nuint)_int4.ScaleStride * sizeof(short), 64);
         _x = (float*)NativeMemory.AlignedAlloc(Cols * sizeof(float), 64);
         _q = (sbyte*)NativeMemory.AlignedAlloc(Cols, 64);
         _u = (byte*)NativeMemory.AlignedAlloc(Cols, 64);
@@ -124,12 +131,16 @@ public unsafe class LmHeadBenchmarks
             _q[i] = (sbyte)rng.Next(-127, 128);
             _u[i] = (byte)(_q[i] + 128);
         }
+
+        Int4MatVec.GroupSums(_int4, _q, _groupSums);
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
         _int8.Dispose();
+        _int4.Dispose();
+        NativeMemory.AlignedFree(_groupSums);
         NativeMemory.AlignedFree(_f16);
         NativeMemory.AlignedFree(_x);
         NativeMemory.AlignedFree(_q);
@@ -142,6 +153,37 @@ public unsafe class LmHeadBenchmarks
 
     [Benchmark(Description = "int8 head (AVX-VNNI)")]
     public void Int8() => Int8MatVec.Run(_int8, _u, _q, 0.01f, _y, 0, Rows);
+
+    [Benchmark(Description = "int4 head (AVX-512BW)")]
+    public void Int4Avx512() => Int4MatVec.RunAvx512(_int4, _q, _groupSums, 0.01f, _y, 0, _int4.Tiles);
+
+    [Benchmark(Description = "int4 head (AVX2)")]
+    public void Int4Avx2() => Int4MatVec.RunAvx2(_int4, _q, _groupSums, 0.01f, _y, 0, _int4.Tiles);
+
+    [Benchmark(Description = "quantize F16 to int8 (load, all cores)")]
+    public void QuantizeInt8()
+    {
+        using Int8Matrix m = Int8Matrix.Quantize(_dense, Rows);
+    }
+
+    [Benchmark(Description = "quantize F16 to int4 (load, all cores)")]
+    public void QuantizeInt4()
+    {
+        using Int4Matrix m = Int4Matrix.Quantize(_dense, Rows, CpuBackend.Int4GroupSize);
+    }
+
+    [Benchmark(Description = "read of the int4 head's bytes")]
+    public Vector512<byte> ReadInt4Bytes()
+    {
+        Vector512<byte> acc = default;
+        byte* p = _int4.Data;
+        for (long i = 0; i + 256 <= _int4.SizeInBytes; i += 256)
+        {
+            acc |= Vector512.Load(p + i) | Vector512.Load(p + i + 64) | Vector512.Load(p + i + 128) | Vector512.Load(p + i + 192);
+        }
+
+        return acc;
+    }
 }
 
 /// <summary>Cost of one dispatch to the persistent worker pool (2 workers, two empty items).</summary>

@@ -19,6 +19,7 @@ public sealed unsafe class CpuBackend : IBackend
     private readonly WorkerPool _pool;
     private readonly Transformer _transformer;
     private readonly Int8Matrix? _int8Head;
+    private readonly Int4Matrix? _int4Head;
     private readonly int[] _lastTokenOfChunk; // (MaxBatchTokens): chunk whose last token sits at batch index, or -1
     private bool _disposed;
 
@@ -44,15 +45,19 @@ public sealed unsafe class CpuBackend : IBackend
         MaxSlots = options.MaxSlots;
         ContextLength = options.ContextLength > 0 ? options.ContextLength : model.ContextLength;
         int threads = Math.Clamp(options.Threads, 1, 256);
-        _cache = new KvCache(MaxSlots, model.LayerCount, ContextLength, model.KvHeadCount * model.HeadDim);
+        _cache = new KvCache(MaxSlots, model.LayerCount, ContextLength, model.KvHeadCount, model.HeadDim);
         _pool = new WorkerPool(threads);
         LmHead = options.LmHead ?? (options.Numerics == NumericsMode.LlamaCpp ? LmHeadPrecision.Source : LmHeadPrecision.Int8);
         if (LmHead == LmHeadPrecision.Int8)
         {
             _int8Head = Int8Matrix.Quantize(weights.LmHead, model.VocabSize, releaseHeadSource);
         }
+        else if (LmHead == LmHeadPrecision.Int4)
+        {
+            _int4Head = Int4Matrix.Quantize(weights.LmHead, model.VocabSize, Int4GroupSize, releaseHeadSource);
+        }
 
-        _transformer = new Transformer(weights, _int8Head, _cache, _pool, Math.Min(options.MaxBatchTokens, Math.Max(ContextLength, 1)), Config.Activation, Numerics, Scaling);
+        _transformer = new Transformer(weights, _int8Head, _int4Head, _cache, _pool, Math.Min(options.MaxBatchTokens, Math.Max(ContextLength, 1)), Config.Activation, Numerics, Scaling);
         _lastTokenOfChunk = new int[_transformer.MaxTokens];
         Info = new BackendInfo("cpu", $"{CpuName()} ({threads} threads, {SimdName()})");
     }
@@ -70,6 +75,9 @@ public sealed unsafe class CpuBackend : IBackend
     public ActivationScaling Scaling { get; }
 
     public LmHeadPrecision LmHead { get; }
+
+    /// <summary>Columns per scale of the 4-bit LM head (see the accuracy tests for why 32).</summary>
+    public const int Int4GroupSize = 32;
 
     /// <summary>Per-op timings (halo bench --breakdown); null (the default) measures nothing.</summary>
     public OpProfile? Profile
@@ -189,6 +197,7 @@ public sealed unsafe class CpuBackend : IBackend
         _transformer.Dispose();
         _cache.Dispose();
         _int8Head?.Dispose();
+        _int4Head?.Dispose();
         if (_ownsWeights)
         {
             _weights.Dispose();

@@ -107,3 +107,29 @@ internal sealed unsafe class Int8LmHeadWork : ParallelWork
     protected override void Execute(int item, int worker) =>
         Int8MatVec.Run(_head!, _u, _q, _d, _y, item * RowsPerItem, Math.Min(_head!.Rows, (item + 1) * RowsPerItem));
 }
+
+/// <summary>Logits rows = 4-bit LM head x for one hidden vector quantized per token, split by row tiles.</summary>
+internal sealed unsafe class Int4LmHeadWork : ParallelWork
+{
+    private const int TilesPerItem = 256;
+
+    private Int4Matrix? _head;
+    private sbyte* _q;
+    private short* _groupSums;
+    private float _d;
+    private float* _y;
+
+    public void Set(Int4Matrix head, sbyte* q, short* groupSums, float d, float* y)
+    {
+        _head = head;
+        _q = q;
+        _groupSums = groupSums;
+        _d = d;
+        _y = y;
+    }
+
+    protected override int ItemCount => (_head!.Tiles + TilesPerItem - 1) / TilesPerItem;
+
+    protected override void Execute(int item, int worker) =>
+        Int4MatVec.Run(_head!, _q, _groupSums, _d, _y, item * TilesPerItem, Math.Min(_head!.Tiles, (item + 1) * TilesPerItem));
+}

@@ -35,7 +35,7 @@ internal sealed unsafe class Transformer : IDisposable
     private readonly float* _up;      // (T, ffn)
     private readonly float* _y;       // (T, d) output of a block's last matmul
     private readonly float* _rope;    // (T, head_dim): cos then sin per token
-    private readonly float* _scores;  // (workers, context) attention scores per worker
+    private readonly float* _scores;  // (workers, heads per KV head, cache capacity) attention scores per worker
     private readonly int[] _slots;    // (T)
     private readonly int[] _positions;// (T)
     private readonly QuantizedActivations _qx;
@@ -43,15 +43,20 @@ internal sealed unsafe class Transformer : IDisposable
     private readonly LmHeadWork _lmHead = new();
     private readonly Int8LmHeadWork _int8LmHead = new();
     private readonly Int8Matrix? _int8Head;
-    private readonly sbyte* _headQ;   // (d) LM-head input as int8
+    private readonly Int4LmHeadWork _int4LmHead = new();
+    private readonly Int4Matrix? _int4Head;
+    private readonly sbyte* _headQ;   // (d, or the 4-bit head's padded columns, zero past d) LM-head input as int8
+    private readonly short* _headGroupSums; // (the 4-bit head's ScaleStride) sum of _headQ per column group
     private readonly byte* _headU;    // (d) the same plus 128, for the unsigned-by-signed dot product
     private readonly AttentionWork _attention;
+    private readonly TokenWork _tokenWork;
     private int _tokens;
     private int _layer;
 
-    public Transformer(ModelWeights weights, Int8Matrix? int8Head, KvCache cache, WorkerPool pool, int maxTokens, Activation activation, NumericsMode numerics, ActivationScaling scaling)
+    public Transformer(ModelWeights weights, Int8Matrix? int8Head, Int4Matrix? int4Head, KvCache cache, WorkerPool pool, int maxTokens, Activation activation, NumericsMode numerics, ActivationScaling scaling)
     {
         _int8Head = int8Head;
+        _int4Head = int4Head;
         _w = weights;
         _c = weights.Config;
         _cache = cache;
@@ -73,12 +78,16 @@ internal sealed unsafe class Transformer : IDisposable
         _up = Alloc(maxTokens * ffn);
         _y = Alloc(maxTokens * d);
         _rope = Alloc(maxTokens * _c.HeadDim);
-        _scores = Alloc((long)pool.Threads * cache.Context);
+        _scores = Alloc((long)pool.Threads * (_c.HeadCount / _c.KvHeadCount) * cache.Capacity);
         _slots = new int[maxTokens];
         _positions = new int[maxTokens];
         _qx = new QuantizedActivations(maxTokens, Math.Max(Math.Max(d, _qDim), ffn));
         _attention = new AttentionWork(this);
-        _headQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)d, 64);
+        _tokenWork = new TokenWork(this);
+        int headCols = Math.Max(d, int4Head?.PaddedCols ?? 0);
+        _headQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)headCols, 64);
+        new Span<sbyte>(_headQ, headCols).Clear();
+        _headGroupSums = (short*)NativeMemory.AlignedAlloc((nuint)(int4Head?.ScaleStride ?? 1) * sizeof(short), 64);
         _headU = (byte*)NativeMemory.AlignedAlloc((nuint)d, 64);
     }
 
@@ -111,23 +120,16 @@ internal sealed unsafe class Transformer : IDisposable
             LayerWeights L = _w.Layers[_layer];
 
             // Attention block: h = rmsnorm(x) * attn_norm; q,k,v = (W h) * s
-            RmsNorm(_x, L.AttnNorm, _h, d);
+            PerToken(TokenOp.Norm, _x, L.AttnNorm, _h, d);
             Mark(Op.Norms, ref t0);
-            _qx.Quantize(_h, tokens, d, _scaling);
+            Quantize(_h, d);
             Mark(Op.Quantize, ref t0);
             _matmul.Set(_qx, L.Wq, _q, L.Wk, _k, L.Wv, _v);
             _pool.Run(_matmul);
             Mark(Op.MatMulQkv, ref t0);
 
-            // q,k = RoPE NEOX; k,v appended to the cache at each token's position
-            for (int t = 0; t < tokens; t++)
-            {
-                float* cos = _rope + t * _c.HeadDim, sin = cos + _c.HeadDim / 2;
-                VectorOps.RopeNeox(_q + (long)t * _qDim, _c.HeadCount, _c.HeadDim, cos, sin);
-                VectorOps.RopeNeox(_k + (long)t * _kvDim, _c.KvHeadCount, _c.HeadDim, cos, sin);
-                StoreKv(t);
-            }
-
+            // q,k = RoPE NEOX; k,v stored in the cache at each token's position
+            PerToken(TokenOp.RopeAndStore, null, null, null, 0);
             Mark(Op.Rope, ref t0);
 
             // a = softmax(q k^T / sqrt(head_dim) + causal) v, per head (GQA)
@@ -135,37 +137,87 @@ internal sealed unsafe class Transformer : IDisposable
             Mark(Op.Attention, ref t0);
 
             // x += (Wo (rmsnorm(a) * attn_sub_norm)) * so
-            RmsNorm(_att, L.AttnSubNorm, _att, _qDim);
+            PerToken(TokenOp.Norm, _att, L.AttnSubNorm, _att, _qDim);
             Mark(Op.Norms, ref t0);
-            _qx.Quantize(_att, tokens, _qDim, _scaling);
+            Quantize(_att, _qDim);
             Mark(Op.Quantize, ref t0);
             _matmul.Set(_qx, L.Wo, _y);
             _pool.Run(_matmul);
             Mark(Op.MatMulOutput, ref t0);
-            VectorOps.Add(_x, _y, tokens * d);
+            PerToken(TokenOp.Add, _y, null, _x, d);
             Mark(Op.Residual, ref t0);
 
             // Feed-forward block: h = rmsnorm(x) * ffn_norm; f = act((Wg h) * sg) * ((Wu h) * su)
-            RmsNorm(_x, L.FfnNorm, _h, d);
+            PerToken(TokenOp.Norm, _x, L.FfnNorm, _h, d);
             Mark(Op.Norms, ref t0);
-            _qx.Quantize(_h, tokens, d, _scaling);
+            Quantize(_h, d);
             Mark(Op.Quantize, ref t0);
             _matmul.Set(_qx, L.Wgate, _gate, L.Wup, _up);
             _pool.Run(_matmul);
             Mark(Op.MatMulGateUp, ref t0);
-            VectorOps.GatedActivation(_gate, _up, tokens * ffn, _activation);
+            PerToken(TokenOp.GatedActivation, _up, null, _gate, ffn);
             Mark(Op.Activation, ref t0);
 
             // x += (Wd (rmsnorm(f) * ffn_sub_norm)) * sd
-            RmsNorm(_gate, L.FfnSubNorm, _gate, ffn);
+            PerToken(TokenOp.Norm, _gate, L.FfnSubNorm, _gate, ffn);
             Mark(Op.Norms, ref t0);
-            _qx.Quantize(_gate, tokens, ffn, _scaling);
+            Quantize(_gate, ffn);
             Mark(Op.Quantize, ref t0);
             _matmul.Set(_qx, L.Wdown, _y);
             _pool.Run(_matmul);
             Mark(Op.MatMulDown, ref t0);
-            VectorOps.Add(_x, _y, tokens * d);
+            PerToken(TokenOp.Add, _y, null, _x, d);
             Mark(Op.Residual, ref t0);
+        }
+    }
+
+    /// <summary>Rows [tokens, n] of <paramref name="x"/> to int8 for the next matmul.</summary>
+    private void Quantize(float* x, int n)
+    {
+        _qx.Prepare(_tokens, n, _scaling);
+        PerToken(TokenOp.Quantize, x, null, null, n);
+    }
+
+    /// <summary>
+    /// An element-wise op on each token's row [n] of the batch: in place for a single token (decode), spread over
+    /// the workers for a batch (prefill, where these ops would otherwise leave a core idle between matmuls).
+    /// </summary>
+    private void PerToken(TokenOp op, float* source, float[]? weight, float* target, int n)
+    {
+        _tokenWork.Set(op, source, weight is null ? null : Pinned(weight), target, n);
+        if (_tokens < TokenWork.TokensPerItem)
+        {
+            _tokenWork.Do(0, _tokens);
+        }
+        else
+        {
+            _pool.Run(_tokenWork);
+        }
+    }
+
+    private void DoToken(TokenOp op, int t, float* source, float* weight, float* target, int n)
+    {
+        long row = (long)t * n;
+        switch (op)
+        {
+            case TokenOp.Norm:
+                VectorOps.RmsNorm(source + row, weight, target + row, n, _c.RmsNormEps);
+                break;
+            case TokenOp.Quantize:
+                _qx.QuantizeToken(source + row, t);
+                break;
+            case TokenOp.RopeAndStore:
+                float* cos = _rope + t * _c.HeadDim, sin = cos + _c.HeadDim / 2;
+                VectorOps.RopeNeox(_q + (long)t * _qDim, _c.HeadCount, _c.HeadDim, cos, sin);
+                VectorOps.RopeNeox(_k + (long)t * _kvDim, _c.KvHeadCount, _c.HeadDim, cos, sin);
+                StoreKv(t);
+                break;
+            case TokenOp.GatedActivation:
+                VectorOps.GatedActivation(target + row, source + row, n, _activation);
+                break;
+            default:
+                VectorOps.Add(target + row, source + row, n);
+                break;
         }
     }
 
@@ -181,7 +233,14 @@ internal sealed unsafe class Transformer : IDisposable
             VectorOps.RoundToHalf(h, d);
         }
 
-        if (_int8Head is not null)
+        if (_int4Head is not null)
+        {
+            float dq = QuantizeHeadInput(h, d);
+            Int4MatVec.GroupSums(_int4Head, _headQ, _headGroupSums);
+            _int4LmHead.Set(_int4Head, _headQ, _headGroupSums, dq, logits);
+            _pool.Run(_int4LmHead);
+        }
+        else if (_int8Head is not null)
         {
             float dq = QuantizeHeadInput(h, d);
             _int8LmHead.Set(_int8Head, _headU, _headQ, dq, logits);
@@ -215,57 +274,16 @@ internal sealed unsafe class Transformer : IDisposable
         return amax / 127f;
     }
 
-    private void StoreKv(int t)
+    private void StoreKv(int t) =>
+        _cache.Store(_slots[t], _layer, _positions[t], _k + (long)t * _kvDim, _v + (long)t * _kvDim, _llamaCppNumerics);
+
+    /// <summary>Attention of token t for the query heads of KV head g, over positions 0..pos of its slot.</summary>
+    private void Attend(int t, int g, float* scores)
     {
-        float* keys = _cache.Keys(_slots[t], _layer) + (long)_positions[t] * _kvDim;
-        float* values = _cache.Values(_slots[t], _layer) + (long)_positions[t] * _kvDim;
-        float* k = _k + (long)t * _kvDim, v = _v + (long)t * _kvDim;
-        for (int i = 0; i < _kvDim; i++)
-        {
-            keys[i] = _llamaCppNumerics ? (float)(Half)k[i] : k[i];
-            values[i] = _llamaCppNumerics ? (float)(Half)v[i] : v[i];
-        }
-    }
-
-    /// <summary>Attention of token t, head h: softmax over positions 0..pos of its slot, weighted sum of values.</summary>
-    private void Attend(int t, int head, float* scores)
-    {
-        int hd = _c.HeadDim;
-        int kvHead = head / (_c.HeadCount / _c.KvHeadCount);
-        int n = _positions[t] + 1;
-        float* keys = _cache.Keys(_slots[t], _layer) + kvHead * hd;
-        float* values = _cache.Values(_slots[t], _layer) + kvHead * hd;
-        float* q = _q + (long)t * _qDim + head * hd;
-        float* output = _att + (long)t * _qDim + head * hd;
-        float scale = 1f / MathF.Sqrt(hd);
-        if (_llamaCppNumerics)
-        {
-            // ggml multiplies K (F16) by Q converted to F16
-            VectorOps.RoundToHalf(q, hd);
-        }
-
-        for (int p = 0; p < n; p++)
-        {
-            scores[p] = VectorOps.Dot(keys + (long)p * _kvDim, q, hd) * scale;
-        }
-
-        VectorOps.Softmax(scores, n);
-        new Span<float>(output, hd).Clear();
-        for (int p = 0; p < n; p++)
-        {
-            // ggml multiplies V (F16) by the probabilities converted to F16
-            float weight = _llamaCppNumerics ? HalfBits.RoundToHalf(scores[p]) : scores[p];
-            VectorOps.Axpy(weight, values + (long)p * _kvDim, output, hd);
-        }
-    }
-
-    private void RmsNorm(float* x, float[] weight, float* y, int n)
-    {
-        float* w = Pinned(weight);
-        for (int t = 0; t < _tokens; t++)
-        {
-            VectorOps.RmsNorm(x + (long)t * n, w, y + (long)t * n, n, _c.RmsNormEps);
-        }
+        int hd = _c.HeadDim, group = _c.HeadCount / _c.KvHeadCount;
+        long offset = (long)t * _qDim + g * group * hd;
+        Attention.Group(_q + offset, _cache.Keys(_slots[t], _layer, g), _cache.Values(_slots[t], _layer, g), _positions[t] + 1,
+            group, hd, scores, _cache.Capacity, _att + offset, _llamaCppNumerics);
     }
 
     /// <summary>Norm vectors live on the pinned object heap (see <see cref="ModelWeights"/>), so their address is stable.</summary>
@@ -303,15 +321,61 @@ internal sealed unsafe class Transformer : IDisposable
         NativeMemory.AlignedFree(_scores);
         NativeMemory.AlignedFree(_headQ);
         NativeMemory.AlignedFree(_headU);
+        NativeMemory.AlignedFree(_headGroupSums);
         _qx.Dispose();
     }
 
-    /// <summary>Attention, one item per (token, head) pair.</summary>
-    private sealed class AttentionWork(Transformer owner) : ParallelWork
+    private enum TokenOp
     {
-        protected override int ItemCount => owner._tokens * owner._c.HeadCount;
+        Norm,           // target = rmsnorm(source) * weight
+        Quantize,       // int8 rows of source into the quantized activations
+        RopeAndStore,   // RoPE on q and k, then k and v into the cache
+        GatedActivation,// target = act(target) * source (gate, up)
+        Add,            // target += source
+    }
+
+    /// <summary>One <see cref="TokenOp"/> over the batch, in items of <see cref="TokensPerItem"/> tokens.</summary>
+    private sealed class TokenWork(Transformer owner) : ParallelWork
+    {
+        public const int TokensPerItem = 8;
+
+        private TokenOp _op;
+        private float* _source;
+        private float* _weight;
+        private float* _target;
+        private int _n;
+
+        public void Set(TokenOp op, float* source, float* weight, float* target, int n)
+        {
+            _op = op;
+            _source = source;
+            _weight = weight;
+            _target = target;
+            _n = n;
+        }
+
+        public void Do(int start, int end)
+        {
+            for (int t = start; t < end; t++)
+            {
+                owner.DoToken(_op, t, _source, _weight, _target, _n);
+            }
+        }
+
+        protected override int ItemCount => (owner._tokens + TokensPerItem - 1) / TokensPerItem;
 
         protected override void Execute(int item, int worker) =>
-            owner.Attend(item / owner._c.HeadCount, item % owner._c.HeadCount, owner._scores + (long)worker * owner._cache.Context);
+            Do(item * TokensPerItem, Math.Min(owner._tokens, (item + 1) * TokensPerItem));
+    }
+
+    /// <summary>Attention, one item per (token, KV head) pair: the query heads sharing a KV head read it once.</summary>
+    private sealed class AttentionWork(Transformer owner) : ParallelWork
+    {
+        private readonly long _scoresPerWorker = (long)(owner._c.HeadCount / owner._c.KvHeadCount) * owner._cache.Capacity;
+
+        protected override int ItemCount => owner._tokens * owner._c.KvHeadCount;
+
+        protected override void Execute(int item, int worker) =>
+            owner.Attend(item / owner._c.KvHeadCount, item % owner._c.KvHeadCount, owner._scores + worker * _scoresPerWorker);
     }
 }

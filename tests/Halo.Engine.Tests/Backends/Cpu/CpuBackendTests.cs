@@ -69,15 +69,17 @@ public sealed class CpuBackendTests
     public void Forward_BatchedPrefill_EqualsTokenByToken(bool uniformBlockScales)
     {
         using var model = new TestModelSource(TestModelSource.TinyConfig(), uniformBlockScales: uniformBlockScales);
-        // Batches of 6: one group of 4 tokens through the row-scaled GEMM, then 2 through its one-token path.
-        using CpuBackend batched = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxBatchTokens = 6 });
+        // A batch of 18 (element-wise ops spread over the workers; the row-scaled GEMM in 4 groups of 4 tokens
+        // then 2 through its one-token path), then a batch of 1.
+        int[] prompt = [.. Enumerable.Range(0, 19).Select(i => (i * 37 + 5) % model.Config.VocabSize)];
+        using CpuBackend batched = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxBatchTokens = 18 });
         using CpuBackend single = CpuBackend.Create(model, new BackendOptions { Threads = 1 });
         var a = new float[model.Config.VocabSize];
         var b = new float[model.Config.VocabSize];
-        batched.Forward([new SequenceChunk(0, 0, Prompt)], a);
-        for (int i = 0; i < Prompt.Length; i++)
+        batched.Forward([new SequenceChunk(0, 0, prompt)], a);
+        for (int i = 0; i < prompt.Length; i++)
         {
-            single.Forward([new SequenceChunk(0, i, new[] { Prompt[i] })], b);
+            single.Forward([new SequenceChunk(0, i, new[] { prompt[i] })], b);
         }
 
         Assert.Equal(b, a);

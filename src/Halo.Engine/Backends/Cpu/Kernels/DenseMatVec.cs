@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Halo.Core.Formats;
@@ -8,6 +9,7 @@ namespace Halo.Engine.Backends.Cpu.Kernels;
 /// <summary>y [rows] = M x for a dense F16/F32/BF16 <see cref="DenseMatrix"/> (the LM head), over a row range.</summary>
 public static unsafe class DenseMatVec
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(DenseMatrix m, float* x, float* y, int rowStart, int rowEnd)
     {
         int cols = m.Cols;

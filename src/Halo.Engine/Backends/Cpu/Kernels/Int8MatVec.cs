@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Halo.Engine.Weights;
@@ -14,6 +15,7 @@ public static unsafe class Int8MatVec
     public static bool UseAvxVnni { get; set; } = AvxVnni.IsSupported;
 
     /// <summary><paramref name="u"/> holds q + 128 as bytes [cols]; <paramref name="q"/> the signed q [cols].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(Int8Matrix m, byte* u, sbyte* q, float d, float* y, int rowStart, int rowEnd)
     {
         int cols = m.Cols;

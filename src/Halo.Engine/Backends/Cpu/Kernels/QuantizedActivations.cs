@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -54,6 +55,16 @@ public sealed unsafe class QuantizedActivations : IDisposable
     /// <summary>Quantizes x [tokens, cols] (cols a multiple of 256).</summary>
     public void Quantize(float* x, int tokens, int cols, ActivationScaling scaling)
     {
+        Prepare(tokens, cols, scaling);
+        for (int t = 0; t < tokens; t++)
+        {
+            QuantizeToken(x + (long)t * cols, t);
+        }
+    }
+
+    /// <summary>Sets the shape of the next batch; then <see cref="QuantizeToken"/> fills it, tokens in any order or in parallel.</summary>
+    public void Prepare(int tokens, int cols, ActivationScaling scaling)
+    {
         if (tokens > MaxTokens || cols > MaxCols || cols % 256 != 0)
         {
             throw new ArgumentOutOfRangeException(nameof(tokens), "batch larger than the quantization buffer");
@@ -62,31 +73,33 @@ public sealed unsafe class QuantizedActivations : IDisposable
         Tokens = tokens;
         Cols = cols;
         Scaling = scaling;
-        int blocks = cols / 256;
-        for (int t = 0; t < tokens; t++)
-        {
-            float* row = x + (long)t * cols;
-            sbyte* q = Q + (long)t * cols;
-            if (scaling == ActivationScaling.PerBlock)
-            {
-                for (int b = 0; b < blocks; b++)
-                {
-                    QuantizeBlockQ8K(row + b * 256, q + b * 256, out D[t * blocks + b], out Sum[t * blocks + b]);
-                }
-            }
-            else
-            {
-                QuantizePerToken(row, q, cols, D + t * blocks, Sum + t * blocks);
-            }
+    }
 
-            int total = 0;
+    /// <summary>Quantizes row [cols] of token t of the batch set by <see cref="Prepare"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void QuantizeToken(float* row, int t)
+    {
+        int blocks = Cols / 256;
+        sbyte* q = Q + (long)t * Cols;
+        if (Scaling == ActivationScaling.PerBlock)
+        {
             for (int b = 0; b < blocks; b++)
             {
-                total += Sum[t * blocks + b];
+                QuantizeBlockQ8K(row + b * 256, q + b * 256, out D[t * blocks + b], out Sum[t * blocks + b]);
             }
-
-            TokenSum[t] = total;
         }
+        else
+        {
+            QuantizePerToken(row, q, Cols, D + t * blocks, Sum + t * blocks);
+        }
+
+        int total = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            total += Sum[t * blocks + b];
+        }
+
+        TokenSum[t] = total;
     }
 
     private static void QuantizeBlockQ8K(float* x, sbyte* q, out float d, out int sum)
@@ -120,6 +133,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
         d = 1f / iscale;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float AbsMax(float* x, int n)
     {
         int j = 0;
@@ -175,6 +189,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
     // Columns run*32 .. run*32+31 of a block go to kernel positions RunTarget(run) .. +31.
     private static int RunTarget(int run) => TernaryMatrix.KernelOrder(run * 32);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizePerToken(float* x, sbyte* q, int cols, float* d, int* sums)
     {
         float amax = AbsMax(x, cols);

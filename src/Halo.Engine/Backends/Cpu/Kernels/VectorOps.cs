@@ -13,6 +13,7 @@ namespace Halo.Engine.Backends.Cpu.Kernels;
 public static unsafe class VectorOps
 {
     /// <summary>y = x / sqrt(mean(x^2) + eps) * weight, for one row of n; y may alias x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RmsNorm(float* x, float* weight, float* y, int n, float eps)
     {
         double sum = 0;
@@ -72,6 +73,7 @@ public static unsafe class VectorOps
     }
 
     /// <summary>Rotates each head of x [heads, headDim] in place: pairs (i, i + headDim/2).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RopeNeox(float* x, int heads, int headDim, float* cos, float* sin)
     {
         int half = headDim / 2;
@@ -88,6 +90,7 @@ public static unsafe class VectorOps
     }
 
     /// <summary>gate = act(gate) * up over n elements.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void GatedActivation(float* gate, float* up, int n, Activation activation)
     {
         int i = 0;
@@ -120,6 +123,7 @@ public static unsafe class VectorOps
     }
 
     /// <summary>x [n] = softmax(x) in place, sum in double as ggml does.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Softmax(float* x, int n)
     {
         float max = float.NegativeInfinity;
@@ -193,35 +197,7 @@ public static unsafe class VectorOps
         return sum;
     }
 
-    /// <summary>y += a * x over n.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Axpy(float a, float* x, float* y, int n)
-    {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            Vector512<float> va = Vector512.Create(a);
-            for (; i + 16 <= n; i += 16)
-            {
-                (Vector512.Load(y + i) + va * Vector512.Load(x + i)).Store(y + i);
-            }
-        }
-
-        if (Vector256.IsHardwareAccelerated)
-        {
-            Vector256<float> va = Vector256.Create(a);
-            for (; i + 8 <= n; i += 8)
-            {
-                (Vector256.Load(y + i) + va * Vector256.Load(x + i)).Store(y + i);
-            }
-        }
-
-        for (; i < n; i++)
-        {
-            y[i] += a * x[i];
-        }
-    }
-
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Add(float* x, float* y, int n)
     {
         int i = 0;
@@ -239,6 +215,7 @@ public static unsafe class VectorOps
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RoundToHalf(float* x, int n)
     {
         for (int i = 0; i < n; i++)

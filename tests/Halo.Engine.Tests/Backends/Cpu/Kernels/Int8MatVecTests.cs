@@ -5,6 +5,7 @@ using Halo.Engine.Weights;
 
 namespace Halo.Engine.Tests.Backends.Cpu.Kernels;
 
+[Collection(KernelSwitchesCollection.Name)]
 public sealed unsafe class Int8MatVecTests
 {
     [Theory]

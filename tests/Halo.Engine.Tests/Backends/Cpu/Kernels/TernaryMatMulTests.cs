@@ -7,6 +7,7 @@ using Halo.Engine.Weights;
 
 namespace Halo.Engine.Tests.Backends.Cpu.Kernels;
 
+[Collection(KernelSwitchesCollection.Name)]
 public sealed unsafe class TernaryMatMulTests
 {
     public enum Path
@@ -94,13 +95,27 @@ public sealed unsafe class TernaryMatMulTests
         }
     }
 
-    [Theory]
-    [InlineData(1)]
-    [InlineData(4)]
-    [InlineData(11)]
-    public void RunRowScaledAvx512_OneScalePerRow_MatchesExactIntegerDotProducts(int tokens)
+    public enum RowScaledPath
     {
-        if (!Avx512BW.IsSupported)
+        Avx512Gfni,
+        Avx512Shifts,
+        Avx2Vnni,
+        Avx2MultiplyAdd,
+    }
+
+    [Theory]
+    [InlineData(RowScaledPath.Avx512Gfni, 1)]
+    [InlineData(RowScaledPath.Avx512Gfni, 4)]
+    [InlineData(RowScaledPath.Avx512Gfni, 11)]
+    [InlineData(RowScaledPath.Avx512Shifts, 11)]
+    [InlineData(RowScaledPath.Avx2Vnni, 1)]
+    [InlineData(RowScaledPath.Avx2Vnni, 11)]
+    [InlineData(RowScaledPath.Avx2MultiplyAdd, 11)]
+    public void RunRowScaled_OneScalePerRow_MatchesExactIntegerDotProducts(RowScaledPath path, int tokens)
+    {
+        bool avx512 = path is RowScaledPath.Avx512Gfni or RowScaledPath.Avx512Shifts;
+        if ((avx512 && !Avx512BW.IsSupported) || !Avx2.IsSupported
+            || (path == RowScaledPath.Avx512Gfni && !Gfni.V512.IsSupported) || (path == RowScaledPath.Avx2Vnni && !AvxVnni.IsSupported))
         {
             return;
         }
@@ -138,7 +153,25 @@ public sealed unsafe class TernaryMatMulTests
                 qx.Quantize(px, tokens, cols, ActivationScaling.PerToken);
             }
 
-            TernaryMatMul.RunRowScaledAvx512(w, qx, y, rows, 0, w.Tiles);
+            (bool gfni, bool vnni) = (TernaryMatMul.UseGfni, TernaryMatMul.UseAvxVnni);
+            try
+            {
+                TernaryMatMul.UseGfni = path == RowScaledPath.Avx512Gfni;
+                TernaryMatMul.UseAvxVnni = path == RowScaledPath.Avx2Vnni;
+                if (avx512)
+                {
+                    TernaryMatMul.RunRowScaledAvx512(w, qx, y, rows, 0, w.Tiles);
+                }
+                else
+                {
+                    TernaryMatMul.RunRowScaledAvx2(w, qx, y, rows, 0, w.Tiles);
+                }
+            }
+            finally
+            {
+                (TernaryMatMul.UseGfni, TernaryMatMul.UseAvxVnni) = (gfni, vnni);
+            }
+
             for (int t = 0; t < tokens; t++)
             {
                 (sbyte[] q, float[] d) = ReferenceModel.Quantize(x.AsSpan(t * cols, cols).ToArray(), ActivationScaling.PerToken);

@@ -1,0 +1,290 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Halo.Engine.Weights;
+
+namespace Halo.Engine.Backends.Cpu.Kernels;
+
+/// <summary>
+/// The row-scaled ternary matmul: when every row has one scale (<see cref="TernaryMatrix.RowScales"/>) and every
+/// token one activation scale, a row's dot product is one integer sum, scaled once at the end, instead of a float
+/// multiply-add per 256-block. For batches each weight block is decoded once for <see cref="TokenGroup"/> tokens
+/// (a register-blocked GEMM); one token reads the 4 rows of a tile per block (the decode GEMV). AVX-512BW keeps
+/// 16-bit partial sums; AVX2 uses AVX-VNNI where present.
+/// </summary>
+public static unsafe partial class TernaryMatMul
+{
+    /// <summary>Tokens that share one decoded weight block in the row-scaled GEMM.</summary>
+    public const int TokenGroup = 4;
+
+    // A block adds at most 4 fields x 2 pairs x 2 x 128 = 2048 to a 16-bit lane (codes <= 2, |q| <= 128), so
+    // 15 blocks stay below 32767 before the lanes are widened to 32 bits.
+    private const int BlocksPerFlush = 15;
+
+    /// <summary>GFNI unpacks a 2-bit field in one instruction instead of a shift and a mask (tests turn it off).</summary>
+    public static bool UseGfni { get; set; } = Gfni.V512.IsSupported;
+
+    /// <summary>AVX-VNNI multiplies and accumulates into 32 bits in one instruction (tests turn it off).</summary>
+    public static bool UseAvxVnni { get; set; } = AvxVnni.IsSupported;
+
+    /// <summary>y[t, r] = (sum_k code[r, k] q[t, k] - sum_k q[t, k]) d[t] s[r] s, with AVX-512BW.</summary>
+    internal static void RunRowScaledAvx512(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd) =>
+        RunRowScaled(w, x, y, yStride, tileStart, tileEnd, &FourTokensOneRow, &OneTokenFourRows);
+
+    /// <summary>The same with AVX2 (and AVX-VNNI where present).</summary>
+    internal static void RunRowScaledAvx2(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd) =>
+        RunRowScaled(w, x, y, yStride, tileStart, tileEnd, &FourTokensOneRowAvx2, &OneTokenFourRowsAvx2);
+
+    // The micro-kernels are called once per row or tile (not per block), so the indirect call costs nothing.
+    private static void RunRowScaled(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd,
+        delegate*<byte*, int, sbyte*, int, int*, void> fourTokensOneRow, delegate*<byte*, int, sbyte*, int*, void> oneTokenFourRows)
+    {
+        int blocks = w.Blocks, cols = w.Cols;
+        int* dots = stackalloc int[TernaryMatrix.TileRows * TokenGroup];
+        int t = 0;
+        for (; t + TokenGroup <= x.Tokens; t += TokenGroup)
+        {
+            // The group's activations (4 x cols bytes) stay in L1 while the thread's tiles stream past them.
+            sbyte* q = x.Q + (long)t * cols;
+            for (int tile = tileStart; tile < tileEnd; tile++)
+            {
+                byte* tileCodes = w.Codes + (long)tile * blocks * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
+                for (int i = 0; i < TernaryMatrix.TileRows; i++)
+                {
+                    fourTokensOneRow(tileCodes + i * TernaryMatrix.BlockBytes, blocks, q, cols, dots + i * TokenGroup);
+                }
+
+                for (int g = 0; g < TokenGroup; g++)
+                {
+                    StoreRowScaled(w, x, t + g, y + (long)(t + g) * yStride, tile, dots + g, TokenGroup);
+                }
+            }
+        }
+
+        for (; t < x.Tokens; t++)
+        {
+            sbyte* q = x.Q + (long)t * cols;
+            for (int tile = tileStart; tile < tileEnd; tile++)
+            {
+                oneTokenFourRows(w.Codes + (long)tile * blocks * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes, blocks, q, dots);
+                StoreRowScaled(w, x, t, y + (long)t * yStride, tile, dots, 1);
+            }
+        }
+    }
+
+    /// <summary>dots[g] = sum_k code[k] q[g, k] for one row (its blocks 256 bytes apart) and 4 tokens.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FourTokensOneRow(byte* rowCodes, int blocks, sbyte* q, int cols, int* dots)
+    {
+        Vector512<short> ones = Vector512.Create((short)1);
+        Vector512<int> s0 = default, s1 = default, s2 = default, s3 = default;
+        for (int b0 = 0; b0 < blocks; b0 += BlocksPerFlush)
+        {
+            int end = Math.Min(blocks, b0 + BlocksPerFlush);
+            Vector512<short> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int b = b0; b < end; b++)
+            {
+                Unpack(Vector512.Load(rowCodes + (long)b * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes), out Vector512<byte> f0, out Vector512<byte> f1, out Vector512<byte> f2, out Vector512<byte> f3);
+                sbyte* qb = q + b * 256;
+                a0 += BlockDot(f0, f1, f2, f3, qb);
+                a1 += BlockDot(f0, f1, f2, f3, qb + cols);
+                a2 += BlockDot(f0, f1, f2, f3, qb + 2 * cols);
+                a3 += BlockDot(f0, f1, f2, f3, qb + 3 * cols);
+            }
+
+            s0 += Avx512BW.MultiplyAddAdjacent(a0, ones);
+            s1 += Avx512BW.MultiplyAddAdjacent(a1, ones);
+            s2 += Avx512BW.MultiplyAddAdjacent(a2, ones);
+            s3 += Avx512BW.MultiplyAddAdjacent(a3, ones);
+        }
+
+        dots[0] = Vector512.Sum(s0);
+        dots[1] = Vector512.Sum(s1);
+        dots[2] = Vector512.Sum(s2);
+        dots[3] = Vector512.Sum(s3);
+    }
+
+    /// <summary>dots[i] = sum_k code[i, k] q[k] for the 4 rows of a tile and one token (the decode GEMV).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void OneTokenFourRows(byte* tileCodes, int blocks, sbyte* q, int* dots)
+    {
+        Vector512<short> ones = Vector512.Create((short)1);
+        Vector512<int> s0 = default, s1 = default, s2 = default, s3 = default;
+        for (int b0 = 0; b0 < blocks; b0 += BlocksPerFlush)
+        {
+            int end = Math.Min(blocks, b0 + BlocksPerFlush);
+            Vector512<short> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int b = b0; b < end; b++)
+            {
+                byte* codes = tileCodes + b * (TernaryMatrix.TileRows * TernaryMatrix.BlockBytes);
+                Sse.Prefetch0(codes + PrefetchDistance);
+                Sse.Prefetch0(codes + PrefetchDistance + 64);
+                Sse.Prefetch0(codes + PrefetchDistance + 128);
+                Sse.Prefetch0(codes + PrefetchDistance + 192);
+                sbyte* qb = q + b * 256;
+                Vector512<sbyte> x0 = Vector512.Load(qb), x1 = Vector512.Load(qb + 64), x2 = Vector512.Load(qb + 128), x3 = Vector512.Load(qb + 192);
+                a0 += RowDot(Vector512.Load(codes), x0, x1, x2, x3);
+                a1 += RowDot(Vector512.Load(codes + 64), x0, x1, x2, x3);
+                a2 += RowDot(Vector512.Load(codes + 128), x0, x1, x2, x3);
+                a3 += RowDot(Vector512.Load(codes + 192), x0, x1, x2, x3);
+            }
+
+            s0 += Avx512BW.MultiplyAddAdjacent(a0, ones);
+            s1 += Avx512BW.MultiplyAddAdjacent(a1, ones);
+            s2 += Avx512BW.MultiplyAddAdjacent(a2, ones);
+            s3 += Avx512BW.MultiplyAddAdjacent(a3, ones);
+        }
+
+        dots[0] = Vector512.Sum(s0);
+        dots[1] = Vector512.Sum(s1);
+        dots[2] = Vector512.Sum(s2);
+        dots[3] = Vector512.Sum(s3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<short> BlockDot(Vector512<byte> f0, Vector512<byte> f1, Vector512<byte> f2, Vector512<byte> f3, sbyte* qb) =>
+        (Avx512BW.MultiplyAddAdjacent(f0, Vector512.Load(qb)) + Avx512BW.MultiplyAddAdjacent(f1, Vector512.Load(qb + 64)))
+        + (Avx512BW.MultiplyAddAdjacent(f2, Vector512.Load(qb + 128)) + Avx512BW.MultiplyAddAdjacent(f3, Vector512.Load(qb + 192)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<short> RowDot(Vector512<byte> codes, Vector512<sbyte> x0, Vector512<sbyte> x1, Vector512<sbyte> x2, Vector512<sbyte> x3)
+    {
+        Unpack(codes, out Vector512<byte> f0, out Vector512<byte> f1, out Vector512<byte> f2, out Vector512<byte> f3);
+        return (Avx512BW.MultiplyAddAdjacent(f0, x0) + Avx512BW.MultiplyAddAdjacent(f1, x1))
+            + (Avx512BW.MultiplyAddAdjacent(f2, x2) + Avx512BW.MultiplyAddAdjacent(f3, x3));
+    }
+
+    /// <summary>The four 2-bit fields of 64 code bytes, each in the low bits of its byte.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Unpack(Vector512<byte> c, out Vector512<byte> f0, out Vector512<byte> f1, out Vector512<byte> f2, out Vector512<byte> f3)
+    {
+        if (UseGfni)
+        {
+            // One affine bit-matrix per field moves bits 2l, 2l+1 to bits 0, 1 (GF(2) matrix rows: output bit i is
+            // the parity of the input masked by matrix byte 7 - i).
+            f0 = Gfni.V512.GaloisFieldAffineTransform(c, Vector512.Create(0x0102_0000_0000_0000UL).AsByte(), 0);
+            f1 = Gfni.V512.GaloisFieldAffineTransform(c, Vector512.Create(0x0408_0000_0000_0000UL).AsByte(), 0);
+            f2 = Gfni.V512.GaloisFieldAffineTransform(c, Vector512.Create(0x1020_0000_0000_0000UL).AsByte(), 0);
+            f3 = Gfni.V512.GaloisFieldAffineTransform(c, Vector512.Create(0x4080_0000_0000_0000UL).AsByte(), 0);
+            return;
+        }
+
+        Vector512<byte> mask = Vector512.Create((byte)3);
+        Vector512<ushort> cw = c.AsUInt16();
+        f0 = c & mask;
+        f1 = Avx512BW.ShiftRightLogical(cw, 2).AsByte() & mask;
+        f2 = Avx512BW.ShiftRightLogical(cw, 4).AsByte() & mask;
+        f3 = Avx512BW.ShiftRightLogical(cw, 6).AsByte() & mask;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FourTokensOneRowAvx2(byte* rowCodes, int blocks, sbyte* q, int cols, int* dots)
+    {
+        Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            byte* codes = rowCodes + (long)b * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
+            Unpack(Vector256.Load(codes), out Vector256<byte> f0, out Vector256<byte> f1, out Vector256<byte> f2, out Vector256<byte> f3);
+            Unpack(Vector256.Load(codes + 32), out Vector256<byte> g0, out Vector256<byte> g1, out Vector256<byte> g2, out Vector256<byte> g3);
+            sbyte* qb = q + b * 256;
+            s0 += BlockDot(f0, f1, f2, f3, g0, g1, g2, g3, qb);
+            s1 += BlockDot(f0, f1, f2, f3, g0, g1, g2, g3, qb + cols);
+            s2 += BlockDot(f0, f1, f2, f3, g0, g1, g2, g3, qb + 2 * cols);
+            s3 += BlockDot(f0, f1, f2, f3, g0, g1, g2, g3, qb + 3 * cols);
+        }
+
+        dots[0] = Vector256.Sum(s0);
+        dots[1] = Vector256.Sum(s1);
+        dots[2] = Vector256.Sum(s2);
+        dots[3] = Vector256.Sum(s3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void OneTokenFourRowsAvx2(byte* tileCodes, int blocks, sbyte* q, int* dots)
+    {
+        Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            byte* codes = tileCodes + b * (TernaryMatrix.TileRows * TernaryMatrix.BlockBytes);
+            Sse.Prefetch0(codes + PrefetchDistance);
+            Sse.Prefetch0(codes + PrefetchDistance + 64);
+            Sse.Prefetch0(codes + PrefetchDistance + 128);
+            Sse.Prefetch0(codes + PrefetchDistance + 192);
+            sbyte* qb = q + b * 256;
+            s0 += RowDot(codes, qb);
+            s1 += RowDot(codes + 64, qb);
+            s2 += RowDot(codes + 128, qb);
+            s3 += RowDot(codes + 192, qb);
+        }
+
+        dots[0] = Vector256.Sum(s0);
+        dots[1] = Vector256.Sum(s1);
+        dots[2] = Vector256.Sum(s2);
+        dots[3] = Vector256.Sum(s3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> RowDot(byte* codes, sbyte* qb)
+    {
+        Unpack(Vector256.Load(codes), out Vector256<byte> f0, out Vector256<byte> f1, out Vector256<byte> f2, out Vector256<byte> f3);
+        Unpack(Vector256.Load(codes + 32), out Vector256<byte> g0, out Vector256<byte> g1, out Vector256<byte> g2, out Vector256<byte> g3);
+        return BlockDot(f0, f1, f2, f3, g0, g1, g2, g3, qb);
+    }
+
+    /// <summary>
+    /// sum code * q over one 256-block: f are the fields of code bytes 0..31 (activations l * 64 + 0..31),
+    /// g those of bytes 32..63 (l * 64 + 32..63).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> BlockDot(Vector256<byte> f0, Vector256<byte> f1, Vector256<byte> f2, Vector256<byte> f3,
+        Vector256<byte> g0, Vector256<byte> g1, Vector256<byte> g2, Vector256<byte> g3, sbyte* qb)
+    {
+        if (UseAvxVnni)
+        {
+            // Two independent chains of 4 multiply-accumulates.
+            Vector256<int> p = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, f0, Vector256.Load(qb));
+            Vector256<int> r = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, g0, Vector256.Load(qb + 32));
+            p = AvxVnni.MultiplyWideningAndAdd(p, f1, Vector256.Load(qb + 64));
+            r = AvxVnni.MultiplyWideningAndAdd(r, g1, Vector256.Load(qb + 96));
+            p = AvxVnni.MultiplyWideningAndAdd(p, f2, Vector256.Load(qb + 128));
+            r = AvxVnni.MultiplyWideningAndAdd(r, g2, Vector256.Load(qb + 160));
+            p = AvxVnni.MultiplyWideningAndAdd(p, f3, Vector256.Load(qb + 192));
+            r = AvxVnni.MultiplyWideningAndAdd(r, g3, Vector256.Load(qb + 224));
+            return p + r;
+        }
+
+        // 8 products of at most 512 each: the 16-bit sum cannot overflow.
+        Vector256<short> s = (Avx2.MultiplyAddAdjacent(f0, Vector256.Load(qb)) + Avx2.MultiplyAddAdjacent(g0, Vector256.Load(qb + 32)))
+            + (Avx2.MultiplyAddAdjacent(f1, Vector256.Load(qb + 64)) + Avx2.MultiplyAddAdjacent(g1, Vector256.Load(qb + 96)))
+            + (Avx2.MultiplyAddAdjacent(f2, Vector256.Load(qb + 128)) + Avx2.MultiplyAddAdjacent(g2, Vector256.Load(qb + 160)))
+            + (Avx2.MultiplyAddAdjacent(f3, Vector256.Load(qb + 192)) + Avx2.MultiplyAddAdjacent(g3, Vector256.Load(qb + 224)));
+        return Avx2.MultiplyAddAdjacent(s, Vector256.Create((short)1));
+    }
+
+    /// <summary>The four 2-bit fields of 32 code bytes, each in the low bits of its byte.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Unpack(Vector256<byte> c, out Vector256<byte> f0, out Vector256<byte> f1, out Vector256<byte> f2, out Vector256<byte> f3)
+    {
+        Vector256<byte> mask = Vector256.Create((byte)3);
+        Vector256<ushort> cw = c.AsUInt16();
+        f0 = c & mask;
+        f1 = Avx2.ShiftRightLogical(cw, 2).AsByte() & mask;
+        f2 = Avx2.ShiftRightLogical(cw, 4).AsByte() & mask;
+        f3 = Avx2.ShiftRightLogical(cw, 6).AsByte() & mask;
+    }
+
+    /// <summary>Scales the integer dots of one tile's rows for token t (dots of row i at dots[i * dotStride]).</summary>
+    private static void StoreRowScaled(TernaryMatrix w, QuantizedActivations x, int t, float* yRow, int tile, int* dots, int dotStride)
+    {
+        // Codes are w + 1, so sum(code * q) - sum(q) = sum(w * q).
+        int sum = x.TokenSum[t];
+        float scale = x.D[t * x.Blocks] * w.TensorScale;
+        int row = tile * TernaryMatrix.TileRows;
+        float* rowScales = w.RowScales + row;
+        int count = Math.Min(TernaryMatrix.TileRows, w.Rows - row);
+        for (int i = 0; i < count; i++)
+        {
+            yRow[row + i] = (dots[i * dotStride] - sum) * (scale * rowScales[i]);
+        }
+    }
+}

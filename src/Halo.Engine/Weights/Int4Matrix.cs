@@ -1,0 +1,257 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Halo.Core.Formats;
+
+namespace Halo.Engine.Weights;
+
+/// <summary>
+/// A dense matrix [rows, cols] quantized to symmetric 4-bit weights, w ~ q * groupScale * rowScale with
+/// q in -7..7 and one 8-bit unsigned group scale per <see cref="GroupSize"/> columns relative to a float scale
+/// per row: the LM head at a quarter of the bytes of F16 (4.2 bits per weight with the scales).
+/// <para>
+/// Two-level scales keep the whole dot product of a row in integers: the kernel multiplies the 4-bit codes by
+/// the int8 input (vpmaddubsw), weights each pair sum with its group scale (vpmaddwd) and converts to float
+/// once per row. The codes are stored as q + 8 (0..15), so a row's dot is sum(code * x) - 8 * sum_g(s_g * sum_g(x)),
+/// the second term taken once per row from the per-token group sums of x.
+/// </para>
+/// <para>
+/// Layout (one sequential stream per tile of <see cref="TileRows"/> rows, so a thread reads one buffer front to back):
+/// <code>
+/// tile t: header [HeaderBytes]: float rowScale[TileRows], then byte groupScale[TileRows][ScaleStride], zero padded to 64
+///         blocks [Cols/128][TileRows][64 bytes]: byte j of row i in block b holds column 128b + j in its low nibble
+///                                               and column 128b + 64 + j in its high nibble
+/// </code>
+/// Columns are padded with zeros to a multiple of 128 and the last tile with zero rows.
+/// </para>
+/// </summary>
+public sealed unsafe class Int4Matrix : IDisposable
+{
+    public const int TileRows = 4;
+    public const int BlockCols = 128;
+    public const int BlockBytes = BlockCols / 2;   // one row's share of a block
+    public const int MaxQ = 7;
+    public const int MaxCols = 16384;
+
+    private byte* _data;
+
+    private Int4Matrix(int rows, int cols, int groupSize)
+    {
+        if (groupSize is not (32 or 64))
+        {
+            throw new ArgumentOutOfRangeException(nameof(groupSize), groupSize, "the 4-bit group size must be 32 or 64 columns");
+        }
+
+        // An int32 lane of the AVX2 kernel sums cols/8 products code * x * scale <= 15 * 127 * 255.
+        if (cols is < 1 or > MaxCols)
+        {
+            throw new ArgumentOutOfRangeException(nameof(cols), cols, $"a 4-bit matrix holds 1 to {MaxCols} columns");
+        }
+
+        Rows = rows;
+        Cols = cols;
+        GroupSize = groupSize;
+        PaddedCols = (cols + BlockCols - 1) / BlockCols * BlockCols;
+        Groups = PaddedCols / groupSize;
+        ScaleStride = (Groups + 15) / 16 * 16;
+        HeaderBytes = (TileRows * sizeof(float) + TileRows * ScaleStride + 63) / 64 * 64;
+        TileBytes = HeaderBytes + (long)TileRows * PaddedCols / 2;
+        Tiles = (rows + TileRows - 1) / TileRows;
+        _data = (byte*)NativeMemory.AlignedAlloc((nuint)(Tiles * TileBytes), 64);
+    }
+
+    public int Rows { get; }
+
+    public int Cols { get; }
+
+    public int GroupSize { get; }
+
+    /// <summary>Columns rounded up to a whole block of 128: the length the kernel reads of x.</summary>
+    public int PaddedCols { get; }
+
+    /// <summary>Groups per row over the padded columns: the length of the per-token group sums of x.</summary>
+    public int Groups { get; }
+
+    /// <summary>Bytes of group scales per row in a tile header (Groups rounded up to 16).</summary>
+    public int ScaleStride { get; }
+
+    public int HeaderBytes { get; }
+
+    public long TileBytes { get; }
+
+    public int Tiles { get; }
+
+    public byte* Data => _data;
+
+    /// <summary>Bytes the kernel streams for the whole matrix.</summary>
+    public long SizeInBytes => Tiles * TileBytes;
+
+    public byte* Tile(int tile) => _data + tile * TileBytes;
+
+    /// <summary>The float scale of row r.</summary>
+    public float RowScale(int r) => ((float*)Tile(r / TileRows))[r % TileRows];
+
+    /// <summary>The 8-bit scale of group g of row r.</summary>
+    public byte GroupScale(int r, int g) => Tile(r / TileRows)[TileRows * sizeof(float) + (r % TileRows) * ScaleStride + g];
+
+    /// <summary>The code q in -7..7 of weight (r, c); the weight is q * GroupScale(r, c / GroupSize) * RowScale(r).</summary>
+    public int Code(int r, int c)
+    {
+        byte packed = Tile(r / TileRows)[HeaderBytes + (long)(c / BlockCols) * TileRows * BlockBytes + (r % TileRows) * BlockBytes + c % BlockBytes];
+        return (c % BlockCols < BlockBytes ? packed & 0xF : packed >> 4) - 8;
+    }
+
+    /// <summary>
+    /// Quantizes the first <paramref name="rows"/> rows of a dense F32/F16/BF16 matrix, in parallel, calling
+    /// <paramref name="consumed"/> (start, length in bytes of the source) after each stretch of rows so the
+    /// caller can drop those source pages while the rest is still being read.
+    /// </summary>
+    public static Int4Matrix Quantize(DenseMatrix source, int rows, int groupSize, Action<nint, long>? consumed = null)
+    {
+        const int TilesPerRelease = 512;
+        long rowBytes = (long)source.Cols * (source.Type == GgmlType.F32 ? 4 : 2);
+        var m = new Int4Matrix(rows, source.Cols, groupSize);
+        int parts = Math.Min(Environment.ProcessorCount, m.Tiles);
+        Parallel.For(0, parts, part =>
+        {
+            float* row = (float*)NativeMemory.AlignedAlloc((nuint)m.PaddedCols * sizeof(float), 64);
+            try
+            {
+                new Span<float>(row, m.PaddedCols).Clear();
+                int start = (int)((long)m.Tiles * part / parts), end = (int)((long)m.Tiles * (part + 1) / parts);
+                int released = start;
+                for (int t = start; t < end; t++)
+                {
+                    new Span<byte>(m.Tile(t), (int)m.TileBytes).Clear();
+                    for (int i = 0; i < TileRows && t * TileRows + i < rows; i++)
+                    {
+                        ReadRow(source, t * TileRows + i, row);
+                        m.QuantizeRow(t, i, row);
+                    }
+
+                    if (consumed is not null && (t + 1 - released == TilesPerRelease || t + 1 == end))
+                    {
+                        int first = released * TileRows, last = Math.Min(rows, (t + 1) * TileRows);
+                        consumed((nint)(source.Data + first * rowBytes), (last - first) * rowBytes);
+                        released = t + 1;
+                    }
+                }
+            }
+            finally
+            {
+                NativeMemory.AlignedFree(row);
+            }
+        });
+        return m;
+    }
+
+    private static void ReadRow(DenseMatrix source, int r, float* row)
+    {
+        if (source.Type == GgmlType.F16 && Avx512F.IsSupported && source.Cols % 16 == 0)
+        {
+            ushort* h = (ushort*)source.Data + (long)r * source.Cols;
+            for (int i = 0; i < source.Cols; i += 16)
+            {
+                HalfBits.ToSingle(Avx512F.ConvertToVector512UInt32(Vector256.Load(h + i))).Store(row + i);
+            }
+        }
+        else
+        {
+            source.ReadRow(r, new Span<float>(row, source.Cols));
+        }
+    }
+
+    /// <summary>Row i of tile t from floats [PaddedCols] (zero beyond Cols): scales into the header, codes into the blocks.</summary>
+    private void QuantizeRow(int t, int i, float* row)
+    {
+        byte* tile = Tile(t);
+        byte* groupScales = tile + TileRows * sizeof(float) + i * ScaleStride;
+
+        // s_g = max|w| / 7 per group; the row scale maps the largest s_g to 255. Codes are rounded against the
+        // 8-bit scale actually stored, so the scale's own rounding is not added on top of the codes' error.
+        float* inverse = stackalloc float[Groups];
+        float largest = 0f;
+        for (int g = 0; g < Groups; g++)
+        {
+            float exact = AbsMax(row + g * GroupSize, GroupSize) / MaxQ;
+            inverse[g] = exact;
+            largest = MathF.Max(largest, exact);
+        }
+
+        float rowScale = largest / 255f;
+        ((float*)tile)[i] = rowScale;
+        for (int g = 0; g < Groups; g++)
+        {
+            int s = rowScale > 0 ? (int)MathF.Round(inverse[g] / rowScale) : 0;
+            groupScales[g] = (byte)s;
+            inverse[g] = s > 0 ? 1f / (s * rowScale) : 0f;
+        }
+
+        for (int b = 0; b < PaddedCols / BlockCols; b++)
+        {
+            byte* codes = tile + HeaderBytes + (long)b * TileRows * BlockBytes + i * BlockBytes;
+            float* low = row + b * BlockCols, high = low + BlockBytes;
+            int j = 0;
+            if (Avx512F.IsSupported)
+            {
+                // 16 columns never straddle a group (groups are 32 or 64 wide).
+                for (; j < BlockBytes; j += 16)
+                {
+                    Vector512<int> lo = Code(Vector512.Load(low + j) * inverse[(b * BlockCols + j) / GroupSize]);
+                    Vector512<int> hi = Code(Vector512.Load(high + j) * inverse[(b * BlockCols + BlockBytes + j) / GroupSize]);
+                    Avx512F.ConvertToVector128Byte(lo | (hi << 4)).Store(codes + j);
+                }
+            }
+
+            for (; j < BlockBytes; j++)
+            {
+                int lo = Code(low[j] * inverse[(b * BlockCols + j) / GroupSize]);
+                int hi = Code(high[j] * inverse[(b * BlockCols + BlockBytes + j) / GroupSize]);
+                codes[j] = (byte)(lo | (hi << 4));
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Code(float scaled) => Math.Clamp((int)MathF.Round(scaled), -MaxQ, MaxQ) + 8;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Code(Vector512<float> scaled) =>
+        Vector512.Clamp(Avx512F.ConvertToVector512Int32(scaled), Vector512.Create(-MaxQ), Vector512.Create(MaxQ)) + Vector512.Create(8);
+
+    private static float AbsMax(float* v, int n)
+    {
+        int i = 0;
+        float amax = 0f;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> max = default;
+            for (; i + 8 <= n; i += 8)
+            {
+                max = Vector256.Max(max, Vector256.Abs(Vector256.Load(v + i)));
+            }
+
+            for (int k = 0; k < Vector256<float>.Count; k++)
+            {
+                amax = MathF.Max(amax, max.GetElement(k));
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            amax = MathF.Max(amax, MathF.Abs(v[i]));
+        }
+
+        return amax;
+    }
+
+    public void Dispose()
+    {
+        if (_data != null)
+        {
+            NativeMemory.AlignedFree(_data);
+            _data = null;
+        }
+    }
+}
