@@ -236,7 +236,7 @@ internal static class BenchCommand
             }
             else
             {
-                PrintTable(summary, settings, null, null);
+                PrintTable(summary, settings, null, null, null);
             }
 
             return Cli.Ok;
