@@ -23,9 +23,9 @@ public static unsafe class Int4MatVec
     private static readonly Vector256<byte> Broadcast0 = ScaleShuffle256(0), Broadcast1 = ScaleShuffle256(1);
     private static readonly Vector256<byte> Broadcast2 = ScaleShuffle256(2), Broadcast3 = ScaleShuffle256(3);
 
-    public static bool UseAvx512 { get; set; } = Avx512BW.IsSupported;
+    public static bool UseAvx512 { get; } = Avx512BW.IsSupported;
 
-    public static bool UseAvx2 { get; set; } = Avx2.IsSupported;
+    public static bool UseAvx2 { get; } = Avx2.IsSupported;
 
     /// <summary>
     /// groupSums [m.ScaleStride] = sum of q over each group of <paramref name="m"/>'s columns (zero past
