@@ -113,43 +113,48 @@ public sealed unsafe class Int4Matrix : IDisposable
     /// </summary>
     public static Int4Matrix Quantize(DenseMatrix source, int rows, int groupSize, Action<nint, long>? consumed = null)
     {
-        const int TilesPerRelease = 512;
-        long rowBytes = (long)source.Cols * (source.Type == GgmlType.F32 ? 4 : 2);
         var m = new Int4Matrix(rows, source.Cols, groupSize);
         int parts = Math.Min(Environment.ProcessorCount, m.Tiles);
         Parallel.For(0, parts, part =>
-        {
-            float* row = (float*)NativeMemory.AlignedAlloc((nuint)m.PaddedCols * sizeof(float), 64);
-            try
-            {
-                new Span<float>(row, m.PaddedCols).Clear();
-                int start = (int)((long)m.Tiles * part / parts), end = (int)((long)m.Tiles * (part + 1) / parts);
-                int released = start;
-                for (int t = start; t < end; t++)
-                {
-                    new Span<byte>(m.Tile(t), (int)m.TileBytes).Clear();
-                    for (int i = 0; i < TileRows && t * TileRows + i < rows; i++)
-                    {
-                        ReadRow(source, t * TileRows + i, row);
-                        m.QuantizeRow(t, i, row);
-                    }
-
-                    if (consumed is not null && (t + 1 - released == TilesPerRelease || t + 1 == end))
-                    {
-                        int first = released * TileRows, last = Math.Min(rows, (t + 1) * TileRows);
-                        consumed((nint)(source.Data + first * rowBytes), (last - first) * rowBytes);
-                        released = t + 1;
-                    }
-                }
-            }
-            finally
-            {
-                NativeMemory.AlignedFree(row);
-            }
-        });
+            m.QuantizeTiles(source, rows, (int)((long)m.Tiles * part / parts), (int)((long)m.Tiles * (part + 1) / parts), consumed));
         return m;
     }
 
+    /// <summary>Tiles [start, end) from the source's rows, releasing the source a stretch at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void QuantizeTiles(DenseMatrix source, int rows, int start, int end, Action<nint, long>? consumed)
+    {
+        const int TilesPerRelease = 512;
+        long rowBytes = (long)source.Cols * (source.Type == GgmlType.F32 ? 4 : 2);
+        float* row = (float*)NativeMemory.AlignedAlloc((nuint)PaddedCols * sizeof(float), 64);
+        try
+        {
+            new Span<float>(row, PaddedCols).Clear();
+            int released = start;
+            for (int t = start; t < end; t++)
+            {
+                new Span<byte>(Tile(t), (int)TileBytes).Clear();
+                for (int i = 0; i < TileRows && t * TileRows + i < rows; i++)
+                {
+                    ReadRow(source, t * TileRows + i, row);
+                    QuantizeRow(t, i, row);
+                }
+
+                if (consumed is not null && (t + 1 - released == TilesPerRelease || t + 1 == end))
+                {
+                    int first = released * TileRows, last = Math.Min(rows, (t + 1) * TileRows);
+                    consumed((nint)(source.Data + first * rowBytes), (last - first) * rowBytes);
+                    released = t + 1;
+                }
+            }
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(row);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ReadRow(DenseMatrix source, int r, float* row)
     {
         if (source.Type == GgmlType.F16 && Avx512F.IsSupported && source.Cols % 16 == 0)
@@ -167,6 +172,7 @@ public sealed unsafe class Int4Matrix : IDisposable
     }
 
     /// <summary>Row i of tile t from floats [PaddedCols] (zero beyond Cols): scales into the header, codes into the blocks.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void QuantizeRow(int t, int i, float* row)
     {
         byte* tile = Tile(t);
@@ -226,6 +232,7 @@ public sealed unsafe class Int4Matrix : IDisposable
         Vector512.Clamp(Avx512F.ConvertToVector512Int32(scaled), Vector512.Create(MinQ), Vector512.Create(MaxQ)) + Vector512.Create(8);
 
     /// <summary>The value of largest magnitude in v [n] (the positive one on a tie).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Extreme(float* v, int n)
     {
         int i = 0;
