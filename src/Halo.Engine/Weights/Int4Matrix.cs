@@ -36,6 +36,9 @@ public sealed unsafe class Int4Matrix : IDisposable
     public const int MinQ = -8;
     public const int MaxQ = 7;
     public const int MaxScale = 127;
+
+    // 1 / s for the group scales s = -127..127 (0 for 0): no division per group at load.
+    private static readonly float[] Reciprocals = Enumerable.Range(-MaxScale, 2 * MaxScale + 1).Select(s => s == 0 ? 0f : 1f / s).ToArray();
     public const int MaxCols = 16384;
 
     private byte* _data;
@@ -133,7 +136,8 @@ public sealed unsafe class Int4Matrix : IDisposable
             int released = start;
             for (int t = start; t < end; t++)
             {
-                new Span<byte>(Tile(t), (int)TileBytes).Clear();
+                // Header padding always, and the zero rows that pad the last tile: codes of real rows are all written.
+                new Span<byte>(Tile(t), t == Tiles - 1 ? (int)TileBytes : HeaderBytes).Clear();
                 for (int i = 0; i < TileRows && t * TileRows + i < rows; i++)
                 {
                     ReadRow(source, t * TileRows + i, row);
@@ -191,12 +195,13 @@ public sealed unsafe class Int4Matrix : IDisposable
         }
 
         float rowScale = largest / MaxScale;
+        float toScale = largest > 0 ? MaxScale / largest : 0f;
         ((float*)tile)[i] = rowScale;
         for (int g = 0; g < Groups; g++)
         {
-            int s = rowScale > 0 ? (int)MathF.Round(inverse[g] / rowScale) : 0;
+            int s = (int)MathF.Round(inverse[g] * toScale);
             groupScales[g] = (sbyte)s;
-            inverse[g] = s != 0 ? 1f / (s * rowScale) : 0f;
+            inverse[g] = Reciprocals[s + MaxScale] * toScale;
         }
 
         for (int b = 0; b < PaddedCols / BlockCols; b++)
@@ -231,33 +236,36 @@ public sealed unsafe class Int4Matrix : IDisposable
     private static Vector512<int> Code(Vector512<float> scaled) =>
         Vector512.Clamp(Avx512F.ConvertToVector512Int32(scaled), Vector512.Create(MinQ), Vector512.Create(MaxQ)) + Vector512.Create(8);
 
-    /// <summary>The value of largest magnitude in v [n] (the positive one on a tie).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>The value of largest magnitude in v [n] (the positive one on a tie); n is 32 or 64.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Extreme(float* v, int n)
     {
-        int i = 0;
         float max = 0f, min = 0f;
-        if (Vector256.IsHardwareAccelerated)
+        if (Avx512F.IsSupported)
         {
-            Vector256<float> vmax = default, vmin = default;
-            for (; i + 8 <= n; i += 8)
+            Vector512<float> vmax = Vector512.Load(v), vmin = vmax;
+            for (int i = 16; i < n; i += 16)
             {
-                Vector256<float> x = Vector256.Load(v + i);
-                vmax = Vector256.Max(vmax, x);
-                vmin = Vector256.Min(vmin, x);
+                Vector512<float> x = Vector512.Load(v + i);
+                vmax = Avx512F.Max(vmax, x);
+                vmin = Avx512F.Min(vmin, x);
             }
 
-            for (int k = 0; k < Vector256<float>.Count; k++)
-            {
-                max = MathF.Max(max, vmax.GetElement(k));
-                min = MathF.Min(min, vmin.GetElement(k));
-            }
+            // Fold to [max of 4 | -min of 4] in one vector, then two in-lane swaps leave each in its half's lane 0.
+            Vector256<float> max8 = Avx.Max(vmax.GetLower(), vmax.GetUpper()), min8 = Avx.Min(vmin.GetLower(), vmin.GetUpper());
+            Vector256<float> both = Vector256.Create(Sse.Max(max8.GetLower(), max8.GetUpper()), -Sse.Min(min8.GetLower(), min8.GetUpper()));
+            both = Avx.Max(both, Avx.Permute(both, 0b01_00_11_10));
+            both = Avx.Max(both, Avx.Permute(both, 0b10_11_00_01));
+            max = both.ToScalar();
+            min = -both.GetUpper().ToScalar();
         }
-
-        for (; i < n; i++)
+        else
         {
-            max = MathF.Max(max, v[i]);
-            min = MathF.Min(min, v[i]);
+            for (int i = 0; i < n; i++)
+            {
+                max = MathF.Max(max, v[i]);
+                min = MathF.Min(min, v[i]);
+            }
         }
 
         return -min > max ? min : max;
