@@ -143,8 +143,9 @@ internal static class ParallelBench
         return n;
     }
 
-    /// <summary>The timestamps of one round: steps[s][i] and arrivals[s][i] for token i of stream s.</summary>
-    private sealed class Round(long[][] steps, long[][] arrivals, long loopSteps, double busyMs, double forwardMs)
+    /// <summary>The timestamps of one round: steps[s][i] (when token i of stream s was made) and arrivals[s][i]
+    /// (when its reader had it); over HTTP both are the arrival.</summary>
+    internal sealed class Round(long[][] steps, long[][] arrivals, long loopSteps, double busyMs, double forwardMs)
     {
         /// <summary>Serving-loop steps the round took (prefill steps included).</summary>
         public long LoopSteps { get; } = loopSteps;

@@ -23,6 +23,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Drain timeout: cutting {InFlight} generations")]
     public static partial void DrainTimeout(ILogger logger, int inFlight);
 
+    [LoggerMessage(EventId = 13, Level = LogLevel.Error, Message = "The serving loop did not stop within {GraceSeconds} s of cutting every generation: it is stuck in the engine; stopping anyway")]
+    public static partial void LoopWedged(ILogger logger, double graceSeconds);
+
     [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Drained; stopping")]
     public static partial void Drained(ILogger logger);
 
