@@ -164,6 +164,8 @@ internal static class BenchCommand
         {
             root["breakdown_ms_per_token"] = AverageBreakdown(results, "breakdown");
             root["prefill_breakdown_ms_per_token"] = AverageBreakdown(results, "prefill_breakdown");
+            root["load_breakdown_ms"] = AverageBreakdown(results, "load_breakdown");
+            root["load_breakdown_cpu_ms"] = AverageBreakdown(results, "load_breakdown_cpu");
             if (s.Parallel > 0)
             {
                 root["parallel_breakdown_ms_per_step"] = AverageBreakdown(results, "parallel_breakdown");
@@ -178,7 +180,8 @@ internal static class BenchCommand
         {
             PrintTable(summary, settings, s.Breakdown ? root["breakdown_ms_per_token"]!.AsObject() : null,
                 s.Breakdown ? root["prefill_breakdown_ms_per_token"]!.AsObject() : null,
-                s.Breakdown && s.Parallel > 0 ? root["parallel_breakdown_ms_per_step"]!.AsObject() : null);
+                s.Breakdown && s.Parallel > 0 ? root["parallel_breakdown_ms_per_step"]!.AsObject() : null,
+                s.Breakdown ? (root["load_breakdown_ms"]!.AsObject(), root["load_breakdown_cpu_ms"]!.AsObject()) : null);
         }
 
         return Cli.Ok;
@@ -236,7 +239,7 @@ internal static class BenchCommand
             }
             else
             {
-                PrintTable(summary, settings, null, null, null);
+                PrintTable(summary, settings, null, null, null, null);
             }
 
             return Cli.Ok;
@@ -259,7 +262,8 @@ internal static class BenchCommand
         return average;
     }
 
-    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown, JsonObject? prefillBreakdown, JsonObject? parallelBreakdown)
+    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown, JsonObject? prefillBreakdown, JsonObject? parallelBreakdown,
+        (JsonObject Wall, JsonObject Cpu)? load)
     {
         var o = new StringBuilder();
         o.AppendLine(CultureInfo.InvariantCulture, $"model   {settings["model"]}");
@@ -298,6 +302,17 @@ internal static class BenchCommand
         if (parallelBreakdown is not null)
         {
             AppendBreakdown(o, $"op ({settings["parallel"]} streams, per step)", parallelBreakdown);
+        }
+
+        if (load is { } phases)
+        {
+            o.AppendLine();
+            o.AppendLine(CultureInfo.InvariantCulture, $"{"load phase",-28}{"ms",10}{"cpu ms",10}");
+            foreach ((string phase, JsonNode? v) in phases.Wall)
+            {
+                string cpu = phases.Cpu[phase] is { } c ? c.GetValue<double>().ToString("F1", CultureInfo.InvariantCulture) : "";
+                o.AppendLine(CultureInfo.InvariantCulture, $"{phase,-28}{v!.GetValue<double>(),10:F1}{cpu,10}");
+            }
         }
 
         Console.Out.Write(o.ToString());
@@ -387,8 +402,9 @@ internal static class BenchCommand
     /// empty cache, then (--parallel) one and N concurrent streams through the scheduler.</summary>
     private static int RunRepetition(Settings s, BackendOptions options)
     {
+        TimeSpan sinceProcessStart = DateTime.Now - Process.GetCurrentProcess().StartTime;
         int context = Math.Max(s.Pp + s.Tg, s.Parallel > 0 ? ParallelBench.PromptTokens + s.Tg : 0);
-        options = options with { ContextLength = context, MaxSlots = Math.Max(1, s.Parallel) };
+        options = options with { ContextLength = context, MaxSlots = Math.Max(1, s.Parallel), LoadTimings = new LoadTimings() };
         using LoadedModel? model = EngineOptions.TryLoad("bench", s.Model!, options);
         if (model is null)
         {
@@ -422,9 +438,11 @@ internal static class BenchCommand
         }
 
         long t0 = Stopwatch.GetTimestamp();
+        TimeSpan cpu0 = Environment.CpuUsage.TotalTime;
         chunk[0] = new SequenceChunk(0, 0, prompt);
         backend.Forward(chunk, logits);
         double ppSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        TimeSpan ppCpu = Environment.CpuUsage.TotalTime - cpu0;
 
         if (backend is CpuBackend cpu1)
         {
@@ -453,6 +471,7 @@ internal static class BenchCommand
         {
             result["breakdown"] = Breakdown(profile, tgSeconds, s.Tg);
             result["prefill_breakdown"] = Breakdown(prefillProfile, ppSeconds, s.Pp);
+            (result["load_breakdown"], result["load_breakdown_cpu"]) = LoadBreakdown(model, sinceProcessStart, ppSeconds, ppCpu);
         }
 
         if (s.Parallel > 0)
@@ -462,6 +481,29 @@ internal static class BenchCommand
 
         Console.Out.WriteLine(result.ToJsonString());
         return Cli.Ok;
+    }
+
+    /// <summary>
+    /// Process start to the repetition's code (runtime start, JIT, flag parsing), each load phase, what load time
+    /// the phases leave unaccounted, and the first forward step (the prompt) that yields the first token; wall
+    /// milliseconds, and beside them the process CPU milliseconds of each phase.
+    /// </summary>
+    private static (JsonObject Wall, JsonObject Cpu) LoadBreakdown(LoadedModel model, TimeSpan sinceProcessStart, double ppSeconds, TimeSpan ppCpu)
+    {
+        var wall = new JsonObject { ["process_start"] = sinceProcessStart.TotalMilliseconds };
+        var cpu = new JsonObject();
+        double accounted = 0;
+        foreach ((string phase, double ms, double cpuMs) in model.Timings.Phases)
+        {
+            wall[phase] = ms;
+            cpu[phase] = cpuMs;
+            accounted += phase.EndsWith("_parallel", StringComparison.Ordinal) ? 0 : ms; // ran beside other phases
+        }
+
+        wall["load_other"] = Math.Max(0, model.LoadTime.TotalMilliseconds - accounted);
+        wall["first_forward"] = ppSeconds * 1000;
+        cpu["first_forward"] = ppCpu.TotalMilliseconds;
+        return (wall, cpu);
     }
 
     /// <summary>Milliseconds per token in each op, and the unaccounted rest as overhead.</summary>

@@ -43,4 +43,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Listening on {Address}, which is not loopback: set auth.api_keys to require API keys")]
     public static partial void PublicWithoutKeys(ILogger logger, string address);
+
+    [LoggerMessage(EventId = 13, Level = LogLevel.Debug, Message = "Model load phases: {Phases}")]
+    public static partial void LoadPhases(ILogger logger, string phases);
 }
