@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Halo.Core.Formats;
 using Halo.Engine.Backends;
 using Halo.Engine.Backends.Cpu;
@@ -26,12 +27,14 @@ public static partial class BackendSelector
             case BackendKind.Gpu:
                 return GpuBackend.Create(source, options, log);
             default:
+                long probe = Stopwatch.GetTimestamp();
                 try
                 {
                     return GpuBackend.Create(source, options, log);
                 }
                 catch (GpuUnavailableException e)
                 {
+                    options.LoadTimings?.Lap("gpu_probe", probe);
                     FallingBackToCpu(log, e.Message);
                     return CpuBackend.Create(source, options);
                 }

@@ -28,6 +28,12 @@ public static partial class GpuDevices
     public static IReadOnlyList<Candidate> Probe(ILogger? logger = null)
     {
         var candidates = new List<Candidate>();
+        if (MissingDriver() is { } missing)
+        {
+            candidates.Add(new Candidate("CUDA/OpenCL", "driver", 0, 0, missing));
+            return candidates;
+        }
+
         using Context? context = CreateContext(logger ?? NullLogger.Instance, candidates);
         if (context is null)
         {
@@ -45,6 +51,40 @@ public static partial class GpuDevices
         }
 
         return candidates;
+    }
+
+    /// <summary>
+    /// Why no CUDA or OpenCL device can exist on this machine, or null when a driver may be there. Starting the
+    /// runtimes (an ILGPU context loads libcuda and the OpenCL ICD loader and asks them) costs ~50-150 ms, which
+    /// is most of a CPU-only daemon's start; these file checks cost microseconds. CUDA needs its device nodes
+    /// (<c>/dev/nvidia*</c>, or <c>/dev/dxg</c> under WSL); OpenCL needs an ICD registered in
+    /// <c>/etc/OpenCL/vendors</c> (ROCm, NVIDIA, PoCL all put one there) or named by the ICD loaders'
+    /// environment variables.
+    /// </summary>
+    public static string? MissingDriver(string root = "/", Func<string, string?>? environment = null)
+    {
+        environment ??= Environment.GetEnvironmentVariable;
+        string dev = Path.Combine(root, "dev");
+        if (File.Exists(Path.Combine(dev, "dxg")) || (Directory.Exists(dev) && Directory.EnumerateFileSystemEntries(dev, "nvidia*").Any()))
+        {
+            return null;
+        }
+
+        foreach (string variable in (string[])["OCL_ICD_VENDORS", "OCL_ICD_FILENAMES", "OPENCL_VENDOR_PATH"])
+        {
+            if (!string.IsNullOrEmpty(environment(variable)))
+            {
+                return null;
+            }
+        }
+
+        string vendors = Path.Combine(root, "etc", "OpenCL", "vendors");
+        if (Directory.Exists(vendors) && Directory.EnumerateFiles(vendors, "*.icd").Any())
+        {
+            return null;
+        }
+
+        return "no GPU driver found (no /dev/nvidia* device for CUDA, no OpenCL ICD in /etc/OpenCL/vendors)";
     }
 
     /// <summary>
@@ -100,6 +140,11 @@ public static partial class GpuDevices
     internal static Selection Open(ILogger? logger)
     {
         ILogger log = logger ?? NullLogger.Instance;
+        if (MissingDriver() is { } missing)
+        {
+            throw new GpuUnavailableException(missing);
+        }
+
         var skipped = new List<Candidate>();
         Context? context = CreateContext(log, skipped);
         if (context is null)

@@ -1,3 +1,5 @@
+using Halo.Testing;
+
 namespace Halo.Kernels.Tests;
 
 public sealed class GpuDevicesTests
@@ -41,5 +43,51 @@ public sealed class GpuDevicesTests
         IReadOnlyList<GpuDevices.Candidate> candidates = GpuDevices.Probe();
 
         Assert.All(candidates, c => Assert.True(c.Usable || !string.IsNullOrWhiteSpace(c.SkipReason)));
+    }
+
+    [Fact]
+    public void MissingDriver_EmptyRoot_SaysWhyWithoutStartingARuntime()
+    {
+        using var root = new TempDir();
+        Directory.CreateDirectory(Path.Combine(root.Path, "dev"));
+
+        string? reason = GpuDevices.MissingDriver(root.Path, _ => null);
+
+        Assert.NotNull(reason);
+        Assert.Contains("/dev/nvidia", reason);
+        Assert.Contains("/etc/OpenCL/vendors", reason);
+    }
+
+    [Theory]
+    [InlineData("dev/nvidiactl")]
+    [InlineData("dev/nvidia0")]
+    [InlineData("dev/dxg")]
+    [InlineData("etc/OpenCL/vendors/amdocl64.icd")]
+    public void MissingDriver_DeviceNodeOrIcd_LetsTheProbeRun(string file)
+    {
+        using var root = new TempDir();
+        string path = Path.Combine(root.Path, file);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, "");
+
+        Assert.Null(GpuDevices.MissingDriver(root.Path, _ => null));
+    }
+
+    [Fact]
+    public void MissingDriver_IcdDirectoryWithoutIcdFiles_CountsAsNoDriver()
+    {
+        using var root = new TempDir();
+        Directory.CreateDirectory(Path.Combine(root.Path, "etc/OpenCL/vendors"));
+        File.WriteAllText(Path.Combine(root.Path, "etc/OpenCL/vendors/README"), "");
+
+        Assert.NotNull(GpuDevices.MissingDriver(root.Path, _ => null));
+    }
+
+    [Fact]
+    public void MissingDriver_IcdLoaderVariableSet_LetsTheProbeRun()
+    {
+        using var root = new TempDir();
+
+        Assert.Null(GpuDevices.MissingDriver(root.Path, name => name == "OCL_ICD_VENDORS" ? "/opt/icds" : null));
     }
 }

@@ -35,11 +35,17 @@ internal static class BenchCommand
         {
             Description = $"Also decode N concurrent streams ({ParallelBench.PromptTokens}-token prompts, --tg tokens each) through the daemon's scheduler and report aggregate tok/s, speed-up over one stream and inter-token latency",
         };
+        var server = new Option<string>("--server")
+        {
+            Description = "Instead of loading a model, drive the daemon at this URL (e.g. http://127.0.0.1:8180) with --parallel streaming clients, one stream then N",
+        };
+        var apiKeyFile = new Option<FileInfo>("--api-key-file") { Description = "With --server: a file holding the API key to send as Authorization: Bearer" };
         var child = new Option<bool>("--repetition") { Description = "Run one repetition and print its JSON (used by halo bench itself)", Hidden = true };
 
         var command = new Command("bench", "Measure prefill and decode speed, load time and peak memory");
         engine.AddTo(command);
-        foreach (Option o in (Option[])[pp, tg, reps, json, breakdown, parallel, child])
+        engine.Model.Required = false;   // --server needs no model; the validator below asks for one otherwise
+        foreach (Option o in (Option[])[pp, tg, reps, json, breakdown, parallel, server, apiKeyFile, child])
         {
             command.Options.Add(o);
         }
@@ -64,9 +70,27 @@ internal static class BenchCommand
         });
         command.Validators.Add(r =>
         {
-            if (r.GetValue(parallel) > 0 && r.GetValue(tg) < 2)
+            // An option left at its default has no result here yet (GetValue would read 0): --tg's default is fine.
+            if (r.GetValue(parallel) > 0 && r.GetResult(tg) is not null && r.GetValue(tg) < 2)
             {
                 r.AddError("--parallel needs --tg of at least 2 (inter-token gaps)");
+            }
+
+            if (r.GetValue(server) is { } url)
+            {
+                if (ServerUrl(url) is null)
+                {
+                    r.AddError($"--server {url}: expected an http:// or https:// URL");
+                }
+
+                if (r.GetValue(parallel) < 1)
+                {
+                    r.AddError("--server needs --parallel N (the number of concurrent streams)");
+                }
+            }
+            else if (r.GetValue(engine.Model) is null)
+            {
+                r.AddError("Option '--model' is required (or --server URL to measure a running daemon).");
             }
         });
 
@@ -75,6 +99,11 @@ internal static class BenchCommand
             var settings = new Settings(parse.GetValue(engine.Model)!, parse.GetValue(engine.Threads), parse.GetValue(engine.Backend)!,
                 parse.GetValue(engine.Compat), parse.GetValue(engine.Act), parse.GetValue(engine.LmHead), parse.GetValue(pp), parse.GetValue(tg), parse.GetValue(reps), parse.GetValue(breakdown),
                 parse.GetValue(parallel));
+            if (parse.GetValue(server) is { } url)
+            {
+                return RunServer(ServerUrl(url)!, parse.GetValue(apiKeyFile), settings, parse.GetValue(json));
+            }
+
             return parse.GetValue(child)
                 ? RunRepetition(settings, engine.BackendOptions(parse))
                 : RunAll(settings, parse.GetValue(json));
@@ -82,7 +111,10 @@ internal static class BenchCommand
         return command;
     }
 
-    private sealed record Settings(string Model, int Threads, string Backend, string? Compat, string? Act, string? LmHead, int Pp, int Tg, int Reps, bool Breakdown, int Parallel)
+    private static Uri? ServerUrl(string text) =>
+        Uri.TryCreate(text, UriKind.Absolute, out Uri? url) && url.Scheme is "http" or "https" ? url : null;
+
+    private sealed record Settings(string? Model, int Threads, string Backend, string? Compat, string? Act, string? LmHead, int Pp, int Tg, int Reps, bool Breakdown, int Parallel)
     {
         public string[] Metrics => Parallel > 0 ? [.. BenchCommand.Metrics, .. ParallelBench.Metrics] : BenchCommand.Metrics;
     }
@@ -107,18 +139,7 @@ internal static class BenchCommand
             results.Add(result);
         }
 
-        var summary = new JsonObject();
-        foreach (string metric in s.Metrics)
-        {
-            double[] values = results.Select(r => r[metric]!.GetValue<double>()).Order().ToArray();
-            summary[metric] = new JsonObject
-            {
-                ["min"] = Math.Round(values[0], 2),
-                ["median"] = Math.Round(values.Length % 2 == 1 ? values[values.Length / 2] : (values[values.Length / 2 - 1] + values[values.Length / 2]) / 2, 2),
-                ["max"] = Math.Round(values[^1], 2),
-            };
-        }
-
+        JsonObject summary = Summarize(results, s.Metrics);
         var settings = new JsonObject
         {
             ["model"] = s.Model,
@@ -143,6 +164,8 @@ internal static class BenchCommand
         {
             root["breakdown_ms_per_token"] = AverageBreakdown(results, "breakdown");
             root["prefill_breakdown_ms_per_token"] = AverageBreakdown(results, "prefill_breakdown");
+            root["load_breakdown_ms"] = AverageBreakdown(results, "load_breakdown");
+            root["load_breakdown_cpu_ms"] = AverageBreakdown(results, "load_breakdown_cpu");
             if (s.Parallel > 0)
             {
                 root["parallel_breakdown_ms_per_step"] = AverageBreakdown(results, "parallel_breakdown");
@@ -157,10 +180,75 @@ internal static class BenchCommand
         {
             PrintTable(summary, settings, s.Breakdown ? root["breakdown_ms_per_token"]!.AsObject() : null,
                 s.Breakdown ? root["prefill_breakdown_ms_per_token"]!.AsObject() : null,
-                s.Breakdown && s.Parallel > 0 ? root["parallel_breakdown_ms_per_step"]!.AsObject() : null);
+                s.Breakdown && s.Parallel > 0 ? root["parallel_breakdown_ms_per_step"]!.AsObject() : null,
+                s.Breakdown ? (root["load_breakdown_ms"]!.AsObject(), root["load_breakdown_cpu_ms"]!.AsObject()) : null);
         }
 
         return Cli.Ok;
+    }
+
+    /// <summary>min/median/max of each metric over the repetitions.</summary>
+    private static JsonObject Summarize(List<JsonObject> results, string[] metrics)
+    {
+        var summary = new JsonObject();
+        foreach (string metric in metrics)
+        {
+            double[] values = results.Select(r => r[metric]!.GetValue<double>()).Order().ToArray();
+            summary[metric] = new JsonObject
+            {
+                ["min"] = Math.Round(values[0], 2),
+                ["median"] = Math.Round(values.Length % 2 == 1 ? values[values.Length / 2] : (values[values.Length / 2 - 1] + values[values.Length / 2]) / 2, 2),
+                ["max"] = Math.Round(values[^1], 2),
+            };
+        }
+
+        return summary;
+    }
+
+    /// <summary>--server: the parallel rounds against a running daemon, each repetition in this process.</summary>
+    private static int RunServer(Uri url, FileInfo? apiKeyFile, Settings s, bool json)
+    {
+        try
+        {
+            string? apiKey = apiKeyFile is null ? null : File.ReadAllText(apiKeyFile.FullName).Trim();
+            using HttpClient http = ServerBench.Client(url, apiKey);
+            string model = ServerBench.ModelIdAsync(http).GetAwaiter().GetResult();
+            var results = new List<JsonObject>();
+            for (int rep = 0; rep < s.Reps; rep++)
+            {
+                if (!json)
+                {
+                    Console.Error.WriteLine($"halo bench: repetition {rep + 1}/{s.Reps} against {url}");
+                }
+
+                results.Add(ServerBench.RunRepetitionAsync(http, s.Parallel, s.Tg, rep).GetAwaiter().GetResult());
+            }
+
+            JsonObject summary = Summarize(results, ServerBench.Metrics);
+            var settings = new JsonObject
+            {
+                ["server"] = url.AbsoluteUri,
+                ["model"] = model,
+                ["tg"] = s.Tg,
+                ["reps"] = s.Reps,
+                ["parallel"] = s.Parallel,
+            };
+            if (json)
+            {
+                Console.Out.WriteLine(new JsonObject { ["summary"] = summary, ["settings"] = settings }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            }
+            else
+            {
+                PrintTable(summary, settings, null, null, null, null);
+            }
+
+            return Cli.Ok;
+        }
+        catch (Exception e) when (e is HttpRequestException or BenchException or IOException or UnauthorizedAccessException or JsonException or TaskCanceledException)
+        {
+            Console.Error.WriteLine($"halo bench: {url}: {e.Message}");
+            return Cli.Failure;
+        }
     }
 
     private static JsonObject AverageBreakdown(List<JsonObject> results, string key)
@@ -174,14 +262,24 @@ internal static class BenchCommand
         return average;
     }
 
-    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown, JsonObject? prefillBreakdown, JsonObject? parallelBreakdown)
+    private static void PrintTable(JsonObject summary, JsonObject settings, JsonObject? breakdown, JsonObject? prefillBreakdown, JsonObject? parallelBreakdown,
+        (JsonObject Wall, JsonObject Cpu)? load)
     {
         var o = new StringBuilder();
         o.AppendLine(CultureInfo.InvariantCulture, $"model   {settings["model"]}");
-        o.AppendLine(CultureInfo.InvariantCulture, $"backend {settings["backend"]} ({settings["device"]}), pp {settings["pp"]}, tg {settings["tg"]}, reps {settings["reps"]}{(settings["compat"] is null ? "" : ", compat " + settings["compat"])}{(settings["lm_head"] is null ? "" : ", lm head " + settings["lm_head"])}");
-        if (settings["parallel"] is { } parallel)
+        if (settings["server"] is { } server)
         {
-            o.AppendLine(CultureInfo.InvariantCulture, $"parallel: {parallel} streams of {settings["parallel_prompt"]}-token prompts and {settings["tg"]} tokens, against 1 stream, through the serving loop");
+            o.AppendLine(CultureInfo.InvariantCulture, $"server  {server}, reps {settings["reps"]}");
+            o.AppendLine(CultureInfo.InvariantCulture, $"parallel: {settings["parallel"]} streaming completions of {settings["tg"]} tokens, against 1 stream, timed at this client");
+        }
+        else
+        {
+            o.AppendLine(CultureInfo.InvariantCulture, $"backend {settings["backend"]} ({settings["device"]}), pp {settings["pp"]}, tg {settings["tg"]}, reps {settings["reps"]}{(settings["compat"] is null ? "" : ", compat " + settings["compat"])}{(settings["lm_head"] is null ? "" : ", lm head " + settings["lm_head"])}");
+        }
+
+        if (settings["parallel_prompt"] is { } prompt)
+        {
+            o.AppendLine(CultureInfo.InvariantCulture, $"parallel: {settings["parallel"]} streams of {prompt}-token prompts and {settings["tg"]} tokens, against 1 stream, through the serving loop");
         }
 
         o.AppendLine(CultureInfo.InvariantCulture, $"{"metric",-28}{"min",12}{"median",12}{"max",12}");
@@ -204,6 +302,17 @@ internal static class BenchCommand
         if (parallelBreakdown is not null)
         {
             AppendBreakdown(o, $"op ({settings["parallel"]} streams, per step)", parallelBreakdown);
+        }
+
+        if (load is { } phases)
+        {
+            o.AppendLine();
+            o.AppendLine(CultureInfo.InvariantCulture, $"{"load phase",-28}{"ms",10}{"cpu ms",10}");
+            foreach ((string phase, JsonNode? v) in phases.Wall)
+            {
+                string cpu = phases.Cpu[phase] is { } c ? c.GetValue<double>().ToString("F1", CultureInfo.InvariantCulture) : "";
+                o.AppendLine(CultureInfo.InvariantCulture, $"{phase,-28}{v!.GetValue<double>(),10:F1}{cpu,10}");
+            }
         }
 
         Console.Out.Write(o.ToString());
@@ -233,7 +342,7 @@ internal static class BenchCommand
             start.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
         }
 
-        foreach (string a in (string[])["bench", "--repetition", "--model", s.Model, "--threads", s.Threads.ToString(CultureInfo.InvariantCulture),
+        foreach (string a in (string[])["bench", "--repetition", "--model", s.Model!, "--threads", s.Threads.ToString(CultureInfo.InvariantCulture),
                      "--backend", s.Backend, "--pp", s.Pp.ToString(CultureInfo.InvariantCulture), "--tg", s.Tg.ToString(CultureInfo.InvariantCulture)])
         {
             start.ArgumentList.Add(a);
@@ -293,9 +402,10 @@ internal static class BenchCommand
     /// empty cache, then (--parallel) one and N concurrent streams through the scheduler.</summary>
     private static int RunRepetition(Settings s, BackendOptions options)
     {
+        TimeSpan sinceProcessStart = DateTime.Now - Process.GetCurrentProcess().StartTime;
         int context = Math.Max(s.Pp + s.Tg, s.Parallel > 0 ? ParallelBench.PromptTokens + s.Tg : 0);
-        options = options with { ContextLength = context, MaxSlots = Math.Max(1, s.Parallel) };
-        using LoadedModel? model = EngineOptions.TryLoad("bench", s.Model, options);
+        options = options with { ContextLength = context, MaxSlots = Math.Max(1, s.Parallel), LoadTimings = new LoadTimings() };
+        using LoadedModel? model = EngineOptions.TryLoad("bench", s.Model!, options);
         if (model is null)
         {
             return Cli.Failure;
@@ -328,9 +438,11 @@ internal static class BenchCommand
         }
 
         long t0 = Stopwatch.GetTimestamp();
+        TimeSpan cpu0 = Environment.CpuUsage.TotalTime;
         chunk[0] = new SequenceChunk(0, 0, prompt);
         backend.Forward(chunk, logits);
         double ppSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        TimeSpan ppCpu = Environment.CpuUsage.TotalTime - cpu0;
 
         if (backend is CpuBackend cpu1)
         {
@@ -359,6 +471,7 @@ internal static class BenchCommand
         {
             result["breakdown"] = Breakdown(profile, tgSeconds, s.Tg);
             result["prefill_breakdown"] = Breakdown(prefillProfile, ppSeconds, s.Pp);
+            (result["load_breakdown"], result["load_breakdown_cpu"]) = LoadBreakdown(model, sinceProcessStart, ppSeconds, ppCpu);
         }
 
         if (s.Parallel > 0)
@@ -368,6 +481,29 @@ internal static class BenchCommand
 
         Console.Out.WriteLine(result.ToJsonString());
         return Cli.Ok;
+    }
+
+    /// <summary>
+    /// Process start to the repetition's code (runtime start, JIT, flag parsing), each load phase, what load time
+    /// the phases leave unaccounted, and the first forward step (the prompt) that yields the first token; wall
+    /// milliseconds, and beside them the process CPU milliseconds of each phase.
+    /// </summary>
+    private static (JsonObject Wall, JsonObject Cpu) LoadBreakdown(LoadedModel model, TimeSpan sinceProcessStart, double ppSeconds, TimeSpan ppCpu)
+    {
+        var wall = new JsonObject { ["process_start"] = sinceProcessStart.TotalMilliseconds };
+        var cpu = new JsonObject();
+        double accounted = 0;
+        foreach ((string phase, double ms, double cpuMs) in model.Timings.Phases)
+        {
+            wall[phase] = ms;
+            cpu[phase] = cpuMs;
+            accounted += phase.EndsWith("_parallel", StringComparison.Ordinal) ? 0 : ms; // ran beside other phases
+        }
+
+        wall["load_other"] = Math.Max(0, model.LoadTime.TotalMilliseconds - accounted);
+        wall["first_forward"] = ppSeconds * 1000;
+        cpu["first_forward"] = ppCpu.TotalMilliseconds;
+        return (wall, cpu);
     }
 
     /// <summary>Milliseconds per token in each op, and the unaccounted rest as overhead.</summary>

@@ -1,4 +1,5 @@
 using Halo.Core.Models;
+using Halo.Engine.Profiling;
 
 namespace Halo.Engine.Backends;
 
@@ -70,4 +71,7 @@ public sealed record BackendOptions
 
     /// <summary>Most tokens one forward step processes at once (prefill is split into batches of this size).</summary>
     public int MaxBatchTokens { get; init; } = 512;
+
+    /// <summary>When set, the backend records how long each phase of its construction took.</summary>
+    public LoadTimings? LoadTimings { get; init; }
 }

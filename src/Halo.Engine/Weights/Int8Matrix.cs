@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -12,17 +13,24 @@ namespace Halo.Engine.Weights;
 /// </summary>
 public sealed unsafe class Int8Matrix : IDisposable
 {
+    private const int RowsPerPiece = 512;
+
+    private readonly WeightArena _memory;
     private sbyte* _q;
     private float* _scales;
     private int* _sums;
 
+    // One fresh, zeroed, untouched block for q, scales and sums: every page is written once, by the quantizer.
     private Int8Matrix(int rows, int cols)
     {
         Rows = rows;
         Cols = cols;
-        _q = (sbyte*)NativeMemory.AlignedAlloc((nuint)rows * (nuint)cols, 64);
-        _scales = (float*)NativeMemory.AlignedAlloc((nuint)rows * sizeof(float), 64);
-        _sums = (int*)NativeMemory.AlignedAlloc((nuint)rows * sizeof(int), 64);
+        long qBytes = WeightArena.SliceBytes((long)rows * cols);
+        long rowBytes = WeightArena.SliceBytes((long)rows * sizeof(float));
+        _memory = new WeightArena(qBytes + 2 * rowBytes);
+        _q = (sbyte*)_memory.Take((long)rows * cols);
+        _scales = (float*)_memory.Take((long)rows * sizeof(float));
+        _sums = (int*)_memory.Take((long)rows * sizeof(int));
     }
 
     public int Rows { get; }
@@ -36,53 +44,75 @@ public sealed unsafe class Int8Matrix : IDisposable
     public int* Sums => _sums;
 
     /// <summary>
-    /// Quantizes the first <paramref name="rows"/> rows of a dense F32/F16/BF16 matrix, in parallel, calling
-    /// <paramref name="consumed"/> (start, length in bytes of the source) after each stretch of rows so the
-    /// caller can drop those source pages while the rest is still being read.
+    /// Quantizes the first <paramref name="rows"/> rows of a dense F32/F16/BF16 matrix, in pieces of rows that
+    /// the cores claim one at a time, calling <paramref name="consumed"/> (start, length in bytes of the source)
+    /// after each piece so the caller can drop those source pages while the rest is still being read.
     /// </summary>
     public static Int8Matrix Quantize(DenseMatrix source, int rows, Action<nint, long>? consumed = null)
     {
-        const int RowsPerRelease = 2048;
         long rowBytes = (long)source.Cols * (source.Type == GgmlType.F32 ? 4 : 2);
         var m = new Int8Matrix(rows, source.Cols);
-        Parallel.For(0, Environment.ProcessorCount, part =>
+        int pieces = (rows + RowsPerPiece - 1) / RowsPerPiece;
+        Parallel.For(0, pieces, () => (nint)NativeMemory.AlignedAlloc((nuint)source.Cols * sizeof(float), 64), (piece, _, row) =>
         {
-            float* row = (float*)NativeMemory.Alloc((nuint)source.Cols * sizeof(float));
-            try
+            int start = piece * RowsPerPiece, end = Math.Min(rows, start + RowsPerPiece);
+            for (int r = start; r < end; r++)
             {
-                int start = (int)((long)rows * part / Environment.ProcessorCount), end = (int)((long)rows * (part + 1) / Environment.ProcessorCount);
-                int released = start;
-                for (int r = start; r < end; r++)
+                if (source.Type == GgmlType.F16 && Avx512F.IsSupported && source.Cols % 16 == 0)
                 {
-                    if (source.Type == GgmlType.F16 && Avx512F.IsSupported && source.Cols % 16 == 0)
-                    {
-                        ushort* h = (ushort*)source.Data + (long)r * source.Cols;
-                        for (int i = 0; i < source.Cols; i += 16)
-                        {
-                            HalfBits.ToSingle(Avx512F.ConvertToVector512UInt32(Vector256.Load(h + i))).Store(row + i);
-                        }
-                    }
-                    else
-                    {
-                        source.ReadRow(r, new Span<float>(row, source.Cols));
-                    }
-
-                    m.QuantizeRow(r, row);
-                    if (consumed is not null && (r + 1 - released == RowsPerRelease || r + 1 == end))
-                    {
-                        consumed((nint)(source.Data + released * rowBytes), (r + 1 - released) * rowBytes);
-                        released = r + 1;
-                    }
+                    m.QuantizeHalfRow(r, (ushort*)source.Data + (long)r * source.Cols);
+                }
+                else
+                {
+                    source.ReadRow(r, new Span<float>((float*)row, source.Cols));
+                    m.QuantizeRow(r, (float*)row);
                 }
             }
-            finally
-            {
-                NativeMemory.Free(row);
-            }
-        });
+
+            consumed?.Invoke((nint)(source.Data + start * rowBytes), (end - start) * rowBytes);
+            return row;
+        }, row => NativeMemory.AlignedFree((void*)row));
         return m;
     }
 
+    /// <summary>
+    /// <see cref="QuantizeRow"/> for an F16 row read straight from the source: the halves are converted twice
+    /// (for max|w|, then for q) instead of through a float buffer. Both conversions are exact, so every q, scale
+    /// and sum equals the buffered path's.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs once per row at load, before tiering could help
+    private void QuantizeHalfRow(int r, ushort* h)
+    {
+        int n = Cols;
+        Vector512<float> max = default;
+        for (int i = 0; i < n; i += 16)
+        {
+            max = Vector512.Max(max, Vector512.Abs(HalfBits.ToSingle(Avx512F.ConvertToVector512UInt32(Vector256.Load(h + i)))));
+        }
+
+        float amax = 0f;
+        for (int k = 0; k < Vector512<float>.Count; k++)
+        {
+            amax = MathF.Max(amax, max.GetElement(k));
+        }
+
+        float inverse = amax > 0 ? 127f / amax : 0f;
+        Vector512<float> inv = Vector512.Create(inverse);
+        Vector512<int> sums = default;
+        sbyte* q = _q + (long)r * n;
+        for (int j = 0; j < n; j += 16)
+        {
+            Vector512<float> w = HalfBits.ToSingle(Avx512F.ConvertToVector512UInt32(Vector256.Load(h + j)));
+            Vector512<int> v = Avx512F.ConvertToVector512Int32(w * inv); // rounds to nearest even
+            Avx512F.ConvertToVector128SByteWithSaturation(v).Store(q + j);
+            sums += v;
+        }
+
+        _scales[r] = amax / 127f;
+        _sums[r] = Vector512.Sum(sums);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void QuantizeRow(int r, float* row)
     {
         int n = Cols, i = 0;
@@ -140,9 +170,7 @@ public sealed unsafe class Int8Matrix : IDisposable
     {
         if (_q != null)
         {
-            NativeMemory.AlignedFree(_q);
-            NativeMemory.AlignedFree(_scales);
-            NativeMemory.AlignedFree(_sums);
+            _memory.Dispose();
             _q = null;
             _scales = null;
             _sums = null;

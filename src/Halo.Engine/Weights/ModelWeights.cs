@@ -32,12 +32,15 @@ public sealed class LayerWeights : IDisposable
 
 /// <summary>
 /// All weights of a BitNet b1.58 model, read from an <see cref="IModelSource"/> by GGUF tensor names: ternary
-/// matrices repacked for the kernels, embedding and LM head left in the mapped file.
+/// matrices repacked for the kernels (all in one <see cref="WeightArena"/>), embedding and LM head left in the mapped file.
 /// </summary>
 public sealed class ModelWeights : IDisposable
 {
-    private ModelWeights(ModelConfig config, DenseMatrix embedding, DenseMatrix lmHead, float[] outputNorm, LayerWeights[] layers)
+    private readonly WeightArena _arena; // holds every ternary matrix
+
+    private ModelWeights(ModelConfig config, DenseMatrix embedding, DenseMatrix lmHead, float[] outputNorm, LayerWeights[] layers, WeightArena arena)
     {
+        _arena = arena;
         Config = config;
         Embedding = embedding;
         LmHead = lmHead;
@@ -71,39 +74,98 @@ public sealed class ModelWeights : IDisposable
             throw new InvalidModelException(file, $"token_embd.weight has {embedding.Rows} rows, fewer than the vocabulary ({c.VocabSize})");
         }
 
-        var layers = new LayerWeights[c.LayerCount];
+        // Every ternary matrix, checked before anything is repacked, then repacked in one parallel sweep into one arena.
+        string[] names = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
+        (int Rows, int Cols)[] shapes = [(qDim, c.HiddenSize), (kvDim, c.HiddenSize), (kvDim, c.HiddenSize), (c.HiddenSize, qDim),
+            (c.FeedForwardSize, c.HiddenSize), (c.FeedForwardSize, c.HiddenSize), (c.HiddenSize, c.FeedForwardSize)];
+        var tensors = new TernaryTensor[c.LayerCount * names.Length];
+        long arenaBytes = 0;
+        for (int i = 0; i < c.LayerCount; i++)
+        {
+            for (int j = 0; j < names.Length; j++)
+            {
+                TernaryTensor t = TernaryTensor.Find(source, $"blk.{i}.{names[j]}", shapes[j].Rows, shapes[j].Cols);
+                tensors[i * names.Length + j] = t;
+                arenaBytes += TernaryMatrix.ArenaBytes(t.Rows, t.Cols);
+            }
+        }
+
+        var arena = new WeightArena(arenaBytes);
+        var matrices = new TernaryMatrix[tensors.Length];
         try
         {
+            for (int k = 0; k < tensors.Length; k++)
+            {
+                matrices[k] = TernaryMatrix.Allocate(file, tensors[k].Weight, tensors[k].Scale, arena);
+            }
+
+            RepackAll(source, tensors, matrices);
+            var layers = new LayerWeights[c.LayerCount];
             for (int i = 0; i < c.LayerCount; i++)
             {
                 string p = $"blk.{i}.";
+                int m = i * names.Length;
                 layers[i] = new LayerWeights
                 {
                     AttnNorm = Vector(source, p + "attn_norm.weight", c.HiddenSize),
-                    Wq = Ternary(source, p + "attn_q", qDim, c.HiddenSize),
-                    Wk = Ternary(source, p + "attn_k", kvDim, c.HiddenSize),
-                    Wv = Ternary(source, p + "attn_v", kvDim, c.HiddenSize),
+                    Wq = matrices[m],
+                    Wk = matrices[m + 1],
+                    Wv = matrices[m + 2],
                     AttnSubNorm = Vector(source, p + "attn_sub_norm.weight", qDim),
-                    Wo = Ternary(source, p + "attn_output", c.HiddenSize, qDim),
+                    Wo = matrices[m + 3],
                     FfnNorm = Vector(source, p + "ffn_norm.weight", c.HiddenSize),
-                    Wgate = Ternary(source, p + "ffn_gate", c.FeedForwardSize, c.HiddenSize),
-                    Wup = Ternary(source, p + "ffn_up", c.FeedForwardSize, c.HiddenSize),
+                    Wgate = matrices[m + 4],
+                    Wup = matrices[m + 5],
                     FfnSubNorm = Vector(source, p + "ffn_sub_norm.weight", c.FeedForwardSize),
-                    Wdown = Ternary(source, p + "ffn_down", c.HiddenSize, c.FeedForwardSize),
+                    Wdown = matrices[m + 6],
                 };
             }
+
+            return new ModelWeights(c, embedding, lmHead, Vector(source, "output_norm.weight", c.HiddenSize), layers, arena);
         }
         catch
         {
-            foreach (LayerWeights? l in layers)
+            foreach (TernaryMatrix? m in matrices)
             {
-                l?.Dispose();
+                m?.Dispose();
             }
 
+            arena.Dispose();
             throw;
         }
+    }
 
-        return new ModelWeights(c, embedding, lmHead, Vector(source, "output_norm.weight", c.HiddenSize), layers);
+    /// <summary>
+    /// Repacks all matrices in pieces of about 256 KiB of source, spread over the cores; the thread that fills a
+    /// matrix's last piece finishes it and drops that tensor's source pages.
+    /// </summary>
+    private static void RepackAll(IModelSource source, TernaryTensor[] tensors, TernaryMatrix[] matrices)
+    {
+        const long PieceBytes = 256 << 10;
+        var pieces = new List<(int Matrix, int FirstTile, int EndTile)>();
+        var remaining = new int[matrices.Length];
+        for (int k = 0; k < matrices.Length; k++)
+        {
+            TernaryMatrix m = matrices[k];
+            long tileBytes = Math.Max(1, tensors[k].Weight.ByteLength / m.Tiles);
+            int tilesPerPiece = (int)Math.Clamp(PieceBytes / tileBytes, 1, m.Tiles);
+            for (int t = 0; t < m.Tiles; t += tilesPerPiece)
+            {
+                pieces.Add((k, t, Math.Min(m.Tiles, t + tilesPerPiece)));
+                remaining[k]++;
+            }
+        }
+
+        Parallel.For(0, pieces.Count, i =>
+        {
+            (int k, int first, int end) = pieces[i];
+            matrices[k].RepackTiles(tensors[k].Weight, first, end);
+            if (Interlocked.Decrement(ref remaining[k]) == 0)
+            {
+                matrices[k].FinishRepack();
+                SourcePages.Release(source, tensors[k].Weight);
+            }
+        });
     }
 
     private static void Validate(string file, ModelConfig c)
@@ -156,28 +218,30 @@ public sealed class ModelWeights : IDisposable
         return v;
     }
 
-    private static unsafe TernaryMatrix Ternary(IModelSource source, string prefix, int rows, int cols)
+    /// <summary>A ternary weight tensor found and shape-checked, with its per-tensor scale (1 when absent).</summary>
+    private readonly record struct TernaryTensor(TensorView Weight, float Scale, int Rows, int Cols)
     {
-        TensorView w = source.GetTensor(prefix + ".weight");
-        if (w.Shape.Length != 2 || w.Shape[0] != cols || w.Shape[1] != rows)
+        public static unsafe TernaryTensor Find(IModelSource source, string prefix, int rows, int cols)
         {
-            throw new InvalidModelException(source.Path, $"tensor '{w.Name}' has shape [{string.Join(", ", w.Shape)}], expected [{cols}, {rows}]");
-        }
-
-        float scale = 1f;
-        if (source.TryGetTensor(prefix + ".scale", out TensorView s))
-        {
-            if (s.ElementCount != 1 || s.Type != GgmlType.F32)
+            TensorView w = source.GetTensor(prefix + ".weight");
+            if (w.Shape.Length != 2 || w.Shape[0] != cols || w.Shape[1] != rows)
             {
-                throw new InvalidModelException(source.Path, $"tensor '{s.Name}' must be one F32 value, is {s.Type} [{string.Join(", ", s.Shape)}]");
+                throw new InvalidModelException(source.Path, $"tensor '{w.Name}' has shape [{string.Join(", ", w.Shape)}], expected [{cols}, {rows}]");
             }
 
-            scale = *(float*)s.Data;
-        }
+            float scale = 1f;
+            if (source.TryGetTensor(prefix + ".scale", out TensorView s))
+            {
+                if (s.ElementCount != 1 || s.Type != GgmlType.F32)
+                {
+                    throw new InvalidModelException(source.Path, $"tensor '{s.Name}' must be one F32 value, is {s.Type} [{string.Join(", ", s.Shape)}]");
+                }
 
-        TernaryMatrix matrix = TernaryMatrix.FromTensor(source.Path, w, scale);
-        SourcePages.Release(source, w);
-        return matrix;
+                scale = *(float*)s.Data;
+            }
+
+            return new TernaryTensor(w, scale, rows, cols);
+        }
     }
 
     public void Dispose()
@@ -186,5 +250,7 @@ public sealed class ModelWeights : IDisposable
         {
             l.Dispose();
         }
+
+        _arena.Dispose();
     }
 }

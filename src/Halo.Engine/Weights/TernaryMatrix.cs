@@ -1,4 +1,6 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Halo.Core.Formats;
 
 namespace Halo.Engine.Weights;
@@ -21,8 +23,11 @@ public sealed unsafe class TernaryMatrix : IDisposable
     private byte* _codes;    // [tiles, blocks, TileRows, 64]
     private float* _scales;  // [tiles, blocks, TileRows] block scale d (rows past Rows have 0)
     private float* _rowScales; // [tiles * TileRows] the scale all of a row's blocks share, or null (see RowScales)
+    private readonly bool _ownsMemory;
+    private float _masterScale; // s = mean|W| of F32/F16/BF16 master weights, set by Allocate
 
-    private TernaryMatrix(string name, int rows, int cols, float tensorScale)
+    // Memory from an arena arrives zeroed and is freed with the arena; otherwise this matrix owns (and clears) its own.
+    private TernaryMatrix(string name, int rows, int cols, float tensorScale, WeightArena? arena = null)
     {
         Name = name;
         Rows = rows;
@@ -31,10 +36,19 @@ public sealed unsafe class TernaryMatrix : IDisposable
         Tiles = (rows + TileRows - 1) / TileRows;
         TensorScale = tensorScale;
         nuint codeBytes = (nuint)Tiles * (nuint)Blocks * TileRows * BlockBytes;
+        nuint scaleBytes = (nuint)Tiles * (nuint)Blocks * TileRows * sizeof(float);
+        if (arena is not null)
+        {
+            _codes = arena.Take((long)codeBytes);
+            _scales = (float*)arena.Take((long)scaleBytes);
+            return;
+        }
+
+        _ownsMemory = true;
         _codes = (byte*)NativeMemory.AlignedAlloc(codeBytes, 64);
-        _scales = (float*)NativeMemory.AlignedAlloc((nuint)Tiles * (nuint)Blocks * TileRows * sizeof(float), 64);
+        _scales = (float*)NativeMemory.AlignedAlloc(scaleBytes, 64);
         NativeMemory.Clear(_codes, codeBytes);
-        NativeMemory.Clear(_scales, (nuint)Tiles * (nuint)Blocks * TileRows * sizeof(float));
+        NativeMemory.Clear(_scales, scaleBytes);
     }
 
     public string Name { get; }
@@ -66,11 +80,42 @@ public sealed unsafe class TernaryMatrix : IDisposable
 
     public long ByteLength => (long)Tiles * Blocks * TileRows * (BlockBytes + sizeof(float));
 
+    /// <summary>Bytes a matrix of this shape takes from a <see cref="WeightArena"/>.</summary>
+    public static long ArenaBytes(int rows, int cols)
+    {
+        long entries = (long)(rows + TileRows - 1) / TileRows * (cols / BlockSize) * TileRows;
+        return WeightArena.SliceBytes(entries * BlockBytes) + WeightArena.SliceBytes(entries * sizeof(float));
+    }
+
     /// <summary>
     /// Repacks a GGUF tensor (TQ2_0, TQ1_0, or F32/F16/BF16 master weights, which are ternarized per tensor with
     /// s = mean|W|) of ggml shape [cols, rows].
     /// </summary>
     public static TernaryMatrix FromTensor(string file, TensorView tensor, float tensorScale)
+    {
+        TernaryMatrix m = Allocate(file, tensor, tensorScale, arena: null);
+        try
+        {
+            Parallel.For(0, m.Tiles, t => m.RepackTiles(tensor, t, t + 1));
+            m.FinishRepack();
+        }
+        catch
+        {
+            m.Dispose();
+            throw;
+        }
+
+        return m;
+    }
+
+    /// <summary>
+    /// The first half of <see cref="FromTensor"/>, for loaders that repack many matrices in one parallel sweep:
+    /// checks the tensor (shape, type, byte count: every defect is an <see cref="InvalidModelException"/> here,
+    /// never later), takes zeroed memory (from <paramref name="arena"/> when given) and, for float master
+    /// weights, measures s = mean|W|. <see cref="RepackTiles"/> then fills it, any tiles in any order, and
+    /// <see cref="FinishRepack"/> completes it.
+    /// </summary>
+    public static TernaryMatrix Allocate(string file, TensorView tensor, float tensorScale, WeightArena? arena)
     {
         if (tensor.Shape.Length != 2)
         {
@@ -83,36 +128,52 @@ public sealed unsafe class TernaryMatrix : IDisposable
             throw new InvalidModelException(file, $"tensor '{tensor.Name}' has shape [{cols}, {rows}]: the input size must be a positive multiple of {BlockSize}");
         }
 
-        var m = new TernaryMatrix(tensor.Name, (int)rows, (int)cols, tensorScale);
-        try
+        long needed = tensor.Type switch
         {
-            switch (tensor.Type)
-            {
-                case GgmlType.TQ2_0:
-                    RequireBytes(file, tensor, rows * (cols / BlockSize) * 66);
-                    m.CopyTq2(tensor.Data);
-                    break;
-                case GgmlType.TQ1_0:
-                    RequireBytes(file, tensor, rows * (cols / BlockSize) * 54);
-                    Parallel.For(0, m.Tiles, t => m.RepackTile(t, tensor.Data, 54, &DecodeTq1Block));
-                    break;
-                case GgmlType.F32:
-                case GgmlType.F16:
-                case GgmlType.BF16:
-                    m.Ternarize(file, tensor);
-                    break;
-                default:
-                    throw new InvalidModelException(file, $"tensor '{tensor.Name}' has type {tensor.Type}, which is not a ternary weight type this engine reads (TQ2_0, TQ1_0, F32, F16, BF16)");
-            }
-        }
-        catch
+            GgmlType.TQ2_0 => rows * (cols / BlockSize) * 66,
+            GgmlType.TQ1_0 => rows * (cols / BlockSize) * 54,
+            GgmlType.F32 => rows * cols * 4,
+            GgmlType.F16 or GgmlType.BF16 => rows * cols * 2,
+            _ => throw new InvalidModelException(file, $"tensor '{tensor.Name}' has type {tensor.Type}, which is not a ternary weight type this engine reads (TQ2_0, TQ1_0, F32, F16, BF16)"),
+        };
+        RequireBytes(file, tensor, needed);
+        var m = new TernaryMatrix(tensor.Name, (int)rows, (int)cols, tensorScale, arena);
+        if (tensor.Type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)
         {
-            m.Dispose();
-            throw;
+            m._masterScale = MeanAbs(tensor, rows * cols);
         }
 
-        m.FindRowScales();
         return m;
+    }
+
+    /// <summary>Fills tiles [<paramref name="firstTile"/>, <paramref name="endTile"/>) from the tensor given to
+    /// <see cref="Allocate"/>. Distinct tile ranges may be filled concurrently.</summary>
+    public void RepackTiles(TensorView tensor, int firstTile, int endTile)
+    {
+        switch (tensor.Type)
+        {
+            case GgmlType.TQ2_0:
+                for (int t = firstTile; t < endTile; t++)
+                {
+                    CopyTq2Tile(tensor.Data, t);
+                }
+
+                break;
+            case GgmlType.TQ1_0:
+                for (int t = firstTile; t < endTile; t++)
+                {
+                    RepackTile(t, tensor.Data, 54, &DecodeTq1Block);
+                }
+
+                break;
+            default:
+                for (int t = firstTile; t < endTile; t++)
+                {
+                    TernarizeTile(tensor, t, _masterScale);
+                }
+
+                break;
+        }
     }
 
     /// <summary>Builds a matrix from ternary values [rows, cols] (row-major) and block scales [rows, cols/256].</summary>
@@ -147,6 +208,9 @@ public sealed unsafe class TernaryMatrix : IDisposable
         int code = (_codes[index * BlockBytes + k % 64] >> (2 * (k / 64))) & 3;
         return (code - 1) * _scales[index];
     }
+
+    /// <summary>The last step of a repack, once every tile is filled: finds the row scales.</summary>
+    public void FinishRepack() => FindRowScales();
 
     private void FindRowScales()
     {
@@ -210,22 +274,31 @@ public sealed unsafe class TernaryMatrix : IDisposable
         }
     }
 
-    // TQ2_0 blocks are qs[64] then f16 d: the codes already have the kernel's in-block order.
-    private void CopyTq2(byte* source)
-    {
-        Parallel.For(0, Tiles, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, tile => CopyTq2Tile(source, tile));
-    }
-
+    // TQ2_0 blocks are qs[64] then f16 d: the codes already have the kernel's in-block order, so a tile is the
+    // 64-byte runs of its rows interleaved block by block, written in destination order (one sequential stream out).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs once per tile at load, before tiering could help
     private void CopyTq2Tile(byte* source, int tile)
     {
-        for (int r = tile * TileRows; r < Math.Min(Rows, (tile + 1) * TileRows); r++)
+        int rowsInTile = Math.Min(TileRows, Rows - tile * TileRows);
+        long index = (long)tile * Blocks * TileRows;
+        byte* tileSource = source + (long)tile * TileRows * Blocks * 66;
+        for (int b = 0; b < Blocks; b++, index += TileRows)
         {
-            byte* src = source + (long)r * Blocks * 66;
-            long index = (long)(r / TileRows) * Blocks * TileRows + r % TileRows;
-            for (int b = 0; b < Blocks; b++, src += 66, index += TileRows)
+            for (int i = 0; i < rowsInTile; i++)
             {
-                Buffer.MemoryCopy(src, _codes + index * BlockBytes, BlockBytes, BlockBytes);
-                _scales[index] = HalfBits.ToSingle(*(ushort*)(src + 64));
+                byte* src = tileSource + ((long)i * Blocks + b) * 66;
+                byte* dst = _codes + (index + i) * BlockBytes;
+                if (Vector512.IsHardwareAccelerated)
+                {
+                    Vector512.Store(Vector512.Load(src), dst);
+                }
+                else
+                {
+                    Vector256.Store(Vector256.Load(src), dst);
+                    Vector256.Store(Vector256.Load(src + 32), dst + 32);
+                }
+
+                _scales[index + i] = HalfBits.ToSingle(*(ushort*)(src + 64));
             }
         }
     }
@@ -302,19 +375,22 @@ public sealed unsafe class TernaryMatrix : IDisposable
         return (sbyte)(((shifted * 3) >> 8) - 1);
     }
 
-    private void Ternarize(string file, TensorView tensor)
+    // mean|W| over the whole tensor, summed in one order so that every load gets the same s.
+    private static float MeanAbs(TensorView tensor, long n)
     {
-        long n = (long)Rows * Cols;
-        RequireBytes(file, tensor, n * (tensor.Type == GgmlType.F32 ? 4 : 2));
         double sumAbs = 0;
         for (long i = 0; i < n; i++)
         {
             sumAbs += Math.Abs(ReadFloat(tensor, i));
         }
 
-        float s = (float)Math.Max(sumAbs / n, 1e-5);
-        Span<sbyte> block = stackalloc sbyte[BlockSize];
-        for (int r = 0; r < Rows; r++)
+        return (float)Math.Max(sumAbs / n, 1e-5);
+    }
+
+    private void TernarizeTile(TensorView tensor, int tile, float s)
+    {
+        sbyte* block = stackalloc sbyte[BlockSize];
+        for (int r = tile * TileRows; r < Math.Min(Rows, (tile + 1) * TileRows); r++)
         {
             for (int b = 0; b < Blocks; b++)
             {
@@ -324,7 +400,7 @@ public sealed unsafe class TernaryMatrix : IDisposable
                     block[e] = (sbyte)Math.Clamp(MathF.Round(w / s), -1f, 1f);
                 }
 
-                StoreBlock(r, b, block, s);
+                StoreBlock(r, b, new ReadOnlySpan<sbyte>(block, BlockSize), s);
             }
         }
     }
@@ -340,8 +416,12 @@ public sealed unsafe class TernaryMatrix : IDisposable
     {
         if (_codes != null)
         {
-            NativeMemory.AlignedFree(_codes);
-            NativeMemory.AlignedFree(_scales);
+            if (_ownsMemory)
+            {
+                NativeMemory.AlignedFree(_codes);
+                NativeMemory.AlignedFree(_scales);
+            }
+
             NativeMemory.AlignedFree(_rowScales);
             _codes = null;
             _scales = null;

@@ -23,6 +23,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Drain timeout: cutting {InFlight} generations")]
     public static partial void DrainTimeout(ILogger logger, int inFlight);
 
+    [LoggerMessage(EventId = 13, Level = LogLevel.Error, Message = "The serving loop did not stop within {GraceSeconds} s of cutting every generation: it is stuck in the engine; stopping anyway")]
+    public static partial void LoopWedged(ILogger logger, double graceSeconds);
+
     [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Drained; stopping")]
     public static partial void Drained(ILogger logger);
 
@@ -40,4 +43,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Listening on {Address}, which is not loopback: set auth.api_keys to require API keys")]
     public static partial void PublicWithoutKeys(ILogger logger, string address);
+
+    [LoggerMessage(EventId = 13, Level = LogLevel.Debug, Message = "Model load phases: {Phases}")]
+    public static partial void LoadPhases(ILogger logger, string phases);
 }

@@ -1,12 +1,15 @@
+using System.Diagnostics;
 using Halo.Core.Chat;
 using Halo.Core.Configuration;
 using Halo.Core.Formats;
 using Halo.Core.Models;
 using Halo.Core.Tokenization;
 using Halo.Engine.Backends;
+using Halo.Engine.Profiling;
 using Halo.Engine.Sampling;
 using Halo.Engine.Scheduling;
 using Halo.Kernels;
+using Halo.Server.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Halo.Server.Inference;
@@ -20,15 +23,24 @@ internal sealed class EngineModelLoader : IModelLoader
     {
         string path = ResolvePath(options.Model);
         progress("opening " + path);
+        var timings = new LoadTimings();
+        long start = Stopwatch.GetTimestamp();
         IModelSource source = ModelFile.Open(path);
+        timings.Lap("open", start);
+        if (source.Tokenizer is not { } vocabulary)
+        {
+            source.Dispose();
+            throw new InvalidModelException(path, "the model carries no tokenizer (tokenizer.ggml.* metadata)");
+        }
+
+        // The tokenizer and chat template are built on their own thread while the weights load.
+        Task<(BpeTokenizer, ChatTemplate)> tokenizing = Task.Factory.StartNew(
+            () => (new BpeTokenizer(vocabulary), ChatTemplate.FromModel(vocabulary)),
+            CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        IBackend? backend = null;
         try
         {
-            TokenizerModel vocabulary = source.Tokenizer
-                ?? throw new InvalidModelException(path, "the model carries no tokenizer (tokenizer.ggml.* metadata)");
-            var tokenizer = new BpeTokenizer(vocabulary);
-            ChatTemplate template = ChatTemplate.FromModel(vocabulary);
             cancellationToken.ThrowIfCancellationRequested();
-
             progress("loading weights of " + path);
             var backendOptions = new BackendOptions
             {
@@ -39,8 +51,13 @@ internal sealed class EngineModelLoader : IModelLoader
                 ActivationOverride = options.Model.Activation switch { "silu" => Activation.Silu, "relu2" => Activation.Relu2, _ => null },
                 LmHead = LmHeadPrecisions.Parse(options.Model.LmHead),
                 MaxBatchTokens = options.Scheduler.PrefillChunkTokens + options.Scheduler.Slots,
+                LoadTimings = timings,
             };
-            IBackend backend = BackendSelector.Create(source, backendOptions, logger);
+            backend = BackendSelector.Create(source, backendOptions, logger);
+            long wait = Stopwatch.GetTimestamp();
+            (BpeTokenizer tokenizer, ChatTemplate template) = tokenizing.GetAwaiter().GetResult();
+            timings.Lap("tokenizer_wait", wait);
+            Log.LoadPhases(logger, timings.ToString());
             int vocab = backend.Config.VocabSize;
             return new LoadedModel
             {
@@ -55,6 +72,8 @@ internal sealed class EngineModelLoader : IModelLoader
         }
         catch
         {
+            backend?.Dispose();
+            ((IAsyncResult)tokenizing).AsyncWaitHandle.WaitOne(); // it reads the mapped file
             source.Dispose();
             throw;
         }

@@ -27,6 +27,7 @@ internal sealed class ModelService(
 {
     private static readonly TimeSpan ExtendEvery = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan ExtendBy = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan CutGrace = TimeSpan.FromSeconds(5);
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -86,7 +87,16 @@ internal sealed class ModelService(
         {
             Log.DrainTimeout(logger, scheduler.Stats.Running + scheduler.Stats.Waiting);
             scheduler.CancelAll();
-            await scheduler.WhenDrained.WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(false);
+
+            // Cut generations leave at the serving loop's next turn; a loop stuck inside the engine never takes it.
+            // The stop stays bounded: say so and exit anyway (the loop's thread does not hold the process).
+            Task cut = await Task.WhenAny(scheduler.WhenDrained, Task.Delay(CutGrace, CancellationToken.None)).ConfigureAwait(false);
+            if (cut != scheduler.WhenDrained)
+            {
+                Log.LoopWedged(logger, CutGrace.TotalSeconds);
+                Status("stopping (serving loop stuck in the engine)");
+                return;
+            }
         }
 
         Log.Drained(logger);

@@ -35,6 +35,10 @@ internal sealed record GenerationParameters
     /// <summary>-1: none; 0: chosen token only; n: with n alternatives.</summary>
     public int TopLogprobs { get; init; } = -1;
 
+    /// <summary><c>ignore_eos</c> (as in vLLM and llama.cpp): the model's end tokens do not end the generation, so it
+    /// runs to max_tokens. For benchmarks (<c>halo bench --server</c>); stop strings still apply.</summary>
+    public bool IgnoreEos { get; init; }
+
     public const int MaxStopStrings = 16;
     public const int MaxTopLogprobs = 20;
 
@@ -95,6 +99,7 @@ internal sealed record GenerationParameters
             FrequencyPenalty = (float)(json.Number("frequency_penalty", -2, 2) ?? 0),
             RepetitionPenalty = (float?)json.Number("repetition_penalty", 0.01, 10),
             TopLogprobs = topLogprobs,
+            IgnoreEos = json.Bool("ignore_eos") ?? false,
         };
     }
 

@@ -44,7 +44,7 @@ internal sealed class ServingContext(ModelRuntime runtime, HaloOptions options, 
         {
             PromptTokens = prompt,
             MaxTokens = p.MaxTokens ?? 0,
-            StopTokens = [.. model.Tokenizer.StopTokens],
+            StopTokens = p.IgnoreEos ? [] : [.. model.Tokenizer.StopTokens],
             TopLogprobs = p.TopLogprobs,
             Sampling = new SamplingParams
             {

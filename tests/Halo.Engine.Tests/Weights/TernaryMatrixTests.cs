@@ -129,4 +129,121 @@ public sealed unsafe class TernaryMatrixTests
             Assert.Contains("Q8_0", e.Message);
         }
     }
+
+    [Theory]
+    [InlineData(GgmlType.TQ2_0, 13, 768)]
+    [InlineData(GgmlType.TQ2_0, 64, 256)]
+    [InlineData(GgmlType.TQ1_0, 9, 512)]
+    public void FromTensor_FastRepack_EqualsScalarStoreByteForByte(GgmlType type, int rows, int cols)
+    {
+        (sbyte[] values, float[] scales) = RandomTernaryWithScales(rows, cols, seed: rows + cols);
+        byte[] bytes = type == GgmlType.TQ2_0 ? TestModelSource.EncodeTq2(values, scales) : TestModelSource.EncodeTq1(values, scales);
+        using TernaryMatrix scalar = TernaryMatrix.FromValues("w", values, scales, rows, cols, 1f);
+        fixed (byte* p = bytes)
+        {
+            var view = new TensorView("w", type, [cols, rows], p, bytes.Length);
+            using TernaryMatrix fast = TernaryMatrix.FromTensor("f", view, 1f);
+            AssertSameLayout(scalar, fast);
+        }
+    }
+
+    [Fact]
+    public void RepackTiles_ArenaPiecesInAnyOrder_EqualFromTensor()
+    {
+        const int rows = 21, cols = 512;
+        (sbyte[] values, float[] scales) = RandomTernaryWithScales(rows, cols, seed: 5);
+        for (int i = 0; i < scales.Length; i++)
+        {
+            scales[i] = scales[i / (cols / 256) * (cols / 256)]; // one scale per row, so row scales exist
+        }
+
+        byte[] bytes = TestModelSource.EncodeTq2(values, scales);
+        fixed (byte* p = bytes)
+        {
+            var view = new TensorView("w", GgmlType.TQ2_0, [cols, rows], p, bytes.Length);
+            using TernaryMatrix whole = TernaryMatrix.FromTensor("f", view, 0.5f);
+            using var arena = new WeightArena(TernaryMatrix.ArenaBytes(rows, cols) * 2);
+            _ = arena.Take(100); // a slice before it, so the matrix does not start at the arena's start
+            using TernaryMatrix pieces = TernaryMatrix.Allocate("f", view, 0.5f, arena);
+            pieces.RepackTiles(view, 4, 6);
+            pieces.RepackTiles(view, 0, 1);
+            pieces.RepackTiles(view, 1, 4);
+            pieces.FinishRepack();
+            Assert.True(whole.RowScales != null);
+            AssertSameLayout(whole, pieces);
+            Assert.Equal(0.5f, pieces.TensorScale);
+        }
+    }
+
+    [Theory]
+    [InlineData(GgmlType.F32)]
+    [InlineData(GgmlType.F16)]
+    public void FromTensor_MasterWeights_TernarizesWithMeanAbsScale(GgmlType type)
+    {
+        const int rows = 6, cols = 256;
+        var rng = new Random(8);
+        var w = new float[rows * cols];
+        for (int i = 0; i < w.Length; i++)
+        {
+            w[i] = (float)(Half)(rng.NextDouble() * 2 - 1);
+        }
+
+        double sum = 0;
+        foreach (float x in w)
+        {
+            sum += Math.Abs(x);
+        }
+
+        float s = (float)(sum / w.Length);
+        byte[] bytes = type == GgmlType.F32 ? MemoryMarshalBytes(w) : MemoryMarshalBytes(Array.ConvertAll(w, x => (Half)x));
+        fixed (byte* p = bytes)
+        {
+            var view = new TensorView("w", type, [cols, rows], p, bytes.Length);
+            using TernaryMatrix m = TernaryMatrix.FromTensor("f", view, 1f);
+            for (int r = 0; r < rows; r++)
+            {
+                for (int c = 0; c < cols; c++)
+                {
+                    Assert.Equal(Math.Clamp(MathF.Round(w[r * cols + c] / s), -1f, 1f) * s, m.Get(r, c));
+                }
+            }
+        }
+    }
+
+    private static byte[] MemoryMarshalBytes<T>(T[] values) where T : unmanaged =>
+        System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
+
+    private static (sbyte[] Values, float[] Scales) RandomTernaryWithScales(int rows, int cols, int seed)
+    {
+        var rng = new Random(seed);
+        var values = new sbyte[rows * cols];
+        var scales = new float[rows * cols / 256];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = (sbyte)(rng.Next(3) - 1);
+        }
+
+        for (int i = 0; i < scales.Length; i++)
+        {
+            scales[i] = (float)(Half)(0.01f + (float)rng.NextDouble());
+        }
+
+        return (values, scales);
+    }
+
+    // Codes, block scales and row scales of the whole padded layout (rows past Rows included) are identical.
+    private static void AssertSameLayout(TernaryMatrix expected, TernaryMatrix actual)
+    {
+        Assert.Equal((expected.Rows, expected.Cols, expected.Tiles), (actual.Rows, actual.Cols, actual.Tiles));
+        long entries = (long)expected.Tiles * expected.Blocks * TernaryMatrix.TileRows;
+        Assert.True(new ReadOnlySpan<byte>(expected.Codes, (int)(entries * TernaryMatrix.BlockBytes))
+            .SequenceEqual(new ReadOnlySpan<byte>(actual.Codes, (int)(entries * TernaryMatrix.BlockBytes))));
+        Assert.True(new ReadOnlySpan<float>(expected.Scales, (int)entries).SequenceEqual(new ReadOnlySpan<float>(actual.Scales, (int)entries)));
+        Assert.Equal(expected.RowScales == null, actual.RowScales == null);
+        if (expected.RowScales != null)
+        {
+            int rows = expected.Tiles * TernaryMatrix.TileRows;
+            Assert.True(new ReadOnlySpan<float>(expected.RowScales, rows).SequenceEqual(new ReadOnlySpan<float>(actual.RowScales, rows)));
+        }
+    }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Halo.Installer.Tests.Packaging;
 using Halo.Installer.Tests.Run;
 using Halo.Testing;
 
@@ -51,6 +52,39 @@ public sealed class BenchCommandTests
     }
 
     [Fact]
+    public async Task Bench_ServerParallel_DrivesTheRealDaemonOverHttpAndCountsEveryToken()
+    {
+        using var logs = new TempDir();
+        using HaloDaemon daemon = await HaloDaemon.StartAsync(logs.Path, "bench-server",
+            new Dictionary<string, string> { ["HALO_SCHEDULER_SLOTS"] = "4", ["HALO_MODEL_THREADS"] = "2" });
+
+        (int code, string stdout, string stderr) = HaloProcess.Run("bench", "--server", daemon.BaseUrl, "--parallel", "4", "--tg", "32", "--reps", "1", "--json");
+
+        // Exit 0 means every stream delivered all 32 tokens (ignore_eos, one logprobs entry per token).
+        Assert.True(code == 0, stderr + daemon.Tail());
+        JsonElement root = JsonDocument.Parse(stdout).RootElement;
+        foreach (string metric in (string[])["parallel_tps", "parallel_stream_tps", "parallel_single_tps", "parallel_speedup", "parallel_itl_p50_ms", "parallel_itl_p99_ms"])
+        {
+            Assert.True(root.GetProperty("summary").GetProperty(metric).GetProperty("median").GetDouble() >= 0, metric);
+        }
+
+        Assert.Equal(await daemon.ModelIdAsync(), root.GetProperty("settings").GetProperty("model").GetString());
+        Assert.Equal(4, root.GetProperty("settings").GetProperty("parallel").GetInt32());
+    }
+
+    [Fact]
+    public void Bench_ServerNotListening_ExitsOneWithOneLine()
+    {
+        string url = $"http://127.0.0.1:{LoopbackPort.Free()}";
+
+        (int code, _, string stderr) = HaloProcess.Run("bench", "--server", url, "--parallel", "2", "--reps", "1");
+
+        Assert.Equal(1, code);
+        Assert.StartsWith($"halo bench: {url}/: ", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Bench_WithoutParallel_AddsNoParallelMetrics()
     {
         using var dir = new TempDir();
@@ -65,6 +99,7 @@ public sealed class BenchCommandTests
     [Theory]
     [InlineData("--parallel", "-1", "--tg", "8")]
     [InlineData("--parallel", "8", "--tg", "1")]
+    [InlineData("--server", "http://127.0.0.1:9", "--tg", "8")]
     public void Bench_BadParallelSettings_ExitsTwo(params string[] args)
     {
         using var dir = new TempDir();

@@ -15,7 +15,7 @@ public sealed class WatchdogServiceTests
     {
         using var home = new TempDir();
         using var notify = new NotifySocket(home.Path);
-        ISystemdNotifier notifier = NotifierFor(notify.Path);
+        ISystemdNotifier notifier = SystemdNotifiers.For(notify.Path);
         HaloOptions options = InProcessServer.DefaultOptions();
         using LoadedModel model = new EngineModelLoader().Load(options, _ => { }, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, CancellationToken.None);
         using var backend = new GatedBackend(model.Backend);
@@ -49,22 +49,4 @@ public sealed class WatchdogServiceTests
     }
 
     private static int Pings(NotifySocket notify) => notify.Messages.Count(m => m.Message == "WATCHDOG=1");
-
-    /// <summary>Microsoft's SystemdNotifier reads NOTIFY_SOCKET when constructed; point it at the test socket.</summary>
-    private static SystemdNotifier NotifierFor(string path)
-    {
-        lock (typeof(WatchdogServiceTests))
-        {
-            string? saved = Environment.GetEnvironmentVariable("NOTIFY_SOCKET");
-            Environment.SetEnvironmentVariable("NOTIFY_SOCKET", path);
-            try
-            {
-                return new SystemdNotifier();
-            }
-            finally
-            {
-                Environment.SetEnvironmentVariable("NOTIFY_SOCKET", saved);
-            }
-        }
-    }
 }

@@ -14,6 +14,9 @@ namespace Halo.Server.Tests.Scheduling;
 /// TestResults/serving-report.json), not asserted against timings: aggregate throughput of 8 concurrent streams
 /// against 1, p99 inter-token latency under 8 streams, bytes allocated per decode step, cold start to READY=1
 /// and idle RSS. The one hard assertion is allocation: the decode loop must not allocate per token.
+/// On the tiny model a step is mostly per-step overhead, so its throughput ratio says little about the engine; the
+/// issue's measurement is <c>halo bench --parallel 8</c> (the serving loop in-process) and
+/// <c>halo bench --server URL --parallel 8</c> (through this daemon over HTTP) on a 0.7b or 2b model.
 /// </summary>
 public sealed class ServingLoadReportTests(ITestOutputHelper output)
 {
@@ -68,6 +71,7 @@ public sealed class ServingLoadReportTests(ITestOutputHelper output)
         double ratio = eightTps / singleTps;
         output.WriteLine($"machine: {CpuModel()}, {Environment.ProcessorCount} threads, load average {LoadAverage()}; model: synthetic tiny (d=256, 2 layers)");
         output.WriteLine($"1 stream: {singleTps:F0} tok/s; 8 streams: {eightTps:F0} tok/s aggregate; ratio {ratio:F2}x");
+        output.WriteLine("(tiny model: per-step overhead dominates; measure the engine with halo bench --parallel 8 on a 2b model)");
         output.WriteLine($"inter-token latency under 8 streams (client side, SSE arrival): p50 {p50 * 1000:F2} ms, p99 {p99 * 1000:F2} ms");
         Report("throughput", new { cpu = CpuModel(), threads = Environment.ProcessorCount, load_average = LoadAverage(), single_tps = singleTps, eight_tps = eightTps, ratio, itl_p50_ms = p50 * 1000, itl_p99_ms = p99 * 1000 });
 
@@ -75,9 +79,14 @@ public sealed class ServingLoadReportTests(ITestOutputHelper output)
         Assert.Equal(TokensPerStream, single.Tokens);
     }
 
+    /// <summary>
+    /// Reported on the tiny test model; set HALO_COLD_START_MODEL to a model file (the 2B-shape GGUF of
+    /// <c>halo models synth --preset 2b</c>) to report the cold start of real shapes on a warm page cache.
+    /// </summary>
     [Fact]
     public void ColdStart_ProcessToReady_ReportsTimeAndIdleRss()
     {
+        string model = Environment.GetEnvironmentVariable("HALO_COLD_START_MODEL") is { Length: > 0 } path ? path : TinyModel.Path;
         using var home = new TempDir();
         var times = new List<double>();
         (long Rss, long RssAnon) memory = default;
@@ -85,7 +94,7 @@ public sealed class ServingLoadReportTests(ITestOutputHelper output)
         {
             using var notify = new NotifySocket(Directory.CreateDirectory(home.File($"run{run}")).FullName);
             var clock = Stopwatch.StartNew();
-            using var daemon = DaemonProcess.Start(["--model", TinyModel.Path, "--listen", "127.0.0.1:0"], home.Path,
+            using var daemon = DaemonProcess.Start(["--model", model, "--listen", "127.0.0.1:0"], home.Path,
                 new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path });
             TimeSpan ready = notify.WaitFor("READY=1", TimeSpan.FromSeconds(60));
             times.Add(ready.TotalMilliseconds - (notify.Elapsed - clock.Elapsed).TotalMilliseconds);
@@ -96,9 +105,10 @@ public sealed class ServingLoadReportTests(ITestOutputHelper output)
         }
 
         times.Sort();
-        output.WriteLine($"process start to READY=1 (tiny model, Debug build unless run -c Release): min {times[0]:F0} ms, median {times[1]:F0} ms");
+        output.WriteLine($"machine: {CpuModel()}, {Environment.ProcessorCount} threads, load average {LoadAverage()}; model: {(model == TinyModel.Path ? "synthetic tiny" : model)}");
+        output.WriteLine($"process start to READY=1 (Debug build unless run -c Release): min {times[0]:F0} ms, median {times[1]:F0} ms, max {times[2]:F0} ms");
         output.WriteLine($"idle RSS after READY: {memory.Rss / 1048576.0:F1} MiB total, {memory.RssAnon / 1048576.0:F1} MiB anonymous (excludes mapped weights)");
-        Report("cold_start", new { ready_ms_min = times[0], ready_ms_median = times[1], rss_mib = memory.Rss / 1048576.0, rss_anon_mib = memory.RssAnon / 1048576.0 });
+        Report("cold_start", new { model, load_average = LoadAverage(), ready_ms_min = times[0], ready_ms_median = times[1], ready_ms_max = times[2], rss_mib = memory.Rss / 1048576.0, rss_anon_mib = memory.RssAnon / 1048576.0 });
     }
 
     private sealed record StreamResult(int Tokens, List<double> InterTokenSeconds);

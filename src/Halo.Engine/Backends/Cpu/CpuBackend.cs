@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.Intrinsics.X86;
 using Halo.Core.Formats;
 using Halo.Core.Models;
@@ -8,7 +9,7 @@ using Halo.Engine.Weights;
 namespace Halo.Engine.Backends.Cpu;
 
 /// <summary>
-/// The CPU SIMD backend: ternary weights repacked for AVX-512BW / AVX2 kernels (scalar fallback), int8
+/// The CPU SIMD backend: ternary weights repacked for AVX-512BW / AVX2 kernels (portable Vector128 fallback), int8
 /// activations, persistent worker threads, a float KV cache per slot. Build it with <see cref="Create"/>.
 /// </summary>
 public sealed unsafe class CpuBackend : IBackend
@@ -45,21 +46,28 @@ public sealed unsafe class CpuBackend : IBackend
         MaxSlots = options.MaxSlots;
         ContextLength = options.ContextLength > 0 ? options.ContextLength : model.ContextLength;
         int threads = Math.Clamp(options.Threads, 1, 256);
+        LoadTimings timings = options.LoadTimings ?? new LoadTimings();
+        long lap = Stopwatch.GetTimestamp();
         _cache = new KvCache(MaxSlots, model.LayerCount, ContextLength, model.KvHeadCount, model.HeadDim);
+        lap = timings.Lap("kv_cache", lap);
         _pool = new WorkerPool(threads);
+        lap = timings.Lap("workers", lap);
         LmHead = options.LmHead ?? (options.Numerics == NumericsMode.LlamaCpp ? LmHeadPrecision.Source : LmHeadPrecision.Int8);
         if (LmHead == LmHeadPrecision.Int8)
         {
             _int8Head = Int8Matrix.Quantize(weights.LmHead, model.VocabSize, releaseHeadSource);
+            lap = timings.Lap("lm_head_int8", lap);
         }
         else if (LmHead == LmHeadPrecision.Int4)
         {
             _int4Head = Int4Matrix.Quantize(weights.LmHead, model.VocabSize, Int4GroupSize, releaseHeadSource);
+            lap = timings.Lap("lm_head_int4", lap);
         }
 
         _transformer = new Transformer(weights, _int8Head, _int4Head, _cache, _pool, Math.Min(options.MaxBatchTokens, Math.Max(ContextLength, 1)), Config.Activation, Numerics, Scaling);
         _lastTokenOfChunk = new int[_transformer.MaxTokens];
         Info = new BackendInfo("cpu", $"{CpuName()} ({threads} threads, {SimdName()})");
+        timings.Lap("buffers", lap);
     }
 
     public BackendInfo Info { get; }
@@ -91,7 +99,9 @@ public sealed unsafe class CpuBackend : IBackend
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(options);
+        long start = Stopwatch.GetTimestamp();
         ModelWeights weights = ModelWeights.Load(source);
+        options.LoadTimings?.Lap("weights", start);
         try
         {
             return new CpuBackend(weights, ownsWeights: true, options, (address, length) => SourcePages.Release(source, address, length));
@@ -141,12 +151,36 @@ public sealed unsafe class CpuBackend : IBackend
     private void RunBatch(int n, float* logits, int vocab)
     {
         _transformer.Forward(n);
+        int* group = stackalloc int[Int8MatVec.BatchTokens];
+        float** targets = stackalloc float*[Int8MatVec.BatchTokens];
+        int grouped = 0;
         for (int t = 0; t < n; t++)
         {
-            if (_lastTokenOfChunk[t] >= 0)
+            if (_lastTokenOfChunk[t] < 0)
             {
-                _transformer.Logits(t, logits + (long)_lastTokenOfChunk[t] * vocab);
+                continue;
             }
+
+            float* target = logits + (long)_lastTokenOfChunk[t] * vocab;
+            if (!_transformer.BatchesLogits)
+            {
+                _transformer.Logits(t, target);
+                continue;
+            }
+
+            // Sequences decoding together share each pass over the LM head, in groups; the rest go one by one.
+            group[grouped] = t;
+            targets[grouped++] = target;
+            if (grouped == Int8MatVec.BatchTokens)
+            {
+                _transformer.LogitsBatch(group, targets);
+                grouped = 0;
+            }
+        }
+
+        for (int k = 0; k < grouped; k++)
+        {
+            _transformer.Logits(group[k], targets[k]);
         }
     }
 
@@ -161,7 +195,7 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     private static string SimdName() =>
-        TernaryMatMul.UseAvx512 ? "AVX-512BW" : TernaryMatMul.UseAvx2 ? "AVX2" : "scalar";
+        TernaryMatMul.UseAvx512 ? "AVX-512BW" : TernaryMatMul.UseAvx2 ? "AVX2" : "Vector128";
 
     private static string CpuName()
     {

@@ -133,3 +133,29 @@ internal sealed unsafe class Int4LmHeadWork : ParallelWork
     protected override void Execute(int item, int worker) =>
         Int4MatVec.Run(_head!, _q, _groupSums, _d, _y, item * TilesPerItem, Math.Min(_head!.Tiles, (item + 1) * TilesPerItem));
 }
+
+/// <summary>Logits of several tokens in one pass over the int8 LM head, split by vocabulary rows.</summary>
+internal sealed unsafe class Int8LmHeadBatchWork : ParallelWork
+{
+    private const int RowsPerItem = 1024;
+
+    private Int8Matrix? _head;
+    private byte* _u;
+    private sbyte* _q;
+    private float* _d;
+    private float** _logits;
+
+    public void Set(Int8Matrix head, byte* u, sbyte* q, float* d, float** logits)
+    {
+        _head = head;
+        _u = u;
+        _q = q;
+        _d = d;
+        _logits = logits;
+    }
+
+    protected override int ItemCount => (_head!.Rows + RowsPerItem - 1) / RowsPerItem;
+
+    protected override void Execute(int item, int worker) =>
+        Int8MatVec.RunBatch(_head!, _u, _q, _d, _logits, Int8MatVec.BatchTokens, item * RowsPerItem, Math.Min(_head!.Rows, (item + 1) * RowsPerItem));
+}

@@ -48,6 +48,10 @@ internal sealed unsafe class Transformer : IDisposable
     private readonly sbyte* _headQ;   // (d, or the 4-bit head's padded columns, zero past d) LM-head input as int8
     private readonly short* _headGroupSums; // (the 4-bit head's ScaleStride) sum of _headQ per column group
     private readonly byte* _headU;    // (d) the same plus 128, for the unsigned-by-signed dot product
+    private readonly sbyte* _headBatchQ; // (4, d) int8 LM-head inputs of a batched-logits group
+    private readonly byte* _headBatchU;  // (4, d) the same plus 128
+    private readonly float* _headBatchD; // (4) their scales
+    private readonly Int8LmHeadBatchWork _int8LmHeadBatch = new();
     private readonly AttentionWork _attention;
     private readonly TokenWork _tokenWork;
     private int _tokens;
@@ -89,6 +93,9 @@ internal sealed unsafe class Transformer : IDisposable
         new Span<sbyte>(_headQ, headCols).Clear();
         _headGroupSums = (short*)NativeMemory.AlignedAlloc((nuint)(int4Head?.ScaleStride ?? 1) * sizeof(short), 64);
         _headU = (byte*)NativeMemory.AlignedAlloc((nuint)d, 64);
+        _headBatchQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * d), 64);
+        _headBatchU = (byte*)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * d), 64);
+        _headBatchD = Alloc(Int8MatVec.BatchTokens);
     }
 
     public int MaxTokens { get; }
@@ -254,8 +261,39 @@ internal sealed unsafe class Transformer : IDisposable
         Mark(Op.LmHead, ref t0);
     }
 
+    /// <summary>Whether <see cref="LogitsBatch"/> reads the head once for several tokens (the int8 head).</summary>
+    public bool BatchesLogits => _int8Head is not null && _int4Head is null;
+
+    /// <summary>
+    /// Logits of <see cref="Int8MatVec.BatchTokens"/> tokens of the last batch (batch indices <paramref name="t"/>)
+    /// in one pass over the int8 head: with several sequences decoding, the head is read once per step, not once
+    /// per sequence.
+    /// </summary>
+    public void LogitsBatch(int* t, float** logits)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        int d = _c.HiddenSize;
+        for (int k = 0; k < Int8MatVec.BatchTokens; k++)
+        {
+            float* h = _h + (long)t[k] * d;
+            VectorOps.RmsNorm(_x + (long)t[k] * d, Pinned(_w.OutputNorm), h, d, _c.RmsNormEps);
+            if (_llamaCppNumerics)
+            {
+                VectorOps.RoundToHalf(h, d);
+            }
+
+            _headBatchD[k] = QuantizeHeadInput(h, d, _headBatchQ + (long)k * d, _headBatchU + (long)k * d);
+        }
+
+        _int8LmHeadBatch.Set(_int8Head!, _headBatchU, _headBatchQ, _headBatchD, logits);
+        _pool.Run(_int8LmHeadBatch);
+        Mark(Op.LmHead, ref t0);
+    }
+
+    private float QuantizeHeadInput(float* h, int d) => QuantizeHeadInput(h, d, _headQ, _headU);
+
     /// <summary>h [d] to int8 per token (q = round(127 h / max|h|)); returns the scale d with h ~ q * d.</summary>
-    private float QuantizeHeadInput(float* h, int d)
+    private static float QuantizeHeadInput(float* h, int d, sbyte* headQ, byte* headU)
     {
         float amax = 0f;
         for (int i = 0; i < d; i++)
@@ -267,8 +305,8 @@ internal sealed unsafe class Transformer : IDisposable
         for (int i = 0; i < d; i++)
         {
             int v = (int)MathF.Round(h[i] * inverse);
-            _headQ[i] = (sbyte)v;
-            _headU[i] = (byte)(v + 128);
+            headQ[i] = (sbyte)v;
+            headU[i] = (byte)(v + 128);
         }
 
         return amax / 127f;
@@ -321,6 +359,9 @@ internal sealed unsafe class Transformer : IDisposable
         NativeMemory.AlignedFree(_scores);
         NativeMemory.AlignedFree(_headQ);
         NativeMemory.AlignedFree(_headU);
+        NativeMemory.AlignedFree(_headBatchQ);
+        NativeMemory.AlignedFree(_headBatchU);
+        NativeMemory.AlignedFree(_headBatchD);
         NativeMemory.AlignedFree(_headGroupSums);
         _qx.Dispose();
     }

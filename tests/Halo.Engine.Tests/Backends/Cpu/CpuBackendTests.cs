@@ -85,6 +85,33 @@ public sealed class CpuBackendTests
         Assert.Equal(b, a);
     }
 
+    /// <summary>Five sequences decoding in one step: four share one pass over the int8 LM head, the fifth has its own.</summary>
+    [Fact]
+    public void Forward_FiveSlotsDecodingTogether_EqualsSeparateRuns()
+    {
+        const int slots = 5;
+        using var model = new TestModelSource(TestModelSource.TinyConfig(), uniformBlockScales: true);
+        int vocab = model.Config.VocabSize;
+        using CpuBackend together = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxSlots = slots, LmHead = LmHeadPrecision.Int8 });
+        using CpuBackend alone = CpuBackend.Create(model, new BackendOptions { Threads = 2, LmHead = LmHeadPrecision.Int8 });
+        var step = new SequenceChunk[slots];
+        var all = new float[slots * vocab];
+        var one = new float[vocab];
+        for (int s = 0; s < slots; s++)
+        {
+            together.Forward([new SequenceChunk(s, 0, Prompt[s..])], one);
+            step[s] = new SequenceChunk(s, Prompt.Length - s, new[] { 3 + s });
+        }
+
+        together.Forward(step, all);
+        for (int s = 0; s < slots; s++)
+        {
+            alone.Forward([new SequenceChunk(0, 0, Prompt[s..])], one);
+            alone.Forward([new SequenceChunk(0, Prompt.Length - s, new[] { 3 + s })], one);
+            Assert.Equal(one, all.AsSpan(s * vocab, vocab).ToArray());
+        }
+    }
+
     [Fact]
     public void Forward_TwoSlotsInOneStep_EqualsSeparateRuns()
     {

@@ -9,11 +9,12 @@ namespace Halo.Engine.Tests.Backends.Cpu.Kernels;
 public sealed unsafe class Int8MatVecTests
 {
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void Run_RandomF16Matrix_MatchesExactIntegerDot(bool vnni)
+    [InlineData(true, true)]
+    [InlineData(false, true)]
+    [InlineData(false, false)]
+    public void Run_RandomF16Matrix_MatchesExactIntegerDot(bool vnni, bool avx2)
     {
-        if (vnni && !System.Runtime.Intrinsics.X86.AvxVnni.IsSupported)
+        if ((vnni && !System.Runtime.Intrinsics.X86.AvxVnni.IsSupported) || (avx2 && !System.Runtime.Intrinsics.X86.Avx2.IsSupported))
         {
             return;
         }
@@ -40,8 +41,8 @@ public sealed unsafe class Int8MatVecTests
             }
 
             var y = new float[rows];
-            bool saved = Int8MatVec.UseAvxVnni;
-            Int8MatVec.UseAvxVnni = vnni;
+            (bool savedVnni, bool savedAvx2) = (Int8MatVec.UseAvxVnni, Int8MatVec.UseAvx2);
+            (Int8MatVec.UseAvxVnni, Int8MatVec.UseAvx2) = (vnni, avx2);
             try
             {
                 fixed (sbyte* pq = q)
@@ -53,7 +54,7 @@ public sealed unsafe class Int8MatVecTests
             }
             finally
             {
-                Int8MatVec.UseAvxVnni = saved;
+                (Int8MatVec.UseAvxVnni, Int8MatVec.UseAvx2) = (savedVnni, savedAvx2);
             }
 
             for (int r = 0; r < rows; r++)
@@ -73,5 +74,48 @@ public sealed unsafe class Int8MatVecTests
                 Assert.Equal(dot * (amax / 127f * 0.5f), y[r], 3);
             }
         }
+    }
+
+    /// <summary>Four tokens in one pass over the rows give exactly what four single-token passes give.</summary>
+    [Fact]
+    public void RunBatch_FourTokens_EqualsOneTokenAtATime()
+    {
+        const int rows = 37, cols = 384, tokens = Int8MatVec.BatchTokens;
+        var rng = new Random(4);
+        var halves = new Half[rows * cols];
+        for (int i = 0; i < halves.Length; i++)
+        {
+            halves[i] = (Half)(rng.NextDouble() * 2 - 1);
+        }
+
+        var q = new sbyte[tokens * cols];
+        var u = new byte[tokens * cols];
+        for (int i = 0; i < q.Length; i++)
+        {
+            q[i] = (sbyte)rng.Next(-127, 128);
+            u[i] = (byte)(q[i] + 128);
+        }
+
+        float[] d = [0.5f, 0.25f, 1.5f, 0.125f];
+        var batched = new float[tokens * rows];
+        var single = new float[tokens * rows];
+        fixed (Half* p = halves)
+        fixed (sbyte* pq = q)
+        fixed (byte* pu = u)
+        fixed (float* pd = d, pb = batched, ps = single)
+        {
+            var view = new TensorView("w", GgmlType.F16, [cols, rows], (byte*)p, halves.Length * 2);
+            using Int8Matrix m = Int8Matrix.Quantize(DenseMatrix.FromTensor("f", view, cols), rows);
+            float** targets = stackalloc float*[tokens];
+            for (int k = 0; k < tokens; k++)
+            {
+                targets[k] = pb + k * rows;
+                Int8MatVec.Run(m, pu + k * cols, pq + k * cols, d[k], ps + k * rows, 0, rows);
+            }
+
+            Int8MatVec.RunBatch(m, pu, pq, pd, targets, tokens, 0, rows);
+        }
+
+        Assert.Equal(single, batched);
     }
 }
