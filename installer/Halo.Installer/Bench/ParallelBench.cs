@@ -41,8 +41,8 @@ internal static class ParallelBench
         var random = new Random(4321);
 
         // JIT and first-touch of the serving loop's path before anything is timed.
-        Run(scheduler, 1, 4, vocab, random);
-        Round single = Run(scheduler, 1, tokens, vocab, random);
+        Run(scheduler, 1, 4, vocab, random, null);
+        Round single = Run(scheduler, 1, tokens, vocab, random, null);
         var cpu = backend as CpuBackend;
         if (cpu is not null && profile is not null)
         {
@@ -50,7 +50,7 @@ internal static class ParallelBench
             cpu.Profile = profile;
         }
 
-        Round many = Run(scheduler, streams, tokens, vocab, random);
+        Round many = Run(scheduler, streams, tokens, vocab, random, profile);
         if (cpu is not null && profile is not null)
         {
             cpu.Profile = null;
@@ -76,14 +76,16 @@ internal static class ParallelBench
         result["parallel_loop_overhead_pct"] = many.LoopOverheadPct;
     }
 
-    /// <summary>Submits <paramref name="streams"/> requests at once and reads them all to the end.</summary>
-    private static Round Run(BatchScheduler scheduler, int streams, int tokens, int vocab, Random random)
+    /// <summary>Submits <paramref name="streams"/> requests at once and reads them all to the end. The serving
+    /// loop's counters (and <paramref name="profile"/>) cover the steps after every stream had its first token:
+    /// decode steps, not the prefill of the prompts (to within the one step in flight when that is seen).</summary>
+    private static Round Run(BatchScheduler scheduler, int streams, int tokens, int vocab, Random random, OpProfile? profile)
     {
+        using var allDecoding = new CountdownEvent(streams);
         var readers = new Task<int>[streams];
         var steps = new long[streams][];       // [streams][tokens] serving-loop timestamp of each token's step
         var arrivals = new long[streams][];    // [streams][tokens] when the reader had it
         var generations = new GenerationStream[streams];
-        SchedulerStats before = scheduler.Stats;
         for (int s = 0; s < streams; s++)
         {
             var prompt = new int[PromptTokens];
@@ -103,9 +105,12 @@ internal static class ParallelBench
             generations[s] = generation!;
             steps[s] = new long[tokens];
             arrivals[s] = new long[tokens];
-            readers[s] = Read(generations[s], steps[s], arrivals[s]);
+            readers[s] = Read(generations[s], steps[s], arrivals[s], allDecoding);
         }
 
+        allDecoding.Wait();
+        profile?.Reset();
+        SchedulerStats before = scheduler.Stats;
         Task.WaitAll(readers);
         SchedulerStats after = scheduler.Stats;
         for (int s = 0; s < streams; s++)
@@ -123,7 +128,7 @@ internal static class ParallelBench
     private static double Milliseconds(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
 
     /// <summary>Reads one stream as the daemon's SSE pump does: await, then drain what is there.</summary>
-    private static async Task<int> Read(GenerationStream generation, long[] steps, long[] arrivals)
+    private static async Task<int> Read(GenerationStream generation, long[] steps, long[] arrivals, CountdownEvent firstToken)
     {
         int n = 0;
         while (await generation.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
@@ -136,8 +141,18 @@ internal static class ParallelBench
                     arrivals[n] = Stopwatch.GetTimestamp();
                 }
 
+                if (n == 0)
+                {
+                    firstToken.Signal();
+                }
+
                 n++;
             }
+        }
+
+        if (n == 0)
+        {
+            firstToken.Signal();   // ended without a token (engine fault): Run reports it, not wait forever
         }
 
         return n;
@@ -147,7 +162,7 @@ internal static class ParallelBench
     /// (when its reader had it); over HTTP both are the arrival.</summary>
     internal sealed class Round(long[][] steps, long[][] arrivals, long loopSteps, double busyMs, double forwardMs)
     {
-        /// <summary>Serving-loop steps the round took (prefill steps included).</summary>
+        /// <summary>Serving-loop steps once every stream was decoding.</summary>
         public long LoopSteps { get; } = loopSteps;
 
         /// <summary>Time in the serving loop's steps outside the forward pass per step.</summary>

@@ -36,6 +36,9 @@ public sealed unsafe class Int4Matrix : IDisposable
     public const int MinQ = -8;
     public const int MaxQ = 7;
     public const int MaxScale = 127;
+
+    // 1 / s for the group scales s = -127..127 (0 for 0): no division per group at load.
+    private static readonly float[] Reciprocals = Enumerable.Range(-MaxScale, 2 * MaxScale + 1).Select(s => s == 0 ? 0f : 1f / s).ToArray();
     public const int MaxCols = 16384;
 
     private byte* _data;
@@ -113,43 +116,49 @@ public sealed unsafe class Int4Matrix : IDisposable
     /// </summary>
     public static Int4Matrix Quantize(DenseMatrix source, int rows, int groupSize, Action<nint, long>? consumed = null)
     {
-        const int TilesPerRelease = 512;
-        long rowBytes = (long)source.Cols * (source.Type == GgmlType.F32 ? 4 : 2);
         var m = new Int4Matrix(rows, source.Cols, groupSize);
         int parts = Math.Min(Environment.ProcessorCount, m.Tiles);
         Parallel.For(0, parts, part =>
-        {
-            float* row = (float*)NativeMemory.AlignedAlloc((nuint)m.PaddedCols * sizeof(float), 64);
-            try
-            {
-                new Span<float>(row, m.PaddedCols).Clear();
-                int start = (int)((long)m.Tiles * part / parts), end = (int)((long)m.Tiles * (part + 1) / parts);
-                int released = start;
-                for (int t = start; t < end; t++)
-                {
-                    new Span<byte>(m.Tile(t), (int)m.TileBytes).Clear();
-                    for (int i = 0; i < TileRows && t * TileRows + i < rows; i++)
-                    {
-                        ReadRow(source, t * TileRows + i, row);
-                        m.QuantizeRow(t, i, row);
-                    }
-
-                    if (consumed is not null && (t + 1 - released == TilesPerRelease || t + 1 == end))
-                    {
-                        int first = released * TileRows, last = Math.Min(rows, (t + 1) * TileRows);
-                        consumed((nint)(source.Data + first * rowBytes), (last - first) * rowBytes);
-                        released = t + 1;
-                    }
-                }
-            }
-            finally
-            {
-                NativeMemory.AlignedFree(row);
-            }
-        });
+            m.QuantizeTiles(source, rows, (int)((long)m.Tiles * part / parts), (int)((long)m.Tiles * (part + 1) / parts), consumed));
         return m;
     }
 
+    /// <summary>Tiles [start, end) from the source's rows, releasing the source a stretch at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void QuantizeTiles(DenseMatrix source, int rows, int start, int end, Action<nint, long>? consumed)
+    {
+        const int TilesPerRelease = 512;
+        long rowBytes = (long)source.Cols * (source.Type == GgmlType.F32 ? 4 : 2);
+        float* row = (float*)NativeMemory.AlignedAlloc((nuint)PaddedCols * sizeof(float), 64);
+        try
+        {
+            new Span<float>(row, PaddedCols).Clear();
+            int released = start;
+            for (int t = start; t < end; t++)
+            {
+                // Header padding always, and the zero rows that pad the last tile: codes of real rows are all written.
+                new Span<byte>(Tile(t), t == Tiles - 1 ? (int)TileBytes : HeaderBytes).Clear();
+                for (int i = 0; i < TileRows && t * TileRows + i < rows; i++)
+                {
+                    ReadRow(source, t * TileRows + i, row);
+                    QuantizeRow(t, i, row);
+                }
+
+                if (consumed is not null && (t + 1 - released == TilesPerRelease || t + 1 == end))
+                {
+                    int first = released * TileRows, last = Math.Min(rows, (t + 1) * TileRows);
+                    consumed((nint)(source.Data + first * rowBytes), (last - first) * rowBytes);
+                    released = t + 1;
+                }
+            }
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(row);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ReadRow(DenseMatrix source, int r, float* row)
     {
         if (source.Type == GgmlType.F16 && Avx512F.IsSupported && source.Cols % 16 == 0)
@@ -167,6 +176,7 @@ public sealed unsafe class Int4Matrix : IDisposable
     }
 
     /// <summary>Row i of tile t from floats [PaddedCols] (zero beyond Cols): scales into the header, codes into the blocks.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void QuantizeRow(int t, int i, float* row)
     {
         byte* tile = Tile(t);
@@ -185,12 +195,13 @@ public sealed unsafe class Int4Matrix : IDisposable
         }
 
         float rowScale = largest / MaxScale;
+        float toScale = largest > 0 ? MaxScale / largest : 0f;
         ((float*)tile)[i] = rowScale;
         for (int g = 0; g < Groups; g++)
         {
-            int s = rowScale > 0 ? (int)MathF.Round(inverse[g] / rowScale) : 0;
+            int s = (int)MathF.Round(inverse[g] * toScale);
             groupScales[g] = (sbyte)s;
-            inverse[g] = s != 0 ? 1f / (s * rowScale) : 0f;
+            inverse[g] = Reciprocals[s + MaxScale] * toScale;
         }
 
         for (int b = 0; b < PaddedCols / BlockCols; b++)
@@ -225,32 +236,36 @@ public sealed unsafe class Int4Matrix : IDisposable
     private static Vector512<int> Code(Vector512<float> scaled) =>
         Vector512.Clamp(Avx512F.ConvertToVector512Int32(scaled), Vector512.Create(MinQ), Vector512.Create(MaxQ)) + Vector512.Create(8);
 
-    /// <summary>The value of largest magnitude in v [n] (the positive one on a tie).</summary>
+    /// <summary>The value of largest magnitude in v [n] (the positive one on a tie); n is 32 or 64.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Extreme(float* v, int n)
     {
-        int i = 0;
         float max = 0f, min = 0f;
-        if (Vector256.IsHardwareAccelerated)
+        if (Avx512F.IsSupported)
         {
-            Vector256<float> vmax = default, vmin = default;
-            for (; i + 8 <= n; i += 8)
+            Vector512<float> vmax = Vector512.Load(v), vmin = vmax;
+            for (int i = 16; i < n; i += 16)
             {
-                Vector256<float> x = Vector256.Load(v + i);
-                vmax = Vector256.Max(vmax, x);
-                vmin = Vector256.Min(vmin, x);
+                Vector512<float> x = Vector512.Load(v + i);
+                vmax = Avx512F.Max(vmax, x);
+                vmin = Avx512F.Min(vmin, x);
             }
 
-            for (int k = 0; k < Vector256<float>.Count; k++)
-            {
-                max = MathF.Max(max, vmax.GetElement(k));
-                min = MathF.Min(min, vmin.GetElement(k));
-            }
+            // Fold to [max of 4 | -min of 4] in one vector, then two in-lane swaps leave each in its half's lane 0.
+            Vector256<float> max8 = Avx.Max(vmax.GetLower(), vmax.GetUpper()), min8 = Avx.Min(vmin.GetLower(), vmin.GetUpper());
+            Vector256<float> both = Vector256.Create(Sse.Max(max8.GetLower(), max8.GetUpper()), -Sse.Min(min8.GetLower(), min8.GetUpper()));
+            both = Avx.Max(both, Avx.Permute(both, 0b01_00_11_10));
+            both = Avx.Max(both, Avx.Permute(both, 0b10_11_00_01));
+            max = both.ToScalar();
+            min = -both.GetUpper().ToScalar();
         }
-
-        for (; i < n; i++)
+        else
         {
-            max = MathF.Max(max, v[i]);
-            min = MathF.Min(min, v[i]);
+            for (int i = 0; i < n; i++)
+            {
+                max = MathF.Max(max, v[i]);
+                min = MathF.Min(min, v[i]);
+            }
         }
 
         return -min > max ? min : max;

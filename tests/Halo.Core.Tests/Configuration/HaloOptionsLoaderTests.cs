@@ -103,6 +103,16 @@ public class HaloOptionsLoaderTests
     }
 
     [Fact]
+    public void Parse_LmHead_IsReadAndValidated()
+    {
+        Assert.Equal("int4", HaloOptionsLoader.Parse("model:\n  lm_head: int4\n").Model.LmHead);
+        Assert.Equal("", HaloOptionsLoader.Parse("").Model.LmHead);
+
+        var e = Assert.Throws<ConfigErrorsException>(() => HaloOptionsLoader.Parse("model:\n  lm_head: q4\n"));
+        Assert.Equal(["model.lm_head: 'q4' is not source, int8 or int4"], e.Errors);
+    }
+
+    [Fact]
     public void Load_EnvironmentThenFlags_LaterSourceWins()
     {
         using var dir = new TempDir();

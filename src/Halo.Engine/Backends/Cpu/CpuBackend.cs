@@ -9,7 +9,7 @@ using Halo.Engine.Weights;
 namespace Halo.Engine.Backends.Cpu;
 
 /// <summary>
-/// The CPU SIMD backend: ternary weights repacked for AVX-512BW / AVX2 kernels (scalar fallback), int8
+/// The CPU SIMD backend: ternary weights repacked for AVX-512BW / AVX2 kernels (portable Vector128 fallback), int8
 /// activations, persistent worker threads, a float KV cache per slot. Build it with <see cref="Create"/>.
 /// </summary>
 public sealed unsafe class CpuBackend : IBackend
@@ -219,7 +219,7 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     private static string SimdName() =>
-        TernaryMatMul.UseAvx512 ? "AVX-512BW" : TernaryMatMul.UseAvx2 ? "AVX2" : "scalar";
+        TernaryMatMul.UseAvx512 ? "AVX-512BW" : TernaryMatMul.UseAvx2 ? "AVX2" : "Vector128";
 
     private static string CpuName()
     {

@@ -23,14 +23,15 @@ public static unsafe class Int4MatVec
     private static readonly Vector256<byte> Broadcast0 = ScaleShuffle256(0), Broadcast1 = ScaleShuffle256(1);
     private static readonly Vector256<byte> Broadcast2 = ScaleShuffle256(2), Broadcast3 = ScaleShuffle256(3);
 
-    public static bool UseAvx512 { get; set; } = Avx512BW.IsSupported;
+    public static bool UseAvx512 { get; } = Avx512BW.IsSupported;
 
-    public static bool UseAvx2 { get; set; } = Avx2.IsSupported;
+    public static bool UseAvx2 { get; } = Avx2.IsSupported;
 
     /// <summary>
     /// groupSums [m.ScaleStride] = sum of q over each group of <paramref name="m"/>'s columns (zero past
     /// m.Groups); <paramref name="q"/> holds m.PaddedCols values, zero past m.Cols.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void GroupSums(Int4Matrix m, sbyte* q, short* groupSums)
     {
         for (int g = 0; g < m.ScaleStride; g++)
@@ -70,6 +71,7 @@ public static unsafe class Int4MatVec
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunAvx512(Int4Matrix m, sbyte* q, short* groupSums, float d, float* y, int tileStart, int tileEnd)
     {
         const int R = Int4Matrix.TileRows;
@@ -119,6 +121,7 @@ public static unsafe class Int4MatVec
             + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(high, x1), Avx512BW.ShiftRightArithmetic(Avx512BW.Shuffle(s, highScale).AsInt16(), 8));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunAvx2(Int4Matrix m, sbyte* q, short* groupSums, float d, float* y, int tileStart, int tileEnd)
     {
         const int R = Int4Matrix.TileRows;
@@ -157,6 +160,7 @@ public static unsafe class Int4MatVec
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunScalar(Int4Matrix m, sbyte* q, short* groupSums, float d, float* y, int tileStart, int tileEnd)
     {
         const int R = Int4Matrix.TileRows, HalfBlock = Int4Matrix.BlockBytes;

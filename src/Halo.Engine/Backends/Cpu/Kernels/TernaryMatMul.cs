@@ -10,7 +10,7 @@ namespace Halo.Engine.Backends.Cpu.Kernels;
 /// y [tokens, rows] = (W x) * s for a repacked <see cref="TernaryMatrix"/> W and int8 activations x, over a
 /// range of row tiles (one thread's share). Per 256-block the integer dot product sum(code * q) - sum(q) equals
 /// sum(w * q) exactly; it is scaled by the weight block scale times the activation block scale and summed in
-/// float, as llama.cpp's TQ2_0 x Q8_K dot product does. Paths: AVX-512BW, AVX2, portable scalar.
+/// float, as llama.cpp's TQ2_0 x Q8_K dot product does. Paths: AVX-512BW, AVX2, portable Vector128.
 /// When every row has one scale and every token one activation scale, the row-scaled paths (next file) apply.
 /// </summary>
 public static unsafe partial class TernaryMatMul
@@ -44,12 +44,16 @@ public static unsafe partial class TernaryMatMul
         }
         else
         {
-            RunScalar(w, x, y, yStride, tileStart, tileEnd);
+            RunPortable(w, x, y, yStride, tileStart, tileEnd);
         }
     }
 
+    /// <summary>
+    /// The portable path: Vector128 operations, which the JIT maps to SSE2 or NEON, with 16-bit products
+    /// widened to 32 bits per field; any scaling, as many tokens as given.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void RunScalar(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd)
+    internal static void RunPortable(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd)
     {
         int blocks = w.Blocks;
         for (int tile = tileStart; tile < tileEnd; tile++)
@@ -69,16 +73,7 @@ public static unsafe partial class TernaryMatMul
                     for (int b = 0; b < blocks; b++)
                     {
                         long index = ((long)tile * blocks + b) * TernaryMatrix.TileRows + i;
-                        byte* codes = w.Codes + index * TernaryMatrix.BlockBytes;
-                        sbyte* qb = q + b * 256;
-                        int dot = 0;
-                        for (int m = 0; m < 64; m++)
-                        {
-                            int c = codes[m];
-                            dot += (c & 3) * qb[m] + ((c >> 2) & 3) * qb[64 + m] + ((c >> 4) & 3) * qb[128 + m] + (c >> 6) * qb[192 + m];
-                        }
-
-                        int isum = dot - x.Sum[t * blocks + b];
+                        int isum = PortableBlockDot(w.Codes + index * TernaryMatrix.BlockBytes, q + b * 256) - x.Sum[t * blocks + b];
                         acc += isum * (x.D[t * blocks + b] * w.Scales[index]);
                     }
 
@@ -86,6 +81,27 @@ public static unsafe partial class TernaryMatMul
                 }
             }
         }
+    }
+
+    /// <summary>sum code * q over one 256-block (64 code bytes, field l of byte j against q[l * 64 + j]).</summary>
+    private static int PortableBlockDot(byte* codes, sbyte* qb)
+    {
+        Vector128<byte> mask = Vector128.Create((byte)3);
+        Vector128<int> dot = default;
+        for (int m = 0; m < 64; m += 16)
+        {
+            Vector128<byte> c = Vector128.Load(codes + m);
+            for (int l = 0; l < 4; l++)
+            {
+                (Vector128<ushort> fLo, Vector128<ushort> fHi) = Vector128.Widen(Vector128.ShiftRightLogical(c, 2 * l) & mask);
+                (Vector128<short> aLo, Vector128<short> aHi) = Vector128.Widen(Vector128.Load(qb + l * 64 + m));
+                // |code * q| <= 256, so the sum of two products fits 16 bits.
+                (Vector128<int> pLo, Vector128<int> pHi) = Vector128.Widen(fLo.AsInt16() * aLo + fHi.AsInt16() * aHi);
+                dot += pLo + pHi;
+            }
+        }
+
+        return Vector128.Sum(dot);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

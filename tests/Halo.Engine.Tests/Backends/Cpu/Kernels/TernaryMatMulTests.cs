@@ -12,17 +12,17 @@ public sealed unsafe class TernaryMatMulTests
 {
     public enum Path
     {
-        Scalar,
+        Portable,
         Avx2,
         Avx512,
     }
 
     [Theory]
-    [InlineData(Path.Scalar, ActivationScaling.PerBlock)]
+    [InlineData(Path.Portable, ActivationScaling.PerBlock)]
     [InlineData(Path.Avx2, ActivationScaling.PerBlock)]
     [InlineData(Path.Avx512, ActivationScaling.PerBlock)]
     [InlineData(Path.Avx512, ActivationScaling.PerToken)]
-    [InlineData(Path.Scalar, ActivationScaling.PerToken)]
+    [InlineData(Path.Portable, ActivationScaling.PerToken)]
     public void Run_RandomMatrix_MatchesExactIntegerDotProducts(Path path, ActivationScaling scaling)
     {
         if ((path == Path.Avx2 && !Avx2.IsSupported) || (path == Path.Avx512 && !Avx512BW.IsSupported))
@@ -62,7 +62,7 @@ public sealed unsafe class TernaryMatMulTests
 
             switch (path)
             {
-                case Path.Scalar: TernaryMatMul.RunScalar(w, qx, y, rows, 0, w.Tiles); break;
+                case Path.Portable: TernaryMatMul.RunPortable(w, qx, y, rows, 0, w.Tiles); break;
                 case Path.Avx2: TernaryMatMul.RunAvx2(w, qx, y, rows, 0, w.Tiles); break;
                 default: TernaryMatMul.RunAvx512(w, qx, y, rows, 0, w.Tiles); break;
             }
