@@ -262,10 +262,33 @@ public sealed class ModelWeights : IDisposable
         }
     }
 
-    /// <summary>Writes <paramref name="arena"/> to <paramref name="cache"/> on its own thread; I/O trouble is the
-    /// cache's to report, so the task never faults for it.</summary>
-    internal static unsafe Task StoreInBackground(RepackCache cache, UInt128 key, WeightArena arena) => Task.Factory.StartNew(
-        () => cache.Store(key, arena.Start, arena.Capacity), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    /// <summary>
+    /// Writes <paramref name="arena"/> to <paramref name="cache"/> on its own thread (I/O trouble is the cache's to
+    /// report, so the task does not fault for it). A foreground thread: a process that exits soon after loading
+    /// (<c>halo run</c>, a daemon stopped right after start) still finishes the file instead of leaving it half written.
+    /// </summary>
+    internal static unsafe Task StoreInBackground(RepackCache cache, UInt128 key, WeightArena arena)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var writer = new Thread(() =>
+        {
+            try
+            {
+                cache.Store(key, arena.Start, arena.Capacity);
+                done.SetResult();
+            }
+            catch (Exception e)
+            {
+                done.SetException(e);
+            }
+        })
+        {
+            IsBackground = false,
+            Name = "halo repack cache writer",
+        };
+        writer.Start();
+        return done.Task;
+    }
 
     public void Dispose()
     {

@@ -193,7 +193,7 @@ public sealed unsafe partial class RepackCache
         }
 
         string path = FileFor(key);
-        string temporary = $"{path}.{Environment.ProcessId}.tmp";
+        string temporary = $"{path}.{Environment.ProcessId}-{Guid.NewGuid():N}.tmp"; // writers never share one
         try
         {
             System.IO.Directory.CreateDirectory(Directory);

@@ -88,6 +88,21 @@ public sealed unsafe class RepackCacheTests
     }
 
     [Fact]
+    public void Store_ConcurrentWritersOfOneKey_LeaveOneValidFile()
+    {
+        using var dir = new TempDir();
+        var warnings = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var cache = new RepackCache(dir.File("cache"), warnings.Add);
+
+        Parallel.For(0, 4, _ => StoreRandom(cache, 7));
+
+        Assert.Empty(warnings);
+        Assert.Single(Directory.GetFiles(dir.File("cache")));
+        using WeightArena? arena = cache.TryOpen(7, Bytes);
+        Assert.NotNull(arena);
+    }
+
+    [Fact]
     public void Store_TooLittleFreeSpace_WarnsAndWritesNothing()
     {
         using var dir = new TempDir();

@@ -34,7 +34,8 @@ internal sealed class InProcessServer : IAsyncDisposable
         var options = new HaloOptions
         {
             Server = new ServerOptions { Listen = [ListenAddress.Parse("127.0.0.1:0")], DrainTimeoutSeconds = 5 },
-            Model = new ModelOptions { Path = TinyModel.Path, Name = TinyModel.Id, Threads = 2 },
+            // No repack cache: an in-process server runs under the real HOME (daemon process tests use a temp one).
+            Model = new ModelOptions { Path = TinyModel.Path, Name = TinyModel.Id, Threads = 2, RepackCache = "off" },
             Scheduler = new SchedulerOptions { Slots = 4, QueueSize = 8, PrefillChunkTokens = 64 },
             Logging = new LoggingOptions { Level = "warning", Format = "console" },
         };
