@@ -40,6 +40,7 @@ public sealed unsafe class Int4Matrix : IDisposable
     // 1 / s for the group scales s = -127..127 (0 for 0): no division per group at load.
     private static readonly float[] Reciprocals = Enumerable.Range(-MaxScale, 2 * MaxScale + 1).Select(s => s == 0 ? 0f : 1f / s).ToArray();
     public const int MaxCols = 16384;
+    private const int TilesPerPiece = 128;   // 512 rows quantized (and their source released) per claimed piece
 
     private byte* _data;
 
@@ -117,44 +118,46 @@ public sealed unsafe class Int4Matrix : IDisposable
     public static Int4Matrix Quantize(DenseMatrix source, int rows, int groupSize, Action<nint, long>? consumed = null)
     {
         var m = new Int4Matrix(rows, source.Cols, groupSize);
-        int parts = Math.Min(Environment.ProcessorCount, m.Tiles);
-        Parallel.For(0, parts, part =>
-            m.QuantizeTiles(source, rows, (int)((long)m.Tiles * part / parts), (int)((long)m.Tiles * (part + 1) / parts), consumed));
+        int pieces = (m.Tiles + TilesPerPiece - 1) / TilesPerPiece;
+
+        // Pieces are claimed one at a time, so a core slowed by other work does not hold up the rest; each worker
+        // keeps one float row buffer (zero past Cols) for all its pieces.
+        Parallel.For(0, pieces, () => AllocRow(m.PaddedCols), (piece, _, row) =>
+        {
+            int start = piece * TilesPerPiece, end = Math.Min(m.Tiles, start + TilesPerPiece);
+            m.QuantizeTiles(source, rows, start, end, (float*)row);
+            if (consumed is not null)
+            {
+                long rowBytes = (long)source.Cols * (source.Type == GgmlType.F32 ? 4 : 2);
+                int first = start * TileRows, last = Math.Min(rows, end * TileRows);
+                consumed((nint)(source.Data + first * rowBytes), (last - first) * rowBytes);
+            }
+
+            return row;
+        }, row => NativeMemory.AlignedFree((void*)row));
         return m;
     }
 
-    /// <summary>Tiles [start, end) from the source's rows, releasing the source a stretch at a time.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void QuantizeTiles(DenseMatrix source, int rows, int start, int end, Action<nint, long>? consumed)
+    private static nint AllocRow(int cols)
     {
-        const int TilesPerRelease = 512;
-        long rowBytes = (long)source.Cols * (source.Type == GgmlType.F32 ? 4 : 2);
-        float* row = (float*)NativeMemory.AlignedAlloc((nuint)PaddedCols * sizeof(float), 64);
-        try
-        {
-            new Span<float>(row, PaddedCols).Clear();
-            int released = start;
-            for (int t = start; t < end; t++)
-            {
-                // Header padding always, and the zero rows that pad the last tile: codes of real rows are all written.
-                new Span<byte>(Tile(t), t == Tiles - 1 ? (int)TileBytes : HeaderBytes).Clear();
-                for (int i = 0; i < TileRows && t * TileRows + i < rows; i++)
-                {
-                    ReadRow(source, t * TileRows + i, row);
-                    QuantizeRow(t, i, row);
-                }
+        float* row = (float*)NativeMemory.AlignedAlloc((nuint)cols * sizeof(float), 64);
+        new Span<float>(row, cols).Clear();
+        return (nint)row;
+    }
 
-                if (consumed is not null && (t + 1 - released == TilesPerRelease || t + 1 == end))
-                {
-                    int first = released * TileRows, last = Math.Min(rows, (t + 1) * TileRows);
-                    consumed((nint)(source.Data + first * rowBytes), (last - first) * rowBytes);
-                    released = t + 1;
-                }
-            }
-        }
-        finally
+    /// <summary>Tiles [start, end) from the source's rows through <paramref name="row"/> [PaddedCols].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void QuantizeTiles(DenseMatrix source, int rows, int start, int end, float* row)
+    {
+        for (int t = start; t < end; t++)
         {
-            NativeMemory.AlignedFree(row);
+            // Header padding always, and the zero rows that pad the last tile: codes of real rows are all written.
+            new Span<byte>(Tile(t), t == Tiles - 1 ? (int)TileBytes : HeaderBytes).Clear();
+            for (int i = 0; i < TileRows && t * TileRows + i < rows; i++)
+            {
+                ReadRow(source, t * TileRows + i, row);
+                QuantizeRow(t, i, row);
+            }
         }
     }
 
