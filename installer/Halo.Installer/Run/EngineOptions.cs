@@ -3,6 +3,7 @@ using Halo.Core.Formats;
 using Halo.Core.Models;
 using Halo.Engine.Backends;
 using Halo.Engine.Models;
+using Halo.Engine.Weights;
 using Halo.Kernels;
 
 namespace Halo.Installer.Run;
@@ -60,6 +61,9 @@ internal sealed class EngineOptions
             _ => null,
         },
         LmHead = LmHeadPrecisions.Parse(parse.GetValue(LmHead)),
+        RepackCache = RepackCache.DefaultDirectory(Environment.GetEnvironmentVariable("HALO_MODEL_REPACK_CACHE")) is { } cacheDir
+            ? new RepackCache(cacheDir, warning => Console.Error.WriteLine("halo: " + warning))
+            : null,
     };
 
     /// <summary>Loads the model, or prints one clear line and returns null (exit 1).</summary>

@@ -66,6 +66,10 @@ public sealed record ModelOptions
 
     /// <summary>How the CPU backend stores the LM head: source (as the file, exact), int8 or int4; empty = int8.</summary>
     public string LmHead { get; init; } = "";
+
+    /// <summary>Where repacked weights are kept between starts (a warm start maps them instead of repacking), or
+    /// <c>off</c>; empty = systemd's cache or state directory, else <c>~/.cache/halo/repack</c>.</summary>
+    public string RepackCache { get; init; } = "";
 }
 
 /// <summary>Continuous batching.</summary>

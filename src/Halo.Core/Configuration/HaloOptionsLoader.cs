@@ -201,6 +201,7 @@ public static class HaloOptionsLoader
                 ContextLength = (int)r.Integer("model.context_length", d.Model.ContextLength),
                 Activation = r.String("model.activation", d.Model.Activation),
                 LmHead = r.String("model.lm_head", d.Model.LmHead),
+                RepackCache = r.String("model.repack_cache", d.Model.RepackCache),
             },
             Scheduler = new SchedulerOptions
             {

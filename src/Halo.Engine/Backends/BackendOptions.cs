@@ -1,5 +1,6 @@
 using Halo.Core.Models;
 using Halo.Engine.Profiling;
+using Halo.Engine.Weights;
 
 namespace Halo.Engine.Backends;
 
@@ -71,6 +72,9 @@ public sealed record BackendOptions
 
     /// <summary>Most tokens one forward step processes at once (prefill is split into batches of this size).</summary>
     public int MaxBatchTokens { get; init; } = 512;
+
+    /// <summary>Where repacked weights are kept between runs (null: repack every time). See <see cref="RepackCache"/>.</summary>
+    public RepackCache? RepackCache { get; init; }
 
     /// <summary>When set, the backend records how long each phase of its construction took.</summary>
     public LoadTimings? LoadTimings { get; init; }

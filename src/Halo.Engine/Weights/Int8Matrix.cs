@@ -20,18 +20,28 @@ public sealed unsafe class Int8Matrix : IDisposable
     private float* _scales;
     private int* _sums;
 
-    // One fresh, zeroed, untouched block for q, scales and sums: every page is written once, by the quantizer.
-    private Int8Matrix(int rows, int cols)
+    // One fresh, zeroed, untouched block for q, scales and sums (every page is written once, by the quantizer),
+    // or a read-only arena over a repack cache that holds them already.
+    private Int8Matrix(int rows, int cols, WeightArena? memory = null)
     {
         Rows = rows;
         Cols = cols;
-        long qBytes = WeightArena.SliceBytes((long)rows * cols);
-        long rowBytes = WeightArena.SliceBytes((long)rows * sizeof(float));
-        _memory = new WeightArena(qBytes + 2 * rowBytes);
+        _memory = memory ?? new WeightArena(ArenaBytes(rows, cols));
         _q = (sbyte*)_memory.Take((long)rows * cols);
         _scales = (float*)_memory.Take((long)rows * sizeof(float));
         _sums = (int*)_memory.Take((long)rows * sizeof(int));
     }
+
+    /// <summary>Bytes of the one block that holds q, scales and sums.</summary>
+    public static long ArenaBytes(int rows, int cols) =>
+        WeightArena.SliceBytes((long)rows * cols) + 2 * WeightArena.SliceBytes((long)rows * sizeof(float));
+
+    /// <summary>The block that holds q, scales and sums (what a repack cache stores).</summary>
+    public WeightArena Memory => _memory;
+
+    /// <summary>A matrix whose q, scales and sums <paramref name="cached"/> (an arena of <see cref="ArenaBytes"/>
+    /// from a repack cache) holds already; disposing the matrix disposes it.</summary>
+    public static Int8Matrix Over(int rows, int cols, WeightArena cached) => new(rows, cols, cached);
 
     public int Rows { get; }
 

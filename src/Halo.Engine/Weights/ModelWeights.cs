@@ -37,10 +37,12 @@ public sealed class LayerWeights : IDisposable
 public sealed class ModelWeights : IDisposable
 {
     private readonly WeightArena _arena; // holds every ternary matrix
+    private readonly Task? _storing;     // writing the repack cache, which reads the arena
 
-    private ModelWeights(ModelConfig config, DenseMatrix embedding, DenseMatrix lmHead, float[] outputNorm, LayerWeights[] layers, WeightArena arena)
+    private ModelWeights(ModelConfig config, DenseMatrix embedding, DenseMatrix lmHead, float[] outputNorm, LayerWeights[] layers, WeightArena arena, Task? storing)
     {
         _arena = arena;
+        _storing = storing;
         Config = config;
         Embedding = embedding;
         LmHead = lmHead;
@@ -58,7 +60,12 @@ public sealed class ModelWeights : IDisposable
 
     public IReadOnlyList<LayerWeights> Layers { get; }
 
-    public static ModelWeights Load(IModelSource source)
+    /// <summary>
+    /// Reads the weights of <paramref name="source"/>. With a <paramref name="cache"/>, the repacked ternary
+    /// matrices are mapped from it when a valid copy exists; otherwise they are repacked and the copy is written
+    /// on a background thread (disposal waits for it).
+    /// </summary>
+    public static ModelWeights Load(IModelSource source, RepackCache? cache = null)
     {
         ModelConfig c = source.Config;
         string file = source.Path;
@@ -90,7 +97,9 @@ public sealed class ModelWeights : IDisposable
             }
         }
 
-        var arena = new WeightArena(arenaBytes);
+        UInt128? key = cache is null ? null : RepackCache.Key(source, $"ternary {arenaBytes}");
+        WeightArena? cached = key is { } openKey ? cache!.TryOpen(openKey, arenaBytes) : null;
+        WeightArena arena = cached ?? new WeightArena(arenaBytes);
         var matrices = new TernaryMatrix[tensors.Length];
         try
         {
@@ -99,7 +108,15 @@ public sealed class ModelWeights : IDisposable
                 matrices[k] = TernaryMatrix.Allocate(file, tensors[k].Weight, tensors[k].Scale, arena);
             }
 
-            RepackAll(source, tensors, matrices);
+            if (cached is null)
+            {
+                RepackAll(source, tensors, matrices);
+            }
+            else
+            {
+                Parallel.For(0, matrices.Length, k => matrices[k].FinishRepack());
+            }
+
             var layers = new LayerWeights[c.LayerCount];
             for (int i = 0; i < c.LayerCount; i++)
             {
@@ -121,7 +138,8 @@ public sealed class ModelWeights : IDisposable
                 };
             }
 
-            return new ModelWeights(c, embedding, lmHead, Vector(source, "output_norm.weight", c.HiddenSize), layers, arena);
+            Task? storing = cached is null && key is { } storeKey ? StoreInBackground(cache!, storeKey, arena) : null;
+            return new ModelWeights(c, embedding, lmHead, Vector(source, "output_norm.weight", c.HiddenSize), layers, arena, storing);
         }
         catch
         {
@@ -244,8 +262,14 @@ public sealed class ModelWeights : IDisposable
         }
     }
 
+    /// <summary>Writes <paramref name="arena"/> to <paramref name="cache"/> on its own thread; I/O trouble is the
+    /// cache's to report, so the task never faults for it.</summary>
+    internal static unsafe Task StoreInBackground(RepackCache cache, UInt128 key, WeightArena arena) => Task.Factory.StartNew(
+        () => cache.Store(key, arena.Start, arena.Capacity), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
     public void Dispose()
     {
+        _storing?.Wait();
         foreach (LayerWeights l in Layers)
         {
             l.Dispose();

@@ -113,7 +113,8 @@ public sealed unsafe class TernaryMatrix : IDisposable
     /// checks the tensor (shape, type, byte count: every defect is an <see cref="InvalidModelException"/> here,
     /// never later), takes zeroed memory (from <paramref name="arena"/> when given) and, for float master
     /// weights, measures s = mean|W|. <see cref="RepackTiles"/> then fills it, any tiles in any order, and
-    /// <see cref="FinishRepack"/> completes it.
+    /// <see cref="FinishRepack"/> completes it. Over a read-only arena (a repack cache, carved in the same order)
+    /// the slices already hold the repacked matrix: only <see cref="FinishRepack"/> is called.
     /// </summary>
     public static TernaryMatrix Allocate(string file, TensorView tensor, float tensorScale, WeightArena? arena)
     {

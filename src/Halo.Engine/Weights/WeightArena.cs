@@ -17,7 +17,18 @@ public sealed unsafe partial class WeightArena : IDisposable
     private byte* _base;
     private readonly nuint _mappedBytes;
     private readonly bool _mapped;
+    private readonly IDisposable? _owner;
     private long _used;
+
+    // An arena over memory someone else owns (a mapped cache file): read-only, carved the same way, and disposing
+    // it disposes the owner.
+    private WeightArena(byte* memory, long bytes, IDisposable owner)
+    {
+        _base = memory;
+        Capacity = bytes;
+        _owner = owner;
+        IsReadOnly = true;
+    }
 
     public WeightArena(long bytes)
     {
@@ -45,6 +56,16 @@ public sealed unsafe partial class WeightArena : IDisposable
 
     public long Capacity { get; }
 
+    /// <summary>True for an arena over a cache file: its slices hold repacked weights already and must not be written.</summary>
+    public bool IsReadOnly { get; }
+
+    /// <summary>The start of the arena; its first <see cref="Capacity"/> bytes are what the slices were carved from.</summary>
+    public byte* Start => _base;
+
+    /// <summary>An arena over <paramref name="bytes"/> bytes at <paramref name="memory"/>, which
+    /// <paramref name="owner"/> keeps valid until it is disposed (with the arena).</summary>
+    public static WeightArena Over(byte* memory, long bytes, IDisposable owner) => new(memory, bytes, owner);
+
     /// <summary>Bytes a slice of <paramref name="bytes"/> takes from an arena (its size rounded up to 64).</summary>
     public static long SliceBytes(long bytes) => (bytes + 63) & ~63L;
 
@@ -70,7 +91,11 @@ public sealed unsafe partial class WeightArena : IDisposable
             return;
         }
 
-        if (_mapped)
+        if (_owner is not null)
+        {
+            _owner.Dispose();
+        }
+        else if (_mapped)
         {
             _ = Munmap(_base, _mappedBytes);
         }

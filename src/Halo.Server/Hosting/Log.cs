@@ -46,4 +46,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 13, Level = LogLevel.Debug, Message = "Model load phases: {Phases}")]
     public static partial void LoadPhases(ILogger logger, string phases);
+
+    [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "Repack cache: {Message}")]
+    public static partial void RepackCacheWarning(ILogger logger, string message);
 }

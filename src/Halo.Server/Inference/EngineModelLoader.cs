@@ -8,6 +8,7 @@ using Halo.Engine.Backends;
 using Halo.Engine.Profiling;
 using Halo.Engine.Sampling;
 using Halo.Engine.Scheduling;
+using Halo.Engine.Weights;
 using Halo.Kernels;
 using Halo.Server.Hosting;
 using Microsoft.Extensions.Logging;
@@ -52,6 +53,9 @@ internal sealed class EngineModelLoader : IModelLoader
                 LmHead = LmHeadPrecisions.Parse(options.Model.LmHead),
                 MaxBatchTokens = options.Scheduler.PrefillChunkTokens + options.Scheduler.Slots,
                 LoadTimings = timings,
+                RepackCache = RepackCache.DefaultDirectory(options.Model.RepackCache) is { } cacheDir
+                    ? new RepackCache(cacheDir, warning => Log.RepackCacheWarning(logger, warning))
+                    : null,
             };
             backend = BackendSelector.Create(source, backendOptions, logger);
             long wait = Stopwatch.GetTimestamp();

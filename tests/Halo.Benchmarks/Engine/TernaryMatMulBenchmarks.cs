@@ -11,7 +11,8 @@ namespace Halo.Benchmarks.Engine;
 /// <summary>
 /// The ternary matmul on the 2B shapes' largest projection (ffn_gate/up: 6912 x 2560), one thread, per SIMD
 /// path, for one token (decode) and a batch of 64 (prefill), next to a plain read of the same bytes so each
-/// run says which memory-bandwidth period it ran in.
+/// run says which memory-bandwidth period it ran in. The row-scaled paths (one scale per row, per-token
+/// activations: every BitNet checkpoint in Halo numerics) against the per-block paths (llama.cpp numerics).
 /// </summary>
 [MemoryDiagnoser]
 public unsafe class TernaryMatMulBenchmarks
@@ -20,6 +21,8 @@ public unsafe class TernaryMatMulBenchmarks
     private TernaryMatrix _w = null!;
     private QuantizedActivations _x1 = null!;
     private QuantizedActivations _x64 = null!;
+    private QuantizedActivations _t1 = null!;
+    private QuantizedActivations _t64 = null!;
     private float* _y;
 
     [GlobalSetup]
@@ -35,12 +38,14 @@ public unsafe class TernaryMatMulBenchmarks
         var scales = new float[Rows * Cols / 256];
         Array.Fill(scales, 1f);
         _w = TernaryMatrix.FromValues("ffn_gate", values, scales, Rows, Cols, 1f);
-        _x1 = Quantized(1, rng);
-        _x64 = Quantized(64, rng);
+        _x1 = Quantized(1, rng, ActivationScaling.PerBlock);
+        _x64 = Quantized(64, rng, ActivationScaling.PerBlock);
+        _t1 = Quantized(1, rng, ActivationScaling.PerToken);
+        _t64 = Quantized(64, rng, ActivationScaling.PerToken);
         _y = (float*)NativeMemory.AlignedAlloc(64 * Rows * sizeof(float), 64);
     }
 
-    private static QuantizedActivations Quantized(int tokens, Random rng)
+    private static QuantizedActivations Quantized(int tokens, Random rng, ActivationScaling scaling)
     {
         var x = new float[tokens * Cols];
         for (int i = 0; i < x.Length; i++)
@@ -51,7 +56,7 @@ public unsafe class TernaryMatMulBenchmarks
         var q = new QuantizedActivations(tokens, Cols);
         fixed (float* p = x)
         {
-            q.Quantize(p, tokens, Cols, ActivationScaling.PerBlock);
+            q.Quantize(p, tokens, Cols, scaling);
         }
 
         return q;
@@ -63,6 +68,8 @@ public unsafe class TernaryMatMulBenchmarks
         _w.Dispose();
         _x1.Dispose();
         _x64.Dispose();
+        _t1.Dispose();
+        _t64.Dispose();
         NativeMemory.AlignedFree(_y);
     }
 
@@ -88,6 +95,82 @@ public unsafe class TernaryMatMulBenchmarks
 
     [Benchmark(Description = "prefill x64 AVX-512BW")]
     public void PrefillAvx512() => TernaryMatMul.RunAvx512(_w, _x64, _y, Rows, 0, _w.Tiles);
+
+    [Benchmark(Description = "decode row-scaled AVX-512BW")]
+    public void DecodeRowScaledAvx512() => TernaryMatMul.RunRowScaledAvx512(_w, _t1, _y, Rows, 0, _w.Tiles);
+
+    [Benchmark(Description = "decode row-scaled AVX2")]
+    public void DecodeRowScaledAvx2() => TernaryMatMul.RunRowScaledAvx2(_w, _t1, _y, Rows, 0, _w.Tiles);
+
+    [Benchmark(Description = "prefill x64 row-scaled AVX-512BW (GEMM)")]
+    public void PrefillRowScaledAvx512() => TernaryMatMul.RunRowScaledAvx512(_w, _t64, _y, Rows, 0, _w.Tiles);
+
+    [Benchmark(Description = "prefill x64 row-scaled AVX2 (GEMM)")]
+    public void PrefillRowScaledAvx2() => TernaryMatMul.RunRowScaledAvx2(_w, _t64, _y, Rows, 0, _w.Tiles);
+
+    [Benchmark(Description = "prefill x64 portable Vector128")]
+    public void PrefillPortable() => TernaryMatMul.RunPortable(_w, _t64, _y, Rows, 0, _w.Tiles);
+}
+
+/// <summary>
+/// Decode attention on the 2B shapes (head_dim 128, 4 query heads per KV head) of one token against 512 and
+/// 4096 cached positions, one thread, per vector width.
+/// </summary>
+public unsafe class AttentionBenchmarks
+{
+    private const int HeadDim = 128, Group = 4, Context = 4096;
+    private KvCache _cache = null!;
+    private float* _q;
+    private float* _scores;
+    private float* _output;
+
+    [Params(512, 4096)]
+    public int Positions { get; set; }
+
+    [Params(512, 256)]
+    public int Width { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _cache = new KvCache(slots: 1, layers: 1, Context, kvHeads: 1, HeadDim);
+        var rng = new Random(1);
+        float* k = stackalloc float[HeadDim];
+        float* v = stackalloc float[HeadDim];
+        for (int p = 0; p < Context; p++)
+        {
+            for (int i = 0; i < HeadDim; i++)
+            {
+                k[i] = (float)rng.NextDouble() - 0.5f;
+                v[i] = (float)rng.NextDouble() - 0.5f;
+            }
+
+            _cache.Store(0, 0, p, k, v, roundToHalf: false);
+        }
+
+        _q = (float*)NativeMemory.AlignedAlloc(Group * HeadDim * sizeof(float), 64);
+        _output = (float*)NativeMemory.AlignedAlloc(Group * HeadDim * sizeof(float), 64);
+        _scores = (float*)NativeMemory.AlignedAlloc((nuint)(Group * _cache.Capacity * sizeof(float)), 64);
+        for (int i = 0; i < Group * HeadDim; i++)
+        {
+            _q[i] = (float)rng.NextDouble() - 0.5f;
+        }
+
+        Attention.UseVector512 = Width == 512 && Vector512.IsHardwareAccelerated;
+        Attention.UseVector256 = Width == 256 || !Attention.UseVector512;
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _cache.Dispose();
+        NativeMemory.AlignedFree(_q);
+        NativeMemory.AlignedFree(_output);
+        NativeMemory.AlignedFree(_scores);
+    }
+
+    [Benchmark(Description = "attention, one token, GQA group of 4")]
+    public void Group4() => Attention.Group(_q, _cache.Keys(0, 0, 0), _cache.Values(0, 0, 0), Positions, Group, HeadDim, _scores, _cache.Capacity, _output, llamaCppNumerics: false);
 }
 
 /// <summary>

@@ -72,6 +72,19 @@ public class BatchSchedulerTests
     }
 
     [Fact]
+    public async Task Stats_AfterGenerating_ForwardTimeIsPartOfTheStepsTime()
+    {
+        using var backend = new RecurrenceBackend(slots: 2, contextLength: 128, Vocab);
+        using var scheduler = Create(backend, slots: 2);
+
+        await Collect(Submit(scheduler, new GenerationRequest { PromptTokens = Prompt(6, 1), MaxTokens = 30 }));
+        SchedulerStats stats = scheduler.Stats;
+
+        Assert.True(stats.ForwardTicks > 0, $"forward {stats.ForwardTicks}");
+        Assert.True(stats.BusyTicks >= stats.ForwardTicks, $"busy {stats.BusyTicks} < forward {stats.ForwardTicks}");
+    }
+
+    [Fact]
     public async Task Step_LongPromptWhileAnotherDecodes_PrefillsInChunksWithoutStallingTheDecoder()
     {
         using var backend = new RecurrenceBackend(slots: 2, contextLength: 512, Vocab) { StepDelayMs = 1 };

@@ -20,11 +20,12 @@ public sealed unsafe class CpuBackend : IBackend
     private readonly WorkerPool _pool;
     private readonly Transformer _transformer;
     private readonly Int8Matrix? _int8Head;
+    private readonly Task? _storingHead; // writing the int8 head to the repack cache
     private readonly Int4Matrix? _int4Head;
     private readonly int[] _lastTokenOfChunk; // (MaxBatchTokens): chunk whose last token sits at batch index, or -1
     private bool _disposed;
 
-    private CpuBackend(ModelWeights weights, bool ownsWeights, BackendOptions options, Action<nint, long>? releaseHeadSource = null)
+    private CpuBackend(ModelWeights weights, bool ownsWeights, BackendOptions options, Action<nint, long>? releaseHeadSource = null, IModelSource? source = null)
     {
         ModelConfig model = weights.Config;
         if (options.MaxSlots < 1)
@@ -55,7 +56,7 @@ public sealed unsafe class CpuBackend : IBackend
         LmHead = options.LmHead ?? (options.Numerics == NumericsMode.LlamaCpp ? LmHeadPrecision.Source : LmHeadPrecision.Int8);
         if (LmHead == LmHeadPrecision.Int8)
         {
-            _int8Head = Int8Matrix.Quantize(weights.LmHead, model.VocabSize, releaseHeadSource);
+            _int8Head = Int8Head(weights, model.VocabSize, releaseHeadSource, options.RepackCache, source, out _storingHead);
             lap = timings.Lap("lm_head_int8", lap);
         }
         else if (LmHead == LmHeadPrecision.Int4)
@@ -100,17 +101,40 @@ public sealed unsafe class CpuBackend : IBackend
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(options);
         long start = Stopwatch.GetTimestamp();
-        ModelWeights weights = ModelWeights.Load(source);
+        ModelWeights weights = ModelWeights.Load(source, options.RepackCache);
         options.LoadTimings?.Lap("weights", start);
         try
         {
-            return new CpuBackend(weights, ownsWeights: true, options, (address, length) => SourcePages.Release(source, address, length));
+            return new CpuBackend(weights, ownsWeights: true, options, (address, length) => SourcePages.Release(source, address, length), source);
         }
         catch
         {
             weights.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The int8 LM head: mapped from the repack cache when it holds a valid copy for this model file, else
+    /// quantized (and, with a cache, written to it on a background thread that disposal waits for).
+    /// </summary>
+    private static Int8Matrix Int8Head(ModelWeights weights, int vocab, Action<nint, long>? releaseSource, RepackCache? cache, IModelSource? source, out Task? storing)
+    {
+        storing = null;
+        long bytes = Int8Matrix.ArenaBytes(vocab, weights.LmHead.Cols);
+        UInt128? key = cache is not null && source is not null ? RepackCache.Key(source, $"int8 head {weights.LmHead.Name} {vocab}x{weights.LmHead.Cols}") : null;
+        if (key is { } k && cache!.TryOpen(k, bytes) is { } cached)
+        {
+            return Int8Matrix.Over(vocab, weights.LmHead.Cols, cached);
+        }
+
+        Int8Matrix head = Int8Matrix.Quantize(weights.LmHead, vocab, releaseSource);
+        if (key is { } storeKey)
+        {
+            storing = ModelWeights.StoreInBackground(cache!, storeKey, head.Memory);
+        }
+
+        return head;
     }
 
     /// <summary>Builds a backend over already loaded weights (shared, not disposed with the backend).</summary>
@@ -230,6 +254,7 @@ public sealed unsafe class CpuBackend : IBackend
         _pool.Dispose();
         _transformer.Dispose();
         _cache.Dispose();
+        _storingHead?.Wait();
         _int8Head?.Dispose();
         _int4Head?.Dispose();
         if (_ownsWeights)

@@ -316,12 +316,16 @@ internal sealed unsafe class Transformer : IDisposable
         _cache.Store(_slots[t], _layer, _positions[t], _k + (long)t * _kvDim, _v + (long)t * _kvDim, _llamaCppNumerics);
 
     /// <summary>Attention of token t for the query heads of KV head g, over positions 0..pos of its slot.</summary>
-    private void Attend(int t, int g, float* scores)
+    /// <summary>
+    /// Attention of token t for query heads [head, head + count), which share KV head head / group, over
+    /// positions 0..pos of its slot.
+    /// </summary>
+    private void Attend(int t, int head, int count, float* scores)
     {
-        int hd = _c.HeadDim, group = _c.HeadCount / _c.KvHeadCount;
-        long offset = (long)t * _qDim + g * group * hd;
-        Attention.Group(_q + offset, _cache.Keys(_slots[t], _layer, g), _cache.Values(_slots[t], _layer, g), _positions[t] + 1,
-            group, hd, scores, _cache.Capacity, _att + offset, _llamaCppNumerics);
+        int hd = _c.HeadDim, kvHead = head / (_c.HeadCount / _c.KvHeadCount);
+        long offset = (long)t * _qDim + head * hd;
+        Attention.Group(_q + offset, _cache.Keys(_slots[t], _layer, kvHead), _cache.Values(_slots[t], _layer, kvHead), _positions[t] + 1,
+            count, hd, scores, _cache.Capacity, _att + offset, _llamaCppNumerics);
     }
 
     /// <summary>Norm vectors live on the pinned object heap (see <see cref="ModelWeights"/>), so their address is stable.</summary>
@@ -410,13 +414,24 @@ internal sealed unsafe class Transformer : IDisposable
     }
 
     /// <summary>Attention, one item per (token, KV head) pair: the query heads sharing a KV head read it once.</summary>
+    /// <summary>
+    /// Attention, one item per (token, KV head) pair, so the query heads sharing a KV head read it once; when that
+    /// gives too few items to keep every worker busy (decoding one token over 5 KV heads on 2 threads leaves one
+    /// idle a third of the time), one item per (token, query head).
+    /// </summary>
     private sealed class AttentionWork(Transformer owner) : ParallelWork
     {
+        private readonly int _group = owner._c.HeadCount / owner._c.KvHeadCount;
         private readonly long _scoresPerWorker = (long)(owner._c.HeadCount / owner._c.KvHeadCount) * owner._cache.Capacity;
 
-        protected override int ItemCount => owner._tokens * owner._c.KvHeadCount;
+        private int HeadsPerItem => owner._tokens * owner._c.KvHeadCount >= 4 * owner._pool.Threads ? _group : 1;
 
-        protected override void Execute(int item, int worker) =>
-            owner.Attend(item / owner._c.KvHeadCount, item % owner._c.KvHeadCount, owner._scores + worker * _scoresPerWorker);
+        protected override int ItemCount => owner._tokens * owner._c.HeadCount / HeadsPerItem;
+
+        protected override void Execute(int item, int worker)
+        {
+            int heads = HeadsPerItem, itemsPerToken = owner._c.HeadCount / heads;
+            owner.Attend(item / itemsPerToken, item % itemsPerToken * heads, heads, owner._scores + worker * _scoresPerWorker);
+        }
     }
 }

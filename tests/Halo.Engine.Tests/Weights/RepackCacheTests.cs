@@ -1,0 +1,213 @@
+using Halo.Core.Formats;
+using Halo.Core.Models;
+using Halo.Engine.Backends;
+using Halo.Engine.Backends.Cpu;
+using Halo.Engine.Weights;
+using Halo.Testing;
+
+namespace Halo.Engine.Tests.Weights;
+
+public sealed unsafe class RepackCacheTests
+{
+    private const long Bytes = (40 << 20) + 123; // three 16 MiB chunks, the last one partial
+
+    [Fact]
+    public void Store_ThenTryOpen_MapsTheSameBytes()
+    {
+        using var dir = new TempDir();
+        var warnings = new List<string>();
+        var cache = new RepackCache(dir.File("cache"), warnings.Add);
+        byte[] data = RandomBytes(Bytes, seed: 1);
+        fixed (byte* p = data)
+        {
+            cache.Store(1234, p, Bytes);
+        }
+
+        using WeightArena? arena = cache.TryOpen(1234, Bytes);
+
+        Assert.NotNull(arena);
+        Assert.True(arena.IsReadOnly);
+        Assert.True(new ReadOnlySpan<byte>(arena.Start, (int)Bytes).SequenceEqual(data));
+        Assert.Empty(warnings);
+        Assert.Empty(Directory.GetFiles(dir.File("cache"), "*.tmp"));
+    }
+
+    [Fact]
+    public void TryOpen_FlippedPayloadByte_WarnsDeletesAndMisses()
+    {
+        using var dir = new TempDir();
+        var warnings = new List<string>();
+        var cache = new RepackCache(dir.File("cache"), warnings.Add);
+        StoreRandom(cache, 7);
+        string file = Directory.GetFiles(dir.File("cache"))[0];
+        using (var stream = new FileStream(file, FileMode.Open, FileAccess.ReadWrite))
+        {
+            stream.Position = 4096 + (20 << 20);
+            int b = stream.ReadByte();
+            stream.Position--;
+            stream.WriteByte((byte)(b ^ 0x10));
+        }
+
+        Assert.Null(cache.TryOpen(7, Bytes));
+        Assert.Contains(warnings, w => w.Contains("checksum", StringComparison.Ordinal));
+        Assert.False(File.Exists(file));
+    }
+
+    [Theory]
+    [InlineData(1000)]        // cut inside the header
+    [InlineData(4096 + 5000)] // cut inside the weights
+    public void TryOpen_TruncatedFile_WarnsAndMisses(long length)
+    {
+        using var dir = new TempDir();
+        var warnings = new List<string>();
+        var cache = new RepackCache(dir.File("cache"), warnings.Add);
+        StoreRandom(cache, 7);
+        string file = Directory.GetFiles(dir.File("cache"))[0];
+        using (var stream = new FileStream(file, FileMode.Open, FileAccess.ReadWrite))
+        {
+            stream.SetLength(length);
+        }
+
+        Assert.Null(cache.TryOpen(7, Bytes));
+        Assert.Single(warnings);
+    }
+
+    [Fact]
+    public void TryOpen_FileOfAnotherKey_Misses()
+    {
+        using var dir = new TempDir();
+        var warnings = new List<string>();
+        var cache = new RepackCache(dir.File("cache"), warnings.Add);
+        StoreRandom(cache, 7);
+        string file = Directory.GetFiles(dir.File("cache"))[0];
+        File.Move(file, Path.Combine(dir.File("cache"), ((UInt128)8).ToString("x32") + ".repack"));
+
+        Assert.Null(cache.TryOpen(8, Bytes));
+        Assert.Contains(warnings, w => w.Contains("another model", StringComparison.Ordinal));
+        Assert.Null(cache.TryOpen(7, Bytes)); // nothing under the right name either
+    }
+
+    [Fact]
+    public void Store_TooLittleFreeSpace_WarnsAndWritesNothing()
+    {
+        using var dir = new TempDir();
+        var warnings = new List<string>();
+        var cache = new RepackCache(dir.File("cache"), warnings.Add, freeBytes: _ => Bytes + (512L << 20));
+        StoreRandom(cache, 7);
+
+        Assert.Contains(warnings, w => w.Contains("MiB free", StringComparison.Ordinal));
+        Assert.Empty(Directory.GetFiles(dir.File("cache")));
+    }
+
+    [Fact]
+    public void Store_UnwritableDirectory_WarnsWithoutThrowing()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("cache"), "a file where the directory should be");
+        var warnings = new List<string>();
+        var cache = new RepackCache(dir.File("cache"), warnings.Add);
+
+        StoreRandom(cache, 7);
+
+        Assert.Single(warnings);
+        Assert.Null(cache.TryOpen(7, Bytes));
+    }
+
+    [Fact]
+    public void Store_FifthEntry_EvictsTheLeastRecentlyUsed()
+    {
+        using var dir = new TempDir();
+        var cache = new RepackCache(dir.File("cache"));
+        for (int key = 1; key <= 5; key++)
+        {
+            StoreRandom(cache, (UInt128)key, bytes: 4096);
+            File.SetLastWriteTimeUtc(Directory.GetFiles(dir.File("cache"), ((UInt128)key).ToString("x32") + ".repack")[0], DateTime.UtcNow.AddMinutes(key - 10));
+        }
+
+        StoreRandom(cache, 6, bytes: 4096);
+
+        Assert.Equal(4, Directory.GetFiles(dir.File("cache"), "*.repack").Length);
+        Assert.Null(cache.TryOpen(1, 4096));
+        Assert.Null(cache.TryOpen(2, 4096));
+    }
+
+    [Fact]
+    public void Key_ModelFileRewritten_Changes()
+    {
+        using var dir = new TempDir();
+        string path = dir.File("model.gguf");
+        SyntheticModel.Write(SyntheticModelSpec.FromPreset("tiny", GgmlType.TQ2_0, seed: 1), path);
+        UInt128 before;
+        using (IModelSource source = ModelFile.Open(path))
+        {
+            before = RepackCache.Key(source, "ternary")!.Value;
+            Assert.NotEqual(before, RepackCache.Key(source, "int8 head")!.Value);
+        }
+
+        SyntheticModel.Write(SyntheticModelSpec.FromPreset("tiny", GgmlType.TQ2_0, seed: 2), path);
+        File.SetLastWriteTimeUtc(path, File.GetLastWriteTimeUtc(path).AddSeconds(1));
+        using (IModelSource source = ModelFile.Open(path))
+        {
+            Assert.NotEqual(before, RepackCache.Key(source, "ternary")!.Value);
+        }
+    }
+
+    [Fact]
+    public void CpuBackend_SecondLoadFromCache_GivesIdenticalLogits()
+    {
+        using var dir = new TempDir();
+        string path = dir.File("model.gguf");
+        SyntheticModel.Write(SyntheticModelSpec.FromPreset("tiny", GgmlType.TQ2_0, seed: 3), path);
+        var warnings = new List<string>();
+        var cache = new RepackCache(dir.File("cache"), warnings.Add);
+
+        float[] plain = Logits(path, null);
+        float[] first = Logits(path, cache);   // repacks, then writes the cache before disposal returns
+        Assert.Equal(2, Directory.GetFiles(dir.File("cache"), "*.repack").Length);
+        long[] stamps = Directory.GetFiles(dir.File("cache"), "*.repack").Select(f => new FileInfo(f).Length).ToArray();
+        float[] second = Logits(path, cache);  // maps the repacked weights and the int8 head
+
+        Assert.Equal(plain, first);
+        Assert.Equal(plain, second);
+        Assert.Empty(warnings);
+        Assert.Equal(stamps, Directory.GetFiles(dir.File("cache"), "*.repack").Select(f => new FileInfo(f).Length).ToArray());
+    }
+
+    [Theory]
+    [InlineData("/srv/cache", null, null, "/srv/cache")]
+    [InlineData("off", "/var/cache/halo", "/home/u", null)]
+    [InlineData("", "/var/cache/halo:/other", "/home/u", "/var/cache/halo/repack")]
+    [InlineData(null, null, "/home/u", "/home/u/.cache/halo/repack")]
+    [InlineData(null, null, null, null)]
+    public void DefaultDirectory_ConfigThenSystemdThenHome(string? configured, string? cacheDirectory, string? home, string? expected)
+    {
+        var environment = new Dictionary<string, string?> { ["CACHE_DIRECTORY"] = cacheDirectory, ["HOME"] = home };
+
+        Assert.Equal(expected, RepackCache.DefaultDirectory(configured, name => environment.GetValueOrDefault(name)));
+    }
+
+    private static float[] Logits(string path, RepackCache? cache)
+    {
+        using IModelSource source = ModelFile.Open(path);
+        using CpuBackend backend = CpuBackend.Create(source, new BackendOptions { Threads = 2, ContextLength = 16, RepackCache = cache });
+        var logits = new float[backend.Config.VocabSize];
+        backend.Forward([new SequenceChunk(0, 0, new[] { 1, 2, 3 })], logits);
+        return logits;
+    }
+
+    private static void StoreRandom(RepackCache cache, UInt128 key, long bytes = Bytes)
+    {
+        byte[] data = RandomBytes(bytes, seed: (int)key);
+        fixed (byte* p = data)
+        {
+            cache.Store(key, p, bytes);
+        }
+    }
+
+    private static byte[] RandomBytes(long length, int seed)
+    {
+        var data = new byte[length];
+        new Random(seed).NextBytes(data);
+        return data;
+    }
+}
