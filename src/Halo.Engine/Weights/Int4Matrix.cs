@@ -42,9 +42,11 @@ public sealed unsafe class Int4Matrix : IDisposable
     public const int MaxCols = 16384;
     private const int TilesPerPiece = 128;   // 512 rows quantized (and their source released) per claimed piece
 
+    private readonly WeightArena _memory;
     private byte* _data;
 
-    private Int4Matrix(int rows, int cols, int groupSize)
+    // One fresh, zeroed block (see WeightArena), or a read-only arena over a repack cache that holds the tiles already.
+    private Int4Matrix(int rows, int cols, int groupSize, WeightArena? memory = null)
     {
         if (groupSize is not (32 or 64))
         {
@@ -60,14 +62,32 @@ public sealed unsafe class Int4Matrix : IDisposable
         Rows = rows;
         Cols = cols;
         GroupSize = groupSize;
-        PaddedCols = (cols + BlockCols - 1) / BlockCols * BlockCols;
+        PaddedCols = PaddedColumns(cols);
         Groups = PaddedCols / groupSize;
         ScaleStride = (Groups + 15) / 16 * 16;
         HeaderBytes = (TileRows * sizeof(float) + TileRows * ScaleStride + 63) / 64 * 64;
         TileBytes = HeaderBytes + (long)TileRows * PaddedCols / 2;
         Tiles = (rows + TileRows - 1) / TileRows;
-        _data = (byte*)NativeMemory.AlignedAlloc((nuint)(Tiles * TileBytes), 64);
+        _memory = memory ?? new WeightArena(ArenaBytes(rows, cols, groupSize));
+        _data = _memory.Take(Tiles * TileBytes);
     }
+
+    /// <summary>Bytes of the one block that holds the tiles (what a repack cache stores).</summary>
+    public static long ArenaBytes(int rows, int cols, int groupSize)
+    {
+        int scaleStride = (PaddedColumns(cols) / groupSize + 15) / 16 * 16;
+        long tileBytes = (TileRows * sizeof(float) + TileRows * scaleStride + 63) / 64 * 64 + (long)TileRows * PaddedColumns(cols) / 2;
+        return WeightArena.SliceBytes((rows + TileRows - 1) / TileRows * tileBytes);
+    }
+
+    /// <summary>A matrix whose tiles <paramref name="cached"/> (an arena of <see cref="ArenaBytes"/> from a repack
+    /// cache) holds already; disposing the matrix disposes it.</summary>
+    public static Int4Matrix Over(int rows, int cols, int groupSize, WeightArena cached) => new(rows, cols, groupSize, cached);
+
+    /// <summary>The block that holds the tiles.</summary>
+    public WeightArena Memory => _memory;
+
+    private static int PaddedColumns(int cols) => (cols + BlockCols - 1) / BlockCols * BlockCols;
 
     public int Rows { get; }
 
@@ -151,8 +171,7 @@ public sealed unsafe class Int4Matrix : IDisposable
     {
         for (int t = start; t < end; t++)
         {
-            // Header padding always, and the zero rows that pad the last tile: codes of real rows are all written.
-            new Span<byte>(Tile(t), t == Tiles - 1 ? (int)TileBytes : HeaderBytes).Clear();
+            // The arena arrives zeroed (header padding, the rows that pad the last tile); every other byte is written here.
             for (int i = 0; i < TileRows && t * TileRows + i < rows; i++)
             {
                 ReadRow(source, t * TileRows + i, row);
@@ -278,7 +297,7 @@ public sealed unsafe class Int4Matrix : IDisposable
     {
         if (_data != null)
         {
-            NativeMemory.AlignedFree(_data);
+            _memory.Dispose();
             _data = null;
         }
     }
