@@ -40,10 +40,13 @@ public sealed unsafe class Int4Matrix : IDisposable
     // 1 / s for the group scales s = -127..127 (0 for 0): no division per group at load.
     private static readonly float[] Reciprocals = Enumerable.Range(-MaxScale, 2 * MaxScale + 1).Select(s => s == 0 ? 0f : 1f / s).ToArray();
     public const int MaxCols = 16384;
+    private const int TilesPerPiece = 128;   // 512 rows quantized (and their source released) per claimed piece
 
+    private readonly WeightArena _memory;
     private byte* _data;
 
-    private Int4Matrix(int rows, int cols, int groupSize)
+    // One fresh, zeroed block (see WeightArena), or a read-only arena over a repack cache that holds the tiles already.
+    private Int4Matrix(int rows, int cols, int groupSize, WeightArena? memory = null)
     {
         if (groupSize is not (32 or 64))
         {
@@ -59,14 +62,32 @@ public sealed unsafe class Int4Matrix : IDisposable
         Rows = rows;
         Cols = cols;
         GroupSize = groupSize;
-        PaddedCols = (cols + BlockCols - 1) / BlockCols * BlockCols;
+        PaddedCols = PaddedColumns(cols);
         Groups = PaddedCols / groupSize;
         ScaleStride = (Groups + 15) / 16 * 16;
         HeaderBytes = (TileRows * sizeof(float) + TileRows * ScaleStride + 63) / 64 * 64;
         TileBytes = HeaderBytes + (long)TileRows * PaddedCols / 2;
         Tiles = (rows + TileRows - 1) / TileRows;
-        _data = (byte*)NativeMemory.AlignedAlloc((nuint)(Tiles * TileBytes), 64);
+        _memory = memory ?? new WeightArena(ArenaBytes(rows, cols, groupSize));
+        _data = _memory.Take(Tiles * TileBytes);
     }
+
+    /// <summary>Bytes of the one block that holds the tiles (what a repack cache stores).</summary>
+    public static long ArenaBytes(int rows, int cols, int groupSize)
+    {
+        int scaleStride = (PaddedColumns(cols) / groupSize + 15) / 16 * 16;
+        long tileBytes = (TileRows * sizeof(float) + TileRows * scaleStride + 63) / 64 * 64 + (long)TileRows * PaddedColumns(cols) / 2;
+        return WeightArena.SliceBytes((rows + TileRows - 1) / TileRows * tileBytes);
+    }
+
+    /// <summary>A matrix whose tiles <paramref name="cached"/> (an arena of <see cref="ArenaBytes"/> from a repack
+    /// cache) holds already; disposing the matrix disposes it.</summary>
+    public static Int4Matrix Over(int rows, int cols, int groupSize, WeightArena cached) => new(rows, cols, groupSize, cached);
+
+    /// <summary>The block that holds the tiles.</summary>
+    public WeightArena Memory => _memory;
+
+    private static int PaddedColumns(int cols) => (cols + BlockCols - 1) / BlockCols * BlockCols;
 
     public int Rows { get; }
 
@@ -117,44 +138,45 @@ public sealed unsafe class Int4Matrix : IDisposable
     public static Int4Matrix Quantize(DenseMatrix source, int rows, int groupSize, Action<nint, long>? consumed = null)
     {
         var m = new Int4Matrix(rows, source.Cols, groupSize);
-        int parts = Math.Min(Environment.ProcessorCount, m.Tiles);
-        Parallel.For(0, parts, part =>
-            m.QuantizeTiles(source, rows, (int)((long)m.Tiles * part / parts), (int)((long)m.Tiles * (part + 1) / parts), consumed));
+        int pieces = (m.Tiles + TilesPerPiece - 1) / TilesPerPiece;
+
+        // Pieces are claimed one at a time, so a core slowed by other work does not hold up the rest; each worker
+        // keeps one float row buffer (zero past Cols) for all its pieces.
+        Parallel.For(0, pieces, () => AllocRow(m.PaddedCols), (piece, _, row) =>
+        {
+            int start = piece * TilesPerPiece, end = Math.Min(m.Tiles, start + TilesPerPiece);
+            m.QuantizeTiles(source, rows, start, end, (float*)row);
+            if (consumed is not null)
+            {
+                long rowBytes = (long)source.Cols * (source.Type == GgmlType.F32 ? 4 : 2);
+                int first = start * TileRows, last = Math.Min(rows, end * TileRows);
+                consumed((nint)(source.Data + first * rowBytes), (last - first) * rowBytes);
+            }
+
+            return row;
+        }, row => NativeMemory.AlignedFree((void*)row));
         return m;
     }
 
-    /// <summary>Tiles [start, end) from the source's rows, releasing the source a stretch at a time.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void QuantizeTiles(DenseMatrix source, int rows, int start, int end, Action<nint, long>? consumed)
+    private static nint AllocRow(int cols)
     {
-        const int TilesPerRelease = 512;
-        long rowBytes = (long)source.Cols * (source.Type == GgmlType.F32 ? 4 : 2);
-        float* row = (float*)NativeMemory.AlignedAlloc((nuint)PaddedCols * sizeof(float), 64);
-        try
-        {
-            new Span<float>(row, PaddedCols).Clear();
-            int released = start;
-            for (int t = start; t < end; t++)
-            {
-                // Header padding always, and the zero rows that pad the last tile: codes of real rows are all written.
-                new Span<byte>(Tile(t), t == Tiles - 1 ? (int)TileBytes : HeaderBytes).Clear();
-                for (int i = 0; i < TileRows && t * TileRows + i < rows; i++)
-                {
-                    ReadRow(source, t * TileRows + i, row);
-                    QuantizeRow(t, i, row);
-                }
+        float* row = (float*)NativeMemory.AlignedAlloc((nuint)cols * sizeof(float), 64);
+        new Span<float>(row, cols).Clear();
+        return (nint)row;
+    }
 
-                if (consumed is not null && (t + 1 - released == TilesPerRelease || t + 1 == end))
-                {
-                    int first = released * TileRows, last = Math.Min(rows, (t + 1) * TileRows);
-                    consumed((nint)(source.Data + first * rowBytes), (last - first) * rowBytes);
-                    released = t + 1;
-                }
-            }
-        }
-        finally
+    /// <summary>Tiles [start, end) from the source's rows through <paramref name="row"/> [PaddedCols].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void QuantizeTiles(DenseMatrix source, int rows, int start, int end, float* row)
+    {
+        for (int t = start; t < end; t++)
         {
-            NativeMemory.AlignedFree(row);
+            // The arena arrives zeroed (header padding, the rows that pad the last tile); every other byte is written here.
+            for (int i = 0; i < TileRows && t * TileRows + i < rows; i++)
+            {
+                ReadRow(source, t * TileRows + i, row);
+                QuantizeRow(t, i, row);
+            }
         }
     }
 
@@ -275,7 +297,7 @@ public sealed unsafe class Int4Matrix : IDisposable
     {
         if (_data != null)
         {
-            NativeMemory.AlignedFree(_data);
+            _memory.Dispose();
             _data = null;
         }
     }

@@ -167,8 +167,10 @@ public sealed unsafe class RepackCacheTests
         }
     }
 
-    [Fact]
-    public void CpuBackend_SecondLoadFromCache_GivesIdenticalLogits()
+    [Theory]
+    [InlineData(LmHeadPrecision.Int8)]
+    [InlineData(LmHeadPrecision.Int4)]
+    public void CpuBackend_SecondLoadFromCache_GivesIdenticalLogits(LmHeadPrecision head)
     {
         using var dir = new TempDir();
         string path = dir.File("model.gguf");
@@ -176,11 +178,11 @@ public sealed unsafe class RepackCacheTests
         var warnings = new List<string>();
         var cache = new RepackCache(dir.File("cache"), warnings.Add);
 
-        float[] plain = Logits(path, null);
-        float[] first = Logits(path, cache);   // repacks, then writes the cache before disposal returns
+        float[] plain = Logits(path, null, head);
+        float[] first = Logits(path, cache, head);   // repacks, then writes the cache before disposal returns
         Assert.Equal(2, Directory.GetFiles(dir.File("cache"), "*.repack").Length);
         long[] stamps = Directory.GetFiles(dir.File("cache"), "*.repack").Select(f => new FileInfo(f).Length).ToArray();
-        float[] second = Logits(path, cache);  // maps the repacked weights and the int8 head
+        float[] second = Logits(path, cache, head);  // maps the repacked weights and the quantized head
 
         Assert.Equal(plain, first);
         Assert.Equal(plain, second);
@@ -201,10 +203,10 @@ public sealed unsafe class RepackCacheTests
         Assert.Equal(expected, RepackCache.DefaultDirectory(configured, name => environment.GetValueOrDefault(name)));
     }
 
-    private static float[] Logits(string path, RepackCache? cache)
+    private static float[] Logits(string path, RepackCache? cache, LmHeadPrecision head)
     {
         using IModelSource source = ModelFile.Open(path);
-        using CpuBackend backend = CpuBackend.Create(source, new BackendOptions { Threads = 2, ContextLength = 16, RepackCache = cache });
+        using CpuBackend backend = CpuBackend.Create(source, new BackendOptions { Threads = 2, ContextLength = 16, RepackCache = cache, LmHead = head });
         var logits = new float[backend.Config.VocabSize];
         backend.Forward([new SequenceChunk(0, 0, new[] { 1, 2, 3 })], logits);
         return logits;

@@ -20,7 +20,7 @@ public sealed unsafe class CpuBackend : IBackend
     private readonly WorkerPool _pool;
     private readonly Transformer _transformer;
     private readonly Int8Matrix? _int8Head;
-    private readonly Task? _storingHead; // writing the int8 head to the repack cache
+    private readonly Task? _storingHead; // writing the int8 or int4 head to the repack cache
     private readonly Int4Matrix? _int4Head;
     private readonly int[] _lastTokenOfChunk; // (MaxBatchTokens): chunk whose last token sits at batch index, or -1
     private bool _disposed;
@@ -61,7 +61,7 @@ public sealed unsafe class CpuBackend : IBackend
         }
         else if (LmHead == LmHeadPrecision.Int4)
         {
-            _int4Head = Int4Matrix.Quantize(weights.LmHead, model.VocabSize, Int4GroupSize, releaseHeadSource);
+            _int4Head = Int4Head(weights, model.VocabSize, releaseHeadSource, options.RepackCache, source, out _storingHead);
             lap = timings.Lap("lm_head_int4", lap);
         }
 
@@ -129,6 +129,27 @@ public sealed unsafe class CpuBackend : IBackend
         }
 
         Int8Matrix head = Int8Matrix.Quantize(weights.LmHead, vocab, releaseSource);
+        if (key is { } storeKey)
+        {
+            storing = ModelWeights.StoreInBackground(cache!, storeKey, head.Memory);
+        }
+
+        return head;
+    }
+
+    /// <summary>The 4-bit LM head: from the repack cache like the int8 head, else quantized (and stored in the background).</summary>
+    private static Int4Matrix Int4Head(ModelWeights weights, int vocab, Action<nint, long>? releaseSource, RepackCache? cache, IModelSource? source, out Task? storing)
+    {
+        storing = null;
+        int cols = weights.LmHead.Cols;
+        long bytes = Int4Matrix.ArenaBytes(vocab, cols, Int4GroupSize);
+        UInt128? key = cache is not null && source is not null ? RepackCache.Key(source, $"int4 head g{Int4GroupSize} {weights.LmHead.Name} {vocab}x{cols}") : null;
+        if (key is { } k && cache!.TryOpen(k, bytes) is { } cached)
+        {
+            return Int4Matrix.Over(vocab, cols, Int4GroupSize, cached);
+        }
+
+        Int4Matrix head = Int4Matrix.Quantize(weights.LmHead, vocab, Int4GroupSize, releaseSource);
         if (key is { } storeKey)
         {
             storing = ModelWeights.StoreInBackground(cache!, storeKey, head.Memory);
