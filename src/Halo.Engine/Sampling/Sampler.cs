@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 
 namespace Halo.Engine.Sampling;
@@ -191,22 +193,32 @@ public sealed class Sampler
         if (k < _vocab)
         {
             // Keep the k best in _ids/_values with a min-heap at the front, then sort those k.
-            int size = 0;
-            for (int i = 0; i < _vocab; i++)
+            int i = 0;
+            for (; i < k; i++)
             {
-                float l = _logits[i];
-                if (size < k)
+                _values[i] = _logits[i];
+                _ids[i] = i;
+                SiftUp(i);
+            }
+
+            // Only a logit above the heap's minimum enters. Over a large vocabulary almost none does, so whole
+            // vectors at or below the minimum are skipped (what enters, and in what order, is unchanged).
+            ref float logits = ref MemoryMarshal.GetArrayDataReference(_logits);
+            int width = Vector<float>.Count;
+            for (; i <= _vocab - width; i += width)
+            {
+                if (!Vector.LessThanOrEqualAll(Vector.LoadUnsafe(ref logits, (nuint)i), new Vector<float>(_values[0])))
                 {
-                    _values[size] = l;
-                    _ids[size] = i;
-                    SiftUp(size++);
+                    for (int j = i; j < i + width; j++)
+                    {
+                        Offer(j, k);
+                    }
                 }
-                else if (l > _values[0])
-                {
-                    _values[0] = l;
-                    _ids[0] = i;
-                    SiftDown(0, size);
-                }
+            }
+
+            for (; i < _vocab; i++)
+            {
+                Offer(i, k);
             }
         }
         else
@@ -222,6 +234,18 @@ public sealed class Sampler
         Array.Reverse(_values, 0, k);
         Array.Reverse(_ids, 0, k);
         return k;
+    }
+
+    /// <summary>Puts logit <paramref name="i"/> in the full heap of size <paramref name="k"/> if it beats the minimum.</summary>
+    private void Offer(int i, int k)
+    {
+        float l = _logits[i];
+        if (l > _values[0])
+        {
+            _values[0] = l;
+            _ids[0] = i;
+            SiftDown(0, k);
+        }
     }
 
     private void SiftUp(int i)

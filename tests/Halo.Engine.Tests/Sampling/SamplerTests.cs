@@ -88,6 +88,27 @@ public sealed class SamplerTests
     }
 
     [Fact]
+    public void Sample_TopKOverLargeVocabulary_DrawsFromExactlyTheKBest()
+    {
+        // A Llama-3-sized vocabulary whose length is no multiple of a vector, with winners at both ends and
+        // in the tail that the vector scan leaves to the scalar loop.
+        const int vocab = 128_256 + 3;
+        float[] l = Logits(vocab, 11);
+        l[0] = 40f;
+        l[vocab - 1] = 41f;
+        l[vocab - 2] = 39f;
+        int[] best = Enumerable.Range(0, vocab).OrderByDescending(i => l[i]).Take(40).ToArray();
+        var s = new Sampler(vocab, new SamplingParams { Temperature = 1000f, TopK = 40, TopP = 1f, MinP = 0f, Seed = 3 });
+        var seen = new HashSet<int>();
+        for (int i = 0; i < 2000; i++)
+        {
+            seen.Add(s.Sample(l));
+        }
+
+        Assert.Equal(best.Order(), seen.Order());
+    }
+
+    [Fact]
     public void Sample_TopPSmall_KeepsOnlyTheDominantToken()
     {
         var l = new float[10];
