@@ -84,7 +84,11 @@ public static unsafe partial class TernaryMatMul
             Vector512<short> a0 = default, a1 = default, a2 = default, a3 = default;
             for (int b = b0; b < end; b++)
             {
-                Unpack(Vector512.Load(rowCodes + (long)b * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes), out Vector512<byte> f0, out Vector512<byte> f1, out Vector512<byte> f2, out Vector512<byte> f3);
+                // The first token group streams the weights from memory; a row's blocks are 256 bytes apart,
+                // a stride the hardware prefetcher follows late (+35% on a 128 MB matrix, -1% in cache).
+                byte* codes = rowCodes + (long)b * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
+                Sse.Prefetch0(codes + PrefetchDistance);
+                Unpack(Vector512.Load(codes), out Vector512<byte> f0, out Vector512<byte> f1, out Vector512<byte> f2, out Vector512<byte> f3);
                 sbyte* qb = q + b * 256;
                 a0 += BlockDot(f0, f1, f2, f3, qb);
                 a1 += BlockDot(f0, f1, f2, f3, qb + cols);
@@ -184,6 +188,7 @@ public static unsafe partial class TernaryMatMul
         for (int b = 0; b < blocks; b++)
         {
             byte* codes = rowCodes + (long)b * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
+            Sse.Prefetch0(codes + PrefetchDistance);
             Unpack(Vector256.Load(codes), out Vector256<byte> f0, out Vector256<byte> f1, out Vector256<byte> f2, out Vector256<byte> f3);
             Unpack(Vector256.Load(codes + 32), out Vector256<byte> g0, out Vector256<byte> g1, out Vector256<byte> g2, out Vector256<byte> g3);
             sbyte* qb = q + b * 256;
