@@ -36,7 +36,7 @@ public sealed class BenchCommandTests
         JsonElement root = JsonDocument.Parse(stdout).RootElement;
         JsonElement summary = root.GetProperty("summary");
         foreach (string metric in (string[])["pp_tps", "tg_tps", "tg_d0_tps", "load_ms", "peak_rss_mib", "parallel_tps", "parallel_stream_tps",
-                     "parallel_single_tps", "parallel_speedup", "parallel_itl_p50_ms", "parallel_itl_p99_ms"])
+                     "parallel_single_tps", "parallel_speedup", "parallel_itl_p99_ms"])
         {
             Assert.True(summary.GetProperty(metric).GetProperty("median").GetDouble() > 0, metric);
         }
@@ -44,7 +44,9 @@ public sealed class BenchCommandTests
         double aggregate = summary.GetProperty("parallel_tps").GetProperty("median").GetDouble();
         double perStream = summary.GetProperty("parallel_stream_tps").GetProperty("median").GetDouble();
         Assert.Equal(aggregate / 4, perStream, 1);
-        Assert.True(summary.GetProperty("parallel_itl_p50_ms").GetProperty("median").GetDouble() <= summary.GetProperty("parallel_itl_p99_ms").GetProperty("median").GetDouble());
+        // On the tiny model a reader often takes several tokens in one wake, so the median gap can round to 0.
+        double p50 = summary.GetProperty("parallel_itl_p50_ms").GetProperty("median").GetDouble();
+        Assert.InRange(p50, 0, summary.GetProperty("parallel_itl_p99_ms").GetProperty("median").GetDouble());
         double overhead = summary.GetProperty("parallel_loop_overhead_pct").GetProperty("median").GetDouble();
         Assert.InRange(overhead, 0, 100);
         Assert.Equal(4, root.GetProperty("settings").GetProperty("parallel").GetInt32());
@@ -63,7 +65,7 @@ public sealed class BenchCommandTests
         // Exit 0 means every stream delivered all 32 tokens (ignore_eos, one logprobs entry per token).
         Assert.True(code == 0, stderr + daemon.Tail());
         JsonElement root = JsonDocument.Parse(stdout).RootElement;
-        foreach (string metric in (string[])["parallel_tps", "parallel_stream_tps", "parallel_single_tps", "parallel_speedup", "parallel_itl_p50_ms", "parallel_itl_p99_ms"])
+        foreach (string metric in (string[])["parallel_tps", "parallel_stream_tps", "parallel_single_tps", "parallel_speedup", "parallel_itl_p99_ms"])
         {
             Assert.True(root.GetProperty("summary").GetProperty(metric).GetProperty("median").GetDouble() >= 0, metric);
         }
