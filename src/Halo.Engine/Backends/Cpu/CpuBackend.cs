@@ -213,19 +213,23 @@ public sealed unsafe class CpuBackend : IBackend
                 continue;
             }
 
-            // Sequences decoding together share each pass over the LM head, in groups; the rest go one by one.
+            // Sequences decoding together share each pass over the LM head, in groups of up to 8.
             group[grouped] = t;
             targets[grouped++] = target;
             if (grouped == Int8MatVec.BatchTokens)
             {
-                _transformer.LogitsBatch(group, targets);
+                _transformer.LogitsBatch(group, targets, grouped);
                 grouped = 0;
             }
         }
 
-        for (int k = 0; k < grouped; k++)
+        if (grouped > 1)
         {
-            _transformer.Logits(group[k], targets[k]);
+            _transformer.LogitsBatch(group, targets, grouped);
+        }
+        else if (grouped == 1)
+        {
+            _transformer.Logits(group[0], targets[0]);
         }
     }
 

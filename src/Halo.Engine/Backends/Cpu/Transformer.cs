@@ -48,9 +48,11 @@ internal sealed unsafe class Transformer : IDisposable
     private readonly sbyte* _headQ;   // (d, or the 4-bit head's padded columns, zero past d) LM-head input as int8
     private readonly short* _headGroupSums; // (the 4-bit head's ScaleStride) sum of _headQ per column group
     private readonly byte* _headU;    // (d) the same plus 128, for the unsigned-by-signed dot product
-    private readonly sbyte* _headBatchQ; // (4, d) int8 LM-head inputs of a batched-logits group
-    private readonly byte* _headBatchU;  // (4, d) the same plus 128
-    private readonly float* _headBatchD; // (4) their scales
+    private readonly sbyte* _headBatchQ; // (8, d) int8 LM-head inputs of a batched-logits group
+    private readonly byte* _headBatchU;  // (8, d) the same plus 128
+    private readonly float* _headBatchD; // (8) their scales
+    private readonly float** _headBatchTargets; // (8) where each token's logits go
+    private readonly float* _headScratch; // (vocab) logits of a padded group's copies, discarded
     private readonly Int8LmHeadBatchWork _int8LmHeadBatch = new();
     private readonly AttentionWork _attention;
     private readonly TokenWork _tokenWork;
@@ -96,6 +98,8 @@ internal sealed unsafe class Transformer : IDisposable
         _headBatchQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * d), 64);
         _headBatchU = (byte*)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * d), 64);
         _headBatchD = Alloc(Int8MatVec.BatchTokens);
+        _headBatchTargets = (float**)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * sizeof(float*)), 64);
+        _headScratch = int8Head is null ? null : Alloc(_c.VocabSize);
     }
 
     public int MaxTokens { get; }
@@ -265,15 +269,15 @@ internal sealed unsafe class Transformer : IDisposable
     public bool BatchesLogits => _int8Head is not null && _int4Head is null;
 
     /// <summary>
-    /// Logits of <see cref="Int8MatVec.BatchTokens"/> tokens of the last batch (batch indices <paramref name="t"/>)
-    /// in one pass over the int8 head: with several sequences decoding, the head is read once per step, not once
-    /// per sequence.
+    /// Logits of 2..<see cref="Int8MatVec.BatchTokens"/> tokens of the last batch (batch indices
+    /// <paramref name="t"/>) in one pass over the int8 head: with several sequences decoding, the head is read once
+    /// per step, not once per sequence. A short group is padded with copies of its first token into a scratch row.
     /// </summary>
-    public void LogitsBatch(int* t, float** logits)
+    public void LogitsBatch(int* t, float** logits, int n)
     {
         long t0 = Stopwatch.GetTimestamp();
         int d = _c.HiddenSize;
-        for (int k = 0; k < Int8MatVec.BatchTokens; k++)
+        for (int k = 0; k < n; k++)
         {
             float* h = _h + (long)t[k] * d;
             VectorOps.RmsNorm(_x + (long)t[k] * d, Pinned(_w.OutputNorm), h, d, _c.RmsNormEps);
@@ -283,9 +287,18 @@ internal sealed unsafe class Transformer : IDisposable
             }
 
             _headBatchD[k] = QuantizeHeadInput(h, d, _headBatchQ + (long)k * d, _headBatchU + (long)k * d);
+            _headBatchTargets[k] = logits[k];
         }
 
-        _int8LmHeadBatch.Set(_int8Head!, _headBatchU, _headBatchQ, _headBatchD, logits);
+        for (int k = n; k < Int8MatVec.BatchTokens; k++)
+        {
+            Buffer.MemoryCopy(_headBatchQ, _headBatchQ + (long)k * d, d, d);
+            Buffer.MemoryCopy(_headBatchU, _headBatchU + (long)k * d, d, d);
+            _headBatchD[k] = _headBatchD[0];
+            _headBatchTargets[k] = _headScratch;
+        }
+
+        _int8LmHeadBatch.Set(_int8Head!, _headBatchU, _headBatchQ, _headBatchD, _headBatchTargets);
         _pool.Run(_int8LmHeadBatch);
         Mark(Op.LmHead, ref t0);
     }
@@ -366,6 +379,8 @@ internal sealed unsafe class Transformer : IDisposable
         NativeMemory.AlignedFree(_headBatchQ);
         NativeMemory.AlignedFree(_headBatchU);
         NativeMemory.AlignedFree(_headBatchD);
+        NativeMemory.AlignedFree(_headBatchTargets);
+        NativeMemory.AlignedFree(_headScratch);
         NativeMemory.AlignedFree(_headGroupSums);
         _qx.Dispose();
     }

@@ -85,7 +85,7 @@ public sealed class CpuBackendTests
         Assert.Equal(b, a);
     }
 
-    /// <summary>Five sequences decoding in one step: four share one pass over the int8 LM head, the fifth has its own.</summary>
+    /// <summary>Five sequences decoding in one step share one pass over the int8 LM head (a group padded to eight).</summary>
     [Fact]
     public void Forward_FiveSlotsDecodingTogether_EqualsSeparateRuns()
     {

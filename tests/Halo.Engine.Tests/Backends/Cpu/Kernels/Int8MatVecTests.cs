@@ -76,9 +76,9 @@ public sealed unsafe class Int8MatVecTests
         }
     }
 
-    /// <summary>Four tokens in one pass over the rows give exactly what four single-token passes give.</summary>
+    /// <summary>Eight tokens in one pass over the rows give exactly what eight single-token passes give.</summary>
     [Fact]
-    public void RunBatch_FourTokens_EqualsOneTokenAtATime()
+    public void RunBatch_EightTokens_EqualsOneTokenAtATime()
     {
         const int rows = 37, cols = 384, tokens = Int8MatVec.BatchTokens;
         var rng = new Random(4);
@@ -96,7 +96,7 @@ public sealed unsafe class Int8MatVecTests
             u[i] = (byte)(q[i] + 128);
         }
 
-        float[] d = [0.5f, 0.25f, 1.5f, 0.125f];
+        float[] d = [0.5f, 0.25f, 1.5f, 0.125f, 2f, 0.75f, 1f, 0.375f];
         var batched = new float[tokens * rows];
         var single = new float[tokens * rows];
         fixed (Half* p = halves)
