@@ -107,9 +107,11 @@ public sealed unsafe class TernaryMatMulTests
     [InlineData(RowScaledPath.Avx512Gfni, 1)]
     [InlineData(RowScaledPath.Avx512Gfni, 4)]
     [InlineData(RowScaledPath.Avx512Gfni, 11)]
+    [InlineData(RowScaledPath.Avx512Gfni, 23)]
     [InlineData(RowScaledPath.Avx512Shifts, 11)]
     [InlineData(RowScaledPath.Avx2Vnni, 1)]
     [InlineData(RowScaledPath.Avx2Vnni, 11)]
+    [InlineData(RowScaledPath.Avx2Vnni, 23)]
     [InlineData(RowScaledPath.Avx2MultiplyAdd, 11)]
     public void RunRowScaled_OneScalePerRow_MatchesExactIntegerDotProducts(RowScaledPath path, int tokens)
     {
@@ -121,6 +123,7 @@ public sealed unsafe class TernaryMatMulTests
         }
 
         // 37 rows: a ragged last tile; 4096 columns = 16 blocks: the 16-bit partial sums are widened mid-row.
+        // 23 tokens: 5 groups of 4 through the GEMM, then 3 through the one-token path.
         const int rows = 37, cols = 4096, blocks = cols / 256;
         var rng = new Random(12);
         var values = new sbyte[rows * cols];
