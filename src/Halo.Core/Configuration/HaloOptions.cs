@@ -81,7 +81,7 @@ public sealed record SchedulerOptions
     /// <summary>Requests waiting for a slot; one more gets 429.</summary>
     public int QueueSize { get; init; } = 64;
 
-    /// <summary>Prompt tokens one sequence feeds per step, so long prompts do not stall other streams.</summary>
+    /// <summary>Prompt tokens fed per step, so long prompts do not stall other streams (at most 64 while any stream decodes).</summary>
     public int PrefillChunkTokens { get; init; } = 256;
 
     /// <summary>Completion length when a request names none; 0 = until the context is full.</summary>

@@ -107,6 +107,33 @@ public class BatchSchedulerTests
     }
 
     [Fact]
+    public async Task Step_LongPromptWhileAnotherDecodes_FeedsAtMost64PromptTokensPerStep()
+    {
+        using var backend = new RecurrenceBackend(slots: 2, contextLength: 1024, Vocab) { StepDelayMs = 1 };
+        using var scheduler = Create(backend, slots: 2, chunk: 256);
+        int[] alonePrompt = Prompt(300, 7);
+        await Collect(Submit(scheduler, new GenerationRequest { PromptTokens = alonePrompt, MaxTokens = 1 }));
+        Assert.Contains(backend.Batches, b => b.Length == 1 && b[0] == 256);
+
+        backend.Batches.Clear();
+        GenerationStream decoder = Submit(scheduler, new GenerationRequest { PromptTokens = Prompt(4, 5) });
+        while (decoder.CompletionTokenCount < 2)
+        {
+            await Task.Delay(1);
+        }
+
+        int[] longPrompt = Prompt(300, 6);
+        var (tokens, _) = await Collect(Submit(scheduler, new GenerationRequest { PromptTokens = longPrompt, MaxTokens = 3 }));
+        decoder.Cancel();
+        await Collect(decoder);
+
+        Assert.Equal(RecurrenceBackend.Continue(longPrompt, 3, Vocab), tokens);
+        // Once the decoder runs, the long prompt goes in pieces of at most 64 tokens next to its token.
+        Assert.All(backend.Batches.Where(b => b.Length == 2), b => Assert.True(b.Max() <= 64, string.Join("+", b)));
+        Assert.True(backend.Batches.Count(b => b.Length == 2 && b.Max() == 64) >= 4, string.Join(" ", backend.Batches.Select(b => string.Join("+", b))));
+    }
+
+    [Fact]
     public async Task TrySubmit_SlotsAndQueueFull_ReturnsQueueFull()
     {
         using var backend = new RecurrenceBackend(slots: 1, contextLength: 64, Vocab);
