@@ -38,7 +38,13 @@ public sealed class StatusServiceTests
 
         Assert.Equal(SubmitStatus.Accepted, scheduler.TrySubmit(new GenerationRequest { PromptTokens = [1, 2, 3], MaxTokens = 200 }, out GenerationStream? generation));
         await generation!.WaitForFinishAsync(CancellationToken.None);
-        await Task.Delay(700);
+        // The timer ticks every 0.3 s, but a loaded machine can delay ticks and the socket's reader: wait (at most
+        // 10 s) for the line that has seen all 200 tokens.
+        for (int i = 0; i < 200 && !notify.Messages.Any(m => m.Message.EndsWith("200 tokens generated", StringComparison.Ordinal)); i++)
+        {
+            await Task.Delay(50);
+        }
+
         await status.StopAsync(CancellationToken.None);
 
         string[] lines = notify.Messages.Select(m => m.Message).Where(m => m.StartsWith("STATUS=", StringComparison.Ordinal)).ToArray();

@@ -88,10 +88,11 @@ public sealed class SystemdProcessTests(ITestOutputHelper output)
         using var home = new TempDir();
         using var notify = new NotifySocket(home.Path);
         using var daemon = DaemonProcess.Start(["--model", TinyModel.Path, "--listen", "127.0.0.1:0"], home.Path,
-            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path, ["HALO_SERVER_DRAIN_TIMEOUT_SECONDS"] = "0.5", ["HALO_MODEL_CONTEXT_LENGTH"] = "4096" });
+            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path, ["HALO_SERVER_DRAIN_TIMEOUT_SECONDS"] = "0.5", ["HALO_MODEL_CONTEXT_LENGTH"] = "16384" });
         notify.WaitFor("READY=1", StartTimeout);
         using var client = new HttpClient { BaseAddress = daemon.WaitForUrl(StartTimeout), Timeout = TimeSpan.FromSeconds(60) };
-        Task<string> stream = ReadStream(client, 4000);
+        // Long enough that the tiny model (thousands of tokens a second) is still generating at SIGTERM.
+        Task<string> stream = ReadStream(client, 16000);
         await WaitUntil(async () => (await client.GetStringAsync("metrics")).Contains("halo_requests_running 1", StringComparison.Ordinal));
 
         var clock = Stopwatch.StartNew();
@@ -102,7 +103,7 @@ public sealed class SystemdProcessTests(ITestOutputHelper output)
         Assert.Equal(0, exit);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"stopped after {clock.Elapsed}");
         Assert.EndsWith("data: [DONE]\n\n", body, StringComparison.Ordinal);
-        Assert.DoesNotContain("\"completion_tokens\":4000", body, StringComparison.Ordinal);
+        Assert.DoesNotContain("\"completion_tokens\":16000", body, StringComparison.Ordinal);
     }
 
     [Fact]
