@@ -82,32 +82,6 @@ internal sealed unsafe class LmHeadWork : ParallelWork
         DenseMatVec.Run(_head!, _x, _y, item * RowsPerItem, Math.Min(_rows, (item + 1) * RowsPerItem));
 }
 
-/// <summary>Logits rows = int8 LM head x for one hidden vector quantized per token, split by vocabulary rows.</summary>
-internal sealed unsafe class Int8LmHeadWork : ParallelWork
-{
-    private const int RowsPerItem = 1024;
-
-    private Int8Matrix? _head;
-    private byte* _u;
-    private sbyte* _q;
-    private float _d;
-    private float* _y;
-
-    public void Set(Int8Matrix head, byte* u, sbyte* q, float d, float* y)
-    {
-        _head = head;
-        _u = u;
-        _q = q;
-        _d = d;
-        _y = y;
-    }
-
-    protected override int ItemCount => (_head!.Rows + RowsPerItem - 1) / RowsPerItem;
-
-    protected override void Execute(int item, int worker) =>
-        Int8MatVec.Run(_head!, _u, _q, _d, _y, item * RowsPerItem, Math.Min(_head!.Rows, (item + 1) * RowsPerItem));
-}
-
 /// <summary>Logits rows = 4-bit LM head x for one hidden vector quantized per token, split by row tiles.</summary>
 internal sealed unsafe class Int4LmHeadWork : ParallelWork
 {
@@ -134,8 +108,8 @@ internal sealed unsafe class Int4LmHeadWork : ParallelWork
         Int4MatVec.Run(_head!, _q, _groupSums, _d, _y, item * TilesPerItem, Math.Min(_head!.Tiles, (item + 1) * TilesPerItem));
 }
 
-/// <summary>Logits of several tokens in one pass over the int8 LM head, split by vocabulary rows.</summary>
-internal sealed unsafe class Int8LmHeadBatchWork : ParallelWork
+/// <summary>Logits of one or several tokens (one pass over the int8 LM head), split by vocabulary rows.</summary>
+internal sealed unsafe class Int8LmHeadWork : ParallelWork
 {
     private const int RowsPerItem = 1024;
 
@@ -144,18 +118,21 @@ internal sealed unsafe class Int8LmHeadBatchWork : ParallelWork
     private sbyte* _q;
     private float* _d;
     private float** _logits;
+    private int _tokens;
 
-    public void Set(Int8Matrix head, byte* u, sbyte* q, float* d, float** logits)
+    /// <summary>Token k: inputs at u/q + k * cols, scale d[k], logits into logits[k].</summary>
+    public void Set(Int8Matrix head, byte* u, sbyte* q, float* d, float** logits, int tokens)
     {
         _head = head;
         _u = u;
         _q = q;
         _d = d;
         _logits = logits;
+        _tokens = tokens;
     }
 
     protected override int ItemCount => (_head!.Rows + RowsPerItem - 1) / RowsPerItem;
 
     protected override void Execute(int item, int worker) =>
-        Int8MatVec.RunBatch(_head!, _u, _q, _d, _logits, Int8MatVec.BatchTokens, item * RowsPerItem, Math.Min(_head!.Rows, (item + 1) * RowsPerItem));
+        Int8MatVec.RunBatch(_head!, _u, _q, _d, _logits, _tokens, item * RowsPerItem, Math.Min(_head!.Rows, (item + 1) * RowsPerItem));
 }

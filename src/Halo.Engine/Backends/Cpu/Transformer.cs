@@ -53,7 +53,6 @@ internal sealed unsafe class Transformer : IDisposable
     private readonly float* _headBatchD; // (8) their scales
     private readonly float** _headBatchTargets; // (8) where each token's logits go
     private readonly float* _headScratch; // (vocab) logits of a padded group's copies, discarded
-    private readonly Int8LmHeadBatchWork _int8LmHeadBatch = new();
     private readonly AttentionWork _attention;
     private readonly TokenWork _tokenWork;
     private int _tokens;
@@ -254,7 +253,8 @@ internal sealed unsafe class Transformer : IDisposable
         else if (_int8Head is not null)
         {
             float dq = QuantizeHeadInput(h, d);
-            _int8LmHead.Set(_int8Head, _headU, _headQ, dq, logits);
+            float* target = logits;
+            _int8LmHead.Set(_int8Head, _headU, _headQ, &dq, &target, 1);
             _pool.Run(_int8LmHead);
         }
         else
@@ -298,8 +298,8 @@ internal sealed unsafe class Transformer : IDisposable
             _headBatchTargets[k] = _headScratch;
         }
 
-        _int8LmHeadBatch.Set(_int8Head!, _headBatchU, _headBatchQ, _headBatchD, _headBatchTargets);
-        _pool.Run(_int8LmHeadBatch);
+        _int8LmHead.Set(_int8Head!, _headBatchU, _headBatchQ, _headBatchD, _headBatchTargets, Int8MatVec.BatchTokens);
+        _pool.Run(_int8LmHead);
         Mark(Op.LmHead, ref t0);
     }
 

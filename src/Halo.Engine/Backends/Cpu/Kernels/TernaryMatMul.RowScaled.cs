@@ -121,10 +121,7 @@ public static unsafe partial class TernaryMatMul
             for (int b = b0; b < end; b++)
             {
                 byte* codes = tileCodes + b * (TernaryMatrix.TileRows * TernaryMatrix.BlockBytes);
-                Sse.Prefetch0(codes + PrefetchDistance);
-                Sse.Prefetch0(codes + PrefetchDistance + 64);
-                Sse.Prefetch0(codes + PrefetchDistance + 128);
-                Sse.Prefetch0(codes + PrefetchDistance + 192);
+                PrefetchTileBlock(codes);
                 sbyte* qb = q + b * 256;
                 Vector512<sbyte> x0 = Vector512.Load(qb), x1 = Vector512.Load(qb + 64), x2 = Vector512.Load(qb + 128), x3 = Vector512.Load(qb + 192);
                 a0 += RowDot(Vector512.Load(codes), x0, x1, x2, x3);
@@ -211,10 +208,7 @@ public static unsafe partial class TernaryMatMul
         for (int b = 0; b < blocks; b++)
         {
             byte* codes = tileCodes + b * (TernaryMatrix.TileRows * TernaryMatrix.BlockBytes);
-            Sse.Prefetch0(codes + PrefetchDistance);
-            Sse.Prefetch0(codes + PrefetchDistance + 64);
-            Sse.Prefetch0(codes + PrefetchDistance + 128);
-            Sse.Prefetch0(codes + PrefetchDistance + 192);
+            PrefetchTileBlock(codes);
             sbyte* qb = q + b * 256;
             s0 += RowDot(codes, qb);
             s1 += RowDot(codes + 64, qb);

@@ -108,7 +108,6 @@ public static unsafe partial class TernaryMatMul
     internal static void RunAvx512(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd)
     {
         int blocks = w.Blocks;
-        Vector512<byte> mask = Vector512.Create((byte)3);
         Vector512<short> ones = Vector512.Create((short)1);
         for (int tile = tileStart; tile < tileEnd; tile++)
         {
@@ -123,19 +122,16 @@ public static unsafe partial class TernaryMatMul
                 for (int b = 0; b < blocks; b++)
                 {
                     byte* codes = tileCodes + b * (TernaryMatrix.TileRows * TernaryMatrix.BlockBytes);
-                    Sse.Prefetch0(codes + PrefetchDistance);
-                    Sse.Prefetch0(codes + PrefetchDistance + 64);
-                    Sse.Prefetch0(codes + PrefetchDistance + 128);
-                    Sse.Prefetch0(codes + PrefetchDistance + 192);
+                    PrefetchTileBlock(codes);
                     sbyte* qb = q + b * 256;
                     Vector512<sbyte> a0 = Vector512.Load(qb), a1 = Vector512.Load(qb + 64), a2 = Vector512.Load(qb + 128), a3 = Vector512.Load(qb + 192);
                     Vector512<int> correction = Vector512.CreateScalar(sums[b]);
                     float db = d[b];
                     float* s = tileScales + b * TernaryMatrix.TileRows;
-                    acc0 = Block(codes, a0, a1, a2, a3, mask, ones, correction, db * s[0], acc0);
-                    acc1 = Block(codes + 64, a0, a1, a2, a3, mask, ones, correction, db * s[1], acc1);
-                    acc2 = Block(codes + 128, a0, a1, a2, a3, mask, ones, correction, db * s[2], acc2);
-                    acc3 = Block(codes + 192, a0, a1, a2, a3, mask, ones, correction, db * s[3], acc3);
+                    acc0 = Block(codes, a0, a1, a2, a3, ones, correction, db * s[0], acc0);
+                    acc1 = Block(codes + 64, a0, a1, a2, a3, ones, correction, db * s[1], acc1);
+                    acc2 = Block(codes + 128, a0, a1, a2, a3, ones, correction, db * s[2], acc2);
+                    acc3 = Block(codes + 192, a0, a1, a2, a3, ones, correction, db * s[3], acc3);
                 }
 
                 Store(w, y + (long)t * yStride, tile, Vector512.Sum(acc0), Vector512.Sum(acc1), Vector512.Sum(acc2), Vector512.Sum(acc3));
@@ -143,16 +139,21 @@ public static unsafe partial class TernaryMatMul
         }
     }
 
+    /// <summary>Asks for the 4 rows' block <see cref="PrefetchDistance"/> bytes ahead of the one being read.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchTileBlock(byte* codes)
+    {
+        Sse.Prefetch0(codes + PrefetchDistance);
+        Sse.Prefetch0(codes + PrefetchDistance + 64);
+        Sse.Prefetch0(codes + PrefetchDistance + 128);
+        Sse.Prefetch0(codes + PrefetchDistance + 192);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Block(byte* codes, Vector512<sbyte> a0, Vector512<sbyte> a1, Vector512<sbyte> a2, Vector512<sbyte> a3,
-        Vector512<byte> mask, Vector512<short> ones, Vector512<int> correction, float scale, Vector512<float> acc)
+        Vector512<short> ones, Vector512<int> correction, float scale, Vector512<float> acc)
     {
-        Vector512<byte> c = Vector512.Load(codes);
-        Vector512<ushort> cw = c.AsUInt16();
-        Vector512<byte> c0 = c & mask;
-        Vector512<byte> c1 = Avx512BW.ShiftRightLogical(cw, 2).AsByte() & mask;
-        Vector512<byte> c2 = Avx512BW.ShiftRightLogical(cw, 4).AsByte() & mask;
-        Vector512<byte> c3 = Avx512BW.ShiftRightLogical(cw, 6).AsByte() & mask;
+        Unpack(Vector512.Load(codes), out Vector512<byte> c0, out Vector512<byte> c1, out Vector512<byte> c2, out Vector512<byte> c3);
         Vector512<short> p = Avx512BW.MultiplyAddAdjacent(c0, a0) + Avx512BW.MultiplyAddAdjacent(c1, a1)
             + Avx512BW.MultiplyAddAdjacent(c2, a2) + Avx512BW.MultiplyAddAdjacent(c3, a3);
         Vector512<int> dot = Avx512BW.MultiplyAddAdjacent(p, ones) - correction;
