@@ -59,7 +59,7 @@ internal static class ParallelBench
             {
                 if (op is not (Op.Sampling or Op.Overhead))
                 {
-                    breakdown[BenchCommand.Name(op)] = profile.Milliseconds(op) / many.LoopSteps;
+                    breakdown[BenchCommand.Name(op)] = many.LoopSteps > 0 ? profile.Milliseconds(op) / many.LoopSteps : 0;
                 }
             }
 
@@ -70,7 +70,8 @@ internal static class ParallelBench
         result["parallel_tps"] = many.AggregateTps;
         result["parallel_stream_tps"] = many.AggregateTps / streams;
         result["parallel_single_tps"] = single.AggregateTps;
-        result["parallel_speedup"] = many.AggregateTps / single.AggregateTps;
+        // On a tiny model a round can be over before a timed window opens: 0, never an infinity JSON cannot hold.
+        result["parallel_speedup"] = single.AggregateTps > 0 ? many.AggregateTps / single.AggregateTps : 0;
         result["parallel_itl_p50_ms"] = many.InterTokenMs(0.50);
         result["parallel_itl_p99_ms"] = many.InterTokenMs(0.99);
         result["parallel_loop_overhead_pct"] = many.LoopOverheadPct;

@@ -31,7 +31,8 @@ public sealed class BenchCommandTests
     {
         using var dir = new TempDir();
         string model = HaloProcess.TinyModel(dir);
-        (int code, string stdout, string stderr) = HaloProcess.Run("bench", "--model", model, "--pp", "16", "--tg", "24", "--reps", "1", "--threads", "2", "--json", "--parallel", "4", "--breakdown");
+        // 200 tokens a stream: the tiny model must still be decoding when the timed window opens.
+        (int code, string stdout, string stderr) = HaloProcess.Run("bench", "--model", model, "--pp", "16", "--tg", "200", "--reps", "1", "--threads", "2", "--json", "--parallel", "4", "--breakdown");
         Assert.True(code == 0, stderr);
         JsonElement root = JsonDocument.Parse(stdout).RootElement;
         JsonElement summary = root.GetProperty("summary");
