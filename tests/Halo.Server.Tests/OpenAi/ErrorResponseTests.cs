@@ -177,10 +177,12 @@ public sealed class AdmissionErrorTests
     {
         await using InProcessServer server = await InProcessServer.StartAsync(InProcessServer.DefaultOptions(o => o with
         {
+            Model = o.Model with { ContextLength = 16384 },
             Scheduler = o.Scheduler with { Slots = 1, QueueSize = 0 },
             Server = o.Server with { RetryAfterSeconds = 3 },
         }));
-        const string endless = """{"messages": [{"role": "user", "content": "hi"}], "stream": true}""";
+        // Long enough that the tiny model (thousands of tokens a second) still holds the slot for the second request.
+        const string endless = """{"messages": [{"role": "user", "content": "hi"}], "stream": true, "ignore_eos": true}""";
         using var first = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = new StringContent(endless) };
         using HttpResponseMessage running = await server.Client.SendAsync(first, HttpCompletionOption.ResponseHeadersRead);
 
