@@ -1,5 +1,6 @@
 using Halo.Core.Formats;
 using Halo.Core.Models;
+using Halo.Engine.Weights;
 using Halo.Kernels.Layout;
 using ILGPU;
 using ILGPU.Runtime;
@@ -147,24 +148,8 @@ internal sealed class DeviceModel : IDisposable
 
     private DeviceTernaryMatrix Ternary(Accelerator accelerator, IModelSource source, string prefix, int rows, int cols)
     {
-        TensorView w = source.GetTensor(prefix + ".weight");
-        if (w.Shape.Length != 2 || w.Shape[0] != cols || w.Shape[1] != rows)
-        {
-            throw new InvalidModelException(source.Path, $"tensor '{w.Name}' has shape [{string.Join(", ", w.Shape)}], expected [{cols}, {rows}]");
-        }
-
-        float scale = 1f;
-        if (source.TryGetTensor(prefix + ".scale", out TensorView s))
-        {
-            if (s.ElementCount != 1 || s.Type != GgmlType.F32)
-            {
-                throw new InvalidModelException(source.Path, $"tensor '{s.Name}' must be one F32 value, is {s.Type} [{string.Join(", ", s.Shape)}]");
-            }
-
-            scale = BitConverter.ToSingle(s.Bytes);
-        }
-
-        return Own(new DeviceTernaryMatrix(accelerator, TernaryLayout.FromTensor(w, source.Path), scale));
+        TernaryTensor t = TernaryTensor.Find(source, prefix, rows, cols);
+        return Own(new DeviceTernaryMatrix(accelerator, TernaryLayout.FromTensor(t.Weight, source.Path), t.Scale));
     }
 
     private T Own<T>(T disposable)
