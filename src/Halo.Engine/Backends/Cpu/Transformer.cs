@@ -236,12 +236,7 @@ internal sealed unsafe class Transformer : IDisposable
     {
         long t0 = Stopwatch.GetTimestamp();
         int d = _c.HiddenSize;
-        float* h = _h + (long)t * d;
-        VectorOps.RmsNorm(_x + (long)t * d, Pinned(_w.OutputNorm), h, d, _c.RmsNormEps);
-        if (_llamaCppNumerics)
-        {
-            VectorOps.RoundToHalf(h, d);
-        }
+        float* h = FinalNorm(t);
 
         if (_int4Head is not null)
         {
@@ -279,14 +274,7 @@ internal sealed unsafe class Transformer : IDisposable
         int d = _c.HiddenSize;
         for (int k = 0; k < n; k++)
         {
-            float* h = _h + (long)t[k] * d;
-            VectorOps.RmsNorm(_x + (long)t[k] * d, Pinned(_w.OutputNorm), h, d, _c.RmsNormEps);
-            if (_llamaCppNumerics)
-            {
-                VectorOps.RoundToHalf(h, d);
-            }
-
-            _headBatchD[k] = QuantizeHeadInput(h, d, _headBatchQ + (long)k * d, _headBatchU + (long)k * d);
+            _headBatchD[k] = QuantizeHeadInput(FinalNorm(t[k]), d, _headBatchQ + (long)k * d, _headBatchU + (long)k * d);
             _headBatchTargets[k] = logits[k];
         }
 
@@ -301,6 +289,20 @@ internal sealed unsafe class Transformer : IDisposable
         _int8LmHead.Set(_int8Head!, _headBatchU, _headBatchQ, _headBatchD, _headBatchTargets, Int8MatVec.BatchTokens);
         _pool.Run(_int8LmHead);
         Mark(Op.LmHead, ref t0);
+    }
+
+    /// <summary>h = rmsnorm(x[t]) * output_norm (rounded to F16 in llama.cpp numerics), the LM head's input.</summary>
+    private float* FinalNorm(int t)
+    {
+        int d = _c.HiddenSize;
+        float* h = _h + (long)t * d;
+        VectorOps.RmsNorm(_x + (long)t * d, Pinned(_w.OutputNorm), h, d, _c.RmsNormEps);
+        if (_llamaCppNumerics)
+        {
+            VectorOps.RoundToHalf(h, d);
+        }
+
+        return h;
     }
 
     private float QuantizeHeadInput(float* h, int d) => QuantizeHeadInput(h, d, _headQ, _headU);
