@@ -51,13 +51,13 @@ public sealed class SystemdProcessTests(ITestOutputHelper output)
         using var home = new TempDir();
         using var notify = new NotifySocket(home.Path);
         using var daemon = DaemonProcess.Start(["--model", TinyModel.Path, "--listen", "127.0.0.1:0"], home.Path,
-            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path, ["HALO_SERVER_DRAIN_TIMEOUT_SECONDS"] = "30", ["HALO_MODEL_CONTEXT_LENGTH"] = "2048" });
+            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path, ["HALO_SERVER_DRAIN_TIMEOUT_SECONDS"] = "60", ["HALO_MODEL_CONTEXT_LENGTH"] = "8192" });
         notify.WaitFor("READY=1", StartTimeout);
         using var client = new HttpClient { BaseAddress = daemon.WaitForUrl(StartTimeout), Timeout = TimeSpan.FromSeconds(60) };
 
-        // Three streams long enough to be mid-flight at SIGTERM: on a quiet machine the tiny model decodes 200
-        // tokens in tens of milliseconds, faster than the metrics poll below could see them running.
-        Task<string>[] streams = Enumerable.Range(0, 3).Select(i => ReadStream(client, 1000)).ToArray();
+        // Three streams long enough to be mid-flight at SIGTERM: the tiny model decodes about 20,000 tokens a
+        // second on a quiet machine, so 1000-token streams could end before the metrics poll saw all three.
+        Task<string>[] streams = Enumerable.Range(0, 3).Select(i => ReadStream(client, 6000)).ToArray();
         await WaitUntil(async () => (await client.GetStringAsync("metrics")).Contains("halo_requests_running 3", StringComparison.Ordinal));
         daemon.Signal(DaemonProcess.SigTerm);
         await WaitUntil(async () =>
@@ -73,12 +73,12 @@ public sealed class SystemdProcessTests(ITestOutputHelper output)
         });
 
         string[] bodies = await Task.WhenAll(streams);
-        Assert.Equal(0, daemon.WaitForExit(TimeSpan.FromSeconds(30)));
+        Assert.Equal(0, daemon.WaitForExit(TimeSpan.FromSeconds(60)));
         foreach (string body in bodies)
         {
             Assert.Contains("\"finish_reason\":\"length\"", body, StringComparison.Ordinal);
             Assert.EndsWith("data: [DONE]\n\n", body, StringComparison.Ordinal);
-            Assert.Contains("\"completion_tokens\":1000", body, StringComparison.Ordinal);
+            Assert.Contains("\"completion_tokens\":6000", body, StringComparison.Ordinal);
         }
     }
 
@@ -244,7 +244,7 @@ public sealed class SystemdProcessTests(ITestOutputHelper output)
 
     private static async Task<string> ReadStream(HttpClient client, int maxTokens)
     {
-        string body = $$$"""{"messages": [{"role": "user", "content": "tell a long story"}], "max_tokens": {{{maxTokens}}}, "temperature": 0, "stream": true, "stream_options": {"include_usage": true}}""";
+        string body = $$$"""{"messages": [{"role": "user", "content": "tell a long story"}], "max_tokens": {{{maxTokens}}}, "temperature": 0, "ignore_eos": true, "stream": true, "stream_options": {"include_usage": true}}""";
         using HttpResponseMessage response = await client.PostAsync("v1/chat/completions", new StringContent(body, Encoding.UTF8, "application/json"));
         return await response.Content.ReadAsStringAsync();
     }
