@@ -4,16 +4,25 @@ namespace Halo.Engine.Backends.Cpu;
 
 /// <summary>
 /// Work cut into items that threads claim one at a time, so a thread the OS has descheduled (a shared,
-/// busy machine) holds up at most the one item it took, never a fixed share of the step. Items must be
+/// busy machine) holds up at most the one item it took, never a fixed share of the step. Each thread first
+/// claims, in order, the items of its own contiguous share and only then helps with the others' shares: a
+/// thread walking its share in order reads weights as one sequential stream that the hardware prefetcher
+/// follows, where threads taking turns from one counter each jump over the other's items. Items must be
 /// independent. One instance is reused across dispatches: set its inputs, then <see cref="WorkerPool.Run"/>.
 /// </summary>
 public abstract class ParallelWork
 {
-    // Between dispatches the claim counter is parked far above any item count, so a worker that wakes late
+    // Between dispatches the claim counters are parked far above any item count, so a worker that wakes late
     // claims nothing from inputs that are being changed.
     private const int Closed = int.MaxValue / 2;
 
-    private int _next = Closed;
+    // One claim counter per share, each on its own cache line (16 ints = 64 bytes) so that two threads
+    // claiming from their own shares do not contend for one line.
+    private const int CounterStride = 16;
+
+    private int[] _next = [];
+    private int[] _end = [];
+    private int _shares;
     private int _done;
     private int _items;
     private Exception? _failure;
@@ -26,39 +35,72 @@ public abstract class ParallelWork
 
     internal bool Finished => Volatile.Read(ref _done) >= _items;
 
-    internal void Open()
+    /// <summary>Cuts the items into one contiguous share per thread and opens the claims.</summary>
+    internal void Open(int threads)
     {
-        _items = ItemCount;
+        if (_end.Length != threads)
+        {
+            _next = new int[threads * CounterStride];
+            Array.Fill(_next, Closed);
+            _end = new int[threads];
+            _shares = threads;
+        }
+
+        int items = ItemCount;
+        _items = items;
+        for (int s = 0; s < threads; s++)
+        {
+            _end[s] = (int)((long)items * (s + 1) / threads);
+        }
+
         Volatile.Write(ref _done, 0);
-        Volatile.Write(ref _next, 0);
+        for (int s = 0; s < threads; s++)
+        {
+            Volatile.Write(ref _next[s * CounterStride], (int)((long)items * s / threads));
+        }
     }
 
-    internal void Close() => Volatile.Write(ref _next, Closed);
+    internal void Close()
+    {
+        for (int s = 0; s < _shares; s++)
+        {
+            Volatile.Write(ref _next[s * CounterStride], Closed);
+        }
+    }
 
     /// <summary>The first failure of the finished dispatch, if any (and forgets it).</summary>
     internal Exception? TakeFailure() => Interlocked.Exchange(ref _failure, null);
 
-    /// <summary>Claims and does items until none are left. A failure is recorded before its item counts as done.</summary>
+    /// <summary>
+    /// Claims and does items until none are left: its own share first, then the next shares round the ring.
+    /// A failure is recorded before its item counts as done.
+    /// </summary>
     internal void Help(int worker)
     {
-        while (true)
+        int shares = _shares;
+        for (int k = 0; k < shares; k++)
         {
-            int item = Interlocked.Increment(ref _next) - 1;
-            if (item >= _items)
+            int share = (worker + k) % shares;
+            while (true)
             {
-                return;
-            }
+                // The end is read after the claim: Open writes it before it reopens the counter.
+                int item = Interlocked.Increment(ref _next[share * CounterStride]) - 1;
+                if (item >= Volatile.Read(ref _end[share]))
+                {
+                    break;
+                }
 
-            try
-            {
-                Execute(item, worker);
-            }
-            catch (Exception e)
-            {
-                Interlocked.CompareExchange(ref _failure, e, null);
-            }
+                try
+                {
+                    Execute(item, worker);
+                }
+                catch (Exception e)
+                {
+                    Interlocked.CompareExchange(ref _failure, e, null);
+                }
 
-            Interlocked.Increment(ref _done);
+                Interlocked.Increment(ref _done);
+            }
         }
     }
 }
@@ -100,7 +142,7 @@ public sealed class WorkerPool : IDisposable
     /// <summary>Runs every item of <paramref name="work"/> and returns when all are done.</summary>
     public void Run(ParallelWork work)
     {
-        work.Open();
+        work.Open(Threads);
         Volatile.Write(ref _work, work);
         Interlocked.Increment(ref _generation);
         for (int i = 0; i < _threads.Length; i++)
