@@ -1,9 +1,12 @@
+using Halo.Core.Formats;
+using Halo.Core.Models;
 using Halo.Engine.Backends;
 using Halo.Engine.Backends.Cpu;
 using Halo.Engine.Backends.Cpu.Kernels;
 using Halo.Engine.Tests.Reference;
 using Halo.Engine.Tests.Weights;
 using Halo.Engine.Weights;
+using Halo.Testing;
 using Xunit.Abstractions;
 
 namespace Halo.Engine.Tests.Backends.Cpu;
@@ -174,6 +177,63 @@ public sealed unsafe class LmHeadAccuracyTests(ITestOutputHelper output)
 
         output.WriteLine($"{precision} head on the tiny synthetic model: {agreement}");
         AssertWithin(agreement, maxErrorOverStd, top1, meanKl);
+    }
+
+    /// <summary>
+    /// Free-running greedy decoding end to end on a synthetic GGUF model (varied tokens, unlike the collapsing random
+    /// test model): each quantized head picks the exact head's tokens up to the exact head's first near-tie, where a
+    /// top-2 margin below <see cref="NearTie"/> logits is within the heads' measured errors (int8 and int6 move a
+    /// logit by up to ~0.07 std here).
+    /// </summary>
+    [Theory]
+    [InlineData(LmHeadPrecision.Int8)]
+    [InlineData(LmHeadPrecision.Int6)]
+    public void Generate_QuantizedHead_GreedyTokensEqualSourceHead(LmHeadPrecision precision)
+    {
+        using var dir = new TempDir();
+        string path = dir.File("model.gguf");
+        SyntheticModel.Write(SyntheticModelSpec.FromPreset("tiny", GgmlType.TQ2_0, seed: 1), path);
+        using IModelSource source = ModelFile.Open(path);
+        using CpuBackend exact = CpuBackend.Create(source, new BackendOptions { Threads = 2, ContextLength = 64, LmHead = LmHeadPrecision.Source });
+        using CpuBackend quantized = CpuBackend.Create(source, new BackendOptions { Threads = 2, ContextLength = 64, LmHead = precision });
+        int compared = 0;
+        foreach (int[] prompt in (int[][])[[1, 2, 3], [5, 17, 250, 3], [42]])
+        {
+            (int[] expected, double[] margins) = Greedy(exact, prompt);
+            (int[] actual, _) = Greedy(quantized, prompt);
+            int untilTie = Array.FindIndex(margins, m => m < NearTie) is var tie and >= 0 ? tie : expected.Length;
+            output.WriteLine($"{precision} [{string.Join(',', prompt)}]: {string.Join(',', actual)} (exact head: {string.Join(',', expected)}, first near-tie at {untilTie})");
+            Assert.Equal(expected[..untilTie], actual[..untilTie]);
+            compared += untilTie;
+        }
+
+        Assert.True(compared >= 32, $"only {compared} tokens before near-ties: the test compares too little");
+    }
+
+    private const double NearTie = 0.1;
+
+    /// <summary>24 greedy tokens after <paramref name="prompt"/>, and the top-2 logit margin of each choice.</summary>
+    private static (int[] Tokens, double[] Margins) Greedy(CpuBackend backend, int[] prompt)
+    {
+        var logits = new float[backend.Config.VocabSize];
+        var tokens = new int[24];
+        var margins = new double[tokens.Length];
+        backend.Forward([new SequenceChunk(0, 0, prompt)], logits);
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            int best = Array.IndexOf(logits, logits.Max());
+            float second = float.NegativeInfinity;
+            for (int v = 0; v < logits.Length; v++)
+            {
+                second = v == best ? second : Math.Max(second, logits[v]);
+            }
+
+            tokens[i] = best;
+            margins[i] = logits[best] - second;
+            backend.Forward([new SequenceChunk(0, prompt.Length + i, new[] { best })], logits);
+        }
+
+        return (tokens, margins);
     }
 
     private static void AssertWithin(Agreement a, double maxErrorOverStd, double top1, double meanKl)
