@@ -45,11 +45,14 @@ internal sealed unsafe class Transformer : IDisposable
     private readonly Int8Matrix? _int8Head;
     private readonly Int4LmHeadWork _int4LmHead = new();
     private readonly Int4Matrix? _int4Head;
-    private readonly sbyte* _headQ;   // (d, or the 4-bit head's padded columns, zero past d) LM-head input as int8
-    private readonly short* _headGroupSums; // (the 4-bit head's ScaleStride) sum of _headQ per column group
+    private readonly Int6LmHeadWork _int6LmHead = new();
+    private readonly Int6Matrix? _int6Head;
+    private readonly int _headStride;  // d, or the 4/6-bit head's padded columns: one token's LM-head input
+    private readonly sbyte* _headQ;   // (_headStride, zero past d) LM-head input as int8
+    private readonly short* _headGroupSums; // (8, the 4/6-bit head's ScaleStride) sums of each token's input per column group
     private readonly byte* _headU;    // (d) the same plus 128, for the unsigned-by-signed dot product
-    private readonly sbyte* _headBatchQ; // (8, d) int8 LM-head inputs of a batched-logits group
-    private readonly byte* _headBatchU;  // (8, d) the same plus 128
+    private readonly sbyte* _headBatchQ; // (8, _headStride, zero past d) int8 LM-head inputs of a batched-logits group
+    private readonly byte* _headBatchU;  // (8, d) the same plus 128 (int8 head)
     private readonly float* _headBatchD; // (8) their scales
     private readonly float** _headBatchTargets; // (8) where each token's logits go
     private readonly float* _headScratch; // (vocab) logits of a padded group's copies, discarded
@@ -58,10 +61,11 @@ internal sealed unsafe class Transformer : IDisposable
     private int _tokens;
     private int _layer;
 
-    public Transformer(ModelWeights weights, Int8Matrix? int8Head, Int4Matrix? int4Head, KvCache cache, WorkerPool pool, int maxTokens, Activation activation, NumericsMode numerics, ActivationScaling scaling)
+    public Transformer(ModelWeights weights, Int8Matrix? int8Head, Int4Matrix? int4Head, Int6Matrix? int6Head, KvCache cache, WorkerPool pool, int maxTokens, Activation activation, NumericsMode numerics, ActivationScaling scaling)
     {
         _int8Head = int8Head;
         _int4Head = int4Head;
+        _int6Head = int6Head;
         _w = weights;
         _c = weights.Config;
         _cache = cache;
@@ -89,16 +93,18 @@ internal sealed unsafe class Transformer : IDisposable
         _qx = new QuantizedActivations(maxTokens, Math.Max(Math.Max(d, _qDim), ffn));
         _attention = new AttentionWork(this);
         _tokenWork = new TokenWork(this);
-        int headCols = Math.Max(d, int4Head?.PaddedCols ?? 0);
-        _headQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)headCols, 64);
-        new Span<sbyte>(_headQ, headCols).Clear();
-        _headGroupSums = (short*)NativeMemory.AlignedAlloc((nuint)(int4Head?.ScaleStride ?? 1) * sizeof(short), 64);
+        _headStride = Math.Max(d, int4Head?.PaddedCols ?? int6Head?.PaddedCols ?? 0);
+        _headQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)_headStride, 64);
+        new Span<sbyte>(_headQ, _headStride).Clear();
+        int groupSums = Int8MatVec.BatchTokens * (int4Head?.ScaleStride ?? int6Head?.ScaleStride ?? 1);
+        _headGroupSums = (short*)NativeMemory.AlignedAlloc((nuint)groupSums * sizeof(short), 64);
         _headU = (byte*)NativeMemory.AlignedAlloc((nuint)d, 64);
-        _headBatchQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * d), 64);
+        _headBatchQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * _headStride), 64);
+        new Span<sbyte>(_headBatchQ, Int8MatVec.BatchTokens * _headStride).Clear();
         _headBatchU = (byte*)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * d), 64);
         _headBatchD = Alloc(Int8MatVec.BatchTokens);
         _headBatchTargets = (float**)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * sizeof(float*)), 64);
-        _headScratch = int8Head is null ? null : Alloc(_c.VocabSize);
+        _headScratch = int8Head is null && int6Head is null ? null : Alloc(_c.VocabSize);
     }
 
     public int MaxTokens { get; }
@@ -247,6 +253,14 @@ internal sealed unsafe class Transformer : IDisposable
             _int4LmHead.Set(_int4Head, _headQ, _headGroupSums, dq, logits);
             _pool.Run(_int4LmHead);
         }
+        else if (_int6Head is not null)
+        {
+            float dq = QuantizeHeadInput(h, d);
+            float* target = logits;
+            Int6MatVec.GroupSums(_int6Head, _headQ, _headGroupSums);
+            _int6LmHead.Set(_int6Head, _headQ, _headGroupSums, &dq, &target, 1);
+            _pool.Run(_int6LmHead);
+        }
         else if (_int8Head is not null)
         {
             float dq = QuantizeHeadInput(h, d);
@@ -262,12 +276,12 @@ internal sealed unsafe class Transformer : IDisposable
         Mark(Op.LmHead, ref t0);
     }
 
-    /// <summary>Whether <see cref="LogitsBatch"/> reads the head once for several tokens (the int8 head).</summary>
-    public bool BatchesLogits => _int8Head is not null && _int4Head is null;
+    /// <summary>Whether <see cref="LogitsBatch"/> reads the head once for several tokens (the int8 and 6-bit heads).</summary>
+    public bool BatchesLogits => _int8Head is not null || _int6Head is not null;
 
     /// <summary>
     /// Logits of 2..<see cref="Int8MatVec.BatchTokens"/> tokens of the last batch (batch indices
-    /// <paramref name="t"/>) in one pass over the int8 head: with several sequences decoding, the head is read once
+    /// <paramref name="t"/>) in one pass over the int8 or 6-bit head: with several sequences decoding, the head is read once
     /// per step, not once per sequence. A short group is padded with copies of its first token into a scratch row.
     /// </summary>
     public void LogitsBatch(int* t, float** logits, int n)
@@ -276,20 +290,34 @@ internal sealed unsafe class Transformer : IDisposable
         int d = _c.HiddenSize;
         for (int k = 0; k < n; k++)
         {
-            _headBatchD[k] = QuantizeHeadInput(FinalNorm(t[k]), d, _headBatchQ + (long)k * d, _headBatchU + (long)k * d);
+            _headBatchD[k] = QuantizeHeadInput(FinalNorm(t[k]), d, _headBatchQ + (long)k * _headStride, _headBatchU + (long)k * d);
             _headBatchTargets[k] = logits[k];
         }
 
         for (int k = n; k < Int8MatVec.BatchTokens; k++)
         {
-            Buffer.MemoryCopy(_headBatchQ, _headBatchQ + (long)k * d, d, d);
+            Buffer.MemoryCopy(_headBatchQ, _headBatchQ + (long)k * _headStride, _headStride, _headStride);
             Buffer.MemoryCopy(_headBatchU, _headBatchU + (long)k * d, d, d);
             _headBatchD[k] = _headBatchD[0];
             _headBatchTargets[k] = _headScratch;
         }
 
-        _int8LmHead.Set(_int8Head!, _headBatchU, _headBatchQ, _headBatchD, _headBatchTargets, Int8MatVec.BatchTokens);
-        _pool.Run(_int8LmHead);
+        if (_int6Head is not null)
+        {
+            for (int k = 0; k < Int8MatVec.BatchTokens; k++)
+            {
+                Int6MatVec.GroupSums(_int6Head, _headBatchQ + (long)k * _headStride, _headGroupSums + k * _int6Head.ScaleStride);
+            }
+
+            _int6LmHead.Set(_int6Head, _headBatchQ, _headGroupSums, _headBatchD, _headBatchTargets, Int8MatVec.BatchTokens);
+            _pool.Run(_int6LmHead);
+        }
+        else
+        {
+            _int8LmHead.Set(_int8Head!, _headBatchU, _headBatchQ, _headBatchD, _headBatchTargets, Int8MatVec.BatchTokens);
+            _pool.Run(_int8LmHead);
+        }
+
         Mark(Op.LmHead, ref t0);
     }
 

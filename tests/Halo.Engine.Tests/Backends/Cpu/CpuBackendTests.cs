@@ -143,17 +143,20 @@ public sealed class CpuBackendTests
         }
     }
 
-    [Fact]
-    public void Forward_TwoSlotsInOneStep_EqualsSeparateRuns()
+    [Theory]
+    [InlineData(LmHeadPrecision.Int8)]   // both sequences' logits from one batched pass over the head
+    [InlineData(LmHeadPrecision.Int6)]
+    [InlineData(LmHeadPrecision.Int4)]   // one pass per sequence
+    public void Forward_TwoSlotsInOneStep_EqualsSeparateRuns(LmHeadPrecision head)
     {
         using var model = new TestModelSource(TestModelSource.TinyConfig());
-        using CpuBackend backend = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxSlots = 2 });
+        using CpuBackend backend = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxSlots = 2, LmHead = head });
         int vocab = model.Config.VocabSize;
         var both = new float[2 * vocab];
         backend.Forward([new SequenceChunk(0, 0, Prompt[..5]), new SequenceChunk(1, 0, Prompt[3..])], both);
         backend.Forward([new SequenceChunk(1, 5, new[] { 9 }), new SequenceChunk(0, 5, new[] { 11 })], both);
 
-        using CpuBackend alone = CpuBackend.Create(model, new BackendOptions { Threads = 2 });
+        using CpuBackend alone = CpuBackend.Create(model, new BackendOptions { Threads = 2, LmHead = head });
         var one = new float[vocab];
         alone.Forward([new SequenceChunk(0, 0, Prompt[..5])], one);
         alone.Forward([new SequenceChunk(0, 5, new[] { 11 })], one);
@@ -188,6 +191,7 @@ public sealed class CpuBackendTests
     [Theory]
     [InlineData(LmHeadPrecision.Int8)]
     [InlineData(LmHeadPrecision.Int4)]
+    [InlineData(LmHeadPrecision.Int6)]
     [InlineData(LmHeadPrecision.Source)]
     public void Forward_DecodeSteps_AllocateNothing(LmHeadPrecision head)
     {
