@@ -170,7 +170,7 @@ public unsafe class AttentionBenchmarks
     }
 
     [Benchmark(Description = "attention, one token, GQA group of 4")]
-    public void Group4() => Attention.Group(_q, _cache.Keys(0, 0, 0), _cache.Values(0, 0, 0), Positions, Group, HeadDim, _scores, _cache.Capacity, _output, llamaCppNumerics: false);
+    public void Group4() => Attention.Group(_q, _cache.Keys(0, 0, 0), _cache.Values(0, 0, 0), _cache.Storage, Positions, Group, HeadDim, _scores, _cache.Capacity, _output, llamaCppNumerics: false);
 }
 
 /// <summary>

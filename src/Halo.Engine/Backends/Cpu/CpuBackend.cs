@@ -50,7 +50,8 @@ public sealed unsafe class CpuBackend : IBackend
         int threads = Math.Clamp(options.Threads, 1, 256);
         LoadTimings timings = options.LoadTimings ?? new LoadTimings();
         long lap = Stopwatch.GetTimestamp();
-        _cache = new KvCache(MaxSlots, model.LayerCount, ContextLength, model.KvHeadCount, model.HeadDim);
+        _cache = new KvCache(MaxSlots, model.LayerCount, ContextLength, model.KvHeadCount, model.HeadDim,
+            Numerics == NumericsMode.LlamaCpp ? KvStorage.F32 : KvStorage.Bf16);
         lap = timings.Lap("kv_cache", lap);
         _pool = new WorkerPool(threads);
         lap = timings.Lap("workers", lap);

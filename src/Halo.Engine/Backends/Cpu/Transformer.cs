@@ -149,7 +149,9 @@ internal sealed unsafe class Transformer : IDisposable
             Mark(Op.Rope, ref t0);
 
             // a = softmax(q k^T / sqrt(head_dim) + causal) v, per head (GQA)
+            _attention.Prepare();
             _pool.Run(_attention);
+            _attention.MergeRanges();
             Mark(Op.Attention, ref t0);
 
             // x += (Wo (rmsnorm(a) * attn_sub_norm)) * so
@@ -358,7 +360,6 @@ internal sealed unsafe class Transformer : IDisposable
     private void StoreKv(int t) =>
         _cache.Store(_slots[t], _layer, _positions[t], _k + (long)t * _kvDim, _v + (long)t * _kvDim, _llamaCppNumerics);
 
-    /// <summary>Attention of token t for the query heads of KV head g, over positions 0..pos of its slot.</summary>
     /// <summary>
     /// Attention of token t for query heads [head, head + count), which share KV head head / group, over
     /// positions 0..pos of its slot.
@@ -367,8 +368,8 @@ internal sealed unsafe class Transformer : IDisposable
     {
         int hd = _c.HeadDim, kvHead = head / (_c.HeadCount / _c.KvHeadCount);
         long offset = (long)t * _qDim + head * hd;
-        Attention.Group(_q + offset, _cache.Keys(_slots[t], _layer, kvHead), _cache.Values(_slots[t], _layer, kvHead), _positions[t] + 1,
-            count, hd, scores, _cache.Capacity, _att + offset, _llamaCppNumerics);
+        Attention.Group(_q + offset, _cache.Keys(_slots[t], _layer, kvHead), _cache.Values(_slots[t], _layer, kvHead), _cache.Storage,
+            _positions[t] + 1, count, hd, scores, _cache.Capacity, _att + offset, _llamaCppNumerics);
     }
 
     /// <summary>Norm vectors live on the pinned object heap (see <see cref="ModelWeights"/>), so their address is stable.</summary>
@@ -412,6 +413,7 @@ internal sealed unsafe class Transformer : IDisposable
         NativeMemory.AlignedFree(_headBatchTargets);
         NativeMemory.AlignedFree(_headScratch);
         NativeMemory.AlignedFree(_headGroupSums);
+        _attention.Free();
         _qx.Dispose();
     }
 
@@ -458,25 +460,93 @@ internal sealed unsafe class Transformer : IDisposable
             Do(item * TokensPerItem, Math.Min(owner._tokens, (item + 1) * TokensPerItem));
     }
 
-    /// <summary>Attention, one item per (token, KV head) pair: the query heads sharing a KV head read it once.</summary>
     /// <summary>
-    /// Attention, one item per (token, KV head) pair, so the query heads sharing a KV head read it once; when that
-    /// gives too few items to keep every worker busy (decoding one token over 5 KV heads on 2 threads leaves one
-    /// idle a third of the time), one item per (token, query head).
+    /// Attention in items of (token, KV head, range of positions), so the query heads sharing a KV head read it
+    /// once. When tokens x KV heads are too few to keep every worker busy (decoding one sequence: 5 KV heads on 2
+    /// threads leaves one idle a third of the time), each token's positions are cut into ranges whose partial
+    /// results <see cref="MergeRanges"/> joins after the dispatch. llama.cpp numerics normalise the probabilities
+    /// before V, so there the items are (token, query head) instead.
     /// </summary>
-    private sealed class AttentionWork(Transformer owner) : ParallelWork
+    private sealed class AttentionWork : ParallelWork
     {
-        private readonly int _group = owner._c.HeadCount / owner._c.KvHeadCount;
-        private readonly long _scoresPerWorker = (long)(owner._c.HeadCount / owner._c.KvHeadCount) * owner._cache.Capacity;
+        private readonly Transformer _owner;
+        private readonly int _group, _kvHeads, _hd, _threads;
+        private readonly long _scoresPerWorker;
+        private readonly float* _partials; // (items, group, head_dim) unnormalised outputs of the ranges
+        private readonly float* _maxes;    // (items, group) their largest scores
+        private readonly float* _sums;     // (items, group) their sums of exponentials
+        private int _ranges;
+        private int _headsPerItem;
 
-        private int HeadsPerItem => owner._tokens * owner._c.KvHeadCount >= 4 * owner._pool.Threads ? _group : 1;
+        public AttentionWork(Transformer owner)
+        {
+            _owner = owner;
+            _kvHeads = owner._c.KvHeadCount;
+            _group = owner._c.HeadCount / _kvHeads;
+            _hd = owner._c.HeadDim;
+            _threads = owner._pool.Threads;
+            _scoresPerWorker = (long)_group * owner._cache.Capacity;
+            // Ranges are used only when tokens x KV heads < 4 x threads, which bounds the items below 8 x threads.
+            _partials = Alloc((long)MaxRangeItems * _group * _hd);
+            _maxes = Alloc((long)MaxRangeItems * _group);
+            _sums = Alloc((long)MaxRangeItems * _group);
+        }
 
-        protected override int ItemCount => owner._tokens * owner._c.HeadCount / HeadsPerItem;
+        private int MaxRangeItems => 8 * _threads;
+
+        /// <summary>Chooses the items for the batch set now: ranges per (token, KV head), or heads per item.</summary>
+        public void Prepare()
+        {
+            int pairs = _owner._tokens * _kvHeads, wanted = 4 * _threads;
+            bool few = pairs < wanted;
+            _ranges = few && !_owner._llamaCppNumerics ? (wanted + pairs - 1) / pairs : 1;
+            _headsPerItem = few && _owner._llamaCppNumerics ? 1 : _group;
+        }
+
+        protected override int ItemCount => _owner._tokens * _owner._c.HeadCount / _headsPerItem * _ranges;
 
         protected override void Execute(int item, int worker)
         {
-            int heads = HeadsPerItem, itemsPerToken = owner._c.HeadCount / heads;
-            owner.Attend(item / itemsPerToken, item % itemsPerToken * heads, heads, owner._scores + worker * _scoresPerWorker);
+            float* scores = _owner._scores + worker * _scoresPerWorker;
+            if (_ranges == 1)
+            {
+                int itemsPerToken = _owner._c.HeadCount / _headsPerItem;
+                _owner.Attend(item / itemsPerToken, item % itemsPerToken * _headsPerItem, _headsPerItem, scores);
+                return;
+            }
+
+            // item = ((t * kv_heads) + g) * ranges + r; range r holds whole chunks [chunks * r / ranges, chunks * (r + 1) / ranges).
+            int pair = item / _ranges, r = item % _ranges, t = pair / _kvHeads, g = pair % _kvHeads;
+            int n = _owner._positions[t] + 1, chunks = (n + Attention.Chunk - 1) / Attention.Chunk;
+            int p0 = chunks * r / _ranges * Attention.Chunk, p1 = Math.Min(n, chunks * (r + 1) / _ranges * Attention.Chunk);
+            int slot = _owner._slots[t], layer = _owner._layer;
+            Attention.Partial(_owner._q + (long)t * _owner._qDim + g * _group * _hd, _owner._cache.Keys(slot, layer, g), _owner._cache.Values(slot, layer, g),
+                _owner._cache.Storage, p0, Math.Max(p0, p1), _group, _hd, scores, _owner._cache.Capacity,
+                _partials + (long)item * _group * _hd, _maxes + item * _group, _sums + item * _group, llamaCppNumerics: false);
+        }
+
+        /// <summary>Joins the ranges of each (token, KV head) into the attention output, when the batch had ranges.</summary>
+        public void MergeRanges()
+        {
+            if (_ranges == 1)
+            {
+                return;
+            }
+
+            for (int pair = 0; pair < _owner._tokens * _kvHeads; pair++)
+            {
+                int t = pair / _kvHeads, g = pair % _kvHeads;
+                long first = (long)pair * _ranges;
+                Attention.Merge(_partials + first * _group * _hd, _maxes + first * _group, _sums + first * _group, _ranges, _group, _hd,
+                    _owner._att + (long)t * _owner._qDim + g * _group * _hd);
+            }
+        }
+
+        public void Free()
+        {
+            NativeMemory.AlignedFree(_partials);
+            NativeMemory.AlignedFree(_maxes);
+            NativeMemory.AlignedFree(_sums);
         }
     }
 }

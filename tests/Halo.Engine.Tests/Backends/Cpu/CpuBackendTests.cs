@@ -85,6 +85,37 @@ public sealed class CpuBackendTests
         Assert.Equal(b, a);
     }
 
+    /// <summary>
+    /// Decoding one sequence spreads its positions over the workers in ranges merged afterwards (flash-decoding);
+    /// past several 64-position chunks that must agree with the prompt attended whole, as a batched prefill does.
+    /// </summary>
+    [Fact]
+    public void Forward_DecodeInPositionRanges_MatchesWholeSequenceAttention()
+    {
+        using var model = new TestModelSource(TestModelSource.TinyConfig(), uniformBlockScales: true);
+        int[] prompt = [.. Enumerable.Range(0, 200).Select(i => (i * 37 + 5) % model.Config.VocabSize)];
+        using CpuBackend batched = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxBatchTokens = 200, ContextLength = 256 });
+        using CpuBackend single = CpuBackend.Create(model, new BackendOptions { Threads = 2, ContextLength = 256 });
+        var a = new float[model.Config.VocabSize];
+        var b = new float[model.Config.VocabSize];
+        batched.Forward([new SequenceChunk(0, 0, prompt)], a);
+        for (int i = 0; i < prompt.Length; i++)
+        {
+            single.Forward([new SequenceChunk(0, i, new[] { prompt[i] })], b);
+        }
+
+        float scale = 0f;
+        for (int i = 0; i < a.Length; i++)
+        {
+            scale = MathF.Max(scale, MathF.Abs(a[i]));
+        }
+
+        for (int i = 0; i < a.Length; i++)
+        {
+            Assert.True(MathF.Abs(a[i] - b[i]) <= 1e-4f * scale, $"logit {i}: {b[i]} vs {a[i]}");
+        }
+    }
+
     /// <summary>Five sequences decoding in one step share one pass over the int8 LM head (a group padded to eight).</summary>
     [Fact]
     public void Forward_FiveSlotsDecodingTogether_EqualsSeparateRuns()
