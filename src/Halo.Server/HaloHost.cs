@@ -90,7 +90,13 @@ public static class HaloHost
             return 1;
         }
 
-        using IHost host = CreateHostBuilder(options).Build();
+        // The model loads and warms up on its own thread from here on, while the web host is built and binds its
+        // sockets: READY=1 waits for both (ModelService), the start takes the longer of the two, not their sum.
+        using ILoggerFactory loggerFactory = LoggerFactory.Create(logging => ConfigureLogging(logging, options.Logging));
+        var preparation = new ModelPreparation(options, new EngineModelLoader(), new ModelRuntime(), new SystemdNotifier(),
+            loggerFactory.CreateLogger<ModelService>());
+        _ = preparation.Start();
+        using IHost host = CreateHostBuilder(options, SystemdEnvironment.TakeListenFds(), preparation, loggerFactory).Build();
         try
         {
             await host.StartAsync(cancellationToken);
@@ -109,11 +115,19 @@ public static class HaloHost
         return 0;
     }
 
-    /// <summary>The host, ready to build: everything the daemon is, composed in one place.</summary>
+    /// <summary>The host, ready to build: everything the daemon is, composed in one place. Its model service loads
+    /// the model when the host starts.</summary>
     public static IHostBuilder CreateHostBuilder(HaloOptions options) =>
         CreateHostBuilder(options, new EngineModelLoader(), SystemdEnvironment.TakeListenFds());
 
-    internal static IHostBuilder CreateHostBuilder(HaloOptions options, IModelLoader loader, IReadOnlyList<int> listenFds)
+    internal static IHostBuilder CreateHostBuilder(HaloOptions options, IModelLoader loader, IReadOnlyList<int> listenFds) =>
+        CreateHostBuilder(options, listenFds, null, null, loader);
+
+    /// <summary>The host over a <paramref name="preparation"/> already under way, which logs through
+    /// <paramref name="loggerFactory"/> (then the host's too); without one, the host makes both, with
+    /// <paramref name="loader"/>.</summary>
+    private static IHostBuilder CreateHostBuilder(HaloOptions options, IReadOnlyList<int> listenFds, ModelPreparation? preparation,
+        ILoggerFactory? loggerFactory, IModelLoader? loader = null)
     {
         var keyErrors = new List<string>();
         List<byte[]> keyHashes = ApiKeyHashes.Load(options.Auth, keyErrors);
@@ -124,7 +138,10 @@ public static class HaloHost
 
         IHostBuilder builder = new HostBuilder().UseContentRoot(AppContext.BaseDirectory);
         builder.UseSystemd();
-        builder.ConfigureLogging(logging => ConfigureLogging(logging, options.Logging));
+        if (loggerFactory is null)
+        {
+            builder.ConfigureLogging(logging => ConfigureLogging(logging, options.Logging));
+        }
 
         // The web server first: hosted services start in order, so it answers /health (503) while the model loads.
         builder.ConfigureWebHost(web => web
@@ -150,9 +167,23 @@ public static class HaloHost
 
             services.TryAddSingleton<ISystemdNotifier, SystemdNotifier>();
             services.AddSingleton(options);
-            services.AddSingleton(loader);
             services.AddSingleton(new PassedSockets(listenFds));
-            services.AddSingleton<ModelRuntime>();
+            if (preparation is not null)
+            {
+                // Registered last, so they win over the host's own: one notifier, one runtime, one logger factory.
+                services.AddSingleton(preparation);
+                services.AddSingleton(preparation.Runtime);
+                services.AddSingleton(preparation.Notifier);
+                services.AddSingleton(loggerFactory!);
+            }
+            else
+            {
+                services.AddSingleton(loader!);
+                services.AddSingleton<ModelRuntime>();
+                services.AddSingleton(provider => new ModelPreparation(options, loader!, provider.GetRequiredService<ModelRuntime>(),
+                    provider.GetRequiredService<ISystemdNotifier>(), provider.GetRequiredService<ILogger<ModelService>>()));
+            }
+
             services.AddSingleton(provider =>
             {
                 var metrics = new HaloMetrics(options.Metrics.SysfsRoot);
