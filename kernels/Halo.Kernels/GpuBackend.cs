@@ -287,7 +287,8 @@ public sealed class GpuBackend : IBackend
 
             // q,k = RoPE NEOX; k,v appended to each token's slot at its position
             _k.Rope(_q.View, _kNew.View, _positions.View, _cos.View, _sin.View, n, heads, kvHeads, hd);
-            _k.KvCacheWrite(_kNew.View, _vNew.View, _slots.View, _positions.View, _keyCache[layer].View, _valueCache[layer].View, n, kvHeads, hd, ContextLength, _llamaCppNumerics);
+            _k.KvCacheWrite(_kNew.View, _vNew.View, _slots.View, _positions.View, _keyCache[layer].View, _valueCache[layer].View, n, kvHeads, hd, ContextLength,
+                _llamaCppNumerics ? KvRounding.Half : KvRounding.BFloat16);
 
             // a = softmax(q k^T / sqrt(head_dim) + causal) v, GQA
             Attention(layer, n, maxLength);

@@ -141,8 +141,8 @@ internal sealed class KernelSet
     public void Rope(ArrayView<float> queries, ArrayView<float> keys, ArrayView<int> positions, ArrayView<float> cos, ArrayView<float> sin, int tokens, int heads, int kvHeads, int headDim) =>
         _rope(Kernels.Rope.Config(tokens, heads, kvHeads, WarpSize), queries, keys, positions, cos, sin, heads, kvHeads, headDim);
 
-    public void KvCacheWrite(ArrayView<float> keys, ArrayView<float> values, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> keyCache, ArrayView<float> valueCache, int tokens, int kvHeads, int headDim, int contextLength, bool roundToHalf) =>
-        _kvWrite(Kernels.KvCacheWrite.Config(tokens, WarpSize), keys, values, slots, positions, keyCache, valueCache, kvHeads, headDim, contextLength, roundToHalf ? 1 : 0);
+    public void KvCacheWrite(ArrayView<float> keys, ArrayView<float> values, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> keyCache, ArrayView<float> valueCache, int tokens, int kvHeads, int headDim, int contextLength, KvRounding rounding) =>
+        _kvWrite(Kernels.KvCacheWrite.Config(tokens, WarpSize), keys, values, slots, positions, keyCache, valueCache, kvHeads, headDim, contextLength, (int)rounding);
 
     public void AttentionPrefill(ArrayView<float> queries, ArrayView<float> keyCache, ArrayView<float> valueCache, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> output, int tokens, int heads, int kvHeads, int headDim, int contextLength, bool roundQueryToHalf = false) =>
         _attentionPrefill(Kernels.AttentionPrefill.Config(tokens, heads, WarpSize), queries, keyCache, valueCache, slots, positions, output, heads, kvHeads, headDim, contextLength, roundQueryToHalf ? 1 : 0);

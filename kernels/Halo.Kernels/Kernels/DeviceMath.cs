@@ -47,6 +47,13 @@ internal static class DeviceMath
         return Interop.IntAsFloat(sign | ((exponent + 112u) << 23) | (mantissa << 13));
     }
 
+    /// <summary>Rounds a finite float to the nearest bfloat16 value (ties to even), returned as float.</summary>
+    public static float RoundToBFloat16(float value)
+    {
+        uint bits = Interop.FloatAsInt(value);
+        return Interop.IntAsFloat((bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u);
+    }
+
     /// <summary>
     /// Rounds a float to the nearest binary16 value (ties to even), returned as float. Written with integer
     /// operations because ILGPU's software float-to-half conversion (used on the CPU accelerator) truncates.

@@ -6,8 +6,9 @@ namespace Halo.Kernels.Kernels;
 /// <summary>
 /// Appends each token's key and value rows to its slot's cache of one layer. Cache layout
 /// [slots, kvHeads, contextLength, headDim]: the positions of one head are contiguous, so attention streams
-/// them. <c>roundToHalf</c> stores F16-rounded values (llama.cpp's F16 KV cache under <c>--compat llamacpp</c>).
-/// One warp per token.
+/// them. <c>rounding</c> (a <see cref="KvRounding"/>) keeps what F16 would (llama.cpp's F16 KV cache under
+/// <c>--compat llamacpp</c>) or what BF16 would (the CPU backend's BF16 cache in Halo numerics), so both
+/// backends attend over the same values. One warp per token.
 /// </summary>
 internal static class KvCacheWrite
 {
@@ -27,7 +28,7 @@ internal static class KvCacheWrite
         int kvHeads,
         int headDim,
         int contextLength,
-        int roundToHalf)
+        int rounding)
     {
         int token = Grid.IdxX;
         int rowWidth = kvHeads * headDim;
@@ -40,10 +41,13 @@ internal static class KvCacheWrite
             long at = slotBase + ((long)head * contextLength + position) * headDim + d;
             float k = keys[(long)token * rowWidth + i];
             float v = values[(long)token * rowWidth + i];
-            keyCache[at] = roundToHalf != 0 ? DeviceMath.RoundToHalf(k) : k;
-            valueCache[at] = roundToHalf != 0 ? DeviceMath.RoundToHalf(v) : v;
+            keyCache[at] = Round(k, rounding);
+            valueCache[at] = Round(v, rounding);
         }
     }
 
     public static KernelConfig Config(int tokens, int warpSize) => new(tokens, warpSize);
+
+    private static float Round(float x, int rounding) => rounding == (int)KvRounding.Half ? DeviceMath.RoundToHalf(x)
+        : rounding == (int)KvRounding.BFloat16 ? DeviceMath.RoundToBFloat16(x) : x;
 }

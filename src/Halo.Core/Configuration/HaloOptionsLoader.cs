@@ -236,7 +236,7 @@ public static class HaloOptionsLoader
 
     private static readonly string[] Backends = ["auto", "cpu", "gpu"];
     private static readonly string[] Activations = ["", "silu", "relu2"];
-    private static readonly string[] LmHeads = ["", "source", "int8", "int4"];
+    private static readonly string[] LmHeads = ["", "source", "int8", "int6", "int4"];
     private static readonly string[] LogLevels = ["trace", "debug", "information", "warning", "error", "critical"];
     private static readonly string[] LogFormats = ["auto", "console", "journald"];
 
@@ -258,7 +258,7 @@ public static class HaloOptionsLoader
         Check(o.Model.Threads >= 0, $"model.threads: {o.Model.Threads} must not be negative");
         Check(o.Model.ContextLength >= 0, $"model.context_length: {o.Model.ContextLength} must not be negative");
         Check(Array.IndexOf(Activations, o.Model.Activation) >= 0, $"model.activation: '{o.Model.Activation}' is not silu or relu2");
-        Check(Array.IndexOf(LmHeads, o.Model.LmHead) >= 0, $"model.lm_head: '{o.Model.LmHead}' is not source, int8 or int4");
+        Check(Array.IndexOf(LmHeads, o.Model.LmHead) >= 0, $"model.lm_head: '{o.Model.LmHead}' is not source, int8, int6 or int4");
         Check(o.Scheduler.Slots is >= 1 and <= 256, $"scheduler.slots: {o.Scheduler.Slots} is not between 1 and 256");
         Check(o.Scheduler.QueueSize >= 0, $"scheduler.queue_size: {o.Scheduler.QueueSize} must not be negative");
         Check(o.Scheduler.PrefillChunkTokens >= 1, $"scheduler.prefill_chunk_tokens: {o.Scheduler.PrefillChunkTokens} must be at least 1");

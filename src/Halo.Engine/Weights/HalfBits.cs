@@ -46,4 +46,12 @@ internal static class HalfBits
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float BFloat16ToSingle(ushort b) => BitConverter.UInt32BitsToSingle((uint)b << 16);
+
+    /// <summary>The nearest bfloat16 (ties to even) of a finite float: its top 16 bits after rounding the low 16.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ushort SingleToBFloat16(float x)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(x);
+        return (ushort)((bits + 0x7FFFu + ((bits >> 16) & 1)) >> 16);
+    }
 }

@@ -87,7 +87,7 @@ public sealed unsafe class Int4Matrix : IDisposable
     /// <summary>The block that holds the tiles.</summary>
     public WeightArena Memory => _memory;
 
-    private static int PaddedColumns(int cols) => (cols + BlockCols - 1) / BlockCols * BlockCols;
+    internal static int PaddedColumns(int cols) => (cols + BlockCols - 1) / BlockCols * BlockCols;
 
     public int Rows { get; }
 
@@ -158,7 +158,7 @@ public sealed unsafe class Int4Matrix : IDisposable
         return m;
     }
 
-    private static nint AllocRow(int cols)
+    internal static nint AllocRow(int cols)
     {
         float* row = (float*)NativeMemory.AlignedAlloc((nuint)cols * sizeof(float), 64);
         new Span<float>(row, cols).Clear();
@@ -181,7 +181,7 @@ public sealed unsafe class Int4Matrix : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ReadRow(DenseMatrix source, int r, float* row)
+    internal static void ReadRow(DenseMatrix source, int r, float* row)
     {
         if (source.Type == GgmlType.F16 && Avx512F.IsSupported && source.Cols % 16 == 0)
         {
@@ -260,7 +260,7 @@ public sealed unsafe class Int4Matrix : IDisposable
 
     /// <summary>The value of largest magnitude in v [n] (the positive one on a tie); n is 32 or 64.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Extreme(float* v, int n)
+    internal static float Extreme(float* v, int n)
     {
         float max = 0f, min = 0f;
         if (Avx512F.IsSupported)

@@ -170,12 +170,12 @@ public unsafe class AttentionBenchmarks
     }
 
     [Benchmark(Description = "attention, one token, GQA group of 4")]
-    public void Group4() => Attention.Group(_q, _cache.Keys(0, 0, 0), _cache.Values(0, 0, 0), Positions, Group, HeadDim, _scores, _cache.Capacity, _output, llamaCppNumerics: false);
+    public void Group4() => Attention.Group(_q, _cache.Keys(0, 0, 0), _cache.Values(0, 0, 0), _cache.Storage, Positions, Group, HeadDim, _scores, _cache.Capacity, _output, llamaCppNumerics: false);
 }
 
 /// <summary>
-/// The LM head on the 2B shapes (128256 x 2560), one thread: F16, int8, and 4-bit (group 32) per SIMD path, next
-/// to a plain read of the 4-bit head's bytes so each run says which memory-bandwidth period it ran in.
+/// The LM head on the 2B shapes (128256 x 2560), one thread: F16, int8, and 6-bit and 4-bit (group 32) per SIMD
+/// path, next to plain reads of the 6-bit and 4-bit heads' bytes so each run says which memory-bandwidth period it ran in.
 /// </summary>
 public unsafe class LmHeadBenchmarks
 {
@@ -184,7 +184,13 @@ public unsafe class LmHeadBenchmarks
     private DenseMatrix _dense = null!;
     private Int8Matrix _int8 = null!;
     private Int4Matrix _int4 = null!;
+    private Int6Matrix _int6 = null!;
     private short* _groupSums;
+    private short* _groupSums6;
+    private sbyte* _batchQ;
+    private short* _batchSums;
+    private float* _batchD;
+    private float** _batchY;
     private float* _x;
     private sbyte* _q;
     private byte* _u;
@@ -203,7 +209,13 @@ public unsafe class LmHeadBenchmarks
         _dense = DenseMatrix.FromTensor("head", new Halo.Core.Formats.TensorView("output.weight", Halo.Core.Formats.GgmlType.F16, [Cols, Rows], (byte*)_f16, (long)Rows * Cols * 2), Cols);
         _int8 = Int8Matrix.Quantize(_dense, Rows);
         _int4 = Int4Matrix.Quantize(_dense, Rows, CpuBackend.Int4GroupSize);
+        _int6 = Int6Matrix.Quantize(_dense, Rows, CpuBackend.Int6GroupSize);
         _groupSums = (short*)NativeMemory.AlignedAlloc((nuint)_int4.ScaleStride * sizeof(short), 64);
+        _groupSums6 = (short*)NativeMemory.AlignedAlloc((nuint)_int6.ScaleStride * sizeof(short), 64);
+        _batchQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)(Int6MatVec.BatchTokens * Cols), 64);
+        _batchSums = (short*)NativeMemory.AlignedAlloc((nuint)(Int6MatVec.BatchTokens * _int6.ScaleStride * sizeof(short)), 64);
+        _batchD = (float*)NativeMemory.AlignedAlloc(Int6MatVec.BatchTokens * sizeof(float), 64);
+        _batchY = (float**)NativeMemory.AlignedAlloc((nuint)(Int6MatVec.BatchTokens * sizeof(float*)), 64);
         _x = (float*)NativeMemory.AlignedAlloc(Cols * sizeof(float), 64);
         _q = (sbyte*)NativeMemory.AlignedAlloc(Cols, 64);
         _u = (byte*)NativeMemory.AlignedAlloc(Cols, 64);
@@ -216,6 +228,14 @@ public unsafe class LmHeadBenchmarks
         }
 
         Int4MatVec.GroupSums(_int4, _q, _groupSums);
+        Int6MatVec.GroupSums(_int6, _q, _groupSums6);
+        for (int k = 0; k < Int6MatVec.BatchTokens; k++)
+        {
+            Buffer.MemoryCopy(_q, _batchQ + k * Cols, Cols, Cols);
+            Int6MatVec.GroupSums(_int6, _batchQ + k * Cols, _batchSums + k * _int6.ScaleStride);
+            _batchD[k] = 0.01f;
+            _batchY[k] = _y;   // the benchmark keeps no logits: all tokens write one buffer
+        }
     }
 
     [GlobalCleanup]
@@ -223,7 +243,13 @@ public unsafe class LmHeadBenchmarks
     {
         _int8.Dispose();
         _int4.Dispose();
+        _int6.Dispose();
         NativeMemory.AlignedFree(_groupSums);
+        NativeMemory.AlignedFree(_groupSums6);
+        NativeMemory.AlignedFree(_batchQ);
+        NativeMemory.AlignedFree(_batchSums);
+        NativeMemory.AlignedFree(_batchD);
+        NativeMemory.AlignedFree(_batchY);
         NativeMemory.AlignedFree(_f16);
         NativeMemory.AlignedFree(_x);
         NativeMemory.AlignedFree(_q);
@@ -243,6 +269,24 @@ public unsafe class LmHeadBenchmarks
     [Benchmark(Description = "int4 head (AVX2)")]
     public void Int4Avx2() => Int4MatVec.RunAvx2(_int4, _q, _groupSums, 0.01f, _y, 0, _int4.Tiles);
 
+    [Benchmark(Description = "int6 head (AVX-512BW)")]
+    public void Int6Avx512() => Int6MatVec.RunAvx512(_int6, _q, _groupSums6, 0.01f, _y, 0, _int6.Tiles);
+
+    [Benchmark(Description = "int6 head (AVX2)")]
+    public void Int6Avx2() => Int6MatVec.RunAvx2(_int6, _q, _groupSums6, 0.01f, _y, 0, _int6.Tiles);
+
+    [Benchmark(Description = "int6 head, 8 tokens in one pass (AVX-512BW)")]
+    public void Int6Batch() => Int6MatVec.RunBatchAvx512(_int6, _batchQ, _batchSums, _batchD, _batchY, 0, _int6.Tiles);
+
+    [Benchmark(Description = "quantize F16 to int6 (load, all cores)")]
+    public void QuantizeInt6()
+    {
+        using Int6Matrix m = Int6Matrix.Quantize(_dense, Rows, CpuBackend.Int6GroupSize);
+    }
+
+    [Benchmark(Description = "read of the int6 head's bytes")]
+    public Vector512<byte> ReadInt6Bytes() => Read(_int6.Data, _int6.SizeInBytes);
+
     [Benchmark(Description = "quantize F16 to int8 (load, all cores)")]
     public void QuantizeInt8()
     {
@@ -256,11 +300,12 @@ public unsafe class LmHeadBenchmarks
     }
 
     [Benchmark(Description = "read of the int4 head's bytes")]
-    public Vector512<byte> ReadInt4Bytes()
+    public Vector512<byte> ReadInt4Bytes() => Read(_int4.Data, _int4.SizeInBytes);
+
+    private static Vector512<byte> Read(byte* p, long bytes)
     {
         Vector512<byte> acc = default;
-        byte* p = _int4.Data;
-        for (long i = 0; i + 256 <= _int4.SizeInBytes; i += 256)
+        for (long i = 0; i + 256 <= bytes; i += 256)
         {
             acc |= Vector512.Load(p + i) | Vector512.Load(p + i + 64) | Vector512.Load(p + i + 128) | Vector512.Load(p + i + 192);
         }

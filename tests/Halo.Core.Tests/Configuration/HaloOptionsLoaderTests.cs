@@ -106,10 +106,11 @@ public class HaloOptionsLoaderTests
     public void Parse_LmHead_IsReadAndValidated()
     {
         Assert.Equal("int4", HaloOptionsLoader.Parse("model:\n  lm_head: int4\n").Model.LmHead);
+        Assert.Equal("int6", HaloOptionsLoader.Parse("model:\n  lm_head: int6\n").Model.LmHead);
         Assert.Equal("", HaloOptionsLoader.Parse("").Model.LmHead);
 
         var e = Assert.Throws<ConfigErrorsException>(() => HaloOptionsLoader.Parse("model:\n  lm_head: q4\n"));
-        Assert.Equal(["model.lm_head: 'q4' is not source, int8 or int4"], e.Errors);
+        Assert.Equal(["model.lm_head: 'q4' is not source, int8, int6 or int4"], e.Errors);
     }
 
     [Fact]

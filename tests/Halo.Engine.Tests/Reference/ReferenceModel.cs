@@ -1,14 +1,15 @@
 using Halo.Core.Formats;
 using Halo.Core.Models;
 using Halo.Engine.Backends;
+using Halo.Engine.Weights;
 
 namespace Halo.Engine.Tests.Reference;
 
 /// <summary>
 /// The BitNet b1.58 forward pass of DESIGN.md section 2 in plain loops and double precision, read straight
 /// from the GGUF tensors (no repacking): the yardstick for the SIMD backend, op by op and end to end.
-/// Only the int8 activation quantization (whose rounding defines the numerics) and the F16 roundings of
-/// llama.cpp mode are done in float.
+/// Only the int8 activation quantization (whose rounding defines the numerics), the F16 roundings of
+/// llama.cpp mode and the BF16 rounding of Halo mode's KV cache are done in float.
 /// </summary>
 internal sealed unsafe class ReferenceModel
 {
@@ -53,6 +54,12 @@ internal sealed unsafe class ReferenceModel
                 RoundHalf(k);
                 RoundHalf(v);
                 RoundHalf(q);
+            }
+            else
+            {
+                // Halo numerics keep the KV cache in BF16.
+                RoundBFloat16(k);
+                RoundBFloat16(v);
             }
 
             _keys[l][Position] = k;
@@ -329,6 +336,14 @@ internal sealed unsafe class ReferenceModel
         for (int i = 0; i < x.Length; i++)
         {
             x[i] += y[i];
+        }
+    }
+
+    private static void RoundBFloat16(double[] x)
+    {
+        for (int i = 0; i < x.Length; i++)
+        {
+            x[i] = HalfBits.BFloat16ToSingle(HalfBits.SingleToBFloat16((float)x[i]));
         }
     }
 

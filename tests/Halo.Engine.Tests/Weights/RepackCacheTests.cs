@@ -170,6 +170,7 @@ public sealed unsafe class RepackCacheTests
     [Theory]
     [InlineData(LmHeadPrecision.Int8)]
     [InlineData(LmHeadPrecision.Int4)]
+    [InlineData(LmHeadPrecision.Int6)]
     public void CpuBackend_SecondLoadFromCache_GivesIdenticalLogits(LmHeadPrecision head)
     {
         using var dir = new TempDir();

@@ -49,7 +49,7 @@ public sealed class RunCommandTests
         using var dir = new TempDir();
         string model = HaloProcess.TinyModel(dir);
         var logits = new Dictionary<string, float[]>();
-        foreach (string head in (string[])["source", "int8", "int4"])
+        foreach (string head in (string[])["source", "int8", "int6", "int4"])
         {
             string file = dir.File(head + ".f32");
             (int code, _, string stderr) = HaloProcess.Run("run", "--model", model, "--tokens", "1,2,3", "--max-tokens", "1", "--temperature", "0",
@@ -62,13 +62,15 @@ public sealed class RunCommandTests
 
         float[] exact = logits["source"];
         double mean = exact.Average(), std = Math.Sqrt(exact.Average(v => (v - mean) * (v - mean)));
-        foreach (string head in (string[])["int8", "int4"])
+        foreach (string head in (string[])["int8", "int6", "int4"])
         {
             double maxError = exact.Zip(logits[head], (a, b) => Math.Abs(a - b)).Max();
             Assert.InRange(maxError / std, 1e-6, 1.0);
         }
 
         Assert.NotEqual(logits["int8"], logits["int4"]);
+        Assert.NotEqual(logits["int8"], logits["int6"]);
+        Assert.NotEqual(logits["int6"], logits["int4"]);
     }
 
     [Fact]

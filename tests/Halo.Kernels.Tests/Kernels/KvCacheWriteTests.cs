@@ -4,9 +4,10 @@ public abstract class KvCacheWriteTests<TFixture>(TFixture fixture)
     where TFixture : AcceleratorFixture
 {
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void Kernel_TokensOfTwoSlots_LandAtTheirSlotHeadAndPosition(bool roundToHalf)
+    [InlineData(KvRounding.None)]
+    [InlineData(KvRounding.Half)]
+    [InlineData(KvRounding.BFloat16)]
+    public void Kernel_TokensOfTwoSlots_LandAtTheirSlotHeadAndPosition(KvRounding rounding)
     {
         const int kvHeads = 2, headDim = 8, context = 10, slots = 2;
         int[] tokenSlots = [1, 1, 0];
@@ -19,7 +20,7 @@ public abstract class KvCacheWriteTests<TFixture>(TFixture fixture)
         using var posBuffer = fixture.Upload(positions);
         using var keyCache = fixture.Allocate<float>(slots * kvHeads * context * headDim);
         using var valueCache = fixture.Allocate<float>(slots * kvHeads * context * headDim);
-        fixture.Kernels.KvCacheWrite(keys.View, values.View, slotBuffer.View, posBuffer.View, keyCache.View, valueCache.View, 3, kvHeads, headDim, context, roundToHalf);
+        fixture.Kernels.KvCacheWrite(keys.View, values.View, slotBuffer.View, posBuffer.View, keyCache.View, valueCache.View, 3, kvHeads, headDim, context, rounding);
 
         var expectedKeys = new float[slots * kvHeads * context * headDim];
         var expectedValues = new float[expectedKeys.Length];
@@ -32,8 +33,8 @@ public abstract class KvCacheWriteTests<TFixture>(TFixture fixture)
                     int at = ((tokenSlots[t] * kvHeads + h) * context + positions[t]) * headDim + d;
                     float kv = k[(t * kvHeads + h) * headDim + d];
                     float vv = v[(t * kvHeads + h) * headDim + d];
-                    expectedKeys[at] = roundToHalf ? (float)(Half)kv : kv;
-                    expectedValues[at] = roundToHalf ? (float)(Half)vv : vv;
+                    expectedKeys[at] = Rounded(kv, rounding);
+                    expectedValues[at] = Rounded(vv, rounding);
                 }
             }
         }
@@ -41,6 +42,14 @@ public abstract class KvCacheWriteTests<TFixture>(TFixture fixture)
         Assert.Equal(expectedKeys, keyCache.GetAsArray1D());
         Assert.Equal(expectedValues, valueCache.GetAsArray1D());
     }
+
+    // BF16 keeps the top 16 bits of the float rounded to nearest, ties to even: System.Half's counterpart, done by hand.
+    private static float Rounded(float x, KvRounding rounding) => rounding switch
+    {
+        KvRounding.Half => (float)(Half)x,
+        KvRounding.BFloat16 => BitConverter.UInt32BitsToSingle((BitConverter.SingleToUInt32Bits(x) + 0x7FFFu + ((BitConverter.SingleToUInt32Bits(x) >> 16) & 1u)) & 0xFFFF0000u),
+        _ => x,
+    };
 }
 
 [Collection(CpuAcceleratorCollection.Name)]

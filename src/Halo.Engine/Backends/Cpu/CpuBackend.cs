@@ -20,8 +20,9 @@ public sealed unsafe class CpuBackend : IBackend
     private readonly WorkerPool _pool;
     private readonly Transformer _transformer;
     private readonly Int8Matrix? _int8Head;
-    private readonly Task? _storingHead; // writing the int8 or int4 head to the repack cache
+    private readonly Task? _storingHead; // writing the quantized head to the repack cache
     private readonly Int4Matrix? _int4Head;
+    private readonly Int6Matrix? _int6Head;
     private readonly int[] _lastTokenOfChunk; // (MaxBatchTokens): chunk whose last token sits at batch index, or -1
     private bool _disposed;
 
@@ -49,7 +50,8 @@ public sealed unsafe class CpuBackend : IBackend
         int threads = Math.Clamp(options.Threads, 1, 256);
         LoadTimings timings = options.LoadTimings ?? new LoadTimings();
         long lap = Stopwatch.GetTimestamp();
-        _cache = new KvCache(MaxSlots, model.LayerCount, ContextLength, model.KvHeadCount, model.HeadDim);
+        _cache = new KvCache(MaxSlots, model.LayerCount, ContextLength, model.KvHeadCount, model.HeadDim,
+            Numerics == NumericsMode.LlamaCpp ? KvStorage.F32 : KvStorage.Bf16);
         lap = timings.Lap("kv_cache", lap);
         _pool = new WorkerPool(threads);
         lap = timings.Lap("workers", lap);
@@ -64,8 +66,13 @@ public sealed unsafe class CpuBackend : IBackend
             _int4Head = Int4Head(weights, model.VocabSize, releaseHeadSource, options.RepackCache, source, out _storingHead);
             lap = timings.Lap("lm_head_int4", lap);
         }
+        else if (LmHead == LmHeadPrecision.Int6)
+        {
+            _int6Head = Int6Head(weights, model.VocabSize, releaseHeadSource, options.RepackCache, source, out _storingHead);
+            lap = timings.Lap("lm_head_int6", lap);
+        }
 
-        _transformer = new Transformer(weights, _int8Head, _int4Head, _cache, _pool, Math.Min(options.MaxBatchTokens, Math.Max(ContextLength, 1)), Config.Activation, Numerics, Scaling);
+        _transformer = new Transformer(weights, _int8Head, _int4Head, _int6Head, _cache, _pool, Math.Min(options.MaxBatchTokens, Math.Max(ContextLength, 1)), Config.Activation, Numerics, Scaling);
         _lastTokenOfChunk = new int[_transformer.MaxTokens];
         Info = new BackendInfo("cpu", $"{CpuName()} ({threads} threads, {SimdName()})");
         timings.Lap("buffers", lap);
@@ -87,6 +94,9 @@ public sealed unsafe class CpuBackend : IBackend
 
     /// <summary>Columns per scale of the 4-bit LM head (see the accuracy tests for why 32).</summary>
     public const int Int4GroupSize = 32;
+
+    /// <summary>Columns per scale of the 6-bit LM head (see the accuracy tests for why 32).</summary>
+    public const int Int6GroupSize = 32;
 
     /// <summary>Per-op timings (halo bench --breakdown); null (the default) measures nothing.</summary>
     public OpProfile? Profile
@@ -150,6 +160,27 @@ public sealed unsafe class CpuBackend : IBackend
         }
 
         Int4Matrix head = Int4Matrix.Quantize(weights.LmHead, vocab, Int4GroupSize, releaseSource);
+        if (key is { } storeKey)
+        {
+            storing = ModelWeights.StoreInBackground(cache!, storeKey, head.Memory);
+        }
+
+        return head;
+    }
+
+    /// <summary>The 6-bit LM head: from the repack cache like the int8 head, else quantized (and stored in the background).</summary>
+    private static Int6Matrix Int6Head(ModelWeights weights, int vocab, Action<nint, long>? releaseSource, RepackCache? cache, IModelSource? source, out Task? storing)
+    {
+        storing = null;
+        int cols = weights.LmHead.Cols;
+        long bytes = Int6Matrix.ArenaBytes(vocab, cols, Int6GroupSize);
+        UInt128? key = cache is not null && source is not null ? RepackCache.Key(source, $"int6 head g{Int6GroupSize} {weights.LmHead.Name} {vocab}x{cols}") : null;
+        if (key is { } k && cache!.TryOpen(k, bytes) is { } cached)
+        {
+            return Int6Matrix.Over(vocab, cols, Int6GroupSize, cached);
+        }
+
+        Int6Matrix head = Int6Matrix.Quantize(weights.LmHead, vocab, Int6GroupSize, releaseSource);
         if (key is { } storeKey)
         {
             storing = ModelWeights.StoreInBackground(cache!, storeKey, head.Memory);
@@ -282,6 +313,7 @@ public sealed unsafe class CpuBackend : IBackend
         _storingHead?.Wait();
         _int8Head?.Dispose();
         _int4Head?.Dispose();
+        _int6Head?.Dispose();
         if (_ownsWeights)
         {
             _weights.Dispose();

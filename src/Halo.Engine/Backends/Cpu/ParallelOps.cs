@@ -108,6 +108,45 @@ internal sealed unsafe class Int4LmHeadWork : ParallelWork
         Int4MatVec.Run(_head!, _q, _groupSums, _d, _y, item * TilesPerItem, Math.Min(_head!.Tiles, (item + 1) * TilesPerItem));
 }
 
+/// <summary>Logits of one or several tokens (one pass over the 6-bit LM head), split by row tiles.</summary>
+internal sealed unsafe class Int6LmHeadWork : ParallelWork
+{
+    private const int TilesPerItem = 256;
+
+    private Int6Matrix? _head;
+    private sbyte* _q;
+    private short* _groupSums;
+    private float* _d;
+    private float** _logits;
+    private int _tokens;
+
+    /// <summary>Token k: input at q + k * PaddedCols, group sums at groupSums + k * ScaleStride, scale d[k], logits into logits[k].</summary>
+    public void Set(Int6Matrix head, sbyte* q, short* groupSums, float* d, float** logits, int tokens)
+    {
+        _head = head;
+        _q = q;
+        _groupSums = groupSums;
+        _d = d;
+        _logits = logits;
+        _tokens = tokens;
+    }
+
+    protected override int ItemCount => (_head!.Tiles + TilesPerItem - 1) / TilesPerItem;
+
+    protected override void Execute(int item, int worker)
+    {
+        int start = item * TilesPerItem, end = Math.Min(_head!.Tiles, (item + 1) * TilesPerItem);
+        if (_tokens == 1)
+        {
+            Int6MatVec.Run(_head, _q, _groupSums, _d[0], _logits[0], start, end);
+        }
+        else
+        {
+            Int6MatVec.RunBatch(_head, _q, _groupSums, _d, _logits, _tokens, start, end);
+        }
+    }
+}
+
 /// <summary>Logits of one or several tokens (one pass over the int8 LM head), split by vocabulary rows.</summary>
 internal sealed unsafe class Int8LmHeadWork : ParallelWork
 {

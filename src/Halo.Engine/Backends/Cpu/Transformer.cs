@@ -45,11 +45,14 @@ internal sealed unsafe class Transformer : IDisposable
     private readonly Int8Matrix? _int8Head;
     private readonly Int4LmHeadWork _int4LmHead = new();
     private readonly Int4Matrix? _int4Head;
-    private readonly sbyte* _headQ;   // (d, or the 4-bit head's padded columns, zero past d) LM-head input as int8
-    private readonly short* _headGroupSums; // (the 4-bit head's ScaleStride) sum of _headQ per column group
+    private readonly Int6LmHeadWork _int6LmHead = new();
+    private readonly Int6Matrix? _int6Head;
+    private readonly int _headStride;  // d, or the 4/6-bit head's padded columns: one token's LM-head input
+    private readonly sbyte* _headQ;   // (_headStride, zero past d) LM-head input as int8
+    private readonly short* _headGroupSums; // (8, the 4/6-bit head's ScaleStride) sums of each token's input per column group
     private readonly byte* _headU;    // (d) the same plus 128, for the unsigned-by-signed dot product
-    private readonly sbyte* _headBatchQ; // (8, d) int8 LM-head inputs of a batched-logits group
-    private readonly byte* _headBatchU;  // (8, d) the same plus 128
+    private readonly sbyte* _headBatchQ; // (8, _headStride, zero past d) int8 LM-head inputs of a batched-logits group
+    private readonly byte* _headBatchU;  // (8, d) the same plus 128 (int8 head)
     private readonly float* _headBatchD; // (8) their scales
     private readonly float** _headBatchTargets; // (8) where each token's logits go
     private readonly float* _headScratch; // (vocab) logits of a padded group's copies, discarded
@@ -58,10 +61,11 @@ internal sealed unsafe class Transformer : IDisposable
     private int _tokens;
     private int _layer;
 
-    public Transformer(ModelWeights weights, Int8Matrix? int8Head, Int4Matrix? int4Head, KvCache cache, WorkerPool pool, int maxTokens, Activation activation, NumericsMode numerics, ActivationScaling scaling)
+    public Transformer(ModelWeights weights, Int8Matrix? int8Head, Int4Matrix? int4Head, Int6Matrix? int6Head, KvCache cache, WorkerPool pool, int maxTokens, Activation activation, NumericsMode numerics, ActivationScaling scaling)
     {
         _int8Head = int8Head;
         _int4Head = int4Head;
+        _int6Head = int6Head;
         _w = weights;
         _c = weights.Config;
         _cache = cache;
@@ -89,16 +93,18 @@ internal sealed unsafe class Transformer : IDisposable
         _qx = new QuantizedActivations(maxTokens, Math.Max(Math.Max(d, _qDim), ffn));
         _attention = new AttentionWork(this);
         _tokenWork = new TokenWork(this);
-        int headCols = Math.Max(d, int4Head?.PaddedCols ?? 0);
-        _headQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)headCols, 64);
-        new Span<sbyte>(_headQ, headCols).Clear();
-        _headGroupSums = (short*)NativeMemory.AlignedAlloc((nuint)(int4Head?.ScaleStride ?? 1) * sizeof(short), 64);
+        _headStride = Math.Max(d, int4Head?.PaddedCols ?? int6Head?.PaddedCols ?? 0);
+        _headQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)_headStride, 64);
+        new Span<sbyte>(_headQ, _headStride).Clear();
+        int groupSums = Int8MatVec.BatchTokens * (int4Head?.ScaleStride ?? int6Head?.ScaleStride ?? 1);
+        _headGroupSums = (short*)NativeMemory.AlignedAlloc((nuint)groupSums * sizeof(short), 64);
         _headU = (byte*)NativeMemory.AlignedAlloc((nuint)d, 64);
-        _headBatchQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * d), 64);
+        _headBatchQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * _headStride), 64);
+        new Span<sbyte>(_headBatchQ, Int8MatVec.BatchTokens * _headStride).Clear();
         _headBatchU = (byte*)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * d), 64);
         _headBatchD = Alloc(Int8MatVec.BatchTokens);
         _headBatchTargets = (float**)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * sizeof(float*)), 64);
-        _headScratch = int8Head is null ? null : Alloc(_c.VocabSize);
+        _headScratch = int8Head is null && int6Head is null ? null : Alloc(_c.VocabSize);
     }
 
     public int MaxTokens { get; }
@@ -143,7 +149,9 @@ internal sealed unsafe class Transformer : IDisposable
             Mark(Op.Rope, ref t0);
 
             // a = softmax(q k^T / sqrt(head_dim) + causal) v, per head (GQA)
+            _attention.Prepare();
             _pool.Run(_attention);
+            _attention.MergeRanges();
             Mark(Op.Attention, ref t0);
 
             // x += (Wo (rmsnorm(a) * attn_sub_norm)) * so
@@ -245,6 +253,14 @@ internal sealed unsafe class Transformer : IDisposable
             _int4LmHead.Set(_int4Head, _headQ, _headGroupSums, dq, logits);
             _pool.Run(_int4LmHead);
         }
+        else if (_int6Head is not null)
+        {
+            float dq = QuantizeHeadInput(h, d);
+            float* target = logits;
+            Int6MatVec.GroupSums(_int6Head, _headQ, _headGroupSums);
+            _int6LmHead.Set(_int6Head, _headQ, _headGroupSums, &dq, &target, 1);
+            _pool.Run(_int6LmHead);
+        }
         else if (_int8Head is not null)
         {
             float dq = QuantizeHeadInput(h, d);
@@ -260,12 +276,12 @@ internal sealed unsafe class Transformer : IDisposable
         Mark(Op.LmHead, ref t0);
     }
 
-    /// <summary>Whether <see cref="LogitsBatch"/> reads the head once for several tokens (the int8 head).</summary>
-    public bool BatchesLogits => _int8Head is not null && _int4Head is null;
+    /// <summary>Whether <see cref="LogitsBatch"/> reads the head once for several tokens (the int8 and 6-bit heads).</summary>
+    public bool BatchesLogits => _int8Head is not null || _int6Head is not null;
 
     /// <summary>
     /// Logits of 2..<see cref="Int8MatVec.BatchTokens"/> tokens of the last batch (batch indices
-    /// <paramref name="t"/>) in one pass over the int8 head: with several sequences decoding, the head is read once
+    /// <paramref name="t"/>) in one pass over the int8 or 6-bit head: with several sequences decoding, the head is read once
     /// per step, not once per sequence. A short group is padded with copies of its first token into a scratch row.
     /// </summary>
     public void LogitsBatch(int* t, float** logits, int n)
@@ -274,20 +290,34 @@ internal sealed unsafe class Transformer : IDisposable
         int d = _c.HiddenSize;
         for (int k = 0; k < n; k++)
         {
-            _headBatchD[k] = QuantizeHeadInput(FinalNorm(t[k]), d, _headBatchQ + (long)k * d, _headBatchU + (long)k * d);
+            _headBatchD[k] = QuantizeHeadInput(FinalNorm(t[k]), d, _headBatchQ + (long)k * _headStride, _headBatchU + (long)k * d);
             _headBatchTargets[k] = logits[k];
         }
 
         for (int k = n; k < Int8MatVec.BatchTokens; k++)
         {
-            Buffer.MemoryCopy(_headBatchQ, _headBatchQ + (long)k * d, d, d);
+            Buffer.MemoryCopy(_headBatchQ, _headBatchQ + (long)k * _headStride, _headStride, _headStride);
             Buffer.MemoryCopy(_headBatchU, _headBatchU + (long)k * d, d, d);
             _headBatchD[k] = _headBatchD[0];
             _headBatchTargets[k] = _headScratch;
         }
 
-        _int8LmHead.Set(_int8Head!, _headBatchU, _headBatchQ, _headBatchD, _headBatchTargets, Int8MatVec.BatchTokens);
-        _pool.Run(_int8LmHead);
+        if (_int6Head is not null)
+        {
+            for (int k = 0; k < Int8MatVec.BatchTokens; k++)
+            {
+                Int6MatVec.GroupSums(_int6Head, _headBatchQ + (long)k * _headStride, _headGroupSums + k * _int6Head.ScaleStride);
+            }
+
+            _int6LmHead.Set(_int6Head, _headBatchQ, _headGroupSums, _headBatchD, _headBatchTargets, Int8MatVec.BatchTokens);
+            _pool.Run(_int6LmHead);
+        }
+        else
+        {
+            _int8LmHead.Set(_int8Head!, _headBatchU, _headBatchQ, _headBatchD, _headBatchTargets, Int8MatVec.BatchTokens);
+            _pool.Run(_int8LmHead);
+        }
+
         Mark(Op.LmHead, ref t0);
     }
 
@@ -330,7 +360,6 @@ internal sealed unsafe class Transformer : IDisposable
     private void StoreKv(int t) =>
         _cache.Store(_slots[t], _layer, _positions[t], _k + (long)t * _kvDim, _v + (long)t * _kvDim, _llamaCppNumerics);
 
-    /// <summary>Attention of token t for the query heads of KV head g, over positions 0..pos of its slot.</summary>
     /// <summary>
     /// Attention of token t for query heads [head, head + count), which share KV head head / group, over
     /// positions 0..pos of its slot.
@@ -339,8 +368,8 @@ internal sealed unsafe class Transformer : IDisposable
     {
         int hd = _c.HeadDim, kvHead = head / (_c.HeadCount / _c.KvHeadCount);
         long offset = (long)t * _qDim + head * hd;
-        Attention.Group(_q + offset, _cache.Keys(_slots[t], _layer, kvHead), _cache.Values(_slots[t], _layer, kvHead), _positions[t] + 1,
-            count, hd, scores, _cache.Capacity, _att + offset, _llamaCppNumerics);
+        Attention.Group(_q + offset, _cache.Keys(_slots[t], _layer, kvHead), _cache.Values(_slots[t], _layer, kvHead), _cache.Storage,
+            _positions[t] + 1, count, hd, scores, _cache.Capacity, _att + offset, _llamaCppNumerics);
     }
 
     /// <summary>Norm vectors live on the pinned object heap (see <see cref="ModelWeights"/>), so their address is stable.</summary>
@@ -384,6 +413,7 @@ internal sealed unsafe class Transformer : IDisposable
         NativeMemory.AlignedFree(_headBatchTargets);
         NativeMemory.AlignedFree(_headScratch);
         NativeMemory.AlignedFree(_headGroupSums);
+        _attention.Free();
         _qx.Dispose();
     }
 
@@ -430,25 +460,93 @@ internal sealed unsafe class Transformer : IDisposable
             Do(item * TokensPerItem, Math.Min(owner._tokens, (item + 1) * TokensPerItem));
     }
 
-    /// <summary>Attention, one item per (token, KV head) pair: the query heads sharing a KV head read it once.</summary>
     /// <summary>
-    /// Attention, one item per (token, KV head) pair, so the query heads sharing a KV head read it once; when that
-    /// gives too few items to keep every worker busy (decoding one token over 5 KV heads on 2 threads leaves one
-    /// idle a third of the time), one item per (token, query head).
+    /// Attention in items of (token, KV head, range of positions), so the query heads sharing a KV head read it
+    /// once. When tokens x KV heads are too few to keep every worker busy (decoding one sequence: 5 KV heads on 2
+    /// threads leaves one idle a third of the time), each token's positions are cut into ranges whose partial
+    /// results <see cref="MergeRanges"/> joins after the dispatch. llama.cpp numerics normalise the probabilities
+    /// before V, so there the items are (token, query head) instead.
     /// </summary>
-    private sealed class AttentionWork(Transformer owner) : ParallelWork
+    private sealed class AttentionWork : ParallelWork
     {
-        private readonly int _group = owner._c.HeadCount / owner._c.KvHeadCount;
-        private readonly long _scoresPerWorker = (long)(owner._c.HeadCount / owner._c.KvHeadCount) * owner._cache.Capacity;
+        private readonly Transformer _owner;
+        private readonly int _group, _kvHeads, _hd, _threads;
+        private readonly long _scoresPerWorker;
+        private readonly float* _partials; // (items, group, head_dim) unnormalised outputs of the ranges
+        private readonly float* _maxes;    // (items, group) their largest scores
+        private readonly float* _sums;     // (items, group) their sums of exponentials
+        private int _ranges;
+        private int _headsPerItem;
 
-        private int HeadsPerItem => owner._tokens * owner._c.KvHeadCount >= 4 * owner._pool.Threads ? _group : 1;
+        public AttentionWork(Transformer owner)
+        {
+            _owner = owner;
+            _kvHeads = owner._c.KvHeadCount;
+            _group = owner._c.HeadCount / _kvHeads;
+            _hd = owner._c.HeadDim;
+            _threads = owner._pool.Threads;
+            _scoresPerWorker = (long)_group * owner._cache.Capacity;
+            // Ranges are used only when tokens x KV heads < 4 x threads, which bounds the items below 8 x threads.
+            _partials = Alloc((long)MaxRangeItems * _group * _hd);
+            _maxes = Alloc((long)MaxRangeItems * _group);
+            _sums = Alloc((long)MaxRangeItems * _group);
+        }
 
-        protected override int ItemCount => owner._tokens * owner._c.HeadCount / HeadsPerItem;
+        private int MaxRangeItems => 8 * _threads;
+
+        /// <summary>Chooses the items for the batch set now: ranges per (token, KV head), or heads per item.</summary>
+        public void Prepare()
+        {
+            int pairs = _owner._tokens * _kvHeads, wanted = 4 * _threads;
+            bool few = pairs < wanted;
+            _ranges = few && !_owner._llamaCppNumerics ? (wanted + pairs - 1) / pairs : 1;
+            _headsPerItem = few && _owner._llamaCppNumerics ? 1 : _group;
+        }
+
+        protected override int ItemCount => _owner._tokens * _owner._c.HeadCount / _headsPerItem * _ranges;
 
         protected override void Execute(int item, int worker)
         {
-            int heads = HeadsPerItem, itemsPerToken = owner._c.HeadCount / heads;
-            owner.Attend(item / itemsPerToken, item % itemsPerToken * heads, heads, owner._scores + worker * _scoresPerWorker);
+            float* scores = _owner._scores + worker * _scoresPerWorker;
+            if (_ranges == 1)
+            {
+                int itemsPerToken = _owner._c.HeadCount / _headsPerItem;
+                _owner.Attend(item / itemsPerToken, item % itemsPerToken * _headsPerItem, _headsPerItem, scores);
+                return;
+            }
+
+            // item = ((t * kv_heads) + g) * ranges + r; range r holds whole chunks [chunks * r / ranges, chunks * (r + 1) / ranges).
+            int pair = item / _ranges, r = item % _ranges, t = pair / _kvHeads, g = pair % _kvHeads;
+            int n = _owner._positions[t] + 1, chunks = (n + Attention.Chunk - 1) / Attention.Chunk;
+            int p0 = chunks * r / _ranges * Attention.Chunk, p1 = Math.Min(n, chunks * (r + 1) / _ranges * Attention.Chunk);
+            int slot = _owner._slots[t], layer = _owner._layer;
+            Attention.Partial(_owner._q + (long)t * _owner._qDim + g * _group * _hd, _owner._cache.Keys(slot, layer, g), _owner._cache.Values(slot, layer, g),
+                _owner._cache.Storage, p0, Math.Max(p0, p1), _group, _hd, scores, _owner._cache.Capacity,
+                _partials + (long)item * _group * _hd, _maxes + item * _group, _sums + item * _group, llamaCppNumerics: false);
+        }
+
+        /// <summary>Joins the ranges of each (token, KV head) into the attention output, when the batch had ranges.</summary>
+        public void MergeRanges()
+        {
+            if (_ranges == 1)
+            {
+                return;
+            }
+
+            for (int pair = 0; pair < _owner._tokens * _kvHeads; pair++)
+            {
+                int t = pair / _kvHeads, g = pair % _kvHeads;
+                long first = (long)pair * _ranges;
+                Attention.Merge(_partials + first * _group * _hd, _maxes + first * _group, _sums + first * _group, _ranges, _group, _hd,
+                    _owner._att + (long)t * _owner._qDim + g * _group * _hd);
+            }
+        }
+
+        public void Free()
+        {
+            NativeMemory.AlignedFree(_partials);
+            NativeMemory.AlignedFree(_maxes);
+            NativeMemory.AlignedFree(_sums);
         }
     }
 }

@@ -85,6 +85,37 @@ public sealed class CpuBackendTests
         Assert.Equal(b, a);
     }
 
+    /// <summary>
+    /// Decoding one sequence spreads its positions over the workers in ranges merged afterwards (flash-decoding);
+    /// past several 64-position chunks that must agree with the prompt attended whole, as a batched prefill does.
+    /// </summary>
+    [Fact]
+    public void Forward_DecodeInPositionRanges_MatchesWholeSequenceAttention()
+    {
+        using var model = new TestModelSource(TestModelSource.TinyConfig(), uniformBlockScales: true);
+        int[] prompt = [.. Enumerable.Range(0, 200).Select(i => (i * 37 + 5) % model.Config.VocabSize)];
+        using CpuBackend batched = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxBatchTokens = 200, ContextLength = 256 });
+        using CpuBackend single = CpuBackend.Create(model, new BackendOptions { Threads = 2, ContextLength = 256 });
+        var a = new float[model.Config.VocabSize];
+        var b = new float[model.Config.VocabSize];
+        batched.Forward([new SequenceChunk(0, 0, prompt)], a);
+        for (int i = 0; i < prompt.Length; i++)
+        {
+            single.Forward([new SequenceChunk(0, i, new[] { prompt[i] })], b);
+        }
+
+        float scale = 0f;
+        for (int i = 0; i < a.Length; i++)
+        {
+            scale = MathF.Max(scale, MathF.Abs(a[i]));
+        }
+
+        for (int i = 0; i < a.Length; i++)
+        {
+            Assert.True(MathF.Abs(a[i] - b[i]) <= 1e-4f * scale, $"logit {i}: {b[i]} vs {a[i]}");
+        }
+    }
+
     /// <summary>Five sequences decoding in one step share one pass over the int8 LM head (a group padded to eight).</summary>
     [Fact]
     public void Forward_FiveSlotsDecodingTogether_EqualsSeparateRuns()
@@ -112,17 +143,20 @@ public sealed class CpuBackendTests
         }
     }
 
-    [Fact]
-    public void Forward_TwoSlotsInOneStep_EqualsSeparateRuns()
+    [Theory]
+    [InlineData(LmHeadPrecision.Int8)]   // both sequences' logits from one batched pass over the head
+    [InlineData(LmHeadPrecision.Int6)]
+    [InlineData(LmHeadPrecision.Int4)]   // one pass per sequence
+    public void Forward_TwoSlotsInOneStep_EqualsSeparateRuns(LmHeadPrecision head)
     {
         using var model = new TestModelSource(TestModelSource.TinyConfig());
-        using CpuBackend backend = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxSlots = 2 });
+        using CpuBackend backend = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxSlots = 2, LmHead = head });
         int vocab = model.Config.VocabSize;
         var both = new float[2 * vocab];
         backend.Forward([new SequenceChunk(0, 0, Prompt[..5]), new SequenceChunk(1, 0, Prompt[3..])], both);
         backend.Forward([new SequenceChunk(1, 5, new[] { 9 }), new SequenceChunk(0, 5, new[] { 11 })], both);
 
-        using CpuBackend alone = CpuBackend.Create(model, new BackendOptions { Threads = 2 });
+        using CpuBackend alone = CpuBackend.Create(model, new BackendOptions { Threads = 2, LmHead = head });
         var one = new float[vocab];
         alone.Forward([new SequenceChunk(0, 0, Prompt[..5])], one);
         alone.Forward([new SequenceChunk(0, 5, new[] { 11 })], one);
@@ -157,6 +191,7 @@ public sealed class CpuBackendTests
     [Theory]
     [InlineData(LmHeadPrecision.Int8)]
     [InlineData(LmHeadPrecision.Int4)]
+    [InlineData(LmHeadPrecision.Int6)]
     [InlineData(LmHeadPrecision.Source)]
     public void Forward_DecodeSteps_AllocateNothing(LmHeadPrecision head)
     {

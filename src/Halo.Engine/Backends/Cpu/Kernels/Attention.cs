@@ -1,20 +1,24 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Halo.Engine.Backends.Cpu.Kernels;
 
 /// <summary>
 /// Attention of one token for the query heads that share one KV head (a GQA group): for each head h,
 /// out[h] = softmax(q[h] K^T / sqrt(head_dim)) V over positions [0, n) of the token's slot, with K and V in the
-/// layout of <see cref="KvCache"/>. Scores come 16 positions at a time from the transposed key blocks (one
-/// multiply-add per dimension, no horizontal sums). Positions go in chunks of <see cref="Chunk"/>, and within a
-/// chunk head by head, so the chunk's keys (then values) come from memory once and from L1 for the other heads.
-/// Paths: Vector512, Vector256, scalar.
+/// layout and storage of <see cref="KvCache"/>. Scores come 16 positions at a time from the transposed key blocks
+/// (one multiply-add per dimension, no horizontal sums). Positions go in chunks of <see cref="Chunk"/>; within a
+/// chunk four heads at a time share each key and value load (and its BF16 widening), so a group's cache is read
+/// from memory once. <see cref="Partial"/> covers a range of positions and <see cref="Merge"/> joins ranges, so
+/// one long sequence can be spread over several threads (flash-decoding). Paths: Vector512, Vector256, scalar.
 /// </summary>
 public static unsafe class Attention
 {
     private const int KeyBlock = KvCache.KeyBlock;
-    private const int Chunk = 4 * KeyBlock;
+
+    /// <summary>Positions per chunk; a <see cref="Partial"/> range starts on a multiple of it.</summary>
+    public const int Chunk = 4 * KeyBlock;
 
     public static bool UseVector512 { get; set; } = Vector512.IsHardwareAccelerated;
 
@@ -24,82 +28,212 @@ public static unsafe class Attention
     /// q and output [group, hd]; scores [group, scoreStride] scratch with scoreStride at least n rounded up to 16.
     /// In llama.cpp numerics q and the probabilities are rounded to F16, as ggml multiplies them with its F16 cache.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Group(float* q, float* keys, float* values, int n, int group, int hd, float* scores, int scoreStride, float* output, bool llamaCppNumerics)
+    public static void Group(float* q, byte* keys, byte* values, KvStorage storage, int n, int group, int hd, float* scores, int scoreStride,
+        float* output, bool llamaCppNumerics)
+    {
+        float* maxes = stackalloc float[group];
+        float* sums = stackalloc float[group];
+        Partial(q, keys, values, storage, 0, n, group, hd, scores, scoreStride, output, maxes, sums, llamaCppNumerics);
+        for (int h = 0; h < group; h++)
+        {
+            VectorOps.Scale(output + h * hd, hd, 1f / sums[h]);
+        }
+    }
+
+    /// <summary>
+    /// The unnormalised attention of the group over positions [p0, p1) (p0 a multiple of <see cref="Chunk"/>):
+    /// for each head, m = max score, output = sum_p e^(s_p - m) V_p and sums = sum_p e^(s_p - m). In llama.cpp
+    /// numerics the probabilities are normalised (and rounded) before V, so sums are 1: it takes whole ranges only.
+    /// </summary>
+    public static void Partial(float* q, byte* keys, byte* values, KvStorage storage, int p0, int p1, int group, int hd, float* scores,
+        int scoreStride, float* output, float* maxes, float* sums, bool llamaCppNumerics)
     {
         if (llamaCppNumerics)
         {
             VectorOps.RoundToHalf(q, group * hd);
         }
 
-        float scale = 1f / MathF.Sqrt(hd);
-        for (int p0 = 0; p0 < n; p0 += Chunk)
+        if (storage == KvStorage.Bf16)
         {
-            int blocks = (Math.Min(Chunk, n - p0) + KeyBlock - 1) / KeyBlock;
-            for (int h = 0; h < group; h++)
+            Partial<Bf16Elements>(q, keys, values, p0, p1, group, hd, scores, scoreStride, output, maxes, sums, llamaCppNumerics);
+        }
+        else
+        {
+            Partial<F32Elements>(q, keys, values, p0, p1, group, hd, scores, scoreStride, output, maxes, sums, llamaCppNumerics);
+        }
+    }
+
+    /// <summary>
+    /// output[h] = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s over <paramref name="splits"/> partial results
+    /// (o [splits, group, hd], m and l [splits, group]) of one group, M the largest m_s.
+    /// </summary>
+    public static void Merge(float* partials, float* maxes, float* sums, int splits, int group, int hd, float* output)
+    {
+        for (int h = 0; h < group; h++)
+        {
+            float m = float.NegativeInfinity;
+            for (int s = 0; s < splits; s++)
             {
-                ScoreBlocks(keys + (long)p0 * hd, q + h * hd, hd, blocks, scores + (long)h * scoreStride + p0, scale);
+                m = MathF.Max(m, maxes[s * group + h]);
+            }
+
+            float* o = output + h * hd;
+            new Span<float>(o, hd).Clear();
+            float total = 0f;
+            for (int s = 0; s < splits; s++)
+            {
+                // A range with no positions has m = -inf and weighs exactly 0.
+                float weight = MathF.Exp(maxes[s * group + h] - m);
+                total += weight * sums[s * group + h];
+                float* part = partials + ((long)s * group + h) * hd;
+                for (int i = 0; i < hd; i++)
+                {
+                    o[i] += weight * part[i];
+                }
+            }
+
+            VectorOps.Scale(o, hd, 1f / total);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Partial<TKv>(float* q, byte* keys, byte* values, int p0, int p1, int group, int hd, float* scores, int scoreStride,
+        float* output, float* maxes, float* sums, bool llamaCppNumerics) where TKv : struct, IKvElements
+    {
+        int n = p1 - p0;
+        float scale = 1f / MathF.Sqrt(hd);
+        byte* k = keys + (long)p0 * hd * TKv.Size, v = values + (long)p0 * hd * TKv.Size;
+        for (int c = 0; c < n; c += Chunk)
+        {
+            int blocks = (Math.Min(Chunk, n - c) + KeyBlock - 1) / KeyBlock;
+            byte* kc = k + (long)c * hd * TKv.Size;
+            int h = 0;
+            if (UseVector512 && blocks == 4)
+            {
+                for (; h + 4 <= group; h += 4)
+                {
+                    ScoreFourHeads512<TKv>(kc, q + h * hd, hd, scores + (long)h * scoreStride + c, scoreStride, scale);
+                }
+            }
+
+            for (; h < group; h++)
+            {
+                ScoreBlocks<TKv>(kc, q + h * hd, hd, blocks, scores + (long)h * scoreStride + c, scale);
             }
         }
 
         for (int h = 0; h < group; h++)
         {
             float* probabilities = scores + (long)h * scoreStride;
-            VectorOps.Softmax(probabilities, n);
-            if (llamaCppNumerics)
+            double sum = n > 0 ? VectorOps.Exponentiate(probabilities, n, out maxes[h]) : 0;
+            if (n == 0)
             {
-                VectorOps.RoundToHalf(probabilities, n);
+                maxes[h] = float.NegativeInfinity;
             }
 
+            if (llamaCppNumerics)
+            {
+                VectorOps.Scale(probabilities, n, (float)(1.0 / sum));
+                VectorOps.RoundToHalf(probabilities, n);
+                sum = 1;
+            }
+
+            sums[h] = (float)sum;
             new Span<float>(output + h * hd, hd).Clear();
         }
 
-        for (int p0 = 0; p0 < n; p0 += Chunk)
+        for (int c = 0; c < n; c += Chunk)
         {
-            int count = Math.Min(Chunk, n - p0);
-            for (int h = 0; h < group; h++)
+            int count = Math.Min(Chunk, n - c);
+            byte* vc = v + (long)c * hd * TKv.Size;
+            int h = 0;
+            if (UseVector512 && hd % 64 == 0)
             {
-                AccumulateValues(values + (long)p0 * hd, scores + (long)h * scoreStride + p0, count, hd, output + h * hd);
+                for (; h + 4 <= group; h += 4)
+                {
+                    AccumulateFourHeads512<TKv>(vc, scores + (long)h * scoreStride + c, scoreStride, count, hd, output + h * hd);
+                }
+            }
+
+            for (; h < group; h++)
+            {
+                AccumulateValues<TKv>(vc, scores + (long)h * scoreStride + c, count, hd, output + h * hd);
             }
         }
     }
 
+    /// <summary>
+    /// Scores of four heads (q [4, hd], scores rows <paramref name="scoreStride"/> apart) against 4 key blocks:
+    /// 16 accumulators, and each widened key vector serves four multiply-adds.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ScoreFourHeads512<TKv>(byte* k, float* q, int hd, float* s, int scoreStride, float scale) where TKv : struct, IKvElements
+    {
+        long block = (long)hd * KeyBlock * TKv.Size;
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
+        Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
+        Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+        for (int d = 0; d < hd; d++)
+        {
+            byte* kd = k + (long)d * KeyBlock * TKv.Size;
+            Vector512<float> k0 = TKv.Load512(kd), k1 = TKv.Load512(kd + block), k2 = TKv.Load512(kd + 2 * block), k3 = TKv.Load512(kd + 3 * block);
+            Vector512<float> q0 = Vector512.Create(q[d]), q1 = Vector512.Create(q[hd + d]), q2 = Vector512.Create(q[2 * hd + d]), q3 = Vector512.Create(q[3 * hd + d]);
+            a00 = Vector512.FusedMultiplyAdd(k0, q0, a00);
+            a01 = Vector512.FusedMultiplyAdd(k1, q0, a01);
+            a02 = Vector512.FusedMultiplyAdd(k2, q0, a02);
+            a03 = Vector512.FusedMultiplyAdd(k3, q0, a03);
+            a10 = Vector512.FusedMultiplyAdd(k0, q1, a10);
+            a11 = Vector512.FusedMultiplyAdd(k1, q1, a11);
+            a12 = Vector512.FusedMultiplyAdd(k2, q1, a12);
+            a13 = Vector512.FusedMultiplyAdd(k3, q1, a13);
+            a20 = Vector512.FusedMultiplyAdd(k0, q2, a20);
+            a21 = Vector512.FusedMultiplyAdd(k1, q2, a21);
+            a22 = Vector512.FusedMultiplyAdd(k2, q2, a22);
+            a23 = Vector512.FusedMultiplyAdd(k3, q2, a23);
+            a30 = Vector512.FusedMultiplyAdd(k0, q3, a30);
+            a31 = Vector512.FusedMultiplyAdd(k1, q3, a31);
+            a32 = Vector512.FusedMultiplyAdd(k2, q3, a32);
+            a33 = Vector512.FusedMultiplyAdd(k3, q3, a33);
+        }
+
+        Vector512<float> vs = Vector512.Create(scale);
+        StoreRow(s, a00 * vs, a01 * vs, a02 * vs, a03 * vs);
+        StoreRow(s + scoreStride, a10 * vs, a11 * vs, a12 * vs, a13 * vs);
+        StoreRow(s + 2L * scoreStride, a20 * vs, a21 * vs, a22 * vs, a23 * vs);
+        StoreRow(s + 3L * scoreStride, a30 * vs, a31 * vs, a32 * vs, a33 * vs);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow(float* s, Vector512<float> b0, Vector512<float> b1, Vector512<float> b2, Vector512<float> b3)
+    {
+        b0.Store(s);
+        b1.Store(s + 16);
+        b2.Store(s + 32);
+        b3.Store(s + 48);
+    }
+
     /// <summary>s[16 b + j] = scale * sum_d q[d] K[b][d][j] for key blocks b in [0, blocks), blocks &lt;= 4.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ScoreBlocks(float* k, float* q, int hd, int blocks, float* s, float scale)
+    private static void ScoreBlocks<TKv>(byte* k, float* q, int hd, int blocks, float* s, float scale) where TKv : struct, IKvElements
     {
-        int blockFloats = hd * KeyBlock;
+        long blockBytes = (long)hd * KeyBlock * TKv.Size, row = KeyBlock * TKv.Size;
         if (UseVector512)
         {
-            if (blocks == 4)
-            {
-                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                for (int d = 0; d < hd; d++)
-                {
-                    Vector512<float> qd = Vector512.Create(q[d]);
-                    float* kd = k + d * KeyBlock;
-                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(kd), qd, a0);
-                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(kd + blockFloats), qd, a1);
-                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(kd + 2 * blockFloats), qd, a2);
-                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(kd + 3 * blockFloats), qd, a3);
-                }
-
-                Vector512<float> vs = Vector512.Create(scale);
-                (a0 * vs).Store(s);
-                (a1 * vs).Store(s + 16);
-                (a2 * vs).Store(s + 32);
-                (a3 * vs).Store(s + 48);
-                return;
-            }
-
-            for (int b = 0; b < blocks; b++, k += blockFloats, s += KeyBlock)
+            for (int b = 0; b < blocks; b++, k += blockBytes, s += KeyBlock)
             {
                 // Even and odd dimensions in two chains, so the multiply-adds do not wait on each other.
                 Vector512<float> even = default, odd = default;
-                for (int d = 0; d < hd; d += 2)
+                int d = 0;
+                for (; d + 2 <= hd; d += 2)
                 {
-                    even = Vector512.FusedMultiplyAdd(Vector512.Load(k + d * KeyBlock), Vector512.Create(q[d]), even);
-                    odd = Vector512.FusedMultiplyAdd(Vector512.Load(k + (d + 1) * KeyBlock), Vector512.Create(q[d + 1]), odd);
+                    even = Vector512.FusedMultiplyAdd(TKv.Load512(k + d * row), Vector512.Create(q[d]), even);
+                    odd = Vector512.FusedMultiplyAdd(TKv.Load512(k + (d + 1) * row), Vector512.Create(q[d + 1]), odd);
+                }
+
+                if (d < hd)
+                {
+                    even = Vector512.FusedMultiplyAdd(TKv.Load512(k + d * row), Vector512.Create(q[d]), even);
                 }
 
                 ((even + odd) * Vector512.Create(scale)).Store(s);
@@ -110,14 +244,14 @@ public static unsafe class Attention
 
         if (UseVector256)
         {
-            for (int b = 0; b < blocks; b++, k += blockFloats, s += KeyBlock)
+            for (int b = 0; b < blocks; b++, k += blockBytes, s += KeyBlock)
             {
                 Vector256<float> lo = default, hi = default;
                 for (int d = 0; d < hd; d++)
                 {
                     Vector256<float> qd = Vector256.Create(q[d]);
-                    lo = Vector256.FusedMultiplyAdd(Vector256.Load(k + d * KeyBlock), qd, lo);
-                    hi = Vector256.FusedMultiplyAdd(Vector256.Load(k + d * KeyBlock + 8), qd, hi);
+                    lo = Vector256.FusedMultiplyAdd(TKv.Load256(k + d * row), qd, lo);
+                    hi = Vector256.FusedMultiplyAdd(TKv.Load256(k + d * row + 8 * TKv.Size), qd, hi);
                 }
 
                 Vector256<float> vs = Vector256.Create(scale);
@@ -128,14 +262,14 @@ public static unsafe class Attention
             return;
         }
 
-        for (int b = 0; b < blocks; b++, k += blockFloats, s += KeyBlock)
+        for (int b = 0; b < blocks; b++, k += blockBytes, s += KeyBlock)
         {
             for (int j = 0; j < KeyBlock; j++)
             {
                 float sum = 0f;
                 for (int d = 0; d < hd; d++)
                 {
-                    sum += q[d] * k[d * KeyBlock + j];
+                    sum += q[d] * TKv.Load(k + (d * KeyBlock + j) * TKv.Size);
                 }
 
                 s[j] = sum * scale;
@@ -143,27 +277,78 @@ public static unsafe class Attention
         }
     }
 
+    /// <summary>
+    /// output[h, hd] += sum_p w[h, p] V[p] for four heads (weights rows <paramref name="weightStride"/> apart),
+    /// 64 dimensions at a time: each widened value vector serves four multiply-adds.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateFourHeads512<TKv>(byte* v, float* w, int weightStride, int count, int hd, float* output) where TKv : struct, IKvElements
+    {
+        long rowBytes = (long)hd * TKv.Size;
+        for (int i = 0; i < hd; i += 64)
+        {
+            float* o0 = output + i, o1 = o0 + hd, o2 = o1 + hd, o3 = o2 + hd;
+            Vector512<float> a00 = Vector512.Load(o0), a01 = Vector512.Load(o0 + 16), a02 = Vector512.Load(o0 + 32), a03 = Vector512.Load(o0 + 48);
+            Vector512<float> a10 = Vector512.Load(o1), a11 = Vector512.Load(o1 + 16), a12 = Vector512.Load(o1 + 32), a13 = Vector512.Load(o1 + 48);
+            Vector512<float> a20 = Vector512.Load(o2), a21 = Vector512.Load(o2 + 16), a22 = Vector512.Load(o2 + 32), a23 = Vector512.Load(o2 + 48);
+            Vector512<float> a30 = Vector512.Load(o3), a31 = Vector512.Load(o3 + 16), a32 = Vector512.Load(o3 + 32), a33 = Vector512.Load(o3 + 48);
+            byte* vi = v + (long)i * TKv.Size;
+            for (int p = 0; p < count; p++)
+            {
+                byte* vp = vi + p * rowBytes;
+                Vector512<float> v0 = TKv.Load512(vp), v1 = TKv.Load512(vp + 16 * TKv.Size), v2 = TKv.Load512(vp + 32 * TKv.Size), v3 = TKv.Load512(vp + 48 * TKv.Size);
+                Vector512<float> w0 = Vector512.Create(w[p]), w1 = Vector512.Create(w[weightStride + p]);
+                Vector512<float> w2 = Vector512.Create(w[2L * weightStride + p]), w3 = Vector512.Create(w[3L * weightStride + p]);
+                a00 = Vector512.FusedMultiplyAdd(v0, w0, a00);
+                a01 = Vector512.FusedMultiplyAdd(v1, w0, a01);
+                a02 = Vector512.FusedMultiplyAdd(v2, w0, a02);
+                a03 = Vector512.FusedMultiplyAdd(v3, w0, a03);
+                a10 = Vector512.FusedMultiplyAdd(v0, w1, a10);
+                a11 = Vector512.FusedMultiplyAdd(v1, w1, a11);
+                a12 = Vector512.FusedMultiplyAdd(v2, w1, a12);
+                a13 = Vector512.FusedMultiplyAdd(v3, w1, a13);
+                a20 = Vector512.FusedMultiplyAdd(v0, w2, a20);
+                a21 = Vector512.FusedMultiplyAdd(v1, w2, a21);
+                a22 = Vector512.FusedMultiplyAdd(v2, w2, a22);
+                a23 = Vector512.FusedMultiplyAdd(v3, w2, a23);
+                a30 = Vector512.FusedMultiplyAdd(v0, w3, a30);
+                a31 = Vector512.FusedMultiplyAdd(v1, w3, a31);
+                a32 = Vector512.FusedMultiplyAdd(v2, w3, a32);
+                a33 = Vector512.FusedMultiplyAdd(v3, w3, a33);
+            }
+
+            StoreRow(o0, a00, a01, a02, a03);
+            StoreRow(o1, a10, a11, a12, a13);
+            StoreRow(o2, a20, a21, a22, a23);
+            StoreRow(o3, a30, a31, a32, a33);
+        }
+    }
+
     /// <summary>output[hd] += sum_p w[p] V[p] for p in [0, count).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateValues(float* v, float* w, int count, int hd, float* output)
+    private static void AccumulateValues<TKv>(byte* v, float* w, int count, int hd, float* output) where TKv : struct, IKvElements
     {
+        long rowBytes = (long)hd * TKv.Size;
         int i = 0;
         if (UseVector512)
         {
-            for (; i + 64 <= hd; i += 64)
-            {
-                AccumulateSlice64(v + i, w, count, hd, output + i);
-            }
-
             for (; i + 16 <= hd; i += 16)
             {
-                Vector512<float> acc = Vector512.Load(output + i);
-                for (int p = 0; p < count; p++)
+                Vector512<float> even = Vector512.Load(output + i), odd = default;
+                byte* vi = v + (long)i * TKv.Size;
+                int p = 0;
+                for (; p + 2 <= count; p += 2)
                 {
-                    acc = Vector512.FusedMultiplyAdd(Vector512.Load(v + (long)p * hd + i), Vector512.Create(w[p]), acc);
+                    even = Vector512.FusedMultiplyAdd(TKv.Load512(vi + p * rowBytes), Vector512.Create(w[p]), even);
+                    odd = Vector512.FusedMultiplyAdd(TKv.Load512(vi + (p + 1) * rowBytes), Vector512.Create(w[p + 1]), odd);
                 }
 
-                acc.Store(output + i);
+                if (p < count)
+                {
+                    even = Vector512.FusedMultiplyAdd(TKv.Load512(vi + p * rowBytes), Vector512.Create(w[p]), even);
+                }
+
+                (even + odd).Store(output + i);
             }
         }
         else if (UseVector256)
@@ -171,9 +356,10 @@ public static unsafe class Attention
             for (; i + 8 <= hd; i += 8)
             {
                 Vector256<float> acc = Vector256.Load(output + i);
+                byte* vi = v + (long)i * TKv.Size;
                 for (int p = 0; p < count; p++)
                 {
-                    acc = Vector256.FusedMultiplyAdd(Vector256.Load(v + (long)p * hd + i), Vector256.Create(w[p]), acc);
+                    acc = Vector256.FusedMultiplyAdd(TKv.Load256(vi + p * rowBytes), Vector256.Create(w[p]), acc);
                 }
 
                 acc.Store(output + i);
@@ -185,47 +371,49 @@ public static unsafe class Attention
             float acc = output[i];
             for (int p = 0; p < count; p++)
             {
-                acc += w[p] * v[(long)p * hd + i];
+                acc += w[p] * TKv.Load(v + (p * (long)hd + i) * TKv.Size);
             }
 
             output[i] = acc;
         }
     }
 
-    // 64 dimensions in 4 registers, even and odd positions in two sets: 8 independent multiply-add chains.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AccumulateSlice64(float* v, float* w, int count, int hd, float* output)
+    /// <summary>How a cache element becomes a float; the kernels are compiled once per storage.</summary>
+    private interface IKvElements
     {
-        Vector512<float> a0 = Vector512.Load(output), a1 = Vector512.Load(output + 16), a2 = Vector512.Load(output + 32), a3 = Vector512.Load(output + 48);
-        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
-        int p = 0;
-        for (; p + 2 <= count; p += 2)
-        {
-            float* even = v + (long)p * hd, odd = even + hd;
-            Vector512<float> we = Vector512.Create(w[p]), wo = Vector512.Create(w[p + 1]);
-            a0 = Vector512.FusedMultiplyAdd(Vector512.Load(even), we, a0);
-            a1 = Vector512.FusedMultiplyAdd(Vector512.Load(even + 16), we, a1);
-            a2 = Vector512.FusedMultiplyAdd(Vector512.Load(even + 32), we, a2);
-            a3 = Vector512.FusedMultiplyAdd(Vector512.Load(even + 48), we, a3);
-            b0 = Vector512.FusedMultiplyAdd(Vector512.Load(odd), wo, b0);
-            b1 = Vector512.FusedMultiplyAdd(Vector512.Load(odd + 16), wo, b1);
-            b2 = Vector512.FusedMultiplyAdd(Vector512.Load(odd + 32), wo, b2);
-            b3 = Vector512.FusedMultiplyAdd(Vector512.Load(odd + 48), wo, b3);
-        }
+        static abstract int Size { get; }
 
-        if (p < count)
-        {
-            float* last = v + (long)p * hd;
-            Vector512<float> wl = Vector512.Create(w[p]);
-            a0 = Vector512.FusedMultiplyAdd(Vector512.Load(last), wl, a0);
-            a1 = Vector512.FusedMultiplyAdd(Vector512.Load(last + 16), wl, a1);
-            a2 = Vector512.FusedMultiplyAdd(Vector512.Load(last + 32), wl, a2);
-            a3 = Vector512.FusedMultiplyAdd(Vector512.Load(last + 48), wl, a3);
-        }
+        static abstract Vector512<float> Load512(byte* p);
 
-        (a0 + b0).Store(output);
-        (a1 + b1).Store(output + 16);
-        (a2 + b2).Store(output + 32);
-        (a3 + b3).Store(output + 48);
+        static abstract Vector256<float> Load256(byte* p);
+
+        static abstract float Load(byte* p);
+    }
+
+    private readonly struct F32Elements : IKvElements
+    {
+        public static int Size => sizeof(float);
+
+        public static Vector512<float> Load512(byte* p) => Vector512.Load((float*)p);
+
+        public static Vector256<float> Load256(byte* p) => Vector256.Load((float*)p);
+
+        public static float Load(byte* p) => *(float*)p;
+    }
+
+    /// <summary>BF16 is the top half of a float: widen to 32 bits and shift left by 16.</summary>
+    private readonly struct Bf16Elements : IKvElements
+    {
+        public static int Size => sizeof(ushort);
+
+        public static Vector512<float> Load512(byte* p) => Avx512F.IsSupported
+            ? (Avx512F.ConvertToVector512UInt32(Vector256.Load((ushort*)p)) << 16).AsSingle()
+            : (Vector512.WidenLower(Vector256.Load((ushort*)p).ToVector512Unsafe()) << 16).AsSingle();
+
+        public static Vector256<float> Load256(byte* p) => Avx2.IsSupported
+            ? (Avx2.ConvertToVector256Int32(Vector128.Load((ushort*)p)) << 16).AsSingle()
+            : (Vector256.WidenLower(Vector128.Load((ushort*)p).ToVector256Unsafe()) << 16).AsSingle();
+
+        public static float Load(byte* p) => BitConverter.UInt32BitsToSingle((uint)*(ushort*)p << 16);
     }
 }

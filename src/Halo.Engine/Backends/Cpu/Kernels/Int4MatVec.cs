@@ -31,16 +31,19 @@ public static unsafe class Int4MatVec
     /// groupSums [m.ScaleStride] = sum of q over each group of <paramref name="m"/>'s columns (zero past
     /// m.Groups); <paramref name="q"/> holds m.PaddedCols values, zero past m.Cols.
     /// </summary>
+    public static void GroupSums(Int4Matrix m, sbyte* q, short* groupSums) => GroupSums(q, m.GroupSize, m.Groups, m.ScaleStride, groupSums);
+
+    /// <summary>groupSums [scaleStride] = sum of q over each of <paramref name="groups"/> groups of <paramref name="groupSize"/> values, zero past them.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void GroupSums(Int4Matrix m, sbyte* q, short* groupSums)
+    internal static void GroupSums(sbyte* q, int groupSize, int groups, int scaleStride, short* groupSums)
     {
-        for (int g = 0; g < m.ScaleStride; g++)
+        for (int g = 0; g < scaleStride; g++)
         {
             int sum = 0;
-            if (g < m.Groups)
+            if (g < groups)
             {
-                sbyte* v = q + g * m.GroupSize;
-                for (int i = 0; i < m.GroupSize; i++)
+                sbyte* v = q + g * groupSize;
+                for (int i = 0; i < groupSize; i++)
                 {
                     sum += v[i];
                 }

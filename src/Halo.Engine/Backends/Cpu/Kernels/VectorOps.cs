@@ -122,25 +122,44 @@ public static unsafe class VectorOps
         }
     }
 
-    /// <summary>x [n] = softmax(x) in place, sum in double as ggml does.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Softmax(float* x, int n)
     {
-        float max = float.NegativeInfinity;
-        for (int k = 0; k < n; k++)
+        Scale(x, n, (float)(1.0 / Exponentiate(x, n, out _)));
+    }
+
+    /// <summary>x[i] = exp(x[i] - max x) in place; returns the sum of the new x, and the max in <paramref name="max"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static double Exponentiate(float* x, int n, out float max)
+    {
+        max = float.NegativeInfinity;
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
         {
-            max = MathF.Max(max, x[k]);
+            Vector512<float> m = Vector512.Create(float.NegativeInfinity);
+            for (; i + 16 <= n; i += 16)
+            {
+                m = Vector512.Max(m, Vector512.Load(x + i));
+            }
+
+            max = MaxLane(m);
         }
 
+        for (; i < n; i++)
+        {
+            max = MathF.Max(max, x[i]);
+        }
+
+        // The sum runs in double: thousands of terms near 1 would lose the small ones in float.
         double sum = 0;
-        int i = 0;
+        i = 0;
         if (Vector512.IsHardwareAccelerated)
         {
-            Vector512<float> m = Vector512.Create(max);
+            Vector512<float> shift = Vector512.Create(max);
             Vector512<double> acc = default;
             for (; i + 16 <= n; i += 16)
             {
-                Vector512<float> e = Vector512.Exp(Vector512.Load(x + i) - m);
+                Vector512<float> e = Vector512.Exp(Vector512.Load(x + i) - shift);
                 e.Store(x + i);
                 (Vector512<double> lo, Vector512<double> hi) = Vector512.Widen(e);
                 acc += lo + hi;
@@ -156,11 +175,34 @@ public static unsafe class VectorOps
             sum += e;
         }
 
-        float inv = (float)(1.0 / sum);
-        for (i = 0; i < n; i++)
+        return sum;
+    }
+
+    /// <summary>x[i] *= s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Scale(float* x, int n, float s)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
         {
-            x[i] *= inv;
+            Vector256<float> vs = Vector256.Create(s);
+            for (; i + 8 <= n; i += 8)
+            {
+                (Vector256.Load(x + i) * vs).Store(x + i);
+            }
         }
+
+        for (; i < n; i++)
+        {
+            x[i] *= s;
+        }
+    }
+
+    private static float MaxLane(Vector512<float> v)
+    {
+        Vector256<float> m = Vector256.Max(v.GetLower(), v.GetUpper());
+        Vector128<float> m4 = Vector128.Max(m.GetLower(), m.GetUpper());
+        return MathF.Max(MathF.Max(m4[0], m4[1]), MathF.Max(m4[2], m4[3]));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

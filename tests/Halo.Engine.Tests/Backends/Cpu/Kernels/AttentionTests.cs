@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Halo.Engine.Backends.Cpu;
 using Halo.Engine.Backends.Cpu.Kernels;
+using Halo.Engine.Weights;
 
 namespace Halo.Engine.Tests.Backends.Cpu.Kernels;
 
@@ -17,70 +18,178 @@ public sealed unsafe class AttentionTests
     /// <summary>
     /// Every path against softmax(q K^T / sqrt(hd)) V in double precision, through the cache's own store: head
     /// dims that fill 64-wide slices or not (96, 24), position counts inside one key block, across chunks and
-    /// ragged, one and several query heads per KV head, and a second KV head so per-head offsets are exercised.
+    /// ragged, one, two and four query heads per KV head (four take the shared-load kernels), a second KV head so
+    /// per-head offsets are exercised, and both storages (the reference reads back what BF16 kept).
     /// </summary>
     [Theory]
-    [InlineData(Path.Vector512, 128, 4, 150)]
-    [InlineData(Path.Vector512, 96, 1, 64)]
-    [InlineData(Path.Vector512, 64, 2, 7)]
-    [InlineData(Path.Vector256, 128, 4, 150)]
-    [InlineData(Path.Vector256, 24, 2, 33)]
-    [InlineData(Path.Scalar, 96, 4, 81)]
-    [InlineData(Path.Scalar, 6, 1, 1)]
-    public void Group_RandomCache_MatchesDoublePrecisionAttention(Path path, int hd, int group, int n)
+    [InlineData(Path.Vector512, KvStorage.F32, 128, 4, 150)]
+    [InlineData(Path.Vector512, KvStorage.Bf16, 128, 4, 150)]
+    [InlineData(Path.Vector512, KvStorage.Bf16, 128, 8, 64)]
+    [InlineData(Path.Vector512, KvStorage.F32, 96, 1, 64)]
+    [InlineData(Path.Vector512, KvStorage.Bf16, 64, 2, 7)]
+    [InlineData(Path.Vector256, KvStorage.F32, 128, 4, 150)]
+    [InlineData(Path.Vector256, KvStorage.Bf16, 24, 2, 33)]
+    [InlineData(Path.Scalar, KvStorage.F32, 96, 4, 81)]
+    [InlineData(Path.Scalar, KvStorage.Bf16, 6, 1, 1)]
+    public void Group_RandomCache_MatchesDoublePrecisionAttention(Path path, KvStorage storage, int hd, int group, int n)
     {
-        if ((path == Path.Vector512 && !Attention.UseVector512) || (path == Path.Vector256 && !Attention.UseVector256 && !Attention.UseVector512))
+        if (!Supported(path))
         {
             return;
         }
 
-        const int kvHeads = 2, head = 1;
-        var rng = new Random(hd * 1000 + n);
-        using var cache = new KvCache(slots: 1, layers: 1, context: 160, kvHeads, hd);
-        var k = new float[n, kvHeads * hd];
-        var v = new float[n, kvHeads * hd];
-        for (int p = 0; p < n; p++)
-        {
-            for (int i = 0; i < kvHeads * hd; i++)
-            {
-                k[p, i] = (float)(rng.NextDouble() * 2 - 1);
-                v[p, i] = (float)(rng.NextDouble() * 2 - 1);
-            }
-
-            fixed (float* pk = &k[p, 0], pv = &v[p, 0])
-            {
-                cache.Store(0, 0, p, pk, pv, roundToHalf: false);
-            }
-        }
-
-        var q = new float[group * hd];
-        for (int i = 0; i < q.Length; i++)
-        {
-            q[i] = (float)(rng.NextDouble() * 4 - 2);
-        }
-
-        double[] expected = Reference(q, k, v, head, hd, group, n);
+        using var data = new CacheData(storage, hd, group, n);
         var output = new float[group * hd];
-        float* scores = (float*)NativeMemory.AlignedAlloc((nuint)(group * cache.Capacity * sizeof(float)), 64);
+        WithPath(path, () =>
+        {
+            fixed (float* pq = data.Q, po = output)
+            {
+                Attention.Group(pq, data.Keys, data.Values, storage, n, group, hd, data.Scores, data.Cache.Capacity, po, llamaCppNumerics: false);
+            }
+        });
+
+        AssertClose(data.Expected(n), output);
+    }
+
+    /// <summary>
+    /// One sequence cut into ranges (as decode spreads a long sequence over threads), each attended by
+    /// <see cref="Attention.Partial"/> and joined by <see cref="Attention.Merge"/>: the same as attending it whole,
+    /// with an empty range (it weighs nothing) and a ragged last one.
+    /// </summary>
+    [Theory]
+    [InlineData(Path.Vector512, KvStorage.Bf16, 4)]
+    [InlineData(Path.Vector256, KvStorage.F32, 2)]
+    [InlineData(Path.Scalar, KvStorage.Bf16, 1)]
+    public void PartialThenMerge_Ranges_MatchWholeAttention(Path path, KvStorage storage, int group)
+    {
+        if (!Supported(path))
+        {
+            return;
+        }
+
+        const int hd = 64, n = 150;
+        using var data = new CacheData(storage, hd, group, n);
+        (int P0, int P1)[] ranges = [(0, 64), (64, 64), (64, 128), (128, n)];
+        var partials = new float[ranges.Length * group * hd];
+        var maxes = new float[ranges.Length * group];
+        var sums = new float[ranges.Length * group];
+        var output = new float[group * hd];
+        WithPath(path, () =>
+        {
+            fixed (float* pq = data.Q, po = output, pp = partials, pm = maxes, ps = sums)
+            {
+                for (int r = 0; r < ranges.Length; r++)
+                {
+                    Attention.Partial(pq, data.Keys, data.Values, storage, ranges[r].P0, ranges[r].P1, group, hd, data.Scores, data.Cache.Capacity,
+                        pp + r * group * hd, pm + r * group, ps + r * group, llamaCppNumerics: false);
+                }
+
+                Attention.Merge(pp, pm, ps, ranges.Length, group, hd, po);
+            }
+        });
+
+        AssertClose(data.Expected(n), output);
+    }
+
+    [Fact]
+    public void Store_Bf16_KeepsTheNearestBFloat16TiesToEven()
+    {
+        Assert.Equal(0x3F80, HalfBits.SingleToBFloat16(1f));
+        Assert.Equal(0x3F80, HalfBits.SingleToBFloat16(BitConverter.UInt32BitsToSingle(0x3F808000))); // tie, even stays
+        Assert.Equal(0x3F82, HalfBits.SingleToBFloat16(BitConverter.UInt32BitsToSingle(0x3F818000))); // tie, odd rounds up
+        Assert.Equal(0x3F81, HalfBits.SingleToBFloat16(BitConverter.UInt32BitsToSingle(0x3F808001)));
+        Assert.Equal(0xBF80, HalfBits.SingleToBFloat16(-1f));
+    }
+
+    private static bool Supported(Path path) =>
+        !((path == Path.Vector512 && !Attention.UseVector512) || (path == Path.Vector256 && !Attention.UseVector256 && !Attention.UseVector512));
+
+    private static void WithPath(Path path, Action run)
+    {
         (bool v512, bool v256) = (Attention.UseVector512, Attention.UseVector256);
         try
         {
             Attention.UseVector512 = path == Path.Vector512;
             Attention.UseVector256 = path == Path.Vector256;
-            fixed (float* pq = q, po = output)
-            {
-                Attention.Group(pq, cache.Keys(0, 0, head), cache.Values(0, 0, head), n, group, hd, scores, cache.Capacity, po, llamaCppNumerics: false);
-            }
+            run();
         }
         finally
         {
             (Attention.UseVector512, Attention.UseVector256) = (v512, v256);
-            NativeMemory.AlignedFree(scores);
         }
+    }
 
+    private static void AssertClose(double[] expected, float[] output)
+    {
         for (int i = 0; i < output.Length; i++)
         {
             Assert.True(Math.Abs(output[i] - expected[i]) <= 1e-5, $"output {i}: {output[i]} vs {expected[i]}");
+        }
+    }
+
+    /// <summary>Random keys and values of two KV heads stored through the cache, and the query of head 1's group.</summary>
+    private sealed class CacheData : IDisposable
+    {
+        private const int KvHeads = 2, Head = 1;
+        private readonly float[,] _k, _v;
+        private readonly int _hd, _group;
+
+        public CacheData(KvStorage storage, int hd, int group, int n)
+        {
+            _hd = hd;
+            _group = group;
+            var rng = new Random(hd * 1000 + n + group);
+            Cache = new KvCache(slots: 1, layers: 1, context: 160, KvHeads, hd, storage);
+            _k = new float[n, KvHeads * hd];
+            _v = new float[n, KvHeads * hd];
+            for (int p = 0; p < n; p++)
+            {
+                for (int i = 0; i < KvHeads * hd; i++)
+                {
+                    _k[p, i] = (float)(rng.NextDouble() * 2 - 1);
+                    _v[p, i] = (float)(rng.NextDouble() * 2 - 1);
+                }
+
+                fixed (float* pk = &_k[p, 0], pv = &_v[p, 0])
+                {
+                    Cache.Store(0, 0, p, pk, pv, roundToHalf: false);
+                }
+
+                if (storage == KvStorage.Bf16)
+                {
+                    for (int i = 0; i < KvHeads * hd; i++)
+                    {
+                        _k[p, i] = HalfBits.BFloat16ToSingle(HalfBits.SingleToBFloat16(_k[p, i]));
+                        _v[p, i] = HalfBits.BFloat16ToSingle(HalfBits.SingleToBFloat16(_v[p, i]));
+                    }
+                }
+            }
+
+            Q = new float[group * hd];
+            for (int i = 0; i < Q.Length; i++)
+            {
+                Q[i] = (float)(rng.NextDouble() * 4 - 2);
+            }
+
+            Scores = (float*)NativeMemory.AlignedAlloc((nuint)(group * Cache.Capacity * sizeof(float)), 64);
+        }
+
+        public KvCache Cache { get; }
+
+        public float[] Q { get; }
+
+        public float* Scores { get; }
+
+        public byte* Keys => Cache.Keys(0, 0, Head);
+
+        public byte* Values => Cache.Values(0, 0, Head);
+
+        public double[] Expected(int n) => Reference(Q, _k, _v, Head, _hd, _group, n);
+
+        public void Dispose()
+        {
+            NativeMemory.AlignedFree(Scores);
+            Cache.Dispose();
         }
     }
 

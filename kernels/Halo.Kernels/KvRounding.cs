@@ -1,0 +1,9 @@
+namespace Halo.Kernels;
+
+/// <summary>What the KV cache keeps of each stored key and value.</summary>
+public enum KvRounding
+{
+    None,
+    Half,
+    BFloat16,
+}
