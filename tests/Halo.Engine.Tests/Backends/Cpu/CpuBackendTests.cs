@@ -166,6 +166,37 @@ public sealed class CpuBackendTests
         Assert.Equal(one, both.AsSpan(0, vocab).ToArray());
     }
 
+    /// <summary>Eight sequences decoding in one step share one pass over the int8 or 6-bit head: the same logits as alone.</summary>
+    [Theory]
+    [InlineData(LmHeadPrecision.Int8)]
+    [InlineData(LmHeadPrecision.Int6)]
+    public void Forward_EightSlotsDecodingTogether_EqualsSeparateRuns(LmHeadPrecision head)
+    {
+        const int slots = 8;
+        using var model = new TestModelSource(TestModelSource.TinyConfig());
+        using CpuBackend backend = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxSlots = slots, LmHead = head });
+        using CpuBackend alone = CpuBackend.Create(model, new BackendOptions { Threads = 2, LmHead = head });
+        int vocab = model.Config.VocabSize;
+        var all = new float[slots * vocab];
+        var one = new float[vocab];
+        var prompts = new SequenceChunk[slots];
+        var steps = new SequenceChunk[slots];
+        for (int s = 0; s < slots; s++)
+        {
+            prompts[s] = new SequenceChunk(s, 0, new[] { 5 + s, 17 + 3 * s, 99 + 7 * s });
+            steps[s] = new SequenceChunk(s, 3, new[] { 10 + s });
+        }
+
+        backend.Forward(prompts, all);
+        backend.Forward(steps, all);
+        for (int s = 0; s < slots; s++)
+        {
+            alone.Forward([prompts[s] with { Slot = 0 }], one);
+            alone.Forward([steps[s] with { Slot = 0 }], one);
+            Assert.Equal(one, all.AsSpan(s * vocab, vocab).ToArray());
+        }
+    }
+
     [Fact]
     public void Forward_PositionPastContext_ThrowsBeforeWork()
     {
