@@ -103,7 +103,7 @@ internal sealed unsafe class Transformer : IDisposable
         _headBatchU = (byte*)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * d), 64);
         _headBatchD = Alloc(Int8MatVec.BatchTokens);
         _headBatchTargets = (float**)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * sizeof(float*)), 64);
-        _headScratch = int8Head is null ? null : Alloc(_c.VocabSize);
+        _headScratch = int8Head is null && int6Head is null ? null : Alloc(_c.VocabSize);
     }
 
     public int MaxTokens { get; }
@@ -313,14 +313,14 @@ internal sealed unsafe class Transformer : IDisposable
     }
 
     /// <summary>
-    /// <see cref="LogitsBatch"/> over the 6-bit head. Its 8-token pass is compute-bound (about 2.7x the int8 head's on
-    /// Zen 5), so it only beats one memory-bound pass per token for a full group; shorter groups take those
-    /// (both give the same logits).
+    /// <see cref="LogitsBatch"/> over the 6-bit head. Its 8-token pass is compute-bound (about 3.7 one-token passes
+    /// on Zen 5), so groups of fewer than 4 take one pass per token instead (both give the same logits); a group of
+    /// 4 to 7 is padded with copies of its first token into a scratch row.
     /// </summary>
     private void Int6LogitsBatch(int* t, float** logits, int n)
     {
         Int6Matrix m = _int6Head!;
-        if (n < Int6MatVec.BatchTokens)
+        if (n < 4)
         {
             for (int k = 0; k < n; k++)
             {
@@ -336,8 +336,16 @@ internal sealed unsafe class Transformer : IDisposable
         long bytes = Int6MatVec.InputBytes(m);
         for (int k = 0; k < Int6MatVec.BatchTokens; k++)
         {
-            Int6MatVec.QuantizeInput(m, FinalNorm(t[k]), _c.HiddenSize, _int6Inputs + k * bytes);
-            _headBatchTargets[k] = logits[k];
+            if (k < n)
+            {
+                Int6MatVec.QuantizeInput(m, FinalNorm(t[k]), _c.HiddenSize, _int6Inputs + k * bytes);
+                _headBatchTargets[k] = logits[k];
+            }
+            else
+            {
+                Buffer.MemoryCopy(_int6Inputs, _int6Inputs + k * bytes, bytes, bytes);
+                _headBatchTargets[k] = _headScratch;
+            }
         }
 
         _int6LmHead.Set(m, _int6Inputs, _headBatchTargets, Int6MatVec.BatchTokens);

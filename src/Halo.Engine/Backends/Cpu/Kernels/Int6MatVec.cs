@@ -7,27 +7,30 @@ namespace Halo.Engine.Backends.Cpu.Kernels;
 
 /// <summary>
 /// y [rows] = M x for an <see cref="Int6Matrix"/> M over a range of row tiles: <see cref="Int4MatVec"/>'s integer dot
-/// product with 6-bit codes and a block-floating-point int8 input. Per 64 columns the codes are rebuilt from the
-/// 4-bit plane and the 2-bit plane (one variable shift puts each column's two top bits on bits 4..5, one bit select
-/// merges them with the nibble), then codes (0..63) times the int8 input by vpmaddubsw (pair sums <= 2 * 63 * 127, no
-/// saturation), pair sums times the group's weight scale by vpmaddwd, and dot = sum - 32 * sum_g(scale_g * groupSum_g)
-/// undoes the +32 offset; one float multiply at the end.
+/// product with 6-bit codes and an int8 input whose step is set per class of columns. Per 64 columns the codes are
+/// rebuilt from the 4-bit plane and the 2-bit plane (one variable shift puts each column's two top bits on bits 4..5,
+/// one bit select merges them with the nibble), then codes (0..63) times the int8 input by vpmaddubsw (pair sums
+/// <= 2 * 63 * 127, no saturation) and pair sums times the group scale by vpmaddwd into int32 lanes.
 /// <para>
 /// The input (<see cref="QuantizeInput"/>): a token's largest channels set the step of a plain int8 input, and on real
 /// hidden states a few outlier channels make it coarse enough to be most of an int8 head's error (see
-/// LmHeadAccuracyTests). Here each group of columns takes its own step, the token's step times 2^k with k in
-/// 0..<see cref="MaxShift"/> (groups without outliers get up to 16x finer steps), and the kernel multiplies the
-/// products of vpmaddwd by 2^k (one vpsllvd per 64 columns; word shifts are slow on Zen): the sum stays one integer
-/// per row. Pair sums times scale * 2^k reach 2 * 16002 * 127 * 16 per int32 lane and vpmaddwd, so lanes are added
-/// into an int64 every 16 blocks (8 on AVX2, whose lanes take 4 per block).
+/// LmHeadAccuracyTests). An int32 lane of the kernels' accumulators always sums the same 4 columns of every 128-column
+/// block, so the columns fall into 32 classes (column mod 128, / 4) that each keep their own lane: each class takes
+/// its own step d * 2^k, k in 0..<see cref="MaxShift"/>, up to 16x finer than a plain int8 input's where no outlier
+/// sits, and the lanes are shifted by k once per row, in int64, after the last block. The per-block work is exactly
+/// the plain int8 input's. Lanes take at most 2 * 16002 * 127 per block: 128 blocks (16384 columns) fit in int32.
+/// dot = sum - 32 * sum_g(scale_g * sum over the group of q * 2^k) then undoes the +32 code offset.
 /// </para>
 /// AVX-VNNI's vpdpbusd would sum 4 products before the group scale could be applied, needing a vpmulld per group
 /// instead of the vpmaddwd: no gain, so the AVX2 path uses vpmaddubsw as well.
 /// </summary>
 public static unsafe class Int6MatVec
 {
-    /// <summary>Largest k of a group's input step d * 2^k: the finest step is 1/16 of a plain int8 input's.</summary>
+    /// <summary>Largest k of a class's input step d * 2^k: the finest step is 1/16 of a plain int8 input's.</summary>
     public const int MaxShift = 4;
+
+    /// <summary>Column classes: column c belongs to class (c mod 128) / 4, the int32 lane that sums it.</summary>
+    public const int Classes = Int6Matrix.BlockCols / 4;
 
     /// <summary>Tokens whose logits one pass of <see cref="RunBatch"/> over the head computes (the backend groups
     /// decoding sequences by the int8 head's batch, so the two are one number).</summary>
@@ -36,12 +39,13 @@ public static unsafe class Int6MatVec
     private const int PrefetchAhead = 8192;
     private const int R = Int6Matrix.TileRows;
     private const int TopPlane = R * Int6Matrix.NibbleBytes; // where a block's 2-bit planes start
-    private const int ShiftBytes = 128;                      // per block: 2 vectors of 16 int32 shift counts
 
     // vpshufb controls that spread the 4 group-scale bytes of a block over int16 lanes, the byte in both halves
     // so that an arithmetic shift right by 8 sign-extends it (built once: no allocation per call).
     private static readonly Vector512<byte> LowScale32 = ScaleShuffle512(32, 0), HighScale32 = ScaleShuffle512(32, 64);
     private static readonly Vector512<byte> LowScale64 = ScaleShuffle512(64, 0), HighScale64 = ScaleShuffle512(64, 64);
+    private static readonly Vector256<byte> Broadcast0 = ScaleShuffle256(0), Broadcast1 = ScaleShuffle256(1);
+    private static readonly Vector256<byte> Broadcast2 = ScaleShuffle256(2), Broadcast3 = ScaleShuffle256(3);
 
     // The 2-bit plane (32 bytes) sits in both 256-bit halves of a vector; per half, the word shift that brings the
     // field of its columns to bits 4..5: columns 0..31 bits 0..1 (left 4), 32..63 bits 2..3 (left 2),
@@ -53,79 +57,68 @@ public static unsafe class Int6MatVec
     public static bool UseAvx2 { get; } = Avx2.IsSupported;
 
     /// <summary>
-    /// Bytes of one token's input for <paramref name="m"/> (<see cref="QuantizeInput"/>):
-    /// q [PaddedCols] sbyte, the kernel's shift counts [blocks][2][16] uint, the group sums of q times 2^k
-    /// [ScaleStride] int, k [ScaleStride] byte (padded to 64), the step d (float, padded to 64).
+    /// Bytes of one token's input for <paramref name="m"/> (<see cref="QuantizeInput"/>): q [PaddedCols] sbyte, k per
+    /// class [32] ulong, the group sums of q * 2^k [ScaleStride] int, the step d (float, padded to 64).
     /// </summary>
-    public static int InputBytes(Int6Matrix m) => KAt(m) + (m.ScaleStride + 63) / 64 * 64 + 64;
+    public static int InputBytes(Int6Matrix m) => SumsAt(m) + m.ScaleStride * sizeof(int) + 64;
 
-    private static int ShiftsAt(Int6Matrix m) => m.PaddedCols;
+    private static int SumsAt(Int6Matrix m) => m.PaddedCols + Classes * sizeof(ulong);
 
-    private static int SumsAt(Int6Matrix m) => ShiftsAt(m) + m.PaddedCols / Int6Matrix.BlockCols * ShiftBytes;
-
-    private static int KAt(Int6Matrix m) => SumsAt(m) + m.ScaleStride * sizeof(int);
+    private static ulong* Shifts(Int6Matrix m, byte* input) => (ulong*)(input + m.PaddedCols);
 
     private static float Step(Int6Matrix m, byte* input) => *(float*)(input + InputBytes(m) - 64);
 
     /// <summary>
     /// One token's input for <paramref name="m"/> from h [n] into <paramref name="input"/> [<see cref="InputBytes"/>]:
-    /// d = max|h| / (127 * 2^MaxShift); group g takes the smallest k in 0..MaxShift with max|h_g| <= 127 d 2^k and
-    /// q = round(h / (d 2^k)), so x ~ q * d * 2^k (zero past n).
+    /// d = max|h| / (127 * 2^MaxShift); class j takes the smallest k in 0..MaxShift with max over its columns of
+    /// |h| <= 127 d 2^k, and q = round(h / (d 2^k)), so x ~ q * d * 2^k (zero past n).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void QuantizeInput(Int6Matrix m, float* h, int n, byte* input)
     {
         sbyte* q = (sbyte*)input;
-        uint* shifts = (uint*)(input + ShiftsAt(m));
+        ulong* shifts = Shifts(m, input);
         int* sums = (int*)(input + SumsAt(m));
-        byte* k = input + KAt(m);
         float amax = 0f;
+        float* classMax = stackalloc float[Classes];
+        new Span<float>(classMax, Classes).Clear();
         for (int i = 0; i < n; i++)
         {
-            amax = MathF.Max(amax, MathF.Abs(h[i]));
+            float a = MathF.Abs(h[i]);
+            amax = MathF.Max(amax, a);
+            classMax[i % Int6Matrix.BlockCols / 4] = MathF.Max(classMax[i % Int6Matrix.BlockCols / 4], a);
         }
 
-        float d = amax / (127 << MaxShift);
-        for (int g = 0; g < m.ScaleStride; g++)
+        float* inverse = stackalloc float[Classes];
+        for (int j = 0; j < Classes; j++)
         {
-            int first = Math.Min(n, g * m.GroupSize), end = Math.Min(n, (g + 1) * m.GroupSize);
-            float gmax = 0f;
-            for (int i = first; i < end; i++)
-            {
-                gmax = MathF.Max(gmax, MathF.Abs(h[i]));
-            }
-
             int shift = 0;
-            while (shift < MaxShift && gmax > amax * (1 << shift) / (1 << MaxShift))
+            while (shift < MaxShift && classMax[j] > amax * (1 << shift) / (1 << MaxShift))
             {
                 shift++;
             }
 
-            float inverse = amax > 0 ? (127 << (MaxShift - shift)) / amax : 0f;
+            shifts[j] = (ulong)shift;
+            inverse[j] = amax > 0 ? (127 << (MaxShift - shift)) / amax : 0f;
+        }
+
+        for (int i = 0; i < m.PaddedCols; i++)
+        {
+            q[i] = i < n ? (sbyte)Math.Clamp((int)MathF.Round(h[i] * inverse[i % Int6Matrix.BlockCols / 4]), -127, 127) : (sbyte)0;
+        }
+
+        for (int g = 0; g < m.ScaleStride; g++)
+        {
             int sum = 0;
             for (int i = g * m.GroupSize; i < (g + 1) * m.GroupSize && g < m.Groups; i++)
             {
-                int v = i < n ? Math.Clamp((int)MathF.Round(h[i] * inverse), -127, 127) : 0;
-                q[i] = (sbyte)v;
-                sum += v;
+                sum += q[i] << (int)shifts[i % Int6Matrix.BlockCols / 4];
             }
 
-            k[g] = (byte)shift;
-            sums[g] = sum << shift;
+            sums[g] = sum;
         }
 
-        // Shift counts per int32 lane of the AVX-512 kernel's vpmaddwd results: lane j of the low (high) vector of
-        // block b sums columns 128b (+ 64) + 16 (j / 4) onwards.
-        for (int b = 0; b < m.PaddedCols / Int6Matrix.BlockCols; b++)
-        {
-            for (int j = 0; j < 32; j++)
-            {
-                int column = b * Int6Matrix.BlockCols + (j / 16) * 64 + (j % 16) / 4 * 16;
-                shifts[b * 32 + j] = k[column / m.GroupSize];
-            }
-        }
-
-        *(float*)(input + InputBytes(m) - 64) = d;
+        *(float*)(input + InputBytes(m) - 64) = amax / (127 << MaxShift);
     }
 
     /// <summary>y for the rows of tiles [tileStart, tileEnd) from one token's <paramref name="input"/> (<see cref="QuantizeInput"/>).</summary>
@@ -151,7 +144,6 @@ public static unsafe class Int6MatVec
         int blocks = m.PaddedCols / Int6Matrix.BlockCols;
         int groupsPerBlock = Int6Matrix.BlockCols / m.GroupSize;
         sbyte* q = (sbyte*)input;
-        uint* shifts = (uint*)(input + ShiftsAt(m));
 
         // Each 128-bit lane of a pair-sum vector covers 16 columns, so it takes one group's scale: the low half
         // of a block (columns 0..63) spans lanes 0..3, the high half (64..127) the same lanes of the next vector.
@@ -161,34 +153,25 @@ public static unsafe class Int6MatVec
             byte* tile = m.Tile(t);
             byte* scales = tile + R * sizeof(float);
             byte* block = tile + m.HeaderBytes;
-            long dot0 = 0, dot1 = 0, dot2 = 0, dot3 = 0;
-            for (int chunk = 0; chunk < blocks; chunk += 16)
+            Vector512<int> low0 = default, low1 = default, low2 = default, low3 = default;
+            Vector512<int> high0 = default, high1 = default, high2 = default, high3 = default;
+            for (int b = 0; b < blocks; b++)
             {
-                Vector512<int> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
-                for (int b = chunk; b < Math.Min(blocks, chunk + 16); b++)
-                {
-                    Prefetch(block + PrefetchAhead);
-                    Vector512<sbyte> x0 = Vector512.Load(q + b * Int6Matrix.BlockCols);
-                    Vector512<sbyte> x1 = Vector512.Load(q + b * Int6Matrix.BlockCols + 64);
-                    Vector512<uint> kLow = Vector512.Load(shifts + b * 32), kHigh = Vector512.Load(shifts + b * 32 + 16);
-                    byte* s = scales + b * groupsPerBlock;
-                    acc0 += Block512(block, block + TopPlane, s, x0, x1, lowScale, highScale, kLow, kHigh);
-                    acc1 += Block512(block + 64, block + TopPlane + 32, s + m.ScaleStride, x0, x1, lowScale, highScale, kLow, kHigh);
-                    acc2 += Block512(block + 128, block + TopPlane + 64, s + 2 * m.ScaleStride, x0, x1, lowScale, highScale, kLow, kHigh);
-                    acc3 += Block512(block + 192, block + TopPlane + 96, s + 3 * m.ScaleStride, x0, x1, lowScale, highScale, kLow, kHigh);
-                    block += R * Int6Matrix.BlockBytes;
-                }
-
-                dot0 += Sum(acc0);
-                dot1 += Sum(acc1);
-                dot2 += Sum(acc2);
-                dot3 += Sum(acc3);
+                Prefetch(block + PrefetchAhead);
+                Vector512<sbyte> x0 = Vector512.Load(q + b * Int6Matrix.BlockCols);
+                Vector512<sbyte> x1 = Vector512.Load(q + b * Int6Matrix.BlockCols + 64);
+                byte* s = scales + b * groupsPerBlock;
+                Row512(block, block + TopPlane, s, x0, x1, lowScale, highScale, ref low0, ref high0);
+                Row512(block + 64, block + TopPlane + 32, s + m.ScaleStride, x0, x1, lowScale, highScale, ref low1, ref high1);
+                Row512(block + 128, block + TopPlane + 64, s + 2 * m.ScaleStride, x0, x1, lowScale, highScale, ref low2, ref high2);
+                Row512(block + 192, block + TopPlane + 96, s + 3 * m.ScaleStride, x0, x1, lowScale, highScale, ref low3, ref high3);
+                block += R * Int6Matrix.BlockBytes;
             }
 
-            Finish(m, t, 0, dot0, scales, input, y);
-            Finish(m, t, 1, dot1, scales + m.ScaleStride, input, y);
-            Finish(m, t, 2, dot2, scales + 2 * m.ScaleStride, input, y);
-            Finish(m, t, 3, dot3, scales + 3 * m.ScaleStride, input, y);
+            Finish(m, t, 0, Lanes(low0, high0, input, m), scales, input, y);
+            Finish(m, t, 1, Lanes(low1, high1, input, m), scales + m.ScaleStride, input, y);
+            Finish(m, t, 2, Lanes(low2, high2, input, m), scales + 2 * m.ScaleStride, input, y);
+            Finish(m, t, 3, Lanes(low3, high3, input, m), scales + 3 * m.ScaleStride, input, y);
         }
     }
 
@@ -212,14 +195,13 @@ public static unsafe class Int6MatVec
         }
     }
 
-    /// <summary><see cref="RunBatch"/> for <see cref="BatchTokens"/> tokens: one row at a time, one accumulator per token.</summary>
+    /// <summary><see cref="RunBatch"/> for <see cref="BatchTokens"/> tokens: one row at a time, two accumulators per token.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunBatchAvx512(Int6Matrix m, byte* inputs, float** y, int tileStart, int tileEnd)
     {
         int blocks = m.PaddedCols / Int6Matrix.BlockCols;
         int groupsPerBlock = Int6Matrix.BlockCols / m.GroupSize;
         long stride = InputBytes(m);
-        byte* shifts = inputs + ShiftsAt(m);
         Vector512<byte> lowScale = m.GroupSize == 32 ? LowScale32 : LowScale64, highScale = m.GroupSize == 32 ? HighScale32 : HighScale64;
         for (int t = tileStart; t < tileEnd; t++)
         {
@@ -228,70 +210,79 @@ public static unsafe class Int6MatVec
             {
                 byte* rowScales = tile + R * sizeof(float) + i * m.ScaleStride;
                 byte* block = tile + m.HeaderBytes;
-                long d0 = 0, d1 = 0, d2 = 0, d3 = 0, d4 = 0, d5 = 0, d6 = 0, d7 = 0;
-                for (int chunk = 0; chunk < blocks; chunk += 16)
-                {
-                    Vector512<int> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-                    for (int b = chunk; b < Math.Min(blocks, chunk + 16); b++)
-                    {
-                        // Row 0's pass fetches the next tile; rows 1..3 find this one in cache.
-                        if (i == 0)
-                        {
-                            Prefetch(block + PrefetchAhead);
-                        }
 
-                        Codes(block + i * Int6Matrix.NibbleBytes, block + TopPlane + i * Int6Matrix.TopBytes, out Vector512<byte> low, out Vector512<byte> high);
-                        Scales(rowScales + b * groupsPerBlock, lowScale, highScale, out Vector512<short> sLow, out Vector512<short> sHigh);
-                        byte* x = inputs + b * Int6Matrix.BlockCols, k = shifts + b * ShiftBytes;
-                        a0 += Dot(low, high, x, k, sLow, sHigh);
-                        a1 += Dot(low, high, x + stride, k + stride, sLow, sHigh);
-                        a2 += Dot(low, high, x + 2 * stride, k + 2 * stride, sLow, sHigh);
-                        a3 += Dot(low, high, x + 3 * stride, k + 3 * stride, sLow, sHigh);
-                        a4 += Dot(low, high, x + 4 * stride, k + 4 * stride, sLow, sHigh);
-                        a5 += Dot(low, high, x + 5 * stride, k + 5 * stride, sLow, sHigh);
-                        a6 += Dot(low, high, x + 6 * stride, k + 6 * stride, sLow, sHigh);
-                        a7 += Dot(low, high, x + 7 * stride, k + 7 * stride, sLow, sHigh);
-                        block += R * Int6Matrix.BlockBytes;
+                // 16 accumulators, with the decoded codes and scales 20 of the 32 registers AVX-512 names.
+                Vector512<int> l0 = default, l1 = default, l2 = default, l3 = default, l4 = default, l5 = default, l6 = default, l7 = default;
+                Vector512<int> h0 = default, h1 = default, h2 = default, h3 = default, h4 = default, h5 = default, h6 = default, h7 = default;
+                for (int b = 0; b < blocks; b++)
+                {
+                    // Row 0's pass fetches the next tile; rows 1..3 find this one in cache.
+                    if (i == 0)
+                    {
+                        Prefetch(block + PrefetchAhead);
                     }
 
-                    d0 += Sum(a0);
-                    d1 += Sum(a1);
-                    d2 += Sum(a2);
-                    d3 += Sum(a3);
-                    d4 += Sum(a4);
-                    d5 += Sum(a5);
-                    d6 += Sum(a6);
-                    d7 += Sum(a7);
+                    Codes(block + i * Int6Matrix.NibbleBytes, block + TopPlane + i * Int6Matrix.TopBytes, out Vector512<byte> low, out Vector512<byte> high);
+                    Scales(rowScales + b * groupsPerBlock, lowScale, highScale, out Vector512<short> sLow, out Vector512<short> sHigh);
+                    sbyte* x = (sbyte*)inputs + b * Int6Matrix.BlockCols;
+                    l0 += Half(low, x, sLow);
+                    h0 += Half(high, x + 64, sHigh);
+                    l1 += Half(low, x + stride, sLow);
+                    h1 += Half(high, x + stride + 64, sHigh);
+                    l2 += Half(low, x + 2 * stride, sLow);
+                    h2 += Half(high, x + 2 * stride + 64, sHigh);
+                    l3 += Half(low, x + 3 * stride, sLow);
+                    h3 += Half(high, x + 3 * stride + 64, sHigh);
+                    l4 += Half(low, x + 4 * stride, sLow);
+                    h4 += Half(high, x + 4 * stride + 64, sHigh);
+                    l5 += Half(low, x + 5 * stride, sLow);
+                    h5 += Half(high, x + 5 * stride + 64, sHigh);
+                    l6 += Half(low, x + 6 * stride, sLow);
+                    h6 += Half(high, x + 6 * stride + 64, sHigh);
+                    l7 += Half(low, x + 7 * stride, sLow);
+                    h7 += Half(high, x + 7 * stride + 64, sHigh);
+                    block += R * Int6Matrix.BlockBytes;
                 }
 
-                Finish(m, t, i, d0, rowScales, inputs, y[0]);
-                Finish(m, t, i, d1, rowScales, inputs + stride, y[1]);
-                Finish(m, t, i, d2, rowScales, inputs + 2 * stride, y[2]);
-                Finish(m, t, i, d3, rowScales, inputs + 3 * stride, y[3]);
-                Finish(m, t, i, d4, rowScales, inputs + 4 * stride, y[4]);
-                Finish(m, t, i, d5, rowScales, inputs + 5 * stride, y[5]);
-                Finish(m, t, i, d6, rowScales, inputs + 6 * stride, y[6]);
-                Finish(m, t, i, d7, rowScales, inputs + 7 * stride, y[7]);
+                Finish(m, t, i, Lanes(l0, h0, inputs, m), rowScales, inputs, y[0]);
+                Finish(m, t, i, Lanes(l1, h1, inputs + stride, m), rowScales, inputs + stride, y[1]);
+                Finish(m, t, i, Lanes(l2, h2, inputs + 2 * stride, m), rowScales, inputs + 2 * stride, y[2]);
+                Finish(m, t, i, Lanes(l3, h3, inputs + 3 * stride, m), rowScales, inputs + 3 * stride, y[3]);
+                Finish(m, t, i, Lanes(l4, h4, inputs + 4 * stride, m), rowScales, inputs + 4 * stride, y[4]);
+                Finish(m, t, i, Lanes(l5, h5, inputs + 5 * stride, m), rowScales, inputs + 5 * stride, y[5]);
+                Finish(m, t, i, Lanes(l6, h6, inputs + 6 * stride, m), rowScales, inputs + 6 * stride, y[6]);
+                Finish(m, t, i, Lanes(l7, h7, inputs + 7 * stride, m), rowScales, inputs + 7 * stride, y[7]);
             }
         }
     }
 
-    /// <summary>One row's block (128 columns) against x: 16 int32 partial dots, group scales times 2^k applied.</summary>
+    /// <summary>One row's block (128 columns) against x: the low and high halves' 16 int32 lanes each, group scales applied.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> Block512(byte* nibbles, byte* top, byte* scales, Vector512<sbyte> x0, Vector512<sbyte> x1,
-        Vector512<byte> lowScale, Vector512<byte> highScale, Vector512<uint> kLow, Vector512<uint> kHigh)
+    private static void Row512(byte* nibbles, byte* top, byte* scales, Vector512<sbyte> x0, Vector512<sbyte> x1,
+        Vector512<byte> lowScale, Vector512<byte> highScale, ref Vector512<int> low, ref Vector512<int> high)
     {
-        Codes(nibbles, top, out Vector512<byte> low, out Vector512<byte> high);
+        Codes(nibbles, top, out Vector512<byte> lowCodes, out Vector512<byte> highCodes);
         Scales(scales, lowScale, highScale, out Vector512<short> sLow, out Vector512<short> sHigh);
-        return Avx512F.ShiftLeftLogicalVariable(Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(low, x0), sLow), kLow)
-            + Avx512F.ShiftLeftLogicalVariable(Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(high, x1), sHigh), kHigh);
+        low += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(lowCodes, x0), sLow);
+        high += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(highCodes, x1), sHigh);
     }
 
-    /// <summary>One token's block of input x [128] and shift counts k [2][16] against a row's decoded block and group scales.</summary>
+    /// <summary>64 codes against 64 inputs, pair sums times their group scales: 16 int32 lanes of 4 columns each.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> Dot(Vector512<byte> low, Vector512<byte> high, byte* x, byte* k, Vector512<short> sLow, Vector512<short> sHigh) =>
-        Avx512F.ShiftLeftLogicalVariable(Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(low, Vector512.Load((sbyte*)x)), sLow), Vector512.Load((uint*)k))
-        + Avx512F.ShiftLeftLogicalVariable(Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(high, Vector512.Load((sbyte*)x + 64)), sHigh), Vector512.Load((uint*)k + 16));
+    private static Vector512<int> Half(Vector512<byte> codes, sbyte* x, Vector512<short> scales) =>
+        Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(codes, Vector512.Load(x)), scales);
+
+    /// <summary>The row's sum: lane j of the low (high) accumulator holds class j (16 + j), shifted left by its k.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long Lanes(Vector512<int> low, Vector512<int> high, byte* input, Int6Matrix m)
+    {
+        ulong* k = Shifts(m, input);
+        return Vector512.Sum(
+            Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(low.GetLower()), Vector512.Load(k))
+            + Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(low.GetUpper()), Vector512.Load(k + 8))
+            + Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(high.GetLower()), Vector512.Load(k + 16))
+            + Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(high.GetUpper()), Vector512.Load(k + 24)));
+    }
 
     /// <summary>A row's 128 codes (0..63) of one block: columns 0..63 in <paramref name="low"/>, 64..127 in <paramref name="high"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -320,12 +311,14 @@ public static unsafe class Int6MatVec
         int blocks = m.PaddedCols / Int6Matrix.BlockCols;
         int groupsPerBlock = Int6Matrix.BlockCols / m.GroupSize;
         sbyte* q = (sbyte*)input;
-        byte* k = input + KAt(m);
+        ulong* k = Shifts(m, input);
         Vector256<byte> nibble = Vector256.Create((byte)0x0F), field = Vector256.Create((byte)0x30);
 
         // A 256-bit vector of pair sums covers 32 columns: one group. The four quarters of a block
-        // (columns 0, 32, 64, 96) take the scale (times 2^k) of the group they start in.
-        int g1 = m.GroupSize == 32 ? 1 : 0, g2 = m.GroupSize == 32 ? 2 : 1, g3 = m.GroupSize == 32 ? 3 : 1;
+        // (columns 0, 32, 64, 96) take the scale of the group they start in, and keep their own accumulator,
+        // whose lane j holds class 8 * quarter + j.
+        Vector256<byte> scale0 = Broadcast0, scale1 = m.GroupSize == 32 ? Broadcast1 : Broadcast0;
+        Vector256<byte> scale2 = m.GroupSize == 32 ? Broadcast2 : Broadcast1, scale3 = m.GroupSize == 32 ? Broadcast3 : Broadcast1;
         for (int t = tileStart; t < tileEnd; t++)
         {
             byte* tile = m.Tile(t);
@@ -333,53 +326,50 @@ public static unsafe class Int6MatVec
             for (int i = 0; i < R; i++)
             {
                 byte* block = tile + m.HeaderBytes;
-                sbyte* rowScales = (sbyte*)scales + i * m.ScaleStride;
-                long dot = 0;
-                for (int chunk = 0; chunk < blocks; chunk += 8)
+                byte* rowScales = scales + i * m.ScaleStride;
+                Vector256<int> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
+                for (int b = 0; b < blocks; b++)
                 {
-                    Vector256<int> acc = default;
-                    for (int b = chunk; b < Math.Min(blocks, chunk + 8); b++)
+                    if (i == 0)
                     {
-                        if (i == 0)
-                        {
-                            Prefetch(block + PrefetchAhead);
-                        }
-
-                        sbyte* x = q + b * Int6Matrix.BlockCols;
-                        byte* nibbles = block + i * Int6Matrix.NibbleBytes;
-                        Vector256<byte> packed0 = Vector256.Load(nibbles), packed1 = Vector256.Load(nibbles + 32);
-                        Vector256<ushort> top = Vector256.Load(block + TopPlane + i * Int6Matrix.TopBytes).AsUInt16();
-                        Vector256<byte> c0 = Vector256.ConditionalSelect(nibble, packed0, (top << 4).AsByte() & field);
-                        Vector256<byte> c1 = Vector256.ConditionalSelect(nibble, packed1, (top << 2).AsByte() & field);
-                        Vector256<byte> c2 = Vector256.ConditionalSelect(nibble, (packed0.AsUInt16() >> 4).AsByte(), top.AsByte() & field);
-                        Vector256<byte> c3 = Vector256.ConditionalSelect(nibble, (packed1.AsUInt16() >> 4).AsByte(), (top >> 2).AsByte() & field);
-                        int g = b * groupsPerBlock;
-                        acc += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c0, Vector256.Load(x)), Scale(rowScales, k, g))
-                            + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c1, Vector256.Load(x + 32)), Scale(rowScales, k, g + g1))
-                            + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c2, Vector256.Load(x + 64)), Scale(rowScales, k, g + g2))
-                            + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c3, Vector256.Load(x + 96)), Scale(rowScales, k, g + g3));
-                        block += R * Int6Matrix.BlockBytes;
+                        Prefetch(block + PrefetchAhead);
                     }
 
-                    dot += Vector256.Sum(Vector256.WidenLower(acc) + Vector256.WidenUpper(acc));
+                    sbyte* x = q + b * Int6Matrix.BlockCols;
+                    byte* nibbles = block + i * Int6Matrix.NibbleBytes;
+                    Vector256<byte> packed0 = Vector256.Load(nibbles), packed1 = Vector256.Load(nibbles + 32);
+                    Vector256<ushort> top = Vector256.Load(block + TopPlane + i * Int6Matrix.TopBytes).AsUInt16();
+                    Vector256<byte> c0 = Vector256.ConditionalSelect(nibble, packed0, (top << 4).AsByte() & field);
+                    Vector256<byte> c1 = Vector256.ConditionalSelect(nibble, packed1, (top << 2).AsByte() & field);
+                    Vector256<byte> c2 = Vector256.ConditionalSelect(nibble, (packed0.AsUInt16() >> 4).AsByte(), top.AsByte() & field);
+                    Vector256<byte> c3 = Vector256.ConditionalSelect(nibble, (packed1.AsUInt16() >> 4).AsByte(), (top >> 2).AsByte() & field);
+                    Vector256<byte> s = Vector256.Create(Unsafe.ReadUnaligned<uint>(rowScales + b * groupsPerBlock)).AsByte();
+                    acc0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c0, Vector256.Load(x)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale0).AsInt16(), 8));
+                    acc1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c1, Vector256.Load(x + 32)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale1).AsInt16(), 8));
+                    acc2 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c2, Vector256.Load(x + 64)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale2).AsInt16(), 8));
+                    acc3 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c3, Vector256.Load(x + 96)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale3).AsInt16(), 8));
+                    block += R * Int6Matrix.BlockBytes;
                 }
 
-                Finish(m, t, i, dot, (byte*)rowScales, input, y);
+                long sum = Lanes(acc0, k) + Lanes(acc1, k + 8) + Lanes(acc2, k + 16) + Lanes(acc3, k + 24);
+                Finish(m, t, i, sum, rowScales, input, y);
             }
         }
     }
 
-    /// <summary>Group g's weight scale times its input's 2^k, in every int16 lane.</summary>
+    /// <summary>8 int32 lanes (classes k[0..7]), each shifted left by its k, summed in int64.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<short> Scale(sbyte* rowScales, byte* k, int g) => Vector256.Create((short)(rowScales[g] << k[g]));
+    private static long Lanes(Vector256<int> acc, ulong* k) =>
+        Vector256.Sum(Avx2.ShiftLeftLogicalVariable(Avx2.ConvertToVector256Int64(acc.GetLower()), Vector256.Load(k))
+            + Avx2.ShiftLeftLogicalVariable(Avx2.ConvertToVector256Int64(acc.GetUpper()), Vector256.Load(k + 4)));
 
-    /// <summary>Plain loops over the signed codes q = code - 32, one integer sum per 32 columns times its group's scale * 2^k.</summary>
+    /// <summary>Plain loops over the signed codes q = code - 32: each product times its group scale and its class's 2^k.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunScalar(Int6Matrix m, byte* input, float* y, int tileStart, int tileEnd)
     {
         const int Quarter = Int6Matrix.TopBytes;
         sbyte* q = (sbyte*)input;
-        byte* k = input + KAt(m);
+        ulong* k = Shifts(m, input);
         int blocks = m.PaddedCols / Int6Matrix.BlockCols;
         for (int t = tileStart; t < tileEnd; t++)
         {
@@ -394,17 +384,15 @@ public static unsafe class Int6MatVec
                     byte* top = m.Block(t, b) + TopPlane + i * Int6Matrix.TopBytes;
                     for (int quarter = 0; quarter < 4; quarter++)
                     {
-                        int col = quarter * Quarter, sum = 0;
                         for (int j = 0; j < Quarter; j++)
                         {
-                            byte packed = nibbles[(col + j) % Int6Matrix.NibbleBytes];
+                            int col = quarter * Quarter + j;
+                            byte packed = nibbles[col % Int6Matrix.NibbleBytes];
                             int low = quarter < 2 ? packed & 0xF : packed >> 4;
                             int code = low | ((top[j] >> (2 * quarter)) & 3) << 4;
-                            sum += (code - Int6Matrix.Offset) * q[b * Int6Matrix.BlockCols + col + j];
+                            long product = (long)(code - Int6Matrix.Offset) * q[b * Int6Matrix.BlockCols + col] * scales[(b * Int6Matrix.BlockCols + col) / m.GroupSize];
+                            dot += product << (int)k[col / 4];
                         }
-
-                        int g = (b * Int6Matrix.BlockCols + col) / m.GroupSize;
-                        dot += ((long)sum * scales[g]) << k[g];
                     }
                 }
 
@@ -423,7 +411,7 @@ public static unsafe class Int6MatVec
             return;
         }
 
-        // sum_g scale_g * (groupSum_g * 2^k_g): at most 127 * 65024 per group, 64 groups per lane at 16384 columns.
+        // sum_g scale_g * (sum over the group of q * 2^k): at most 127 * 65024 per group, 64 groups per lane at 16384 columns.
         int* sums = (int*)(input + SumsAt(m));
         Vector256<int> offset = default;
         for (int g = 0; g < m.ScaleStride; g += 8)
@@ -447,9 +435,6 @@ public static unsafe class Int6MatVec
         Sse.Prefetch0(block + 320);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static long Sum(Vector512<int> v) => Vector512.Sum(Vector512.WidenLower(v) + Vector512.WidenUpper(v));
-
     /// <summary>vpshufb control: int16 lane k of 128-bit lane L gets (twice) the scale byte of the group holding column firstCol + 16 L.</summary>
     private static Vector512<byte> ScaleShuffle512(int groupSize, int firstCol)
     {
@@ -464,6 +449,9 @@ public static unsafe class Int6MatVec
 
         return Vector512.Create(c);
     }
+
+    /// <summary>vpshufb control: every int16 lane gets scale byte <paramref name="index"/> in both halves.</summary>
+    private static Vector256<byte> ScaleShuffle256(int index) => Vector256.Create((ushort)(index << 8 | index)).AsByte();
 
     /// <summary>Word shift counts: <paramref name="lower"/> for the low 256 bits, <paramref name="upper"/> for the high.</summary>
     private static Vector512<ushort> HalfShifts(ushort lower, ushort upper) =>

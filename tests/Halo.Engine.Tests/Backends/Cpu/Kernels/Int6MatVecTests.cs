@@ -34,7 +34,7 @@ public sealed unsafe class Int6MatVecTests
     }
 
     /// <summary>
-    /// Each path against the exact integer dot of the stored codes, group scales and the input's codes and per-group
+    /// Each path against the exact integer dot of the stored codes, group scales and the input's codes and per-class
     /// shifts: the kernels sum in int32/int64 and round once, so only the final float multiply differs (relative 1e-6).
     /// </summary>
     [Theory]
@@ -66,9 +66,9 @@ public sealed unsafe class Int6MatVecTests
     }
 
     /// <summary>
-    /// Extreme values: codes at -32 or +31 against inputs of +-127 in groups all at the largest shift (the largest
-    /// products vpmaddubsw and vpmaddwd see) over the widest row the kernels accept, so int16 pair sums, int32 lanes
-    /// and the offset correction must not overflow.
+    /// Extreme values: codes at -32 or +31 against inputs of +-127, all classes at the largest shift (the largest
+    /// products vpmaddubsw and vpmaddwd see) over the widest row the kernels accept, so int16 pair sums, int32 lanes,
+    /// their shifts and the offset correction must not overflow.
     /// </summary>
     [Theory]
     [InlineData(Path.Avx512)]
@@ -99,7 +99,7 @@ public sealed unsafe class Int6MatVecTests
         }
 
         using var input = new Input(m, h);
-        Assert.All(Enumerable.Range(0, m.Groups), g => Assert.Equal(Int6MatVec.MaxShift, input.Shift(g)));
+        Assert.All(Enumerable.Range(0, Int6MatVec.Classes), j => Assert.Equal(Int6MatVec.MaxShift, input.Shift(j)));
         var y = new float[rows];
         fixed (float* py = y)
         {
@@ -158,11 +158,11 @@ public sealed unsafe class Int6MatVecTests
     }
 
     /// <summary>
-    /// The input's groups take the finest step that holds them: the outlier's group keeps a plain int8 step, the
-    /// others 1/16 of it, and every value comes back within half its group's step.
+    /// The input's column classes take the finest step that holds them: the outlier's class keeps a plain int8 step,
+    /// the others 1/16 of it, and every value comes back within half its class's step.
     /// </summary>
     [Fact]
-    public void QuantizeInput_HiddenStateWithOutlier_GivesFineStepsToTheOtherGroups()
+    public void QuantizeInput_HiddenStateWithOutlier_GivesFineStepsToTheOtherClasses()
     {
         using var source = new TestMatrix(4, 200, seed: 1);
         using Int6Matrix m = Int6Matrix.Quantize(source.Dense, 4, 32);
@@ -170,15 +170,18 @@ public sealed unsafe class Int6MatVecTests
         var h = new float[200];
         for (int i = 0; i < h.Length; i++)
         {
-            h[i] = i == 37 ? 100f : TestMatrix.Gaussian(rng);   // one outlier, in group 1
+            h[i] = i == 37 ? 100f : TestMatrix.Gaussian(rng);   // one outlier, in class 9 (columns 36..39 of each block)
         }
 
         using var input = new Input(m, h);
-        Assert.Equal(Int6MatVec.MaxShift, input.Shift(1));
-        Assert.All(new[] { 0, 2, 3, 4, 5 }, g => Assert.Equal(0, input.Shift(g)));
+        for (int j = 0; j < Int6MatVec.Classes; j++)
+        {
+            Assert.Equal(j == 9 ? Int6MatVec.MaxShift : 0, input.Shift(j));
+        }
+
         for (int i = 0; i < h.Length; i++)
         {
-            float step = input.Step * (1 << input.Shift(i / 32));
+            float step = input.Step * (1 << input.Shift(i % 128 / 4));
             Assert.True(Math.Abs(h[i] - input.Q(i) * step) <= 0.5001f * step, $"channel {i}");
         }
 
@@ -230,7 +233,7 @@ public sealed unsafe class Int6MatVecTests
         }
     }
 
-    /// <summary>Gaussian channels with a few 20x outliers, so the groups' shifts differ.</summary>
+    /// <summary>Gaussian channels with a few 20x outliers, so the classes' shifts differ.</summary>
     private static float[] HiddenState(int cols, int seed)
     {
         var rng = new Random(seed);
@@ -267,17 +270,17 @@ public sealed unsafe class Int6MatVecTests
 
         public int Q(int c) => ((sbyte*)Data)[c];
 
-        /// <summary>k of group g: the byte array after the q codes, the kernel's shift vectors and the int32 group sums.</summary>
-        public int Shift(int g) => Data[_m.PaddedCols + _m.PaddedCols / Int6Matrix.BlockCols * 128 + _m.ScaleStride * sizeof(int) + g];
+        /// <summary>k of column class j: the ulongs after the q codes.</summary>
+        public int Shift(int j) => (int)((ulong*)(Data + _m.PaddedCols))[j];
 
-        /// <summary>sum over columns of code * groupScale * 2^k * q, in exact integers.</summary>
+        /// <summary>sum over columns of code * groupScale * q * 2^k of the column's class, in exact integers.</summary>
         public long ExactDot(Int6Matrix m, int r)
         {
             Assert.Equal(_h.Length, m.Cols);
             long dot = 0;
             for (int c = 0; c < m.Cols; c++)
             {
-                dot += ((long)m.Code(r, c) * m.GroupScale(r, c / m.GroupSize) * Q(c)) << Shift(c / m.GroupSize);
+                dot += ((long)m.Code(r, c) * m.GroupScale(r, c / m.GroupSize) * Q(c)) << Shift(c % 128 / 4);
             }
 
             return dot;
