@@ -28,6 +28,15 @@ public static partial class BackendSelector
                 return GpuBackend.Create(source, options, log);
             default:
                 long probe = Stopwatch.GetTimestamp();
+                if (GpuDevices.MissingDriver() is { } missing)
+                {
+                    // No driver, so no GPU: decided by a few file checks, without loading the GPU backend (ILGPU)
+                    // or throwing, which cost a CPU-only daemon's start 8-30 ms.
+                    options.LoadTimings?.Lap("gpu_probe", probe);
+                    FallingBackToCpu(log, missing);
+                    return CpuBackend.Create(source, options);
+                }
+
                 try
                 {
                     return GpuBackend.Create(source, options, log);

@@ -90,30 +90,75 @@ public static class HaloHost
             return 1;
         }
 
-        using IHost host = CreateHostBuilder(options).Build();
+        // The model loads and warms up on its own thread from here on, while the web host is built and binds its
+        // sockets: READY=1 waits for both (ModelService), so the start takes about the longer of the two, not their sum.
+        using ILoggerFactory loggerFactory = LoggerFactory.Create(logging => ConfigureLogging(logging, options.Logging));
+        var preparation = new ModelPreparation(options, new EngineModelLoader(), new ModelRuntime(), new SystemdNotifier(),
+            loggerFactory.CreateLogger<ModelService>());
+        _ = preparation.Start();
+        IHost host;
         try
         {
-            await host.StartAsync(cancellationToken);
+            host = CreateHostBuilder(options, preparation, loggerFactory, SystemdEnvironment.TakeListenFds()).Build();
         }
-        catch (Exception e)
+        catch (ConfigErrorsException e)
         {
-            // A model that cannot be loaded, an address in use, a GPU that was asked for and is missing: one line
-            // saying what, no stack trace (the log has the details when the level is debug).
-            string what = IsExpectedStartupFailure(e) ? e.Message : $"{e.GetType().Name}: {e.Message}";
-            await Console.Error.WriteLineAsync($"halo-server: cannot start: {what}");
+            preparation.Cancel();
+            await Console.Error.WriteLineAsync($"halo-server: {e.Message}");
             return 1;
         }
 
-        AnnounceReady(host, options);
-        await host.WaitForShutdownAsync(cancellationToken);
-        return 0;
+        using (host)
+        {
+            try
+            {
+                await host.StartAsync(cancellationToken);
+            }
+            catch (Exception e)
+            {
+                // A model that cannot be loaded, an address in use, a GPU that was asked for and is missing: one line
+                // saying what, no stack trace (the log has the details when the level is debug).
+                preparation.Cancel();
+                string what = IsExpectedStartupFailure(e) ? e.Message : $"{e.GetType().Name}: {e.Message}";
+                await Console.Error.WriteLineAsync($"halo-server: cannot start: {what}");
+                return 1;
+            }
+
+            AnnounceReady(host, options);
+            await host.WaitForShutdownAsync(cancellationToken);
+            return 0;
+        }
     }
 
-    /// <summary>The host, ready to build: everything the daemon is, composed in one place.</summary>
+    /// <summary>The host, ready to build: everything the daemon is, composed in one place. Its model service loads
+    /// the model when the host starts.</summary>
     public static IHostBuilder CreateHostBuilder(HaloOptions options) =>
         CreateHostBuilder(options, new EngineModelLoader(), SystemdEnvironment.TakeListenFds());
 
-    internal static IHostBuilder CreateHostBuilder(HaloOptions options, IModelLoader loader, IReadOnlyList<int> listenFds)
+    /// <summary>The host with its own model service: the model loads (with <paramref name="loader"/>) when the host starts.</summary>
+    internal static IHostBuilder CreateHostBuilder(HaloOptions options, IModelLoader loader, IReadOnlyList<int> listenFds) =>
+        Compose(options, listenFds, hostLogging: true, services =>
+        {
+            services.AddSingleton(loader);
+            services.AddSingleton<ModelRuntime>();
+            services.AddSingleton(provider => new ModelPreparation(options, loader, provider.GetRequiredService<ModelRuntime>(),
+                provider.GetRequiredService<ISystemdNotifier>(), provider.GetRequiredService<ILogger<ModelService>>()));
+        });
+
+    /// <summary>The host over a <paramref name="preparation"/> started before it, whose runtime and notifier it shares
+    /// and whose <paramref name="loggerFactory"/> it logs through; its start waits for the preparation to finish.</summary>
+    internal static IHostBuilder CreateHostBuilder(HaloOptions options, ModelPreparation preparation, ILoggerFactory loggerFactory,
+        IReadOnlyList<int> listenFds) =>
+        Compose(options, listenFds, hostLogging: false, services =>
+        {
+            // Registered after the host's own, so these win: one notifier, one runtime, one logger factory.
+            services.AddSingleton(preparation);
+            services.AddSingleton(preparation.Runtime);
+            services.AddSingleton(preparation.Notifier);
+            services.AddSingleton(loggerFactory);
+        });
+
+    private static IHostBuilder Compose(HaloOptions options, IReadOnlyList<int> listenFds, bool hostLogging, Action<IServiceCollection> addModel)
     {
         var keyErrors = new List<string>();
         List<byte[]> keyHashes = ApiKeyHashes.Load(options.Auth, keyErrors);
@@ -124,7 +169,10 @@ public static class HaloHost
 
         IHostBuilder builder = new HostBuilder().UseContentRoot(AppContext.BaseDirectory);
         builder.UseSystemd();
-        builder.ConfigureLogging(logging => ConfigureLogging(logging, options.Logging));
+        if (hostLogging)
+        {
+            builder.ConfigureLogging(logging => ConfigureLogging(logging, options.Logging));
+        }
 
         // The web server first: hosted services start in order, so it answers /health (503) while the model loads.
         builder.ConfigureWebHost(web => web
@@ -150,9 +198,8 @@ public static class HaloHost
 
             services.TryAddSingleton<ISystemdNotifier, SystemdNotifier>();
             services.AddSingleton(options);
-            services.AddSingleton(loader);
             services.AddSingleton(new PassedSockets(listenFds));
-            services.AddSingleton<ModelRuntime>();
+            addModel(services);
             services.AddSingleton(provider =>
             {
                 var metrics = new HaloMetrics(options.Metrics.SysfsRoot);

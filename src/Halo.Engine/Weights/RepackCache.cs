@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using Halo.Core.Formats;
@@ -31,6 +32,7 @@ public sealed unsafe partial class RepackCache
     private const long FreeMargin = 1L << 30;
     private const string Extension = ".repack";
     private static readonly byte[] Magic = "HALORPK\0"u8.ToArray();
+    private static readonly ConditionalWeakTable<IModelSource, StrongBox<UInt128?>> FileKeys = new();
 
     private readonly Action<string> _warn;
     private readonly Func<string, long> _freeBytes;
@@ -77,14 +79,31 @@ public sealed unsafe partial class RepackCache
     /// <summary>The cache key of one part of a model file, or null when the source is not a plain file.</summary>
     public static UInt128? Key(IModelSource source, string part)
     {
-        var file = new FileInfo(source.Path);
-        if (!file.Exists)
+        if (FileKeys.GetValue(source, FileKey).Value is not { } file)
         {
             return null;
         }
 
         var hash = new XxHash128();
-        hash.Append(Encoding.UTF8.GetBytes($"{Version}\n{part}\n{typeof(RepackCache).Module.ModuleVersionId}\n{file.FullName}\n{file.Length}\n{file.LastWriteTimeUtc.Ticks}\n"));
+        hash.Append(Encoding.UTF8.GetBytes($"{Version}\n{part}\n{typeof(RepackCache).Module.ModuleVersionId}\n"));
+        Span<byte> fileBytes = stackalloc byte[16];
+        BinaryPrimitives.WriteUInt128LittleEndian(fileBytes, file);
+        hash.Append(fileBytes);
+        return hash.GetCurrentHashAsUInt128();
+    }
+
+    /// <summary>The model file's part of every key: its identity (full path, length, modification time) and an
+    /// XxHash of its first 32 MiB, read once per opened source rather than once per part.</summary>
+    private static StrongBox<UInt128?> FileKey(IModelSource source)
+    {
+        var file = new FileInfo(source.Path);
+        if (!file.Exists)
+        {
+            return new StrongBox<UInt128?>(null);
+        }
+
+        var hash = new XxHash128();
+        hash.Append(Encoding.UTF8.GetBytes($"{file.FullName}\n{file.Length}\n{file.LastWriteTimeUtc.Ticks}\n"));
         using (FileStream stream = file.OpenRead())
         {
             var buffer = new byte[1 << 20];
@@ -102,7 +121,7 @@ public sealed unsafe partial class RepackCache
             }
         }
 
-        return hash.GetCurrentHashAsUInt128();
+        return new StrongBox<UInt128?>(hash.GetCurrentHashAsUInt128());
     }
 
     private string FileFor(UInt128 key) => Path.Combine(Directory, key.ToString("x32", System.Globalization.CultureInfo.InvariantCulture) + Extension);

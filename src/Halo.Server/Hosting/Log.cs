@@ -49,4 +49,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "Repack cache: {Message}")]
     public static partial void RepackCacheWarning(ILogger logger, string message);
+
+    [LoggerMessage(EventId = 15, Level = LogLevel.Debug, Message = "Warm-up generation: {Milliseconds:F1} ms")]
+    public static partial void WarmedUp(ILogger logger, double milliseconds);
 }

@@ -205,6 +205,29 @@ public sealed class SystemdProcessTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Start_CorruptModelWithNotifySocket_ExitsOneWithOneErrorLineAndNoReady()
+    {
+        using var home = new TempDir();
+        using var notify = new NotifySocket(home.Path);
+        string model = home.File("broken.gguf");
+        File.WriteAllBytes(model, File.ReadAllBytes(TinyModel.Path).AsSpan(0, 4096).ToArray());
+        using var daemon = DaemonProcess.Start(["--model", model, "--listen", "127.0.0.1:0"], home.Path,
+            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path });
+
+        int exit = daemon.WaitForExit(TimeSpan.FromSeconds(60));
+
+        // The model loads while the web host starts; its failure still stops the start before READY=1.
+        Assert.Equal(1, exit);
+        IReadOnlyList<string> lines = notify.Lines;
+        output.WriteLine(string.Join("\n", lines));
+        Assert.True(IndexOf(lines, "STATUS=loading model") >= 0, "the load had started");
+        Assert.Equal(-1, IndexOf(lines, "READY=1"));
+        string error = Assert.Single(daemon.Output.Split('\n'), l => l.Contains("cannot start", StringComparison.Ordinal));
+        Assert.StartsWith($"halo-server: cannot start: {model}: ", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", daemon.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Start_PortInUse_ExitsOneWithOneLineAndNoStackTrace()
     {
         using var home = new TempDir();

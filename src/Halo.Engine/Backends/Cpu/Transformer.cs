@@ -388,7 +388,7 @@ internal sealed unsafe class Transformer : IDisposable
     private static float* Alloc(long count)
     {
         var p = (float*)NativeMemory.AlignedAlloc((nuint)(count * sizeof(float)), 64);
-        NativeMemory.Clear(p, (nuint)(count * sizeof(float)));
+        ZeroPages.Clear(p, (nuint)(count * sizeof(float)));
         return p;
     }
 

@@ -32,7 +32,9 @@ namespace Halo.Engine.Tests.Backends.Cpu;
 /// against int4's 9.2%, but int8's per-row step (max|w_row| / 127) is still finer than int6's per group
 /// (max|w_group| / 32) even on these rows with outliers: 1.8% (measured on 2048 of these rows). On realistic
 /// states both sit on the floor the shared int8 input sets: int6 0.46 std / 100% / KL 1.54e-3 (group 64:
-/// 0.46 / 95.8% / 1.6e-3) against int8's 0.46 / 95.8% / 1.48e-3. On the tiny model, whose uniform weights and
+/// 0.46 / 95.8% / 1.6e-3) against int8's 0.46 / 95.8% / 1.48e-3. (Measured once, not kept: adding an int8 residual
+/// of the input, x ~ q0 d0 + q1 d1, lowers int6 to 0.21 / 100% / 3.9e-4, but doubles the multiplies: the head then
+/// costs as much as int8's at ~60 GB/s and its 8-token batched pass 3.2x int8's.) On the tiny model, whose uniform weights and
 /// mild states leave the weights' rounding as the main error, int6 is 0.065 / 100% / 4.4e-4: between int8 and int4.
 /// </para>
 /// </summary>

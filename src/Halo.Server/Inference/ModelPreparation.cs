@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using Halo.Core.Configuration;
+using Halo.Engine.Scheduling;
+using Halo.Server.Hosting;
+using Microsoft.Extensions.Hosting.Systemd;
+using Microsoft.Extensions.Logging;
+
+namespace Halo.Server.Inference;
+
+/// <summary>
+/// Everything the model needs before it may serve, done once on a thread of its own: load it, start its serving
+/// loop, warm it up. The daemon starts this first thing, before the web host is built, so loading overlaps building
+/// the host and binding its sockets (on a warm page cache the two take about as long as each other);
+/// <see cref="ModelService"/> waits for it, so the host's start, and with it systemd's READY=1, still comes only
+/// after the model is loaded and warm. Tells systemd what it is doing (STATUS=) and asks for more start time
+/// (EXTEND_TIMEOUT_USEC) while it works.
+/// </summary>
+internal sealed class ModelPreparation(HaloOptions options, IModelLoader loader, ModelRuntime runtime, ISystemdNotifier notifier, ILogger logger)
+{
+    private static readonly TimeSpan ExtendEvery = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan ExtendBy = TimeSpan.FromSeconds(20);
+
+    private readonly Lock _lock = new();
+    private readonly CancellationTokenSource _cancel = new();
+    private readonly long _startedAt = Stopwatch.GetTimestamp();
+    private Task? _work;
+
+    public ModelRuntime Runtime => runtime;
+
+    public ISystemdNotifier Notifier => notifier;
+
+    /// <summary>Starts the preparation (only the first call does anything); the task completes when the model is
+    /// loaded and warm, and faults with the reason when it cannot be loaded.</summary>
+    public Task Start()
+    {
+        lock (_lock)
+        {
+            // Not a thread-pool thread: the pool is small at start, and the host's start needs it meanwhile.
+            return _work ??= Task.Factory.StartNew(Prepare, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>Stops a preparation still under way at its next step (SIGTERM while loading).</summary>
+    public void Cancel() => _cancel.Cancel();
+
+    /// <summary>Seconds from this object's creation (the daemon's start) to now.</summary>
+    public double ElapsedSeconds => Stopwatch.GetElapsedTime(_startedAt).TotalSeconds;
+
+    private void Prepare()
+    {
+        CancellationToken cancellationToken = _cancel.Token;
+        using var extender = new Timer(_ => notifier.Notify(NotifyMessages.ExtendTimeout(ExtendBy)), null, TimeSpan.Zero, ExtendEvery);
+        string what = options.Model.Path.Length > 0 ? options.Model.Path : options.Model.ModelsDir;
+        Status("loading model " + what);
+        Log.LoadingModel(logger, what);
+        LoadedModel model = loader.Load(options, Status, logger, cancellationToken);
+        if (model.RandomWeights)
+        {
+            Log.RandomWeights(logger, model.Id);
+        }
+
+        BatchScheduler scheduler;
+        try
+        {
+            scheduler = new BatchScheduler(model.Backend, options.Scheduler, model.Samplers);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+
+        runtime.SetLoaded(model, scheduler, 0);
+        cancellationToken.ThrowIfCancellationRequested();
+        Status("warming up " + model.Id);
+        long warmUp = Stopwatch.GetTimestamp();
+        WarmUp(model, scheduler, cancellationToken);
+        Log.WarmedUp(logger, Stopwatch.GetElapsedTime(warmUp).TotalMilliseconds);
+    }
+
+    /// <summary>One short generation through the whole serving path before READY=1: it compiles the prefill and
+    /// decode kernels, the sampler and the serving loop, and touches the buffers, so the first request does not
+    /// pay for that.</summary>
+    private static void WarmUp(LoadedModel model, BatchScheduler scheduler, CancellationToken cancellationToken)
+    {
+        int[] prompt = model.Tokenizer.Encode("Hello", addBos: true);
+        if (prompt.Length == 0)
+        {
+            prompt = [0];
+        }
+
+        // Two tokens: the first comes from the prefill, the second from a decode step.
+        var request = new GenerationRequest { PromptTokens = prompt, MaxTokens = 2 };
+        if (scheduler.TrySubmit(request, out GenerationStream? generation) == SubmitStatus.Accepted)
+        {
+            generation!.WaitForFinishAsync(cancellationToken).GetAwaiter().GetResult();
+        }
+    }
+
+    private void Status(string text)
+    {
+        runtime.LoadingStatus = text;
+        notifier.Notify(NotifyMessages.Status(text));
+    }
+}
