@@ -39,7 +39,7 @@ public abstract class GpuBackendTests<TFixture>(TFixture fixture)
         using var model = new TestModelSource(Tiny(activation, kvHeads), type, seed: 7, untiedHead: untied);
         var options = new BackendOptions { Threads = 1, Numerics = numerics };
         using var gpu = new GpuBackend(fixture.Accelerator, model, options, owner: null, "ILGPU CPU accelerator");
-        using CpuBackend cpu = CpuBackend.Create(model, options);
+        using CpuBackend cpu = CpuBackend.Create(model, options with { LmHead = LmHeadPrecision.Source });   // the GPU's head is the file's F16
         int vocab = model.Config.VocabSize;
         var gpuLogits = new float[vocab];
         var cpuLogits = new float[vocab];
@@ -75,7 +75,7 @@ public abstract class GpuBackendTests<TFixture>(TFixture fixture)
         using IModelSource model = ModelFile.Open(path);
         var options = new BackendOptions { Threads = 1, ContextLength = 16 };
         using var gpu = new GpuBackend(fixture.Accelerator, model, options, owner: null, "ILGPU CPU accelerator");
-        using CpuBackend cpu = CpuBackend.Create(model, options);
+        using CpuBackend cpu = CpuBackend.Create(model, options with { LmHead = LmHeadPrecision.Source });
         var gpuLogits = new float[model.Config.VocabSize];
         var cpuLogits = new float[model.Config.VocabSize];
         int[] prompt = [1, 72, 101];

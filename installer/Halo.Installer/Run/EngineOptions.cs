@@ -21,7 +21,7 @@ internal sealed class EngineOptions
 
     public Option<string?> Act { get; } = new("--act") { Description = "Override the feed-forward activation: silu or relu2" };
 
-    public Option<string?> LmHead { get; } = new("--lm-head") { Description = "CPU backend LM head storage: source (exact), int8 (default), int6 (0.39 of F16's bytes, closer to exact than int8) or int4 (0.27 of F16's bytes)" };
+    public Option<string?> LmHead { get; } = new("--lm-head") { Description = "CPU backend LM head storage: source (exact), int8 (half of F16's bytes), int6 (default: 0.39 of F16's bytes, closer to exact than int8) or int4 (0.27 of F16's bytes)" };
 
     public void AddTo(Command command)
     {

@@ -32,7 +32,7 @@ public static class ConfigKeys
         new("model.threads", ConfigValueKind.Integer, "CPU backend threads; 0 = all cores"),
         new("model.context_length", ConfigValueKind.Integer, "positions per sequence; 0 = the model's own"),
         new("model.activation", ConfigValueKind.String, "feed-forward activation override: silu or relu2; empty = the model's"),
-        new("model.lm_head", ConfigValueKind.String, "CPU backend LM head storage: source (exact), int8, int6 or int4; empty = int8"),
+        new("model.lm_head", ConfigValueKind.String, "CPU backend LM head storage: source (exact), int8, int6 or int4; empty = int6"),
         new("model.repack_cache", ConfigValueKind.String, "directory keeping repacked weights between starts, or off; empty = the service's cache/state directory or ~/.cache/halo/repack"),
         new("scheduler.slots", ConfigValueKind.Integer, "sequences generated at once"),
         new("scheduler.queue_size", ConfigValueKind.Integer, "requests waiting for a slot; beyond that 429"),

@@ -64,7 +64,7 @@ public sealed record ModelOptions
     /// <summary>Feed-forward activation override (silu or relu2); empty = the model's own.</summary>
     public string Activation { get; init; } = "";
 
-    /// <summary>How the CPU backend stores the LM head: source (as the file, exact), int8, int6 or int4; empty = int8.</summary>
+    /// <summary>How the CPU backend stores the LM head: source (as the file, exact), int8, int6 or int4; empty = int6.</summary>
     public string LmHead { get; init; } = "";
 
     /// <summary>Where repacked weights are kept between starts (a warm start maps them instead of repacking), or

@@ -14,7 +14,8 @@ namespace Halo.Engine.Weights;
 /// <para>
 /// A code (q + 32, 0..63) is split into a 4-bit plane, packed exactly as the 4-bit matrix's nibbles, and a 2-bit
 /// plane holding its top two bits: the kernels rebuild 64 codes with one shift and one bit select per vector
-/// (the 2-bit plane shifted so the field lands on bits 4..5), then multiply them by the int8 input (vpmaddubsw,
+/// (the 2-bit plane shifted so the field lands on bits 4..5), then multiply them by the int8 input, whose step the
+/// kernel sets per class of columns (<see cref="Backends.Cpu.Kernels.Int6MatVec"/>; vpmaddubsw,
 /// pair sums <= 2 * 63 * 127), weight each pair sum with its group scale (vpmaddwd) and convert to float once per
 /// row; dot = sum(code * x) - 32 * sum_g(s_g * sum_g(x)) takes back the +32 offset.
 /// </para>
@@ -42,7 +43,7 @@ public sealed unsafe class Int6Matrix : IDisposable
     public const int Offset = 32;
     public const int MaxScale = 127;
 
-    // An int32 lane of the AVX2 kernel sums cols/8 products code * x * scale <= 63 * 127 * 127.
+    // The kernels' offset correction sums up to 64 groups per int32 lane (Int6MatVec.Finish).
     public const int MaxCols = 16384;
     private const int TilesPerPiece = 128;   // 512 rows quantized (and their source released) per claimed piece
 

@@ -186,9 +186,8 @@ public unsafe class LmHeadBenchmarks
     private Int4Matrix _int4 = null!;
     private Int6Matrix _int6 = null!;
     private short* _groupSums;
-    private short* _groupSums6;
-    private sbyte* _batchQ;
-    private short* _batchSums;
+    private byte* _inputs6;       // (8, Int6MatVec.InputBytes) 6-bit head inputs; token 0 is the one-token input
+    private sbyte* _batchQ;       // (8, Cols) int8-head inputs
     private float* _batchD;
     private float** _batchY;
     private byte* _batchU;        // (8, Cols) the int8 head's inputs plus 128
@@ -212,9 +211,8 @@ public unsafe class LmHeadBenchmarks
         _int4 = Int4Matrix.Quantize(_dense, Rows, CpuBackend.Int4GroupSize);
         _int6 = Int6Matrix.Quantize(_dense, Rows, CpuBackend.Int6GroupSize);
         _groupSums = (short*)NativeMemory.AlignedAlloc((nuint)_int4.ScaleStride * sizeof(short), 64);
-        _groupSums6 = (short*)NativeMemory.AlignedAlloc((nuint)_int6.ScaleStride * sizeof(short), 64);
+        _inputs6 = (byte*)NativeMemory.AlignedAlloc((nuint)(Int6MatVec.BatchTokens * Int6MatVec.InputBytes(_int6)), 64);
         _batchQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)(Int6MatVec.BatchTokens * Cols), 64);
-        _batchSums = (short*)NativeMemory.AlignedAlloc((nuint)(Int6MatVec.BatchTokens * _int6.ScaleStride * sizeof(short)), 64);
         _batchD = (float*)NativeMemory.AlignedAlloc(Int6MatVec.BatchTokens * sizeof(float), 64);
         _batchY = (float**)NativeMemory.AlignedAlloc((nuint)(Int6MatVec.BatchTokens * sizeof(float*)), 64);
         _batchU = (byte*)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * Cols), 64);
@@ -230,11 +228,10 @@ public unsafe class LmHeadBenchmarks
         }
 
         Int4MatVec.GroupSums(_int4, _q, _groupSums);
-        Int6MatVec.GroupSums(_int6, _q, _groupSums6);
         for (int k = 0; k < Int6MatVec.BatchTokens; k++)
         {
+            Int6MatVec.QuantizeInput(_int6, _x, Cols, _inputs6 + k * Int6MatVec.InputBytes(_int6));
             Buffer.MemoryCopy(_q, _batchQ + k * Cols, Cols, Cols);
-            Int6MatVec.GroupSums(_int6, _batchQ + k * Cols, _batchSums + k * _int6.ScaleStride);
             _batchD[k] = 0.01f;
             _batchY[k] = _y;   // the benchmark keeps no logits: all tokens write one buffer
             Buffer.MemoryCopy(_u, _batchU + k * Cols, Cols, Cols);
@@ -248,9 +245,8 @@ public unsafe class LmHeadBenchmarks
         _int4.Dispose();
         _int6.Dispose();
         NativeMemory.AlignedFree(_groupSums);
-        NativeMemory.AlignedFree(_groupSums6);
+        NativeMemory.AlignedFree(_inputs6);
         NativeMemory.AlignedFree(_batchQ);
-        NativeMemory.AlignedFree(_batchSums);
         NativeMemory.AlignedFree(_batchD);
         NativeMemory.AlignedFree(_batchY);
         NativeMemory.AlignedFree(_batchU);
@@ -277,13 +273,13 @@ public unsafe class LmHeadBenchmarks
     public void Int4Avx2() => Int4MatVec.RunAvx2(_int4, _q, _groupSums, 0.01f, _y, 0, _int4.Tiles);
 
     [Benchmark(Description = "int6 head (AVX-512BW)")]
-    public void Int6Avx512() => Int6MatVec.RunAvx512(_int6, _q, _groupSums6, 0.01f, _y, 0, _int6.Tiles);
+    public void Int6Avx512() => Int6MatVec.RunAvx512(_int6, _inputs6, _y, 0, _int6.Tiles);
 
     [Benchmark(Description = "int6 head (AVX2)")]
-    public void Int6Avx2() => Int6MatVec.RunAvx2(_int6, _q, _groupSums6, 0.01f, _y, 0, _int6.Tiles);
+    public void Int6Avx2() => Int6MatVec.RunAvx2(_int6, _inputs6, _y, 0, _int6.Tiles);
 
     [Benchmark(Description = "int6 head, 8 tokens in one pass (AVX-512BW)")]
-    public void Int6Batch() => Int6MatVec.RunBatchAvx512(_int6, _batchQ, _batchSums, _batchD, _batchY, 0, _int6.Tiles);
+    public void Int6Batch() => Int6MatVec.RunBatchAvx512(_int6, _inputs6, _batchY, 0, _int6.Tiles);
 
     [Benchmark(Description = "quantize F16 to int6 (load, all cores)")]
     public void QuantizeInt6()

@@ -55,7 +55,7 @@ public sealed unsafe class CpuBackend : IBackend
         lap = timings.Lap("kv_cache", lap);
         _pool = new WorkerPool(threads);
         lap = timings.Lap("workers", lap);
-        LmHead = options.LmHead ?? (options.Numerics == NumericsMode.LlamaCpp ? LmHeadPrecision.Source : LmHeadPrecision.Int8);
+        LmHead = options.LmHead ?? (options.Numerics == NumericsMode.LlamaCpp ? LmHeadPrecision.Source : LmHeadPrecision.Int6);
         if (LmHead == LmHeadPrecision.Int8)
         {
             _int8Head = Int8Head(weights, model.VocabSize, releaseHeadSource, options.RepackCache, source, out _storingHead);

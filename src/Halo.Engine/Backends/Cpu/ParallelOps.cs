@@ -114,19 +114,15 @@ internal sealed unsafe class Int6LmHeadWork : ParallelWork
     private const int TilesPerItem = 256;
 
     private Int6Matrix? _head;
-    private sbyte* _q;
-    private short* _groupSums;
-    private float* _d;
+    private byte* _inputs;
     private float** _logits;
     private int _tokens;
 
-    /// <summary>Token k: input at q + k * PaddedCols, group sums at groupSums + k * ScaleStride, scale d[k], logits into logits[k].</summary>
-    public void Set(Int6Matrix head, sbyte* q, short* groupSums, float* d, float** logits, int tokens)
+    /// <summary>Token k: its input (<see cref="Int6MatVec.QuantizeInput"/>) at inputs + k * InputBytes, logits into logits[k].</summary>
+    public void Set(Int6Matrix head, byte* inputs, float** logits, int tokens)
     {
         _head = head;
-        _q = q;
-        _groupSums = groupSums;
-        _d = d;
+        _inputs = inputs;
         _logits = logits;
         _tokens = tokens;
     }
@@ -138,11 +134,11 @@ internal sealed unsafe class Int6LmHeadWork : ParallelWork
         int start = item * TilesPerItem, end = Math.Min(_head!.Tiles, (item + 1) * TilesPerItem);
         if (_tokens == 1)
         {
-            Int6MatVec.Run(_head, _q, _groupSums, _d[0], _logits[0], start, end);
+            Int6MatVec.Run(_head, _inputs, _logits[0], start, end);
         }
         else
         {
-            Int6MatVec.RunBatch(_head, _q, _groupSums, _d, _logits, _tokens, start, end);
+            Int6MatVec.RunBatch(_head, _inputs, _logits, _tokens, start, end);
         }
     }
 }

@@ -47,12 +47,12 @@ internal sealed unsafe class Transformer : IDisposable
     private readonly Int4Matrix? _int4Head;
     private readonly Int6LmHeadWork _int6LmHead = new();
     private readonly Int6Matrix? _int6Head;
-    private readonly int _headStride;  // d, or the 4/6-bit head's padded columns: one token's LM-head input
-    private readonly sbyte* _headQ;   // (_headStride, zero past d) LM-head input as int8
-    private readonly short* _headGroupSums; // (8, the 4/6-bit head's ScaleStride) sums of each token's input per column group
+    private readonly sbyte* _headQ;   // (d, or the 4-bit head's padded columns, zero past d) LM-head input as int8
+    private readonly short* _headGroupSums; // (the 4-bit head's ScaleStride) sum of _headQ per column group
+    private readonly byte* _int6Inputs; // (8, Int6MatVec.InputBytes) LM-head inputs of the 6-bit head
     private readonly byte* _headU;    // (d) the same plus 128, for the unsigned-by-signed dot product
-    private readonly sbyte* _headBatchQ; // (8, _headStride, zero past d) int8 LM-head inputs of a batched-logits group
-    private readonly byte* _headBatchU;  // (8, d) the same plus 128 (int8 head)
+    private readonly sbyte* _headBatchQ; // (8, d) int8 LM-head inputs of a batched-logits group
+    private readonly byte* _headBatchU;  // (8, d) the same plus 128
     private readonly float* _headBatchD; // (8) their scales
     private readonly float** _headBatchTargets; // (8) where each token's logits go
     private readonly float* _headScratch; // (vocab) logits of a padded group's copies, discarded
@@ -93,14 +93,13 @@ internal sealed unsafe class Transformer : IDisposable
         _qx = new QuantizedActivations(maxTokens, Math.Max(Math.Max(d, _qDim), ffn));
         _attention = new AttentionWork(this);
         _tokenWork = new TokenWork(this);
-        _headStride = Math.Max(d, int4Head?.PaddedCols ?? int6Head?.PaddedCols ?? 0);
-        _headQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)_headStride, 64);
-        new Span<sbyte>(_headQ, _headStride).Clear();
-        int groupSums = Int8MatVec.BatchTokens * (int4Head?.ScaleStride ?? int6Head?.ScaleStride ?? 1);
-        _headGroupSums = (short*)NativeMemory.AlignedAlloc((nuint)groupSums * sizeof(short), 64);
+        int headCols = Math.Max(d, int4Head?.PaddedCols ?? 0);
+        _headQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)headCols, 64);
+        new Span<sbyte>(_headQ, headCols).Clear();
+        _headGroupSums = (short*)NativeMemory.AlignedAlloc((nuint)(int4Head?.ScaleStride ?? 1) * sizeof(short), 64);
+        _int6Inputs = (byte*)NativeMemory.AlignedAlloc((nuint)(Int6MatVec.BatchTokens * (int6Head is null ? 1 : Int6MatVec.InputBytes(int6Head))), 64);
         _headU = (byte*)NativeMemory.AlignedAlloc((nuint)d, 64);
-        _headBatchQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * _headStride), 64);
-        new Span<sbyte>(_headBatchQ, Int8MatVec.BatchTokens * _headStride).Clear();
+        _headBatchQ = (sbyte*)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * d), 64);
         _headBatchU = (byte*)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * d), 64);
         _headBatchD = Alloc(Int8MatVec.BatchTokens);
         _headBatchTargets = (float**)NativeMemory.AlignedAlloc((nuint)(Int8MatVec.BatchTokens * sizeof(float*)), 64);
@@ -255,10 +254,9 @@ internal sealed unsafe class Transformer : IDisposable
         }
         else if (_int6Head is not null)
         {
-            float dq = QuantizeHeadInput(h, d);
             float* target = logits;
-            Int6MatVec.GroupSums(_int6Head, _headQ, _headGroupSums);
-            _int6LmHead.Set(_int6Head, _headQ, _headGroupSums, &dq, &target, 1);
+            Int6MatVec.QuantizeInput(_int6Head, h, d, _int6Inputs);
+            _int6LmHead.Set(_int6Head, _int6Inputs, &target, 1);
             _pool.Run(_int6LmHead);
         }
         else if (_int8Head is not null)
@@ -287,38 +285,71 @@ internal sealed unsafe class Transformer : IDisposable
     public void LogitsBatch(int* t, float** logits, int n)
     {
         long t0 = Stopwatch.GetTimestamp();
+        if (_int6Head is not null)
+        {
+            Int6LogitsBatch(t, logits, n);
+            Mark(Op.LmHead, ref t0);
+            return;
+        }
+
         int d = _c.HiddenSize;
         for (int k = 0; k < n; k++)
         {
-            _headBatchD[k] = QuantizeHeadInput(FinalNorm(t[k]), d, _headBatchQ + (long)k * _headStride, _headBatchU + (long)k * d);
+            _headBatchD[k] = QuantizeHeadInput(FinalNorm(t[k]), d, _headBatchQ + (long)k * d, _headBatchU + (long)k * d);
             _headBatchTargets[k] = logits[k];
         }
 
         for (int k = n; k < Int8MatVec.BatchTokens; k++)
         {
-            Buffer.MemoryCopy(_headBatchQ, _headBatchQ + (long)k * _headStride, _headStride, _headStride);
+            Buffer.MemoryCopy(_headBatchQ, _headBatchQ + (long)k * d, d, d);
             Buffer.MemoryCopy(_headBatchU, _headBatchU + (long)k * d, d, d);
             _headBatchD[k] = _headBatchD[0];
             _headBatchTargets[k] = _headScratch;
         }
 
-        if (_int6Head is not null)
+        _int8LmHead.Set(_int8Head!, _headBatchU, _headBatchQ, _headBatchD, _headBatchTargets, Int8MatVec.BatchTokens);
+        _pool.Run(_int8LmHead);
+        Mark(Op.LmHead, ref t0);
+    }
+
+    /// <summary>
+    /// <see cref="LogitsBatch"/> over the 6-bit head. Its 8-token pass is compute-bound (about 3.7 one-token passes
+    /// on Zen 5), so groups of fewer than 4 take one pass per token instead (both give the same logits); a group of
+    /// 4 to 7 is padded with copies of its first token into a scratch row.
+    /// </summary>
+    private void Int6LogitsBatch(int* t, float** logits, int n)
+    {
+        Int6Matrix m = _int6Head!;
+        if (n < 4)
         {
-            for (int k = 0; k < Int8MatVec.BatchTokens; k++)
+            for (int k = 0; k < n; k++)
             {
-                Int6MatVec.GroupSums(_int6Head, _headBatchQ + (long)k * _headStride, _headGroupSums + k * _int6Head.ScaleStride);
+                float* target = logits[k];
+                Int6MatVec.QuantizeInput(m, FinalNorm(t[k]), _c.HiddenSize, _int6Inputs);
+                _int6LmHead.Set(m, _int6Inputs, &target, 1);
+                _pool.Run(_int6LmHead);
             }
 
-            _int6LmHead.Set(_int6Head, _headBatchQ, _headGroupSums, _headBatchD, _headBatchTargets, Int8MatVec.BatchTokens);
-            _pool.Run(_int6LmHead);
-        }
-        else
-        {
-            _int8LmHead.Set(_int8Head!, _headBatchU, _headBatchQ, _headBatchD, _headBatchTargets, Int8MatVec.BatchTokens);
-            _pool.Run(_int8LmHead);
+            return;
         }
 
-        Mark(Op.LmHead, ref t0);
+        long bytes = Int6MatVec.InputBytes(m);
+        for (int k = 0; k < Int6MatVec.BatchTokens; k++)
+        {
+            if (k < n)
+            {
+                Int6MatVec.QuantizeInput(m, FinalNorm(t[k]), _c.HiddenSize, _int6Inputs + k * bytes);
+                _headBatchTargets[k] = logits[k];
+            }
+            else
+            {
+                Buffer.MemoryCopy(_int6Inputs, _int6Inputs + k * bytes, bytes, bytes);
+                _headBatchTargets[k] = _headScratch;
+            }
+        }
+
+        _int6LmHead.Set(m, _int6Inputs, _headBatchTargets, Int6MatVec.BatchTokens);
+        _pool.Run(_int6LmHead);
     }
 
     /// <summary>h = rmsnorm(x[t]) * output_norm (rounded to F16 in llama.cpp numerics), the LM head's input.</summary>
@@ -413,6 +444,7 @@ internal sealed unsafe class Transformer : IDisposable
         NativeMemory.AlignedFree(_headBatchTargets);
         NativeMemory.AlignedFree(_headScratch);
         NativeMemory.AlignedFree(_headGroupSums);
+        NativeMemory.AlignedFree(_int6Inputs);
         _attention.Free();
         _qx.Dispose();
     }

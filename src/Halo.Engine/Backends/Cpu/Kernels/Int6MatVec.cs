@@ -6,24 +6,39 @@ using Halo.Engine.Weights;
 namespace Halo.Engine.Backends.Cpu.Kernels;
 
 /// <summary>
-/// y [rows] = M x for an <see cref="Int6Matrix"/> M and x quantized per token to int8 (x ~ q * d), over a range
-/// of row tiles: <see cref="Int4MatVec"/>'s integer dot product with 6-bit codes. Per 64 columns the codes are
-/// rebuilt from the 4-bit plane and the 2-bit plane (one variable shift puts each column's two top bits on bits
-/// 4..5, one bit select merges them with the nibble), then codes (0..63) times q by vpmaddubsw (pair sums
-/// <= 2 * 63 * 127, no saturation), pair sums times the signed 8-bit group scale by vpmaddwd, and
-/// dot = sum - 32 * sum_g(scale_g * groupSum_g(q)) undoes the +32 offset, one float multiply by rowScale * d.
-/// AVX-VNNI's vpdpbusd would sum 4 products before the group scale could be applied, needing a vpmulld per
-/// group instead of the vpmaddwd: no gain, so the AVX2 path uses vpmaddubsw as well.
+/// y [rows] = M x for an <see cref="Int6Matrix"/> M over a range of row tiles: <see cref="Int4MatVec"/>'s integer dot
+/// product with 6-bit codes and an int8 input whose step is set per class of columns. Per 64 columns the codes are
+/// rebuilt from the 4-bit plane and the 2-bit plane (one variable shift puts each column's two top bits on bits 4..5,
+/// one bit select merges them with the nibble), then codes (0..63) times the int8 input by vpmaddubsw (pair sums
+/// <= 2 * 63 * 127, no saturation) and pair sums times the group scale by vpmaddwd into int32 lanes.
+/// <para>
+/// The input (<see cref="QuantizeInput"/>): a token's largest channels set the step of a plain int8 input, and on real
+/// hidden states a few outlier channels make it coarse enough to be most of an int8 head's error (see
+/// LmHeadAccuracyTests). An int32 lane of the kernels' accumulators always sums the same 4 columns of every 128-column
+/// block, so the columns fall into 32 classes (column mod 128, / 4) that each keep their own lane: each class takes
+/// its own step d * 2^k, k in 0..<see cref="MaxShift"/>, up to 16x finer than a plain int8 input's where no outlier
+/// sits, and the lanes are shifted by k once per row, in int64, after the last block. The per-block work is exactly
+/// the plain int8 input's. Lanes take at most 2 * 16002 * 127 per block: 128 blocks (16384 columns) fit in int32.
+/// dot = sum - 32 * sum_g(scale_g * sum over the group of q * 2^k) then undoes the +32 code offset.
+/// </para>
+/// AVX-VNNI's vpdpbusd would sum 4 products before the group scale could be applied, needing a vpmulld per group
+/// instead of the vpmaddwd: no gain, so the AVX2 path uses vpmaddubsw as well.
 /// </summary>
 public static unsafe class Int6MatVec
 {
-    private const int PrefetchAhead = 8192;
-    private const int R = Int6Matrix.TileRows;
-    private const int TopPlane = R * Int6Matrix.NibbleBytes; // where a block's 2-bit planes start
+    /// <summary>Largest k of a class's input step d * 2^k: the finest step is 1/16 of a plain int8 input's.</summary>
+    public const int MaxShift = 4;
+
+    /// <summary>Column classes: column c belongs to class (c mod 128) / 4, the int32 lane that sums it.</summary>
+    public const int Classes = Int6Matrix.BlockCols / 4;
 
     /// <summary>Tokens whose logits one pass of <see cref="RunBatch"/> over the head computes (the backend groups
     /// decoding sequences by the int8 head's batch, so the two are one number).</summary>
     public const int BatchTokens = Int8MatVec.BatchTokens;
+
+    private const int PrefetchAhead = 8192;
+    private const int R = Int6Matrix.TileRows;
+    private const int TopPlane = R * Int6Matrix.NibbleBytes; // where a block's 2-bit planes start
 
     // vpshufb controls that spread the 4 group-scale bytes of a block over int16 lanes, the byte in both halves
     // so that an arithmetic shift right by 8 sign-extends it (built once: no allocation per call).
@@ -42,38 +57,93 @@ public static unsafe class Int6MatVec
     public static bool UseAvx2 { get; } = Avx2.IsSupported;
 
     /// <summary>
-    /// groupSums [m.ScaleStride] = sum of q over each group of <paramref name="m"/>'s columns (zero past
-    /// m.Groups); <paramref name="q"/> holds m.PaddedCols values, zero past m.Cols.
+    /// Bytes of one token's input for <paramref name="m"/> (<see cref="QuantizeInput"/>): q [PaddedCols] sbyte, k per
+    /// class [32] ulong, the group sums of q * 2^k [ScaleStride] int, the step d (float, padded to 64).
     /// </summary>
-    public static void GroupSums(Int6Matrix m, sbyte* q, short* groupSums) =>
-        Int4MatVec.GroupSums(q, m.GroupSize, m.Groups, m.ScaleStride, groupSums);
+    public static int InputBytes(Int6Matrix m) => SumsAt(m) + m.ScaleStride * sizeof(int) + 64;
+
+    private static int SumsAt(Int6Matrix m) => m.PaddedCols + Classes * sizeof(ulong);
+
+    private static ulong* Shifts(Int6Matrix m, byte* input) => (ulong*)(input + m.PaddedCols);
+
+    private static float Step(Int6Matrix m, byte* input) => *(float*)(input + InputBytes(m) - 64);
 
     /// <summary>
-    /// <paramref name="q"/> [m.PaddedCols] the int8 input (zero past m.Cols), <paramref name="groupSums"/>
-    /// [m.ScaleStride] from <see cref="GroupSums"/>, <paramref name="d"/> its scale; writes y for the rows of
-    /// tiles [tileStart, tileEnd).
+    /// One token's input for <paramref name="m"/> from h [n] into <paramref name="input"/> [<see cref="InputBytes"/>]:
+    /// d = max|h| / (127 * 2^MaxShift); class j takes the smallest k in 0..MaxShift with max over its columns of
+    /// |h| <= 127 d 2^k, and q = round(h / (d 2^k)), so x ~ q * d * 2^k (zero past n).
     /// </summary>
-    public static void Run(Int6Matrix m, sbyte* q, short* groupSums, float d, float* y, int tileStart, int tileEnd)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void QuantizeInput(Int6Matrix m, float* h, int n, byte* input)
+    {
+        sbyte* q = (sbyte*)input;
+        ulong* shifts = Shifts(m, input);
+        int* sums = (int*)(input + SumsAt(m));
+        float amax = 0f;
+        float* classMax = stackalloc float[Classes];
+        new Span<float>(classMax, Classes).Clear();
+        for (int i = 0; i < n; i++)
+        {
+            float a = MathF.Abs(h[i]);
+            amax = MathF.Max(amax, a);
+            classMax[i % Int6Matrix.BlockCols / 4] = MathF.Max(classMax[i % Int6Matrix.BlockCols / 4], a);
+        }
+
+        float* inverse = stackalloc float[Classes];
+        for (int j = 0; j < Classes; j++)
+        {
+            int shift = 0;
+            while (shift < MaxShift && classMax[j] > amax * (1 << shift) / (1 << MaxShift))
+            {
+                shift++;
+            }
+
+            shifts[j] = (ulong)shift;
+            inverse[j] = amax > 0 ? (127 << (MaxShift - shift)) / amax : 0f;
+        }
+
+        for (int i = 0; i < m.PaddedCols; i++)
+        {
+            q[i] = i < n ? (sbyte)Math.Clamp((int)MathF.Round(h[i] * inverse[i % Int6Matrix.BlockCols / 4]), -127, 127) : (sbyte)0;
+        }
+
+        for (int g = 0; g < m.ScaleStride; g++)
+        {
+            int sum = 0;
+            for (int i = g * m.GroupSize; i < (g + 1) * m.GroupSize && g < m.Groups; i++)
+            {
+                sum += q[i] << (int)shifts[i % Int6Matrix.BlockCols / 4];
+            }
+
+            sums[g] = sum;
+        }
+
+        *(float*)(input + InputBytes(m) - 64) = amax / (127 << MaxShift);
+    }
+
+    /// <summary>y for the rows of tiles [tileStart, tileEnd) from one token's <paramref name="input"/> (<see cref="QuantizeInput"/>).</summary>
+    public static void Run(Int6Matrix m, byte* input, float* y, int tileStart, int tileEnd)
     {
         if (UseAvx512)
         {
-            RunAvx512(m, q, groupSums, d, y, tileStart, tileEnd);
+            RunAvx512(m, input, y, tileStart, tileEnd);
         }
         else if (UseAvx2)
         {
-            RunAvx2(m, q, groupSums, d, y, tileStart, tileEnd);
+            RunAvx2(m, input, y, tileStart, tileEnd);
         }
         else
         {
-            RunScalar(m, q, groupSums, d, y, tileStart, tileEnd);
+            RunScalar(m, input, y, tileStart, tileEnd);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void RunAvx512(Int6Matrix m, sbyte* q, short* groupSums, float d, float* y, int tileStart, int tileEnd)
+    public static void RunAvx512(Int6Matrix m, byte* input, float* y, int tileStart, int tileEnd)
     {
         int blocks = m.PaddedCols / Int6Matrix.BlockCols;
         int groupsPerBlock = Int6Matrix.BlockCols / m.GroupSize;
+        sbyte* q = (sbyte*)input;
 
         // Each 128-bit lane of a pair-sum vector covers 16 columns, so it takes one group's scale: the low half
         // of a block (columns 0..63) spans lanes 0..3, the high half (64..127) the same lanes of the next vector.
@@ -83,54 +153,55 @@ public static unsafe class Int6MatVec
             byte* tile = m.Tile(t);
             byte* scales = tile + R * sizeof(float);
             byte* block = tile + m.HeaderBytes;
-            Vector512<int> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
+            Vector512<int> low0 = default, low1 = default, low2 = default, low3 = default;
+            Vector512<int> high0 = default, high1 = default, high2 = default, high3 = default;
             for (int b = 0; b < blocks; b++)
             {
                 Prefetch(block + PrefetchAhead);
                 Vector512<sbyte> x0 = Vector512.Load(q + b * Int6Matrix.BlockCols);
                 Vector512<sbyte> x1 = Vector512.Load(q + b * Int6Matrix.BlockCols + 64);
                 byte* s = scales + b * groupsPerBlock;
-                acc0 += Block512(block, block + TopPlane, s, x0, x1, lowScale, highScale);
-                acc1 += Block512(block + 64, block + TopPlane + 32, s + m.ScaleStride, x0, x1, lowScale, highScale);
-                acc2 += Block512(block + 128, block + TopPlane + 64, s + 2 * m.ScaleStride, x0, x1, lowScale, highScale);
-                acc3 += Block512(block + 192, block + TopPlane + 96, s + 3 * m.ScaleStride, x0, x1, lowScale, highScale);
+                Row512(block, block + TopPlane, s, x0, x1, lowScale, highScale, ref low0, ref high0);
+                Row512(block + 64, block + TopPlane + 32, s + m.ScaleStride, x0, x1, lowScale, highScale, ref low1, ref high1);
+                Row512(block + 128, block + TopPlane + 64, s + 2 * m.ScaleStride, x0, x1, lowScale, highScale, ref low2, ref high2);
+                Row512(block + 192, block + TopPlane + 96, s + 3 * m.ScaleStride, x0, x1, lowScale, highScale, ref low3, ref high3);
                 block += R * Int6Matrix.BlockBytes;
             }
 
-            Finish(m, t, 0, Sum(acc0), scales, groupSums, d, y);
-            Finish(m, t, 1, Sum(acc1), scales + m.ScaleStride, groupSums, d, y);
-            Finish(m, t, 2, Sum(acc2), scales + 2 * m.ScaleStride, groupSums, d, y);
-            Finish(m, t, 3, Sum(acc3), scales + 3 * m.ScaleStride, groupSums, d, y);
+            Finish(m, t, 0, Lanes(low0, high0, input, m), scales, input, y);
+            Finish(m, t, 1, Lanes(low1, high1, input, m), scales + m.ScaleStride, input, y);
+            Finish(m, t, 2, Lanes(low2, high2, input, m), scales + 2 * m.ScaleStride, input, y);
+            Finish(m, t, 3, Lanes(low3, high3, input, m), scales + 3 * m.ScaleStride, input, y);
         }
     }
 
     /// <summary>
     /// The same for <paramref name="n"/> tokens at once (batched decode), so the head is read from memory once per
-    /// step instead of once per sequence: token k's input at q + k * m.PaddedCols, its group sums at
-    /// groupSums + k * m.ScaleStride, its scale d[k], its logits y[k]. AVX-512BW takes <see cref="BatchTokens"/>
-    /// tokens per pass, decoding each row's codes once for all of them; elsewhere one token at a time.
+    /// step instead of once per sequence: token k's input at inputs + k * <see cref="InputBytes"/>, its logits y[k].
+    /// AVX-512BW takes <see cref="BatchTokens"/> tokens per pass, decoding each row's codes once for all of them;
+    /// elsewhere one token at a time.
     /// </summary>
-    public static void RunBatch(Int6Matrix m, sbyte* q, short* groupSums, float* d, float** y, int n, int tileStart, int tileEnd)
+    public static void RunBatch(Int6Matrix m, byte* inputs, float** y, int n, int tileStart, int tileEnd)
     {
         if (UseAvx512 && n == BatchTokens)
         {
-            RunBatchAvx512(m, q, groupSums, d, y, tileStart, tileEnd);
+            RunBatchAvx512(m, inputs, y, tileStart, tileEnd);
             return;
         }
 
         for (int k = 0; k < n; k++)
         {
-            Run(m, q + (long)k * m.PaddedCols, groupSums + k * m.ScaleStride, d[k], y[k], tileStart, tileEnd);
+            Run(m, inputs + (long)k * InputBytes(m), y[k], tileStart, tileEnd);
         }
     }
 
-    /// <summary><see cref="RunBatch"/> for <see cref="BatchTokens"/> tokens: one row at a time, one accumulator per token.</summary>
+    /// <summary><see cref="RunBatch"/> for <see cref="BatchTokens"/> tokens: one row at a time, two accumulators per token.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void RunBatchAvx512(Int6Matrix m, sbyte* q, short* groupSums, float* d, float** y, int tileStart, int tileEnd)
+    public static void RunBatchAvx512(Int6Matrix m, byte* inputs, float** y, int tileStart, int tileEnd)
     {
         int blocks = m.PaddedCols / Int6Matrix.BlockCols;
         int groupsPerBlock = Int6Matrix.BlockCols / m.GroupSize;
-        long stride = m.PaddedCols;
+        long stride = InputBytes(m);
         Vector512<byte> lowScale = m.GroupSize == 32 ? LowScale32 : LowScale64, highScale = m.GroupSize == 32 ? HighScale32 : HighScale64;
         for (int t = tileStart; t < tileEnd; t++)
         {
@@ -139,7 +210,10 @@ public static unsafe class Int6MatVec
             {
                 byte* rowScales = tile + R * sizeof(float) + i * m.ScaleStride;
                 byte* block = tile + m.HeaderBytes;
-                Vector512<int> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+
+                // 16 accumulators, with the decoded codes and scales 20 of the 32 registers AVX-512 names.
+                Vector512<int> l0 = default, l1 = default, l2 = default, l3 = default, l4 = default, l5 = default, l6 = default, l7 = default;
+                Vector512<int> h0 = default, h1 = default, h2 = default, h3 = default, h4 = default, h5 = default, h6 = default, h7 = default;
                 for (int b = 0; b < blocks; b++)
                 {
                     // Row 0's pass fetches the next tile; rows 1..3 find this one in cache.
@@ -149,50 +223,66 @@ public static unsafe class Int6MatVec
                     }
 
                     Codes(block + i * Int6Matrix.NibbleBytes, block + TopPlane + i * Int6Matrix.TopBytes, out Vector512<byte> low, out Vector512<byte> high);
-                    Vector512<byte> s = Vector512.Create(Unsafe.ReadUnaligned<uint>(rowScales + b * groupsPerBlock)).AsByte();
-                    Vector512<short> sLow = Avx512BW.ShiftRightArithmetic(Avx512BW.Shuffle(s, lowScale).AsInt16(), 8);
-                    Vector512<short> sHigh = Avx512BW.ShiftRightArithmetic(Avx512BW.Shuffle(s, highScale).AsInt16(), 8);
-                    sbyte* x = q + b * Int6Matrix.BlockCols;
-                    a0 += Dot(low, high, x, sLow, sHigh);
-                    a1 += Dot(low, high, x + stride, sLow, sHigh);
-                    a2 += Dot(low, high, x + 2 * stride, sLow, sHigh);
-                    a3 += Dot(low, high, x + 3 * stride, sLow, sHigh);
-                    a4 += Dot(low, high, x + 4 * stride, sLow, sHigh);
-                    a5 += Dot(low, high, x + 5 * stride, sLow, sHigh);
-                    a6 += Dot(low, high, x + 6 * stride, sLow, sHigh);
-                    a7 += Dot(low, high, x + 7 * stride, sLow, sHigh);
+                    Scales(rowScales + b * groupsPerBlock, lowScale, highScale, out Vector512<short> sLow, out Vector512<short> sHigh);
+                    sbyte* x = (sbyte*)inputs + b * Int6Matrix.BlockCols;
+                    l0 += Half(low, x, sLow);
+                    h0 += Half(high, x + 64, sHigh);
+                    l1 += Half(low, x + stride, sLow);
+                    h1 += Half(high, x + stride + 64, sHigh);
+                    l2 += Half(low, x + 2 * stride, sLow);
+                    h2 += Half(high, x + 2 * stride + 64, sHigh);
+                    l3 += Half(low, x + 3 * stride, sLow);
+                    h3 += Half(high, x + 3 * stride + 64, sHigh);
+                    l4 += Half(low, x + 4 * stride, sLow);
+                    h4 += Half(high, x + 4 * stride + 64, sHigh);
+                    l5 += Half(low, x + 5 * stride, sLow);
+                    h5 += Half(high, x + 5 * stride + 64, sHigh);
+                    l6 += Half(low, x + 6 * stride, sLow);
+                    h6 += Half(high, x + 6 * stride + 64, sHigh);
+                    l7 += Half(low, x + 7 * stride, sLow);
+                    h7 += Half(high, x + 7 * stride + 64, sHigh);
                     block += R * Int6Matrix.BlockBytes;
                 }
 
-                int ss = m.ScaleStride;
-                Finish(m, t, i, Sum(a0), rowScales, groupSums, d[0], y[0]);
-                Finish(m, t, i, Sum(a1), rowScales, groupSums + ss, d[1], y[1]);
-                Finish(m, t, i, Sum(a2), rowScales, groupSums + 2 * ss, d[2], y[2]);
-                Finish(m, t, i, Sum(a3), rowScales, groupSums + 3 * ss, d[3], y[3]);
-                Finish(m, t, i, Sum(a4), rowScales, groupSums + 4 * ss, d[4], y[4]);
-                Finish(m, t, i, Sum(a5), rowScales, groupSums + 5 * ss, d[5], y[5]);
-                Finish(m, t, i, Sum(a6), rowScales, groupSums + 6 * ss, d[6], y[6]);
-                Finish(m, t, i, Sum(a7), rowScales, groupSums + 7 * ss, d[7], y[7]);
+                Finish(m, t, i, Lanes(l0, h0, inputs, m), rowScales, inputs, y[0]);
+                Finish(m, t, i, Lanes(l1, h1, inputs + stride, m), rowScales, inputs + stride, y[1]);
+                Finish(m, t, i, Lanes(l2, h2, inputs + 2 * stride, m), rowScales, inputs + 2 * stride, y[2]);
+                Finish(m, t, i, Lanes(l3, h3, inputs + 3 * stride, m), rowScales, inputs + 3 * stride, y[3]);
+                Finish(m, t, i, Lanes(l4, h4, inputs + 4 * stride, m), rowScales, inputs + 4 * stride, y[4]);
+                Finish(m, t, i, Lanes(l5, h5, inputs + 5 * stride, m), rowScales, inputs + 5 * stride, y[5]);
+                Finish(m, t, i, Lanes(l6, h6, inputs + 6 * stride, m), rowScales, inputs + 6 * stride, y[6]);
+                Finish(m, t, i, Lanes(l7, h7, inputs + 7 * stride, m), rowScales, inputs + 7 * stride, y[7]);
             }
         }
     }
 
-    /// <summary>One row's block (128 columns) against x: 16 int32 partial dots, group scales applied.</summary>
+    /// <summary>One row's block (128 columns) against x: the low and high halves' 16 int32 lanes each, group scales applied.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> Block512(byte* nibbles, byte* top, byte* scales, Vector512<sbyte> x0, Vector512<sbyte> x1,
-        Vector512<byte> lowScale, Vector512<byte> highScale)
+    private static void Row512(byte* nibbles, byte* top, byte* scales, Vector512<sbyte> x0, Vector512<sbyte> x1,
+        Vector512<byte> lowScale, Vector512<byte> highScale, ref Vector512<int> low, ref Vector512<int> high)
     {
-        Codes(nibbles, top, out Vector512<byte> low, out Vector512<byte> high);
-        Vector512<byte> s = Vector512.Create(Unsafe.ReadUnaligned<uint>(scales)).AsByte();
-        return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(low, x0), Avx512BW.ShiftRightArithmetic(Avx512BW.Shuffle(s, lowScale).AsInt16(), 8))
-            + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(high, x1), Avx512BW.ShiftRightArithmetic(Avx512BW.Shuffle(s, highScale).AsInt16(), 8));
+        Codes(nibbles, top, out Vector512<byte> lowCodes, out Vector512<byte> highCodes);
+        Scales(scales, lowScale, highScale, out Vector512<short> sLow, out Vector512<short> sHigh);
+        low += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(lowCodes, x0), sLow);
+        high += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(highCodes, x1), sHigh);
     }
 
-    /// <summary>One token's x [128] against a row's decoded block with its group scales as int16 lanes.</summary>
+    /// <summary>64 codes against 64 inputs, pair sums times their group scales: 16 int32 lanes of 4 columns each.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> Dot(Vector512<byte> low, Vector512<byte> high, sbyte* x, Vector512<short> sLow, Vector512<short> sHigh) =>
-        Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(low, Vector512.Load(x)), sLow)
-        + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(high, Vector512.Load(x + 64)), sHigh);
+    private static Vector512<int> Half(Vector512<byte> codes, sbyte* x, Vector512<short> scales) =>
+        Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(codes, Vector512.Load(x)), scales);
+
+    /// <summary>The row's sum: lane j of the low (high) accumulator holds class j (16 + j), shifted left by its k.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long Lanes(Vector512<int> low, Vector512<int> high, byte* input, Int6Matrix m)
+    {
+        ulong* k = Shifts(m, input);
+        return Vector512.Sum(
+            Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(low.GetLower()), Vector512.Load(k))
+            + Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(low.GetUpper()), Vector512.Load(k + 8))
+            + Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(high.GetLower()), Vector512.Load(k + 16))
+            + Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(high.GetUpper()), Vector512.Load(k + 24)));
+    }
 
     /// <summary>A row's 128 codes (0..63) of one block: columns 0..63 in <paramref name="low"/>, 64..127 in <paramref name="high"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -206,15 +296,27 @@ public static unsafe class Int6MatVec
         high = Vector512.ConditionalSelect(nibble, (packed.AsUInt16() >> 4).AsByte(), Avx512BW.ShiftRightLogicalVariable(both, HighShift).AsByte() & field);
     }
 
+    /// <summary>The 4 group-scale bytes of a block as sign-extended int16 lanes for its low and high 64 columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Scales(byte* scales, Vector512<byte> lowScale, Vector512<byte> highScale, out Vector512<short> sLow, out Vector512<short> sHigh)
+    {
+        Vector512<byte> s = Vector512.Create(Unsafe.ReadUnaligned<uint>(scales)).AsByte();
+        sLow = Avx512BW.ShiftRightArithmetic(Avx512BW.Shuffle(s, lowScale).AsInt16(), 8);
+        sHigh = Avx512BW.ShiftRightArithmetic(Avx512BW.Shuffle(s, highScale).AsInt16(), 8);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void RunAvx2(Int6Matrix m, sbyte* q, short* groupSums, float d, float* y, int tileStart, int tileEnd)
+    public static void RunAvx2(Int6Matrix m, byte* input, float* y, int tileStart, int tileEnd)
     {
         int blocks = m.PaddedCols / Int6Matrix.BlockCols;
         int groupsPerBlock = Int6Matrix.BlockCols / m.GroupSize;
+        sbyte* q = (sbyte*)input;
+        ulong* k = Shifts(m, input);
         Vector256<byte> nibble = Vector256.Create((byte)0x0F), field = Vector256.Create((byte)0x30);
 
         // A 256-bit vector of pair sums covers 32 columns: one group. The four quarters of a block
-        // (columns 0, 32, 64, 96) take the scale of the group they start in.
+        // (columns 0, 32, 64, 96) take the scale of the group they start in, and keep their own accumulator,
+        // whose lane j holds class 8 * quarter + j.
         Vector256<byte> scale0 = Broadcast0, scale1 = m.GroupSize == 32 ? Broadcast1 : Broadcast0;
         Vector256<byte> scale2 = m.GroupSize == 32 ? Broadcast2 : Broadcast1, scale3 = m.GroupSize == 32 ? Broadcast3 : Broadcast1;
         for (int t = tileStart; t < tileEnd; t++)
@@ -225,7 +327,7 @@ public static unsafe class Int6MatVec
             {
                 byte* block = tile + m.HeaderBytes;
                 byte* rowScales = scales + i * m.ScaleStride;
-                Vector256<int> acc = default;
+                Vector256<int> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
                 for (int b = 0; b < blocks; b++)
                 {
                     if (i == 0)
@@ -242,23 +344,32 @@ public static unsafe class Int6MatVec
                     Vector256<byte> c2 = Vector256.ConditionalSelect(nibble, (packed0.AsUInt16() >> 4).AsByte(), top.AsByte() & field);
                     Vector256<byte> c3 = Vector256.ConditionalSelect(nibble, (packed1.AsUInt16() >> 4).AsByte(), (top >> 2).AsByte() & field);
                     Vector256<byte> s = Vector256.Create(Unsafe.ReadUnaligned<uint>(rowScales + b * groupsPerBlock)).AsByte();
-                    acc += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c0, Vector256.Load(x)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale0).AsInt16(), 8))
-                        + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c1, Vector256.Load(x + 32)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale1).AsInt16(), 8))
-                        + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c2, Vector256.Load(x + 64)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale2).AsInt16(), 8))
-                        + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c3, Vector256.Load(x + 96)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale3).AsInt16(), 8));
+                    acc0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c0, Vector256.Load(x)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale0).AsInt16(), 8));
+                    acc1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c1, Vector256.Load(x + 32)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale1).AsInt16(), 8));
+                    acc2 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c2, Vector256.Load(x + 64)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale2).AsInt16(), 8));
+                    acc3 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c3, Vector256.Load(x + 96)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale3).AsInt16(), 8));
                     block += R * Int6Matrix.BlockBytes;
                 }
 
-                Finish(m, t, i, Vector256.Sum(Vector256.WidenLower(acc) + Vector256.WidenUpper(acc)), rowScales, groupSums, d, y);
+                long sum = Lanes(acc0, k) + Lanes(acc1, k + 8) + Lanes(acc2, k + 16) + Lanes(acc3, k + 24);
+                Finish(m, t, i, sum, rowScales, input, y);
             }
         }
     }
 
-    /// <summary>Plain loops over the signed codes q = code - 32, one integer sum per 32 columns times its group scale.</summary>
+    /// <summary>8 int32 lanes (classes k[0..7]), each shifted left by its k, summed in int64.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long Lanes(Vector256<int> acc, ulong* k) =>
+        Vector256.Sum(Avx2.ShiftLeftLogicalVariable(Avx2.ConvertToVector256Int64(acc.GetLower()), Vector256.Load(k))
+            + Avx2.ShiftLeftLogicalVariable(Avx2.ConvertToVector256Int64(acc.GetUpper()), Vector256.Load(k + 4)));
+
+    /// <summary>Plain loops over the signed codes q = code - 32: each product times its group scale and its class's 2^k.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void RunScalar(Int6Matrix m, sbyte* q, short* groupSums, float d, float* y, int tileStart, int tileEnd)
+    public static void RunScalar(Int6Matrix m, byte* input, float* y, int tileStart, int tileEnd)
     {
         const int Quarter = Int6Matrix.TopBytes;
+        sbyte* q = (sbyte*)input;
+        ulong* k = Shifts(m, input);
         int blocks = m.PaddedCols / Int6Matrix.BlockCols;
         for (int t = tileStart; t < tileEnd; t++)
         {
@@ -271,29 +382,28 @@ public static unsafe class Int6MatVec
                 {
                     byte* nibbles = m.Block(t, b) + i * Int6Matrix.NibbleBytes;
                     byte* top = m.Block(t, b) + TopPlane + i * Int6Matrix.TopBytes;
-                    for (int k = 0; k < 4; k++)
+                    for (int quarter = 0; quarter < 4; quarter++)
                     {
-                        int col = k * Quarter, sum = 0;
                         for (int j = 0; j < Quarter; j++)
                         {
-                            byte packed = nibbles[(col + j) % Int6Matrix.NibbleBytes];
-                            int low = k < 2 ? packed & 0xF : packed >> 4;
-                            int code = low | ((top[j] >> (2 * k)) & 3) << 4;
-                            sum += (code - Int6Matrix.Offset) * q[b * Int6Matrix.BlockCols + col + j];
+                            int col = quarter * Quarter + j;
+                            byte packed = nibbles[col % Int6Matrix.NibbleBytes];
+                            int low = quarter < 2 ? packed & 0xF : packed >> 4;
+                            int code = low | ((top[j] >> (2 * quarter)) & 3) << 4;
+                            long product = (long)(code - Int6Matrix.Offset) * q[b * Int6Matrix.BlockCols + col] * scales[(b * Int6Matrix.BlockCols + col) / m.GroupSize];
+                            dot += product << (int)k[col / 4];
                         }
-
-                        dot += (long)sum * scales[(b * Int6Matrix.BlockCols + col) / m.GroupSize];
                     }
                 }
 
-                y[t * R + i] = dot * (((float*)tile)[i] * d);
+                y[t * R + i] = dot * (((float*)tile)[i] * Step(m, input));
             }
         }
     }
 
-    /// <summary>y of row i of tile t from its summed code * q * scale products: takes back the +32 code offset.</summary>
+    /// <summary>y of row i of tile t from its summed code * q * scale * 2^k products: takes back the +32 code offset.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Finish(Int6Matrix m, int t, int i, long sum, byte* rowScales, short* groupSums, float d, float* y)
+    private static void Finish(Int6Matrix m, int t, int i, long sum, byte* rowScales, byte* input, float* y)
     {
         int r = t * R + i;
         if (r >= m.Rows)
@@ -301,14 +411,16 @@ public static unsafe class Int6MatVec
             return;
         }
 
+        // sum_g scale_g * (sum over the group of q * 2^k): at most 127 * 65024 per group, 64 groups per lane at 16384 columns.
+        int* sums = (int*)(input + SumsAt(m));
         Vector256<int> offset = default;
-        for (int g = 0; g < m.ScaleStride; g += 16)
+        for (int g = 0; g < m.ScaleStride; g += 8)
         {
-            offset += Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(Vector128.Load((sbyte*)rowScales + g)), Vector256.Load(groupSums + g));
+            offset += Avx2.MultiplyLow(Avx2.ConvertToVector256Int32((sbyte*)rowScales + g), Vector256.Load(sums + g));
         }
 
         long dot = sum - (long)Int6Matrix.Offset * Vector256.Sum(Vector256.WidenLower(offset) + Vector256.WidenUpper(offset));
-        y[r] = dot * (((float*)m.Tile(t))[i] * d);
+        y[r] = dot * (((float*)m.Tile(t))[i] * Step(m, input));
     }
 
     /// <summary>The 6 cache lines of one block of a tile (4 rows' 4-bit and 2-bit planes).</summary>
@@ -322,9 +434,6 @@ public static unsafe class Int6MatVec
         Sse.Prefetch0(block + 256);
         Sse.Prefetch0(block + 320);
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static long Sum(Vector512<int> v) => Vector512.Sum(Vector512.WidenLower(v) + Vector512.WidenUpper(v));
 
     /// <summary>vpshufb control: int16 lane k of 128-bit lane L gets (twice) the scale byte of the group holding column firstCol + 16 L.</summary>
     private static Vector512<byte> ScaleShuffle512(int groupSize, int firstCol)

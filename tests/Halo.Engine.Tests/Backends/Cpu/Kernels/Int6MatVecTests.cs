@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 using Halo.Core.Formats;
 using Halo.Engine.Backends.Cpu.Kernels;
@@ -33,47 +34,31 @@ public sealed unsafe class Int6MatVecTests
     }
 
     /// <summary>
-    /// Each path against the exact integer dot of the stored codes, group scales and input: the kernels sum in
-    /// int32/int64 and round once, so only the final float multiply differs (relative 1e-6).
+    /// Each path against the exact integer dot of the stored codes, group scales and the input's codes and per-class
+    /// shifts: the kernels sum in int32/int64 and round once, so only the final float multiply differs (relative 1e-6).
     /// </summary>
     [Theory]
     [MemberData(nameof(Shapes))]
     public void Run_RandomMatrix_MatchesExactIntegerDot(Path path, int rows, int cols, int groupSize)
     {
-        if ((path == Path.Avx512 && !Avx512BW.IsSupported) || (path == Path.Avx2 && !Avx2.IsSupported))
+        if (!Supported(path))
         {
             return;
         }
 
         using var source = new TestMatrix(rows, cols, seed: rows * 31 + cols);
         using Int6Matrix m = Int6Matrix.Quantize(source.Dense, rows, groupSize);
-        sbyte[] q = RandomInput(m, seed: cols);
-        var sums = new short[m.ScaleStride];
+        using var input = new Input(m, HiddenState(cols, seed: cols));
         var y = new float[rows + 1];
         y[rows] = 12345f;
-        const float d = 0.03f;
-        fixed (sbyte* pq = q)
-        fixed (short* ps = sums)
         fixed (float* py = y)
         {
-            Int6MatVec.GroupSums(m, pq, ps);
-            switch (path)
-            {
-                case Path.Avx512:
-                    Int6MatVec.RunAvx512(m, pq, ps, d, py, 0, m.Tiles);
-                    break;
-                case Path.Avx2:
-                    Int6MatVec.RunAvx2(m, pq, ps, d, py, 0, m.Tiles);
-                    break;
-                default:
-                    Int6MatVec.RunScalar(m, pq, ps, d, py, 0, m.Tiles);
-                    break;
-            }
+            Run(path, m, input.Data, py);
         }
 
         for (int r = 0; r < rows; r++)
         {
-            double expected = ExactDot(m, q, r) * ((double)m.RowScale(r) * d);
+            double expected = input.ExactDot(m, r) * ((double)m.RowScale(r) * input.Step);
             Assert.True(Math.Abs(y[r] - expected) <= 1e-5 * Math.Abs(expected) + 1e-12, $"row {r}: {y[r]} vs {expected}");
         }
 
@@ -81,8 +66,9 @@ public sealed unsafe class Int6MatVecTests
     }
 
     /// <summary>
-    /// Extreme inputs: all codes at -32 or +31 against q = +-127 (the largest pair sums vpmaddubsw sees) over the
-    /// widest row the kernels accept, so int16 pair sums and int32 lanes must not overflow.
+    /// Extreme values: codes at -32 or +31 against inputs of +-127, all classes at the largest shift (the largest
+    /// products vpmaddubsw and vpmaddwd see) over the widest row the kernels accept, so int16 pair sums, int32 lanes,
+    /// their shifts and the offset correction must not overflow.
     /// </summary>
     [Theory]
     [InlineData(Path.Avx512)]
@@ -90,14 +76,14 @@ public sealed unsafe class Int6MatVecTests
     [InlineData(Path.Scalar)]
     public void Run_ExtremeCodesAtMaxCols_DoesNotOverflow(Path path)
     {
-        if ((path == Path.Avx512 && !Avx512BW.IsSupported) || (path == Path.Avx2 && !Avx2.IsSupported))
+        if (!Supported(path))
         {
             return;
         }
 
         const int rows = 4, cols = Int6Matrix.MaxCols;
         // Row 0: every weight the group extreme -1 (code -32); row 1: +1 with one -1.0001 per group (codes 31);
-        // rows 2, 3: alternating signs.
+        // rows 2, 3: mixed signs.
         using var source = new TestMatrix(rows, cols, seed: 1, GgmlType.F32, (r, c) => r switch
         {
             0 => -1f,
@@ -106,36 +92,23 @@ public sealed unsafe class Int6MatVecTests
             _ => c % 3 == 0 ? 0.97f : -1f,
         });
         using Int6Matrix m = Int6Matrix.Quantize(source.Dense, rows, 32);
-        var q = new sbyte[m.PaddedCols];
+        var h = new float[cols];
         for (int i = 0; i < cols; i++)
         {
-            q[i] = (sbyte)(i % 32 == 0 ? -127 : 127);
+            h[i] = i % 32 == 0 ? -1f : 1f;
         }
 
-        var sums = new short[m.ScaleStride];
+        using var input = new Input(m, h);
+        Assert.All(Enumerable.Range(0, Int6MatVec.Classes), j => Assert.Equal(Int6MatVec.MaxShift, input.Shift(j)));
         var y = new float[rows];
-        fixed (sbyte* pq = q)
-        fixed (short* ps = sums)
         fixed (float* py = y)
         {
-            Int6MatVec.GroupSums(m, pq, ps);
-            switch (path)
-            {
-                case Path.Avx512:
-                    Int6MatVec.RunAvx512(m, pq, ps, 1f, py, 0, m.Tiles);
-                    break;
-                case Path.Avx2:
-                    Int6MatVec.RunAvx2(m, pq, ps, 1f, py, 0, m.Tiles);
-                    break;
-                default:
-                    Int6MatVec.RunScalar(m, pq, ps, 1f, py, 0, m.Tiles);
-                    break;
-            }
+            Run(path, m, input.Data, py);
         }
 
         for (int r = 0; r < rows; r++)
         {
-            double expected = ExactDot(m, q, r) * (double)m.RowScale(r);
+            double expected = input.ExactDot(m, r) * ((double)m.RowScale(r) * input.Step);
             Assert.True(Math.Abs(y[r] - expected) <= 1e-5 * Math.Abs(expected), $"row {r}: {y[r]} vs {expected}");
         }
     }
@@ -149,38 +122,73 @@ public sealed unsafe class Int6MatVecTests
         const int tokens = Int6MatVec.BatchTokens;
         using var source = new TestMatrix(rows, cols, seed: 4);
         using Int6Matrix m = Int6Matrix.Quantize(source.Dense, rows, groupSize);
-        var q = new sbyte[tokens * m.PaddedCols];
-        var sums = new short[tokens * m.ScaleStride];
-        var d = new float[tokens];
+        int bytes = Int6MatVec.InputBytes(m);
+        byte* inputs = (byte*)NativeMemory.AlignedAlloc((nuint)(tokens * bytes), 64);
         var batched = new float[tokens * rows];
         var single = new float[tokens * rows];
-        for (int k = 0; k < tokens; k++)
+        try
         {
-            RandomInput(m, seed: k).CopyTo(q, k * m.PaddedCols);
-            d[k] = 0.01f * (k + 1);
+            fixed (float* pb = batched)
+            fixed (float* py = single)
+            {
+                float** targets = stackalloc float*[tokens];
+                for (int k = 0; k < tokens; k++)
+                {
+                    fixed (float* h = HiddenState(cols, seed: k))
+                    {
+                        Int6MatVec.QuantizeInput(m, h, cols, inputs + k * bytes);
+                    }
+
+                    targets[k] = pb + k * rows;
+                }
+
+                Int6MatVec.RunBatch(m, inputs, targets, tokens, 0, m.Tiles);
+                for (int k = 0; k < tokens; k++)
+                {
+                    Int6MatVec.Run(m, inputs + k * bytes, py + k * rows, 0, m.Tiles);
+                }
+            }
         }
-
-        fixed (sbyte* pq = q)
-        fixed (short* ps = sums)
-        fixed (float* pd = d)
-        fixed (float* pb = batched)
-        fixed (float* py = single)
+        finally
         {
-            float** targets = stackalloc float*[tokens];
-            for (int k = 0; k < tokens; k++)
-            {
-                targets[k] = pb + k * rows;
-                Int6MatVec.GroupSums(m, pq + k * m.PaddedCols, ps + k * m.ScaleStride);
-            }
-
-            Int6MatVec.RunBatch(m, pq, ps, pd, targets, tokens, 0, m.Tiles);
-            for (int k = 0; k < tokens; k++)
-            {
-                Int6MatVec.Run(m, pq + k * m.PaddedCols, ps + k * m.ScaleStride, d[k], py + k * rows, 0, m.Tiles);
-            }
+            NativeMemory.AlignedFree(inputs);
         }
 
         Assert.Equal(single, batched);
+    }
+
+    /// <summary>
+    /// The input's column classes take the finest step that holds them: the outlier's class keeps a plain int8 step,
+    /// the others 1/16 of it, and every value comes back within half its class's step.
+    /// </summary>
+    [Fact]
+    public void QuantizeInput_HiddenStateWithOutlier_GivesFineStepsToTheOtherClasses()
+    {
+        using var source = new TestMatrix(4, 200, seed: 1);
+        using Int6Matrix m = Int6Matrix.Quantize(source.Dense, 4, 32);
+        var rng = new Random(2);
+        var h = new float[200];
+        for (int i = 0; i < h.Length; i++)
+        {
+            h[i] = i == 37 ? 100f : TestMatrix.Gaussian(rng);   // one outlier, in class 9 (columns 36..39 of each block)
+        }
+
+        using var input = new Input(m, h);
+        for (int j = 0; j < Int6MatVec.Classes; j++)
+        {
+            Assert.Equal(j == 9 ? Int6MatVec.MaxShift : 0, input.Shift(j));
+        }
+
+        for (int i = 0; i < h.Length; i++)
+        {
+            float step = input.Step * (1 << input.Shift(i % 128 / 4));
+            Assert.True(Math.Abs(h[i] - input.Q(i) * step) <= 0.5001f * step, $"channel {i}");
+        }
+
+        for (int i = h.Length; i < m.PaddedCols; i++)
+        {
+            Assert.Equal(0, input.Q(i));
+        }
     }
 
     [Fact]
@@ -188,17 +196,12 @@ public sealed unsafe class Int6MatVecTests
     {
         using var source = new TestMatrix(20, 256, seed: 3);
         using Int6Matrix m = Int6Matrix.Quantize(source.Dense, 20, 32);
-        var q = new sbyte[m.PaddedCols];
-        q.AsSpan().Fill(5);
-        var sums = new short[m.ScaleStride];
+        using var input = new Input(m, HiddenState(256, seed: 5));
         var y = new float[20];
         y.AsSpan().Fill(float.NaN);
-        fixed (sbyte* pq = q)
-        fixed (short* ps = sums)
         fixed (float* py = y)
         {
-            Int6MatVec.GroupSums(m, pq, ps);
-            Int6MatVec.Run(m, pq, ps, 1f, py, 2, 4);
+            Int6MatVec.Run(m, input.Data, py, 2, 4);
         }
 
         for (int r = 0; r < 20; r++)
@@ -207,26 +210,82 @@ public sealed unsafe class Int6MatVecTests
         }
     }
 
-    private static sbyte[] RandomInput(Int6Matrix m, int seed)
+    private static bool Supported(Path path) => path switch
     {
-        var rng = new Random(seed);
-        var q = new sbyte[m.PaddedCols];
-        for (int i = 0; i < m.Cols; i++)
-        {
-            q[i] = (sbyte)rng.Next(-127, 128);
-        }
+        Path.Avx512 => Avx512BW.IsSupported,
+        Path.Avx2 => Avx2.IsSupported,
+        _ => true,
+    };
 
-        return q;
+    private static void Run(Path path, Int6Matrix m, byte* input, float* y)
+    {
+        switch (path)
+        {
+            case Path.Avx512:
+                Int6MatVec.RunAvx512(m, input, y, 0, m.Tiles);
+                break;
+            case Path.Avx2:
+                Int6MatVec.RunAvx2(m, input, y, 0, m.Tiles);
+                break;
+            default:
+                Int6MatVec.RunScalar(m, input, y, 0, m.Tiles);
+                break;
+        }
     }
 
-    private static long ExactDot(Int6Matrix m, sbyte[] q, int r)
+    /// <summary>Gaussian channels with a few 20x outliers, so the classes' shifts differ.</summary>
+    private static float[] HiddenState(int cols, int seed)
     {
-        long dot = 0;
-        for (int c = 0; c < m.Cols; c++)
+        var rng = new Random(seed);
+        var h = new float[cols];
+        for (int i = 0; i < cols; i++)
         {
-            dot += (long)m.Code(r, c) * m.GroupScale(r, c / m.GroupSize) * q[c];
+            h[i] = TestMatrix.Gaussian(rng) * (rng.Next(100) == 0 ? 20f : 1f) * (i / 32 % 3 == 2 ? 0.3f : 1f);
         }
 
-        return dot;
+        return h;
+    }
+
+    /// <summary>One token's input in native memory, read back through its documented layout by plain code.</summary>
+    private sealed class Input : IDisposable
+    {
+        private readonly Int6Matrix _m;
+        private readonly float[] _h;
+
+        public Input(Int6Matrix m, float[] h)
+        {
+            _m = m;
+            _h = h;
+            Data = (byte*)NativeMemory.AlignedAlloc((nuint)Int6MatVec.InputBytes(m), 64);
+            new Span<byte>(Data, Int6MatVec.InputBytes(m)).Fill(0x5A);   // every byte the kernels read must be written
+            fixed (float* ph = h)
+            {
+                Int6MatVec.QuantizeInput(m, ph, h.Length, Data);
+            }
+        }
+
+        public byte* Data { get; }
+
+        public float Step => *(float*)(Data + Int6MatVec.InputBytes(_m) - 64);
+
+        public int Q(int c) => ((sbyte*)Data)[c];
+
+        /// <summary>k of column class j: the ulongs after the q codes.</summary>
+        public int Shift(int j) => (int)((ulong*)(Data + _m.PaddedCols))[j];
+
+        /// <summary>sum over columns of code * groupScale * q * 2^k of the column's class, in exact integers.</summary>
+        public long ExactDot(Int6Matrix m, int r)
+        {
+            Assert.Equal(_h.Length, m.Cols);
+            long dot = 0;
+            for (int c = 0; c < m.Cols; c++)
+            {
+                dot += ((long)m.Code(r, c) * m.GroupScale(r, c / m.GroupSize) * Q(c)) << Shift(c % 128 / 4);
+            }
+
+            return dot;
+        }
+
+        public void Dispose() => NativeMemory.AlignedFree(Data);
     }
 }
