@@ -109,7 +109,9 @@ public class BatchSchedulerTests
     [Fact]
     public async Task Step_LongPromptWhileAnotherDecodes_FeedsAtMost64PromptTokensPerStep()
     {
-        using var backend = new RecurrenceBackend(slots: 2, contextLength: 1024, Vocab) { StepDelayMs = 1 };
+        // A context far longer than the test: on a loaded machine the decoder must not reach its end (and stop
+        // decoding) before the long prompt has gone in.
+        using var backend = new RecurrenceBackend(slots: 2, contextLength: 1 << 16, Vocab) { StepDelayMs = 1 };
         using var scheduler = Create(backend, slots: 2, chunk: 256);
         int[] alonePrompt = Prompt(300, 7);
         await Collect(Submit(scheduler, new GenerationRequest { PromptTokens = alonePrompt, MaxTokens = 1 }));

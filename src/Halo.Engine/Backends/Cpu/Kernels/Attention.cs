@@ -222,21 +222,7 @@ public static unsafe class Attention
         {
             for (int b = 0; b < blocks; b++, k += blockBytes, s += KeyBlock)
             {
-                // Even and odd dimensions in two chains, so the multiply-adds do not wait on each other.
-                Vector512<float> even = default, odd = default;
-                int d = 0;
-                for (; d + 2 <= hd; d += 2)
-                {
-                    even = Vector512.FusedMultiplyAdd(TKv.Load512(k + d * row), Vector512.Create(q[d]), even);
-                    odd = Vector512.FusedMultiplyAdd(TKv.Load512(k + (d + 1) * row), Vector512.Create(q[d + 1]), odd);
-                }
-
-                if (d < hd)
-                {
-                    even = Vector512.FusedMultiplyAdd(TKv.Load512(k + d * row), Vector512.Create(q[d]), even);
-                }
-
-                ((even + odd) * Vector512.Create(scale)).Store(s);
+                (WeightedSum512<TKv>(k, row, q, hd, default) * Vector512.Create(scale)).Store(s);
             }
 
             return;
@@ -275,6 +261,29 @@ public static unsafe class Attention
                 s[j] = sum * scale;
             }
         }
+    }
+
+    /// <summary>
+    /// start + sum_j w[j] x_j over the 16-wide vectors x_j at p + j * stride, in two chains (even and odd j) so the
+    /// multiply-adds do not wait on each other.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> WeightedSum512<TKv>(byte* p, long stride, float* w, int count, Vector512<float> start) where TKv : struct, IKvElements
+    {
+        Vector512<float> even = start, odd = default;
+        int j = 0;
+        for (; j + 2 <= count; j += 2)
+        {
+            even = Vector512.FusedMultiplyAdd(TKv.Load512(p + j * stride), Vector512.Create(w[j]), even);
+            odd = Vector512.FusedMultiplyAdd(TKv.Load512(p + (j + 1) * stride), Vector512.Create(w[j + 1]), odd);
+        }
+
+        if (j < count)
+        {
+            even = Vector512.FusedMultiplyAdd(TKv.Load512(p + j * stride), Vector512.Create(w[j]), even);
+        }
+
+        return even + odd;
     }
 
     /// <summary>
@@ -334,21 +343,7 @@ public static unsafe class Attention
         {
             for (; i + 16 <= hd; i += 16)
             {
-                Vector512<float> even = Vector512.Load(output + i), odd = default;
-                byte* vi = v + (long)i * TKv.Size;
-                int p = 0;
-                for (; p + 2 <= count; p += 2)
-                {
-                    even = Vector512.FusedMultiplyAdd(TKv.Load512(vi + p * rowBytes), Vector512.Create(w[p]), even);
-                    odd = Vector512.FusedMultiplyAdd(TKv.Load512(vi + (p + 1) * rowBytes), Vector512.Create(w[p + 1]), odd);
-                }
-
-                if (p < count)
-                {
-                    even = Vector512.FusedMultiplyAdd(TKv.Load512(vi + p * rowBytes), Vector512.Create(w[p]), even);
-                }
-
-                (even + odd).Store(output + i);
+                WeightedSum512<TKv>(v + (long)i * TKv.Size, rowBytes, w, count, Vector512.Load(output + i)).Store(output + i);
             }
         }
         else if (UseVector256)

@@ -27,14 +27,9 @@ public static unsafe partial class TernaryMatMul
     /// <summary>AVX-VNNI multiplies and accumulates into 32 bits in one instruction (tests turn it off).</summary>
     public static bool UseAvxVnni { get; set; } = AvxVnni.IsSupported;
 
-    /// <summary>
-    /// y[t, r] = (sum_k code[r, k] q[t, k] - sum_k q[t, k]) d[t] s[r] s, with AVX-512BW for one token. Token groups
-    /// go through 256-bit AVX-VNNI where present: one vpdpbusd does 32 multiply-adds into 32 bits, where 512-bit
-    /// vpmaddubsw needs a vpaddw beside it, and the GEMM is bound by those instructions (Zen 5, 6912 x 2560,
-    /// 64 tokens, one core: 195 GMAC/s against 150). .NET 10 has no 512-bit VNNI.
-    /// </summary>
+    /// <summary>y[t, r] = (sum_k code[r, k] q[t, k] - sum_k q[t, k]) d[t] s[r] s, with AVX-512BW.</summary>
     internal static void RunRowScaledAvx512(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd) =>
-        RunRowScaled(w, x, y, yStride, tileStart, tileEnd, UseAvxVnni ? &FourTokensOneRowAvx2 : &FourTokensOneRow, &OneTokenFourRows);
+        RunRowScaled(w, x, y, yStride, tileStart, tileEnd, &FourTokensOneRow, &OneTokenFourRows);
 
     /// <summary>The same with AVX2 (and AVX-VNNI where present).</summary>
     internal static void RunRowScaledAvx2(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd) =>

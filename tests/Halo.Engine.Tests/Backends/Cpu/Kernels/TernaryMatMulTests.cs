@@ -99,7 +99,6 @@ public sealed unsafe class TernaryMatMulTests
     {
         Avx512Gfni,
         Avx512Shifts,
-        Avx512WithVnniGroups,
         Avx2Vnni,
         Avx2MultiplyAdd,
     }
@@ -110,17 +109,15 @@ public sealed unsafe class TernaryMatMulTests
     [InlineData(RowScaledPath.Avx512Gfni, 11)]
     [InlineData(RowScaledPath.Avx512Gfni, 23)]
     [InlineData(RowScaledPath.Avx512Shifts, 11)]
-    [InlineData(RowScaledPath.Avx512WithVnniGroups, 23)]
     [InlineData(RowScaledPath.Avx2Vnni, 1)]
     [InlineData(RowScaledPath.Avx2Vnni, 11)]
     [InlineData(RowScaledPath.Avx2Vnni, 23)]
     [InlineData(RowScaledPath.Avx2MultiplyAdd, 11)]
     public void RunRowScaled_OneScalePerRow_MatchesExactIntegerDotProducts(RowScaledPath path, int tokens)
     {
-        bool avx512 = path is RowScaledPath.Avx512Gfni or RowScaledPath.Avx512Shifts or RowScaledPath.Avx512WithVnniGroups;
-        bool vnni = path is RowScaledPath.Avx2Vnni or RowScaledPath.Avx512WithVnniGroups;
+        bool avx512 = path is RowScaledPath.Avx512Gfni or RowScaledPath.Avx512Shifts;
         if ((avx512 && !Avx512BW.IsSupported) || !Avx2.IsSupported
-            || (path == RowScaledPath.Avx512Gfni && !Gfni.V512.IsSupported) || (vnni && !AvxVnni.IsSupported))
+            || (path == RowScaledPath.Avx512Gfni && !Gfni.V512.IsSupported) || (path == RowScaledPath.Avx2Vnni && !AvxVnni.IsSupported))
         {
             return;
         }
@@ -159,11 +156,11 @@ public sealed unsafe class TernaryMatMulTests
                 qx.Quantize(px, tokens, cols, ActivationScaling.PerToken);
             }
 
-            (bool savedGfni, bool savedVnni) = (TernaryMatMul.UseGfni, TernaryMatMul.UseAvxVnni);
+            (bool gfni, bool vnni) = (TernaryMatMul.UseGfni, TernaryMatMul.UseAvxVnni);
             try
             {
                 TernaryMatMul.UseGfni = path == RowScaledPath.Avx512Gfni;
-                TernaryMatMul.UseAvxVnni = vnni;
+                TernaryMatMul.UseAvxVnni = path == RowScaledPath.Avx2Vnni;
                 if (avx512)
                 {
                     TernaryMatMul.RunRowScaledAvx512(w, qx, y, rows, 0, w.Tiles);
@@ -175,7 +172,7 @@ public sealed unsafe class TernaryMatMulTests
             }
             finally
             {
-                (TernaryMatMul.UseGfni, TernaryMatMul.UseAvxVnni) = (savedGfni, savedVnni);
+                (TernaryMatMul.UseGfni, TernaryMatMul.UseAvxVnni) = (gfni, vnni);
             }
 
             for (int t = 0; t < tokens; t++)
