@@ -138,14 +138,36 @@ public sealed unsafe class Int4Matrix : IDisposable
     public static Int4Matrix Quantize(DenseMatrix source, int rows, int groupSize, Action<nint, long>? consumed = null)
     {
         var m = new Int4Matrix(rows, source.Cols, groupSize);
-        int pieces = (m.Tiles + TilesPerPiece - 1) / TilesPerPiece;
+        QuantizeRows(source, rows, m.Tiles, m.PaddedCols, consumed, (t, i, row) => m.QuantizeRow(t, i, (float*)row));
+        return m;
+    }
 
-        // Pieces are claimed one at a time, so a core slowed by other work does not hold up the rest; each worker
-        // keeps one float row buffer (zero past Cols) for all its pieces.
-        Parallel.For(0, pieces, () => AllocRow(m.PaddedCols), (piece, _, row) =>
+    /// <summary>
+    /// Feeds the rows of a tiled head's source, as floats [paddedCols] (zero beyond Cols), to
+    /// quantizeRow(tile, row within the tile, row), in pieces of <see cref="TilesPerPiece"/> tiles claimed one at a
+    /// time, so a core slowed by other work does not hold up the rest; <paramref name="consumed"/> (start, length
+    /// in bytes of the source) hears of each piece's rows once done, so the caller can drop those source pages
+    /// while the rest is still being read. The arena arrives zeroed (header padding, the rows that pad the last
+    /// tile: zero scales, never written to y); quantizeRow writes every other byte.
+    /// </summary>
+    internal static void QuantizeRows(DenseMatrix source, int rows, int tiles, int paddedCols, Action<nint, long>? consumed,
+        Action<int, int, nint> quantizeRow)
+    {
+        int pieces = (tiles + TilesPerPiece - 1) / TilesPerPiece;
+
+        // Each worker keeps one float row buffer for all its pieces.
+        Parallel.For(0, pieces, () => AllocRow(paddedCols), (piece, _, row) =>
         {
-            int start = piece * TilesPerPiece, end = Math.Min(m.Tiles, start + TilesPerPiece);
-            m.QuantizeTiles(source, rows, start, end, (float*)row);
+            int start = piece * TilesPerPiece, end = Math.Min(tiles, start + TilesPerPiece);
+            for (int t = start; t < end; t++)
+            {
+                for (int i = 0; i < TileRows && t * TileRows + i < rows; i++)
+                {
+                    ReadRow(source, t * TileRows + i, (float*)row);
+                    quantizeRow(t, i, row);
+                }
+            }
+
             if (consumed is not null)
             {
                 long rowBytes = (long)source.Cols * (source.Type == GgmlType.F32 ? 4 : 2);
@@ -155,29 +177,13 @@ public sealed unsafe class Int4Matrix : IDisposable
 
             return row;
         }, row => NativeMemory.AlignedFree((void*)row));
-        return m;
     }
 
-    internal static nint AllocRow(int cols)
+    private static nint AllocRow(int cols)
     {
         float* row = (float*)NativeMemory.AlignedAlloc((nuint)cols * sizeof(float), 64);
         new Span<float>(row, cols).Clear();
         return (nint)row;
-    }
-
-    /// <summary>Tiles [start, end) from the source's rows through <paramref name="row"/> [PaddedCols].</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void QuantizeTiles(DenseMatrix source, int rows, int start, int end, float* row)
-    {
-        for (int t = start; t < end; t++)
-        {
-            // The arena arrives zeroed (header padding, the rows that pad the last tile); every other byte is written here.
-            for (int i = 0; i < TileRows && t * TileRows + i < rows; i++)
-            {
-                ReadRow(source, t * TileRows + i, row);
-                QuantizeRow(t, i, row);
-            }
-        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -33,7 +33,7 @@ namespace Halo.Engine.Weights;
 /// </summary>
 public sealed unsafe class Int6Matrix : IDisposable
 {
-    public const int TileRows = 4;
+    public const int TileRows = Int4Matrix.TileRows; // the same tiles: Int4Matrix.QuantizeRows feeds both
     public const int BlockCols = 128;
     public const int NibbleBytes = BlockCols / 2;        // one row's 4-bit plane of a block
     public const int TopBytes = BlockCols / 4;           // one row's 2-bit plane of a block
@@ -45,7 +45,6 @@ public sealed unsafe class Int6Matrix : IDisposable
 
     // The kernels' offset correction sums up to 64 groups per int32 lane (Int6MatVec.Finish).
     public const int MaxCols = 16384;
-    private const int TilesPerPiece = 128;   // 512 rows quantized (and their source released) per claimed piece
 
     // 1 / s for the group scales s = -127..127 (0 for 0): no division per group at load.
     private static readonly float[] Reciprocals = Enumerable.Range(-MaxScale, 2 * MaxScale + 1).Select(s => s == 0 ? 0f : 1f / s).ToArray();
@@ -151,40 +150,8 @@ public sealed unsafe class Int6Matrix : IDisposable
     public static Int6Matrix Quantize(DenseMatrix source, int rows, int groupSize, Action<nint, long>? consumed = null)
     {
         var m = new Int6Matrix(rows, source.Cols, groupSize);
-        int pieces = (m.Tiles + TilesPerPiece - 1) / TilesPerPiece;
-
-        // Pieces are claimed one at a time, so a core slowed by other work does not hold up the rest; each worker
-        // keeps one float row buffer (zero past Cols) for all its pieces.
-        Parallel.For(0, pieces, () => Int4Matrix.AllocRow(m.PaddedCols), (piece, _, row) =>
-        {
-            int start = piece * TilesPerPiece, end = Math.Min(m.Tiles, start + TilesPerPiece);
-            m.QuantizeTiles(source, rows, start, end, (float*)row);
-            if (consumed is not null)
-            {
-                long rowBytes = (long)source.Cols * (source.Type == GgmlType.F32 ? 4 : 2);
-                int first = start * TileRows, last = Math.Min(rows, end * TileRows);
-                consumed((nint)(source.Data + first * rowBytes), (last - first) * rowBytes);
-            }
-
-            return row;
-        }, row => NativeMemory.AlignedFree((void*)row));
+        Int4Matrix.QuantizeRows(source, rows, m.Tiles, m.PaddedCols, consumed, (t, i, row) => m.QuantizeRow(t, i, (float*)row));
         return m;
-    }
-
-    /// <summary>Tiles [start, end) from the source's rows through <paramref name="row"/> [PaddedCols].</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void QuantizeTiles(DenseMatrix source, int rows, int start, int end, float* row)
-    {
-        for (int t = start; t < end; t++)
-        {
-            // The arena arrives zeroed (header padding, the rows that pad the last tile: zero scales, never
-            // written to y); every other byte is written here.
-            for (int i = 0; i < TileRows && t * TileRows + i < rows; i++)
-            {
-                Int4Matrix.ReadRow(source, t * TileRows + i, row);
-                QuantizeRow(t, i, row);
-            }
-        }
     }
 
     /// <summary>Row i of tile t from floats [PaddedCols] (zero beyond Cols): scales into the header, codes into the planes.</summary>

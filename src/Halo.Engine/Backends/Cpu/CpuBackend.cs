@@ -56,19 +56,27 @@ public sealed unsafe class CpuBackend : IBackend
         _pool = new WorkerPool(threads);
         lap = timings.Lap("workers", lap);
         LmHead = options.LmHead ?? (options.Numerics == NumericsMode.LlamaCpp ? LmHeadPrecision.Source : LmHeadPrecision.Int6);
+        int vocab = model.VocabSize, cols = weights.LmHead.Cols;
+        string name = weights.LmHead.Name;
         if (LmHead == LmHeadPrecision.Int8)
         {
-            _int8Head = Int8Head(weights, model.VocabSize, releaseHeadSource, options.RepackCache, source, out _storingHead);
+            _int8Head = CachedHead($"int8 head {name} {vocab}x{cols}", Int8Matrix.ArenaBytes(vocab, cols), options.RepackCache, source,
+                cached => Int8Matrix.Over(vocab, cols, cached), () => Int8Matrix.Quantize(weights.LmHead, vocab, releaseHeadSource),
+                head => head.Memory, out _storingHead);
             lap = timings.Lap("lm_head_int8", lap);
         }
         else if (LmHead == LmHeadPrecision.Int4)
         {
-            _int4Head = Int4Head(weights, model.VocabSize, releaseHeadSource, options.RepackCache, source, out _storingHead);
+            _int4Head = CachedHead($"int4 head g{Int4GroupSize} {name} {vocab}x{cols}", Int4Matrix.ArenaBytes(vocab, cols, Int4GroupSize),
+                options.RepackCache, source, cached => Int4Matrix.Over(vocab, cols, Int4GroupSize, cached),
+                () => Int4Matrix.Quantize(weights.LmHead, vocab, Int4GroupSize, releaseHeadSource), head => head.Memory, out _storingHead);
             lap = timings.Lap("lm_head_int4", lap);
         }
         else if (LmHead == LmHeadPrecision.Int6)
         {
-            _int6Head = Int6Head(weights, model.VocabSize, releaseHeadSource, options.RepackCache, source, out _storingHead);
+            _int6Head = CachedHead($"int6 head g{Int6GroupSize} {name} {vocab}x{cols}", Int6Matrix.ArenaBytes(vocab, cols, Int6GroupSize),
+                options.RepackCache, source, cached => Int6Matrix.Over(vocab, cols, Int6GroupSize, cached),
+                () => Int6Matrix.Quantize(weights.LmHead, vocab, Int6GroupSize, releaseHeadSource), head => head.Memory, out _storingHead);
             lap = timings.Lap("lm_head_int6", lap);
         }
 
@@ -125,65 +133,24 @@ public sealed unsafe class CpuBackend : IBackend
     }
 
     /// <summary>
-    /// The int8 LM head: mapped from the repack cache when it holds a valid copy for this model file, else
-    /// quantized (and, with a cache, written to it on a background thread that disposal waits for).
+    /// A quantized LM head: mapped from the repack cache when it holds a valid copy (under <paramref name="description"/>)
+    /// for this model file, else quantized (and, with a cache, written to it on a background thread that disposal
+    /// waits for).
     /// </summary>
-    private static Int8Matrix Int8Head(ModelWeights weights, int vocab, Action<nint, long>? releaseSource, RepackCache? cache, IModelSource? source, out Task? storing)
+    private static THead CachedHead<THead>(string description, long bytes, RepackCache? cache, IModelSource? source,
+        Func<WeightArena, THead> over, Func<THead> quantize, Func<THead, WeightArena> memory, out Task? storing)
     {
         storing = null;
-        long bytes = Int8Matrix.ArenaBytes(vocab, weights.LmHead.Cols);
-        UInt128? key = cache is not null && source is not null ? RepackCache.Key(source, $"int8 head {weights.LmHead.Name} {vocab}x{weights.LmHead.Cols}") : null;
+        UInt128? key = cache is not null && source is not null ? RepackCache.Key(source, description) : null;
         if (key is { } k && cache!.TryOpen(k, bytes) is { } cached)
         {
-            return Int8Matrix.Over(vocab, weights.LmHead.Cols, cached);
+            return over(cached);
         }
 
-        Int8Matrix head = Int8Matrix.Quantize(weights.LmHead, vocab, releaseSource);
+        THead head = quantize();
         if (key is { } storeKey)
         {
-            storing = ModelWeights.StoreInBackground(cache!, storeKey, head.Memory);
-        }
-
-        return head;
-    }
-
-    /// <summary>The 4-bit LM head: from the repack cache like the int8 head, else quantized (and stored in the background).</summary>
-    private static Int4Matrix Int4Head(ModelWeights weights, int vocab, Action<nint, long>? releaseSource, RepackCache? cache, IModelSource? source, out Task? storing)
-    {
-        storing = null;
-        int cols = weights.LmHead.Cols;
-        long bytes = Int4Matrix.ArenaBytes(vocab, cols, Int4GroupSize);
-        UInt128? key = cache is not null && source is not null ? RepackCache.Key(source, $"int4 head g{Int4GroupSize} {weights.LmHead.Name} {vocab}x{cols}") : null;
-        if (key is { } k && cache!.TryOpen(k, bytes) is { } cached)
-        {
-            return Int4Matrix.Over(vocab, cols, Int4GroupSize, cached);
-        }
-
-        Int4Matrix head = Int4Matrix.Quantize(weights.LmHead, vocab, Int4GroupSize, releaseSource);
-        if (key is { } storeKey)
-        {
-            storing = ModelWeights.StoreInBackground(cache!, storeKey, head.Memory);
-        }
-
-        return head;
-    }
-
-    /// <summary>The 6-bit LM head: from the repack cache like the int8 head, else quantized (and stored in the background).</summary>
-    private static Int6Matrix Int6Head(ModelWeights weights, int vocab, Action<nint, long>? releaseSource, RepackCache? cache, IModelSource? source, out Task? storing)
-    {
-        storing = null;
-        int cols = weights.LmHead.Cols;
-        long bytes = Int6Matrix.ArenaBytes(vocab, cols, Int6GroupSize);
-        UInt128? key = cache is not null && source is not null ? RepackCache.Key(source, $"int6 head g{Int6GroupSize} {weights.LmHead.Name} {vocab}x{cols}") : null;
-        if (key is { } k && cache!.TryOpen(k, bytes) is { } cached)
-        {
-            return Int6Matrix.Over(vocab, cols, Int6GroupSize, cached);
-        }
-
-        Int6Matrix head = Int6Matrix.Quantize(weights.LmHead, vocab, Int6GroupSize, releaseSource);
-        if (key is { } storeKey)
-        {
-            storing = ModelWeights.StoreInBackground(cache!, storeKey, head.Memory);
+            storing = ModelWeights.StoreInBackground(cache!, storeKey, memory(head));
         }
 
         return head;
