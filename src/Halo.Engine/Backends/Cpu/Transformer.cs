@@ -553,7 +553,7 @@ internal sealed unsafe class Transformer : IDisposable
             int p0 = chunks * r / _ranges * Attention.Chunk, p1 = Math.Min(n, chunks * (r + 1) / _ranges * Attention.Chunk);
             int slot = _owner._slots[t], layer = _owner._layer;
             Attention.Partial(_owner._q + (long)t * _owner._qDim + g * _group * _hd, _owner._cache.Keys(slot, layer, g), _owner._cache.Values(slot, layer, g),
-                _owner._cache.Storage, p0, Math.Max(p0, p1), _group, _hd, scores, _owner._cache.Capacity,
+                _owner._cache.Storage, p0, p1, _group, _hd, scores, _owner._cache.Capacity,
                 _partials + (long)item * _group * _hd, _maxes + item * _group, _sums + item * _group, llamaCppNumerics: false);
         }
 

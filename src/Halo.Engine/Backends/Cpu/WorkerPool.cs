@@ -22,7 +22,6 @@ public abstract class ParallelWork
 
     private int[] _next = [];
     private int[] _end = [];
-    private int _shares;
     private int _done;
     private int _items;
     private Exception? _failure;
@@ -43,7 +42,6 @@ public abstract class ParallelWork
             _next = new int[threads * CounterStride];
             Array.Fill(_next, Closed);
             _end = new int[threads];
-            _shares = threads;
         }
 
         int items = ItemCount;
@@ -62,7 +60,7 @@ public abstract class ParallelWork
 
     internal void Close()
     {
-        for (int s = 0; s < _shares; s++)
+        for (int s = 0; s < _end.Length; s++)
         {
             Volatile.Write(ref _next[s * CounterStride], Closed);
         }
@@ -77,7 +75,7 @@ public abstract class ParallelWork
     /// </summary>
     internal void Help(int worker)
     {
-        int shares = _shares;
+        int shares = _end.Length;
         for (int k = 0; k < shares; k++)
         {
             int share = (worker + k) % shares;

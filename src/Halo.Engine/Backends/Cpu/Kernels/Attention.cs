@@ -125,12 +125,8 @@ public static unsafe class Attention
         for (int h = 0; h < group; h++)
         {
             float* probabilities = scores + (long)h * scoreStride;
-            double sum = n > 0 ? VectorOps.Exponentiate(probabilities, n, out maxes[h]) : 0;
-            if (n == 0)
-            {
-                maxes[h] = float.NegativeInfinity;
-            }
-
+            // An empty range gives max -inf and sum 0: it weighs nothing in the merge.
+            double sum = VectorOps.Exponentiate(probabilities, n, out maxes[h]);
             if (llamaCppNumerics)
             {
                 VectorOps.Scale(probabilities, n, (float)(1.0 / sum));

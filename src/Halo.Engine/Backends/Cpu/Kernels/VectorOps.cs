@@ -122,12 +122,6 @@ public static unsafe class VectorOps
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Softmax(float* x, int n)
-    {
-        Scale(x, n, (float)(1.0 / Exponentiate(x, n, out _)));
-    }
-
     /// <summary>x[i] = exp(x[i] - max x) in place; returns the sum of the new x, and the max in <paramref name="max"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static double Exponentiate(float* x, int n, out float max)
