@@ -9,7 +9,8 @@ binds, as systemd does for Type=notify) and reports, per run and as the median:
   anon_mib    RssAnon after IDLE seconds of idling (environment IDLE, default 3; /proc/PID/status): resident memory that is neither the
               mapped weights nor the mapped binaries; shmem_mib (RssShmem) is the JIT's code, which .NET's W^X
               double-mapping keeps in shared memory.
-With -v, also the STATUS= messages with their arrival times and the daemon's log (HALO_LOGGING_LEVEL=debug
+With -v, also the STATUS= messages with their arrival times, the CPU time each thread had used by READY=1 (by
+thread name: where the start's CPU goes), and the daemon's log (HALO_LOGGING_LEVEL=debug
 adds the load phases and the warm-up's duration). The first run after a build may repack the weights (the repack
 cache is keyed by the engine build): run twice, or look at the median. Prints the machine and its load average:
 on a shared machine only numbers taken at a low load mean anything.
@@ -34,6 +35,22 @@ idle = float(os.environ.get('IDLE', '3'))
 cpu_model = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), 'unknown')
 print(f'daemon {daemon}\nmodel {model}\nmachine {cpu_model}, {os.cpu_count()} threads; load average before: {os.getloadavg()}')
 ticks = os.sysconf('SC_CLK_TCK')
+
+
+def thread_cpu(pid):
+    """CPU milliseconds (user + system) each thread of pid had used, summed by thread name, largest first."""
+    by_name = {}
+    for tid in os.listdir(f'/proc/{pid}/task'):
+        try:
+            text = open(f'/proc/{pid}/task/{tid}/stat').read()
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = text[text.index('(') + 1:text.rindex(')')]
+        fields = text.rsplit(')', 1)[1].split()
+        by_name[name] = by_name.get(name, 0) + (int(fields[11]) + int(fields[12])) * 1000 // ticks
+    return sorted(by_name.items(), key=lambda item: -item[1])
+
+
 results = []
 for run in range(runs):
     with tempfile.TemporaryDirectory() as home:
@@ -55,6 +72,7 @@ for run in range(runs):
                     ready_ms = at
                     fields = open(f'/proc/{process.pid}/stat').read().rsplit(')', 1)[1].split()
                     cpu_ms = (int(fields[11]) + int(fields[12])) * 1000 // ticks
+                    threads = thread_cpu(process.pid)
         except socket.timeout:
             process.kill()
             sys.exit(f'no READY=1 within 120 s; got {messages}:\n{process.communicate()[0]}')
@@ -80,6 +98,7 @@ for run in range(runs):
     if verbose:
         for at, message in messages:
             print(f'  {at:5d} ms  {message.strip()}')
+        print('  CPU ms by thread at READY=1: ' + ', '.join(f'{name} {ms}' for name, ms in threads if ms > 0))
         print('  ' + '  '.join(log) + '  '.join(rest.splitlines(keepends=True)))
 
 ready = [r[0] for r in results]

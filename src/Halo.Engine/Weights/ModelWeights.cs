@@ -114,7 +114,10 @@ public sealed class ModelWeights : IDisposable
             }
             else
             {
-                Parallel.For(0, matrices.Length, k => matrices[k].FinishRepack());
+                foreach (TernaryMatrix m in matrices)
+                {
+                    m.FinishRepack();
+                }
             }
 
             var layers = new LayerWeights[c.LayerCount];

@@ -12,11 +12,12 @@ namespace Halo.Engine.Weights;
 /// of fresh memory (on the VMs this was measured on, first-touching fresh pages costs ~0.35 ms per MiB and was
 /// most of the load time). One file per (model file, part): a 4 KiB header then the arena's bytes exactly.
 /// <list type="bullet">
-/// <item>Keyed by the model file's identity (full path, length, modification time), an XxHash3 of its first
-/// 32 MiB (GGUF header, metadata and tensor table), the part, and the engine build (its module version id), so
+/// <item>Keyed by the model file's identity (full path, length, modification time), its tensor table and a
+/// sample of every tensor (see <see cref="FileKey"/>), the part, and the engine build (its module version id), so
 /// a changed model or a changed layout never reads a stale copy.</item>
-/// <item>Verified on every open: magic, version, key, lengths, a header hash, and an XxHash3 of every 16 MiB
-/// chunk (in parallel). Anything wrong: one warning, the file is deleted, the caller repacks.</item>
+/// <item>Verified on every open: magic, version, key, lengths and a header hash; and an XxHash3 of every 16 MiB
+/// chunk (in parallel) on the first open in each boot and after any change to the file (see
+/// <see cref="VerifiedThisBoot"/>). Anything wrong: one warning, the file is deleted, the caller repacks.</item>
 /// <item>Written to a temporary file, flushed to disk, then renamed (atomic); skipped with a warning when the
 /// disk has less than the file's size plus 1 GiB free; any write failure deletes the temporary file, warns and
 /// changes nothing else. The 4 most recently used files are kept.</item>
@@ -26,11 +27,13 @@ public sealed unsafe partial class RepackCache
 {
     private const int HeaderBytes = 4096;
     private const long ChunkBytes = 16 << 20;
-    private const long HashedPrefix = 32 << 20;
+    private const int SampledBytes = 4096;
     private const int Version = 1;
     private const int KeepFiles = 4;
     private const long FreeMargin = 1L << 30;
     private const string Extension = ".repack";
+    private const string VerifiedSuffix = ".verified";
+    private static readonly Lazy<string> BootId = new(() => File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim());
     private static readonly byte[] Magic = "HALORPK\0"u8.ToArray();
     private static readonly ConditionalWeakTable<IModelSource, StrongBox<UInt128?>> FileKeys = new();
 
@@ -92,8 +95,11 @@ public sealed unsafe partial class RepackCache
         return hash.GetCurrentHashAsUInt128();
     }
 
-    /// <summary>The model file's part of every key: its identity (full path, length, modification time) and an
-    /// XxHash of its first 32 MiB, read once per opened source rather than once per part.</summary>
+    /// <summary>The model file's part of every key, computed once per opened source rather than once per part: its
+    /// identity (full path, length, modification time), its tensor table (names, types, shapes, sizes) and an XxHash3
+    /// of the first 4 KiB of every tensor's data, read through the source's own mapping. A sample of each tensor tells
+    /// two models of one shape apart where a hash of the file's first 32 MiB (read with read(2)) saw only the metadata
+    /// and the first tensors, and cost a warm start 15-35 ms on its critical path.</summary>
     private static StrongBox<UInt128?> FileKey(IModelSource source)
     {
         var file = new FileInfo(source.Path);
@@ -104,24 +110,27 @@ public sealed unsafe partial class RepackCache
 
         var hash = new XxHash128();
         hash.Append(Encoding.UTF8.GetBytes($"{file.FullName}\n{file.Length}\n{file.LastWriteTimeUtc.Ticks}\n"));
-        using (FileStream stream = file.OpenRead())
+        Span<byte> fields = stackalloc byte[sizeof(long)];
+        foreach (TensorView tensor in source.Tensors)
         {
-            var buffer = new byte[1 << 20];
-            long left = Math.Min(file.Length, HashedPrefix);
-            while (left > 0)
+            hash.Append(Encoding.UTF8.GetBytes(tensor.Name));
+            Append(hash, fields, (long)tensor.Type);
+            Append(hash, fields, tensor.ByteLength);
+            foreach (long dimension in tensor.Shape)
             {
-                int n = stream.Read(buffer, 0, (int)Math.Min(buffer.Length, left));
-                if (n <= 0)
-                {
-                    break;
-                }
-
-                hash.Append(buffer.AsSpan(0, n));
-                left -= n;
+                Append(hash, fields, dimension);
             }
+
+            Append(hash, fields, (long)XxHash3.HashToUInt64(new ReadOnlySpan<byte>(tensor.Data, (int)Math.Min(tensor.ByteLength, SampledBytes))));
         }
 
         return new StrongBox<UInt128?>(hash.GetCurrentHashAsUInt128());
+    }
+
+    private static void Append(XxHash128 hash, Span<byte> buffer, long value)
+    {
+        BinaryPrimitives.WriteInt64LittleEndian(buffer, value);
+        hash.Append(buffer);
     }
 
     private string FileFor(UInt128 key) => Path.Combine(Directory, key.ToString("x32", System.Globalization.CultureInfo.InvariantCulture) + Extension);
@@ -142,16 +151,18 @@ public sealed unsafe partial class RepackCache
         try
         {
             mapped = MappedCacheFile.Open(path);
-            string? problem = Check(mapped, key, bytes);
+            string? problem = CheckHeader(mapped, key, bytes) ?? (VerifiedThisBoot(path) ? null : CheckPayload(mapped, bytes));
             if (problem is null)
             {
                 File.SetLastWriteTimeUtc(path, DateTime.UtcNow); // most recently used
+                RecordVerified(path);
                 return WeightArena.Over(mapped.Pointer + HeaderBytes, bytes, mapped);
             }
 
             mapped.Dispose();
             _warn($"repack cache {path} is unusable ({problem}); deleting it and repacking");
             TryDelete(path);
+            TryDelete(path + VerifiedSuffix);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -162,7 +173,47 @@ public sealed unsafe partial class RepackCache
         return null;
     }
 
-    private static string? Check(MappedCacheFile file, UInt128 key, long bytes)
+    /// <summary>
+    /// Whether the payload of <paramref name="path"/> was checked since the machine booted and the file has not
+    /// changed since (same length and modification time as recorded right after that check). Hashing the payload is
+    /// most of a warm start's load (~0.8 GiB for a 2B model, ~50 ms of CPU); within one boot a file that kept its
+    /// length and time still holds the bytes that were checked, and a file rewritten in place or replaced gets a new
+    /// time (the kernel's, never equal to the one the cache set to 100 ns), so only that is checked again.
+    /// </summary>
+    private static bool VerifiedThisBoot(string path)
+    {
+        try
+        {
+            return File.Exists(path + VerifiedSuffix) && File.ReadAllText(path + VerifiedSuffix) == VerifiedRecord(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Notes that <paramref name="path"/> passed its check in this boot (a record that cannot be written only
+    /// means the next start checks it again).</summary>
+    private static void RecordVerified(string path)
+    {
+        try
+        {
+            File.WriteAllText(path + VerifiedSuffix, VerifiedRecord(path));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // the next open verifies the payload again
+        }
+    }
+
+    // boot id, length, modification time: a partly written record never matches.
+    private static string VerifiedRecord(string path)
+    {
+        var file = new FileInfo(path);
+        return $"{BootId.Value}\n{file.Length}\n{file.LastWriteTimeUtc.Ticks}\n";
+    }
+
+    private static string? CheckHeader(MappedCacheFile file, UInt128 key, long bytes)
     {
         if (file.Length != HeaderBytes + bytes)
         {
@@ -183,6 +234,12 @@ public sealed unsafe partial class RepackCache
             return "header of another model";
         }
 
+        return null;
+    }
+
+    private static string? CheckPayload(MappedCacheFile file, long bytes)
+    {
+        int chunks = (int)((bytes + ChunkBytes - 1) / ChunkBytes);
         int bad = 0;
         byte* payload = file.Pointer + HeaderBytes;
         long headerAddress = (long)file.Pointer;
@@ -267,6 +324,7 @@ public sealed unsafe partial class RepackCache
         for (int i = KeepFiles; i < entries.Length; i++)
         {
             TryDelete(entries[i].FullName);
+            TryDelete(entries[i].FullName + VerifiedSuffix);
         }
 
         foreach (FileInfo stale in new DirectoryInfo(Directory).GetFiles("*" + Extension + ".*.tmp"))

@@ -44,12 +44,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Listening on {Address}, which is not loopback: set auth.api_keys to require API keys")]
     public static partial void PublicWithoutKeys(ILogger logger, string address);
 
-    [LoggerMessage(EventId = 13, Level = LogLevel.Debug, Message = "Model load phases: {Phases}")]
+    [LoggerMessage(EventId = 16, Level = LogLevel.Debug, Message = "Model load phases: {Phases}")]
     public static partial void LoadPhases(ILogger logger, string phases);
 
     [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "Repack cache: {Message}")]
     public static partial void RepackCacheWarning(ILogger logger, string message);
 
-    [LoggerMessage(EventId = 15, Level = LogLevel.Debug, Message = "Warm-up generation: {Milliseconds:F1} ms")]
-    public static partial void WarmedUp(ILogger logger, double milliseconds);
+    [LoggerMessage(EventId = 15, Level = LogLevel.Debug, Message = "Warm-up generation: {Milliseconds:F1} ms; meanwhile the process JIT-compiled {JitMethods} methods in {JitMilliseconds:F1} ms")]
+    public static partial void WarmedUp(ILogger logger, double milliseconds, long jitMethods, double jitMilliseconds);
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime;
 using Halo.Core.Configuration;
 using Halo.Engine.Scheduling;
 using Halo.Server.Hosting;
@@ -74,8 +75,11 @@ internal sealed class ModelPreparation(HaloOptions options, IModelLoader loader,
         cancellationToken.ThrowIfCancellationRequested();
         Status("warming up " + model.Id);
         long warmUp = Stopwatch.GetTimestamp();
+        TimeSpan jitBefore = JitInfo.GetCompilationTime(currentThread: false);
+        long methodsBefore = JitInfo.GetCompiledMethodCount(currentThread: false);
         WarmUp(model, scheduler, cancellationToken);
-        Log.WarmedUp(logger, Stopwatch.GetElapsedTime(warmUp).TotalMilliseconds);
+        Log.WarmedUp(logger, Stopwatch.GetElapsedTime(warmUp).TotalMilliseconds,
+            JitInfo.GetCompiledMethodCount(currentThread: false) - methodsBefore, (JitInfo.GetCompilationTime(currentThread: false) - jitBefore).TotalMilliseconds);
     }
 
     /// <summary>One short generation through the whole serving path before READY=1: it compiles the prefill and

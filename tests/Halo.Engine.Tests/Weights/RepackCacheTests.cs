@@ -40,17 +40,51 @@ public sealed unsafe class RepackCacheTests
         var cache = new RepackCache(dir.File("cache"), warnings.Add);
         StoreRandom(cache, 7);
         string file = Directory.GetFiles(dir.File("cache"))[0];
-        using (var stream = new FileStream(file, FileMode.Open, FileAccess.ReadWrite))
-        {
-            stream.Position = 4096 + (20 << 20);
-            int b = stream.ReadByte();
-            stream.Position--;
-            stream.WriteByte((byte)(b ^ 0x10));
-        }
+        FlipPayloadByte(file);
 
         Assert.Null(cache.TryOpen(7, Bytes));
         Assert.Contains(warnings, w => w.Contains("checksum", StringComparison.Ordinal));
         Assert.False(File.Exists(file));
+    }
+
+    [Fact]
+    public void TryOpen_ChangedInPlaceAfterAVerifiedOpen_ChecksAgainAndMisses()
+    {
+        using var dir = new TempDir();
+        var warnings = new List<string>();
+        var cache = new RepackCache(dir.File("cache"), warnings.Add);
+        StoreRandom(cache, 7);
+        string file = Directory.GetFiles(dir.File("cache"))[0];
+        cache.TryOpen(7, Bytes)!.Dispose();
+        Assert.True(File.Exists(file + ".verified"));
+
+        FlipPayloadByte(file);
+
+        Assert.Null(cache.TryOpen(7, Bytes));
+        Assert.Contains(warnings, w => w.Contains("checksum", StringComparison.Ordinal));
+        Assert.False(File.Exists(file + ".verified"));
+    }
+
+    [Fact]
+    public void TryOpen_RecordOfAnotherBoot_ChecksThePayloadAgain()
+    {
+        using var dir = new TempDir();
+        var warnings = new List<string>();
+        var cache = new RepackCache(dir.File("cache"), warnings.Add);
+        StoreRandom(cache, 7);
+        string file = Directory.GetFiles(dir.File("cache"))[0];
+        cache.TryOpen(7, Bytes)!.Dispose();
+
+        // A byte that changed without the file's time changing (what a disk could do between boots): trusted within
+        // the boot that checked it, checked again in any other.
+        DateTime time = File.GetLastWriteTimeUtc(file);
+        FlipPayloadByte(file);
+        File.SetLastWriteTimeUtc(file, time);
+        string record = File.ReadAllText(file + ".verified");
+        File.WriteAllText(file + ".verified", "another-boot" + record[record.IndexOf('\n', StringComparison.Ordinal)..]);
+
+        Assert.Null(cache.TryOpen(7, Bytes));
+        Assert.Contains(warnings, w => w.Contains("checksum", StringComparison.Ordinal));
     }
 
     [Theory]
@@ -167,6 +201,30 @@ public sealed unsafe class RepackCacheTests
         }
     }
 
+    [Fact]
+    public void Key_OtherWeightsWithTheSameLengthAndTime_Changes()
+    {
+        using var dir = new TempDir();
+        string path = dir.File("model.gguf");
+        SyntheticModel.Write(SyntheticModelSpec.FromPreset("tiny", GgmlType.TQ2_0, seed: 1), path);
+        DateTime time = File.GetLastWriteTimeUtc(path);
+        long length = new FileInfo(path).Length;
+        UInt128 before;
+        using (IModelSource source = ModelFile.Open(path))
+        {
+            before = RepackCache.Key(source, "ternary")!.Value;
+        }
+
+        // `cp -p` of another model of the same shape over it: same path, length and time, other weights.
+        SyntheticModel.Write(SyntheticModelSpec.FromPreset("tiny", GgmlType.TQ2_0, seed: 2), path);
+        File.SetLastWriteTimeUtc(path, time);
+        Assert.Equal(length, new FileInfo(path).Length);
+        using (IModelSource source = ModelFile.Open(path))
+        {
+            Assert.NotEqual(before, RepackCache.Key(source, "ternary")!.Value);
+        }
+    }
+
     [Theory]
     [InlineData(LmHeadPrecision.Int8)]
     [InlineData(LmHeadPrecision.Int4)]
@@ -227,5 +285,14 @@ public sealed unsafe class RepackCacheTests
         var data = new byte[length];
         new Random(seed).NextBytes(data);
         return data;
+    }
+
+    private static void FlipPayloadByte(string file)
+    {
+        using var stream = new FileStream(file, FileMode.Open, FileAccess.ReadWrite);
+        stream.Position = 4096 + (20 << 20);
+        int b = stream.ReadByte();
+        stream.Position--;
+        stream.WriteByte((byte)(b ^ 0x10));
     }
 }

@@ -176,6 +176,42 @@ public sealed unsafe class TernaryMatrixTests
     }
 
     [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void FinishRepack_OverAReadOnlyCopyOfARepack_TakesItsStoredRowScales(bool oneScalePerRow)
+    {
+        const int rows = 9, cols = 512;
+        (sbyte[] values, float[] scales) = RandomTernaryWithScales(rows, cols, seed: 6);
+        for (int i = 0; oneScalePerRow && i < scales.Length; i++)
+        {
+            scales[i] = scales[i / (cols / 256) * (cols / 256)];
+        }
+
+        byte[] bytes = TestModelSource.EncodeTq2(values, scales);
+        long arenaBytes = TernaryMatrix.ArenaBytes(rows, cols);
+        fixed (byte* p = bytes)
+        {
+            var view = new TensorView("w", GgmlType.TQ2_0, [cols, rows], p, bytes.Length);
+            using var arena = new WeightArena(arenaBytes);
+            using TernaryMatrix repacked = TernaryMatrix.Allocate("f", view, 1f, arena);
+            repacked.RepackTiles(view, 0, repacked.Tiles);
+            repacked.FinishRepack();
+
+            // What a repack cache maps back: the same bytes, read-only.
+            byte[] copy = new ReadOnlySpan<byte>(arena.Start, (int)arenaBytes).ToArray();
+            fixed (byte* c = copy)
+            {
+                using var cached = WeightArena.Over(c, arenaBytes, new MemoryStream());
+                using TernaryMatrix reloaded = TernaryMatrix.Allocate("f", view, 1f, cached);
+                reloaded.FinishRepack();
+
+                Assert.Equal(oneScalePerRow, reloaded.RowScales != null);
+                AssertSameLayout(repacked, reloaded);
+            }
+        }
+    }
+
+    [Theory]
     [InlineData(GgmlType.F32)]
     [InlineData(GgmlType.F16)]
     public void FromTensor_MasterWeights_TernarizesWithMeanAbsScale(GgmlType type)
