@@ -74,6 +74,7 @@ public static class HaloHost
     /// included), 1 when the configuration or the model is unusable (the reason printed, no stack trace).</summary>
     public static async Task<int> RunAsync(ServeArguments arguments, CancellationToken cancellationToken = default)
     {
+        bool collectionSuspended = StartupGc.Suspend();
         HaloOptions options;
         try
         {
@@ -125,6 +126,7 @@ public static class HaloHost
             }
 
             AnnounceReady(host, options);
+            StartupGc.Resume(collectionSuspended);
             await host.WaitForShutdownAsync(cancellationToken);
             return 0;
         }
