@@ -35,11 +35,8 @@ public sealed unsafe class RepackCacheTests
     [Fact]
     public void TryOpen_FlippedPayloadByte_WarnsDeletesAndMisses()
     {
-        using var dir = new TempDir();
-        var warnings = new List<string>();
-        var cache = new RepackCache(dir.File("cache"), warnings.Add);
-        StoreRandom(cache, 7);
-        string file = Directory.GetFiles(dir.File("cache"))[0];
+        using var entry = new OneEntry();
+        (RepackCache cache, List<string> warnings, string file) = (entry.Cache, entry.Warnings, entry.File);
         FlipPayloadByte(file);
 
         Assert.Null(cache.TryOpen(7, Bytes));
@@ -50,11 +47,8 @@ public sealed unsafe class RepackCacheTests
     [Fact]
     public void TryOpen_ChangedInPlaceAfterAVerifiedOpen_ChecksAgainAndMisses()
     {
-        using var dir = new TempDir();
-        var warnings = new List<string>();
-        var cache = new RepackCache(dir.File("cache"), warnings.Add);
-        StoreRandom(cache, 7);
-        string file = Directory.GetFiles(dir.File("cache"))[0];
+        using var entry = new OneEntry();
+        (RepackCache cache, List<string> warnings, string file) = (entry.Cache, entry.Warnings, entry.File);
         cache.TryOpen(7, Bytes)!.Dispose();
         Assert.True(File.Exists(file + ".verified"));
 
@@ -68,11 +62,8 @@ public sealed unsafe class RepackCacheTests
     [Fact]
     public void TryOpen_RecordOfAnotherBoot_ChecksThePayloadAgain()
     {
-        using var dir = new TempDir();
-        var warnings = new List<string>();
-        var cache = new RepackCache(dir.File("cache"), warnings.Add);
-        StoreRandom(cache, 7);
-        string file = Directory.GetFiles(dir.File("cache"))[0];
+        using var entry = new OneEntry();
+        (RepackCache cache, List<string> warnings, string file) = (entry.Cache, entry.Warnings, entry.File);
         cache.TryOpen(7, Bytes)!.Dispose();
 
         // A byte that changed without the file's time changing (what a disk could do between boots): trusted within
@@ -92,11 +83,8 @@ public sealed unsafe class RepackCacheTests
     [InlineData(4096 + 5000)] // cut inside the weights
     public void TryOpen_TruncatedFile_WarnsAndMisses(long length)
     {
-        using var dir = new TempDir();
-        var warnings = new List<string>();
-        var cache = new RepackCache(dir.File("cache"), warnings.Add);
-        StoreRandom(cache, 7);
-        string file = Directory.GetFiles(dir.File("cache"))[0];
+        using var entry = new OneEntry();
+        (RepackCache cache, List<string> warnings, string file) = (entry.Cache, entry.Warnings, entry.File);
         using (var stream = new FileStream(file, FileMode.Open, FileAccess.ReadWrite))
         {
             stream.SetLength(length);
@@ -109,12 +97,9 @@ public sealed unsafe class RepackCacheTests
     [Fact]
     public void TryOpen_FileOfAnotherKey_Misses()
     {
-        using var dir = new TempDir();
-        var warnings = new List<string>();
-        var cache = new RepackCache(dir.File("cache"), warnings.Add);
-        StoreRandom(cache, 7);
-        string file = Directory.GetFiles(dir.File("cache"))[0];
-        File.Move(file, Path.Combine(dir.File("cache"), ((UInt128)8).ToString("x32") + ".repack"));
+        using var entry = new OneEntry();
+        (RepackCache cache, List<string> warnings, string file) = (entry.Cache, entry.Warnings, entry.File);
+        File.Move(file, Path.Combine(Path.GetDirectoryName(file)!, ((UInt128)8).ToString("x32") + ".repack"));
 
         Assert.Null(cache.TryOpen(8, Bytes));
         Assert.Contains(warnings, w => w.Contains("another model", StringComparison.Ordinal));
@@ -294,5 +279,26 @@ public sealed unsafe class RepackCacheTests
         int b = stream.ReadByte();
         stream.Position--;
         stream.WriteByte((byte)(b ^ 0x10));
+    }
+
+    /// <summary>A cache in a fresh directory holding one entry (key 7): its file, and the warnings the cache gave.</summary>
+    private sealed class OneEntry : IDisposable
+    {
+        private readonly TempDir _dir = new();
+
+        public OneEntry()
+        {
+            Cache = new RepackCache(_dir.File("cache"), Warnings.Add);
+            StoreRandom(Cache, 7);
+            File = Directory.GetFiles(_dir.File("cache"))[0];
+        }
+
+        public List<string> Warnings { get; } = [];
+
+        public RepackCache Cache { get; }
+
+        public string File { get; }
+
+        public void Dispose() => _dir.Dispose();
     }
 }
