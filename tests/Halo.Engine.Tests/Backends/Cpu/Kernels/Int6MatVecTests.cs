@@ -119,42 +119,29 @@ public sealed unsafe class Int6MatVecTests
     [InlineData(9, 200, 64)]
     public void RunBatch_EightTokens_EqualsOneTokenAtATime(int rows, int cols, int groupSize)
     {
-        const int tokens = Int6MatVec.BatchTokens;
         using var source = new TestMatrix(rows, cols, seed: 4);
         using Int6Matrix m = Int6Matrix.Quantize(source.Dense, rows, groupSize);
-        int bytes = Int6MatVec.InputBytes(m);
-        byte* inputs = (byte*)NativeMemory.AlignedAlloc((nuint)(tokens * bytes), 64);
-        var batched = new float[tokens * rows];
-        var single = new float[tokens * rows];
-        try
+
+        AssertBatchEqualsOneAtATime(m, k => HiddenState(cols, seed: k));
+    }
+
+    /// <summary>The batched kernel at the extremes of the widest row (every input at +-127, the class shifts at their
+    /// largest), against the one-token kernel that <see cref="Run_ExtremeCodesAtMaxCols_DoesNotOverflow"/> checks.</summary>
+    [Fact]
+    public void RunBatch_ExtremeCodesAtMaxCols_EqualsOneTokenAtATime()
+    {
+        const int rows = 4, cols = Int6Matrix.MaxCols;
+        using var source = new TestMatrix(rows, cols, seed: 1, GgmlType.F32, (r, c) => r switch
         {
-            fixed (float* pb = batched)
-            fixed (float* py = single)
-            {
-                float** targets = stackalloc float*[tokens];
-                for (int k = 0; k < tokens; k++)
-                {
-                    fixed (float* h = HiddenState(cols, seed: k))
-                    {
-                        Int6MatVec.QuantizeInput(m, h, cols, inputs + k * bytes);
-                    }
+            0 => -1f,
+            1 => c % 32 == 0 ? -1.0001f : 1f,
+            2 => c % 2 == 0 ? -1f : 0.97f,
+            _ => c % 3 == 0 ? 0.97f : -1f,
+        });
+        using Int6Matrix m = Int6Matrix.Quantize(source.Dense, rows, 32);
 
-                    targets[k] = pb + k * rows;
-                }
-
-                Int6MatVec.RunBatch(m, inputs, targets, tokens, 0, m.Tiles);
-                for (int k = 0; k < tokens; k++)
-                {
-                    Int6MatVec.Run(m, inputs + k * bytes, py + k * rows, 0, m.Tiles);
-                }
-            }
-        }
-        finally
-        {
-            NativeMemory.AlignedFree(inputs);
-        }
-
-        Assert.Equal(single, batched);
+        // Both signs across the tokens.
+        AssertBatchEqualsOneAtATime(m, k => Enumerable.Range(0, cols).Select(i => (i % 32 == 0) == (k % 2 == 0) ? -1f : 1f).ToArray());
     }
 
     /// <summary>
@@ -208,6 +195,44 @@ public sealed unsafe class Int6MatVecTests
         {
             Assert.Equal(r is >= 8 and < 16, !float.IsNaN(y[r]));
         }
+    }
+
+    private static void AssertBatchEqualsOneAtATime(Int6Matrix m, Func<int, float[]> hidden)
+    {
+        const int tokens = Int6MatVec.BatchTokens;
+        int bytes = Int6MatVec.InputBytes(m), rows = m.Rows;
+        byte* inputs = (byte*)NativeMemory.AlignedAlloc((nuint)(tokens * bytes), 64);
+        var batched = new float[tokens * rows];
+        var single = new float[tokens * rows];
+        try
+        {
+            fixed (float* pb = batched)
+            fixed (float* py = single)
+            {
+                float** targets = stackalloc float*[tokens];
+                for (int k = 0; k < tokens; k++)
+                {
+                    fixed (float* h = hidden(k))
+                    {
+                        Int6MatVec.QuantizeInput(m, h, m.Cols, inputs + k * bytes);
+                    }
+
+                    targets[k] = pb + k * rows;
+                }
+
+                Int6MatVec.RunBatch(m, inputs, targets, tokens, 0, m.Tiles);
+                for (int k = 0; k < tokens; k++)
+                {
+                    Int6MatVec.Run(m, inputs + k * bytes, py + k * rows, 0, m.Tiles);
+                }
+            }
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(inputs);
+        }
+
+        Assert.Equal(single, batched);
     }
 
     private static bool Supported(Path path) => path switch
