@@ -82,15 +82,7 @@ public sealed unsafe class Int6MatVecTests
         }
 
         const int rows = 4, cols = Int6Matrix.MaxCols;
-        // Row 0: every weight the group extreme -1 (code -32); row 1: +1 with one -1.0001 per group (codes 31);
-        // rows 2, 3: mixed signs.
-        using var source = new TestMatrix(rows, cols, seed: 1, GgmlType.F32, (r, c) => r switch
-        {
-            0 => -1f,
-            1 => c % 32 == 0 ? -1.0001f : 1f,
-            2 => c % 2 == 0 ? -1f : 0.97f,
-            _ => c % 3 == 0 ? 0.97f : -1f,
-        });
+        using var source = ExtremeMatrix();
         using Int6Matrix m = Int6Matrix.Quantize(source.Dense, rows, 32);
         var h = new float[cols];
         for (int i = 0; i < cols; i++)
@@ -130,18 +122,11 @@ public sealed unsafe class Int6MatVecTests
     [Fact]
     public void RunBatch_ExtremeCodesAtMaxCols_EqualsOneTokenAtATime()
     {
-        const int rows = 4, cols = Int6Matrix.MaxCols;
-        using var source = new TestMatrix(rows, cols, seed: 1, GgmlType.F32, (r, c) => r switch
-        {
-            0 => -1f,
-            1 => c % 32 == 0 ? -1.0001f : 1f,
-            2 => c % 2 == 0 ? -1f : 0.97f,
-            _ => c % 3 == 0 ? 0.97f : -1f,
-        });
-        using Int6Matrix m = Int6Matrix.Quantize(source.Dense, rows, 32);
+        using var source = ExtremeMatrix();
+        using Int6Matrix m = Int6Matrix.Quantize(source.Dense, 4, 32);
 
         // Both signs across the tokens.
-        AssertBatchEqualsOneAtATime(m, k => Enumerable.Range(0, cols).Select(i => (i % 32 == 0) == (k % 2 == 0) ? -1f : 1f).ToArray());
+        AssertBatchEqualsOneAtATime(m, k => Enumerable.Range(0, m.Cols).Select(i => (i % 32 == 0) == (k % 2 == 0) ? -1f : 1f).ToArray());
     }
 
     /// <summary>
@@ -196,6 +181,16 @@ public sealed unsafe class Int6MatVecTests
             Assert.Equal(r is >= 8 and < 16, !float.IsNaN(y[r]));
         }
     }
+
+    /// <summary>4 rows of <see cref="Int6Matrix.MaxCols"/>: row 0 every weight the group extreme -1 (code -32); row 1
+    /// +1 with one -1.0001 per group (codes 31); rows 2, 3 mixed signs.</summary>
+    private static TestMatrix ExtremeMatrix() => new(4, Int6Matrix.MaxCols, seed: 1, GgmlType.F32, (r, c) => r switch
+    {
+        0 => -1f,
+        1 => c % 32 == 0 ? -1.0001f : 1f,
+        2 => c % 2 == 0 ? -1f : 0.97f,
+        _ => c % 3 == 0 ? 0.97f : -1f,
+    });
 
     private static void AssertBatchEqualsOneAtATime(Int6Matrix m, Func<int, float[]> hidden)
     {
