@@ -29,10 +29,18 @@ internal static class StartupGc
     /// <summary>Collects again, and now, so the idle daemon does not keep the start's garbage resident.</summary>
     public static void Resume(bool suspended)
     {
-        // A start that outgrew the budget has already collected, which ended the region.
+        // A start that outgrew the budget has already collected, which ended the region; so can one that outgrows it
+        // on another thread between the check and the end.
         if (suspended && GCSettings.LatencyMode == GCLatencyMode.NoGCRegion)
         {
-            GC.EndNoGCRegion();
+            try
+            {
+                GC.EndNoGCRegion();
+            }
+            catch (InvalidOperationException)
+            {
+                // the region had ended already
+            }
         }
 
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
