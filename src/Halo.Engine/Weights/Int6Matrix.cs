@@ -1,8 +1,6 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using Halo.Core.Formats;
 
 namespace Halo.Engine.Weights;
 
@@ -20,116 +18,39 @@ namespace Halo.Engine.Weights;
 /// row; dot = sum(code * x) - 32 * sum_g(s_g * sum_g(x)) takes back the +32 offset.
 /// </para>
 /// <para>
-/// Layout (one sequential stream per tile of <see cref="TileRows"/> rows):
+/// A tile's blocks (see <see cref="GroupScaledMatrix"/> for the tile; padded columns hold code 32):
 /// <code>
-/// tile t: header [HeaderBytes]: float rowScale[TileRows], then byte groupScale[TileRows][ScaleStride], zero padded to 64
-///         blocks [Cols/128]: nibbles [TileRows][64 bytes]: byte j holds column 128b + j (low nibble of its code)
-///                                                         and column 128b + 64 + j (high nibble)
-///                            top bits [TileRows][32 bytes]: bits 2k..2k+1 of byte j hold the top two bits of
-///                                                           column 128b + 32k + j's code
+/// block b: nibbles [TileRows][64 bytes]: byte j holds column 128b + j (low nibble of its code)
+///                                        and column 128b + 64 + j (high nibble)
+///          top bits [TileRows][32 bytes]: bits 2k..2k+1 of byte j hold the top two bits of column 128b + 32k + j's code
 /// </code>
-/// Columns are padded with zeros (code 32) to a multiple of 128 and the last tile with zero rows.
+/// The kernels' offset correction sums up to 64 groups per int32 lane (Int6MatVec.Finish) at
+/// <see cref="GroupScaledMatrix.MaxCols"/>.
 /// </para>
 /// </summary>
-public sealed unsafe class Int6Matrix : IDisposable
+public sealed unsafe class Int6Matrix : GroupScaledMatrix
 {
-    public const int TileRows = Int4Matrix.TileRows; // the same tiles: Int4Matrix.QuantizeRows feeds both
-    public const int BlockCols = 128;
     public const int NibbleBytes = BlockCols / 2;        // one row's 4-bit plane of a block
     public const int TopBytes = BlockCols / 4;           // one row's 2-bit plane of a block
     public const int BlockBytes = NibbleBytes + TopBytes; // one row's share of a block
     public const int MinQ = -32;
     public const int MaxQ = 31;
     public const int Offset = 32;
-    public const int MaxScale = 127;
 
-    // The kernels' offset correction sums up to 64 groups per int32 lane (Int6MatVec.Finish).
-    public const int MaxCols = 16384;
-
-    // 1 / s for the group scales s = -127..127 (0 for 0): no division per group at load.
-    private static readonly float[] Reciprocals = Enumerable.Range(-MaxScale, 2 * MaxScale + 1).Select(s => s == 0 ? 0f : 1f / s).ToArray();
-
-    private readonly WeightArena _memory;
-    private byte* _data;
-
-    // One fresh, zeroed block (see WeightArena), or a read-only arena over a repack cache that holds the tiles already.
     private Int6Matrix(int rows, int cols, int groupSize, WeightArena? memory = null)
+        : base(rows, cols, groupSize, BlockBytes, "6-bit", memory)
     {
-        if (groupSize is not (32 or 64))
-        {
-            throw new ArgumentOutOfRangeException(nameof(groupSize), groupSize, "the 6-bit group size must be 32 or 64 columns");
-        }
-
-        if (cols is < 1 or > MaxCols)
-        {
-            throw new ArgumentOutOfRangeException(nameof(cols), cols, $"a 6-bit matrix holds 1 to {MaxCols} columns");
-        }
-
-        Rows = rows;
-        Cols = cols;
-        GroupSize = groupSize;
-        PaddedCols = Int4Matrix.PaddedColumns(cols);
-        Groups = PaddedCols / groupSize;
-        ScaleStride = (Groups + 15) / 16 * 16;
-        HeaderBytes = (TileRows * sizeof(float) + TileRows * ScaleStride + 63) / 64 * 64;
-        TileBytes = HeaderBytes + (long)TileRows * (PaddedCols / BlockCols) * BlockBytes;
-        Tiles = (rows + TileRows - 1) / TileRows;
-        _memory = memory ?? new WeightArena(ArenaBytes(rows, cols, groupSize));
-        _data = _memory.Take(Tiles * TileBytes);
     }
 
     /// <summary>Bytes of the one block that holds the tiles (what a repack cache stores).</summary>
-    public static long ArenaBytes(int rows, int cols, int groupSize)
-    {
-        int padded = Int4Matrix.PaddedColumns(cols);
-        int scaleStride = (padded / groupSize + 15) / 16 * 16;
-        long tileBytes = (TileRows * sizeof(float) + TileRows * scaleStride + 63) / 64 * 64 + (long)TileRows * (padded / BlockCols) * BlockBytes;
-        return WeightArena.SliceBytes((rows + TileRows - 1) / TileRows * tileBytes);
-    }
+    public static long ArenaBytes(int rows, int cols, int groupSize) => ArenaBytes(rows, cols, groupSize, BlockBytes);
 
-    /// <summary>A matrix whose tiles <paramref name="cached"/> (an arena of <see cref="ArenaBytes"/> from a repack
-    /// cache) holds already; disposing the matrix disposes it.</summary>
+    /// <summary>A matrix whose tiles <paramref name="cached"/> (an arena of <see cref="ArenaBytes(int, int, int)"/> from a
+    /// repack cache) holds already; disposing the matrix disposes it.</summary>
     public static Int6Matrix Over(int rows, int cols, int groupSize, WeightArena cached) => new(rows, cols, groupSize, cached);
-
-    /// <summary>The block that holds the tiles.</summary>
-    public WeightArena Memory => _memory;
-
-    public int Rows { get; }
-
-    public int Cols { get; }
-
-    public int GroupSize { get; }
-
-    /// <summary>Columns rounded up to a whole block of 128: the length the kernel reads of x.</summary>
-    public int PaddedCols { get; }
-
-    /// <summary>Groups per row over the padded columns: the length of the per-token group sums of x.</summary>
-    public int Groups { get; }
-
-    /// <summary>Bytes of group scales per row in a tile header (Groups rounded up to 16).</summary>
-    public int ScaleStride { get; }
-
-    public int HeaderBytes { get; }
-
-    public long TileBytes { get; }
-
-    public int Tiles { get; }
-
-    public byte* Data => _data;
-
-    /// <summary>Bytes the kernel streams for the whole matrix.</summary>
-    public long SizeInBytes => Tiles * TileBytes;
-
-    public byte* Tile(int tile) => _data + tile * TileBytes;
 
     /// <summary>Block b of tile t: its 4-bit planes [TileRows][64], then its 2-bit planes [TileRows][32].</summary>
     public byte* Block(int tile, int b) => Tile(tile) + HeaderBytes + (long)b * TileRows * BlockBytes;
-
-    /// <summary>The float scale of row r.</summary>
-    public float RowScale(int r) => ((float*)Tile(r / TileRows))[r % TileRows];
-
-    /// <summary>The signed 8-bit scale of group g of row r.</summary>
-    public int GroupScale(int r, int g) => ((sbyte*)Tile(r / TileRows))[TileRows * sizeof(float) + (r % TileRows) * ScaleStride + g];
 
     /// <summary>The code q in -32..31 of weight (r, c); the weight is q * GroupScale(r, c / GroupSize) * RowScale(r).</summary>
     public int Code(int r, int c)
@@ -150,37 +71,15 @@ public sealed unsafe class Int6Matrix : IDisposable
     public static Int6Matrix Quantize(DenseMatrix source, int rows, int groupSize, Action<nint, long>? consumed = null)
     {
         var m = new Int6Matrix(rows, source.Cols, groupSize);
-        Int4Matrix.QuantizeRows(source, rows, m.Tiles, m.PaddedCols, consumed, (t, i, row) => m.QuantizeRow(t, i, (float*)row));
+        m.QuantizeFrom(source, rows, consumed);
         return m;
     }
 
-    /// <summary>Row i of tile t from floats [PaddedCols] (zero beyond Cols): scales into the header, codes into the planes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void QuantizeRow(int t, int i, float* row)
+    protected override void QuantizeRow(int t, int i, float* row)
     {
-        byte* tile = Tile(t);
-        sbyte* groupScales = (sbyte*)tile + TileRows * sizeof(float) + i * ScaleStride;
-
-        // s_g = e / -32 per group, e its weight of largest magnitude (so e is code -32); the row scale maps the
-        // largest |s_g| to 127. Codes are rounded against the 8-bit scale actually stored.
         float* inverse = stackalloc float[Groups];
-        float largest = 0f;
-        for (int g = 0; g < Groups; g++)
-        {
-            float exact = Int4Matrix.Extreme(row + g * GroupSize, GroupSize) / MinQ;
-            inverse[g] = exact;
-            largest = MathF.Max(largest, MathF.Abs(exact));
-        }
-
-        float toScale = largest > 0 ? MaxScale / largest : 0f;
-        ((float*)tile)[i] = largest / MaxScale;
-        for (int g = 0; g < Groups; g++)
-        {
-            int s = (int)MathF.Round(inverse[g] * toScale);
-            groupScales[g] = (sbyte)s;
-            inverse[g] = Reciprocals[s + MaxScale] * toScale;
-        }
-
+        WriteScales(t, i, row, MinQ, inverse);
         byte* codes = stackalloc byte[BlockCols];
         for (int b = 0; b < PaddedCols / BlockCols; b++)
         {
@@ -227,13 +126,4 @@ public sealed unsafe class Int6Matrix : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<int> Code(Vector512<float> scaled) =>
         Vector512.Clamp(Avx512F.ConvertToVector512Int32(scaled), Vector512.Create(MinQ), Vector512.Create(MaxQ)) + Vector512.Create(Offset);
-
-    public void Dispose()
-    {
-        if (_data != null)
-        {
-            _memory.Dispose();
-            _data = null;
-        }
-    }
 }

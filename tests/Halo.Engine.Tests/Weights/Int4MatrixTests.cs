@@ -57,6 +57,7 @@ public sealed unsafe class Int4MatrixTests
         Assert.Equal(1f, m.Code(1, 5) * m.GroupScale(1, 0) * m.RowScale(1), 5);
     }
 
+    /// <summary>GroupScaledMatrix.QuantizeFrom, which the 6-bit matrix shares, releases each source row once.</summary>
     [Fact]
     public void Quantize_ConsumedCallback_CoversEverySourceByteOnce()
     {

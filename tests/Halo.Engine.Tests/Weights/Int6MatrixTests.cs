@@ -85,26 +85,6 @@ public sealed unsafe class Int6MatrixTests
     }
 
     [Fact]
-    public void Quantize_ConsumedCallback_CoversEverySourceByteOnce()
-    {
-        const int rows = 3001, cols = 128;
-        using var source = new TestMatrix(rows, cols, seed: 2);
-        var covered = new int[rows];
-        using Int6Matrix m = Int6Matrix.Quantize(source.Dense, rows, 64, (start, length) =>
-        {
-            long first = (start - (nint)source.Data) / (cols * 2);
-            lock (covered)
-            {
-                for (long r = first; r < first + length / (cols * 2); r++)
-                {
-                    covered[r]++;
-                }
-            }
-        });
-        Assert.All(covered, c => Assert.Equal(1, c));
-    }
-
-    [Fact]
     public void ArenaBytes_TwoBillionShapes_AreSixPointThreeBitsPerWeight()
     {
         long bytes = Int6Matrix.ArenaBytes(128256, 2560, 32);
