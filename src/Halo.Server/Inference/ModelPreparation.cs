@@ -82,19 +82,23 @@ internal sealed class ModelPreparation(HaloOptions options, IModelLoader loader,
             JitInfo.GetCompiledMethodCount(currentThread: false) - methodsBefore, (JitInfo.GetCompilationTime(currentThread: false) - jitBefore).TotalMilliseconds);
     }
 
-    /// <summary>One short generation through the whole serving path before READY=1: it compiles the prefill and
-    /// decode kernels, the sampler and the serving loop, and touches the buffers, so the first request does not
-    /// pay for that.</summary>
+    /// <summary>
+    /// One short generation through the serving path before READY=1: one token from a prompt of two, so it compiles the
+    /// prefill kernels, the LM head, the sampler and the serving loop and touches the buffers, and the first request
+    /// does not pay for that. The decode kernels compile at the first request's first decode step instead: a decode
+    /// step in the warm-up cost every start about 50 ms on 2 cores (READY=1 on the 2B shapes 259-280 against 312-333
+    /// ms), while an 8-token request sent right after READY=1 took as long either way (219-222 against 222-227 ms,
+    /// steady state 175-185).
+    /// </summary>
     private static void WarmUp(LoadedModel model, BatchScheduler scheduler, CancellationToken cancellationToken)
     {
         int[] prompt = model.Tokenizer.Encode("Hello", addBos: true);
-        if (prompt.Length == 0)
+        if (prompt.Length < 2)
         {
-            prompt = [0];
+            prompt = [0, 0];
         }
 
-        // Two tokens: the first comes from the prefill, the second from a decode step.
-        var request = new GenerationRequest { PromptTokens = prompt, MaxTokens = 2 };
+        var request = new GenerationRequest { PromptTokens = prompt, MaxTokens = 1 };
         if (scheduler.TrySubmit(request, out GenerationStream? generation) == SubmitStatus.Accepted)
         {
             generation!.WaitForFinishAsync(cancellationToken).GetAwaiter().GetResult();
