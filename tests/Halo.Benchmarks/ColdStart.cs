@@ -145,7 +145,7 @@ internal static partial class ColdStart
             process.BeginErrorReadLine();
 
             (double readyMs, List<(double, string)> messages) = WaitForReady(notify, clock, process, log);
-            long cpuMs = CpuMs($"/proc/{process.Id}/stat");
+            long cpuMs = CpuMs(File.ReadAllText($"/proc/{process.Id}/stat"));
             List<(string Name, long Ms)> threadCpu = ThreadCpu(process.Id);
             if (!listening.Task.Wait(TimeSpan.FromSeconds(30)))
             {
@@ -195,11 +195,10 @@ internal static partial class ColdStart
         }
     }
 
-    /// <summary>User + system CPU in a /proc stat file (fields 14 and 15, counted after the command name's ')').</summary>
-    private static long CpuMs(string statPath)
+    /// <summary>User + system CPU in the text of a /proc stat file (fields 14 and 15, counted after the command name's ')').</summary>
+    private static long CpuMs(string stat)
     {
-        string text = File.ReadAllText(statPath);
-        string[] fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+        string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) * 1000 / TicksPerSecond;
     }
 
@@ -211,9 +210,9 @@ internal static partial class ColdStart
         {
             try
             {
-                string text = File.ReadAllText(Path.Combine(task, "stat"));
-                string name = text[(text.IndexOf('(') + 1)..text.LastIndexOf(')')];
-                byName[name] = byName.GetValueOrDefault(name) + CpuMs(Path.Combine(task, "stat"));
+                string stat = File.ReadAllText(Path.Combine(task, "stat"));
+                string name = stat[(stat.IndexOf('(') + 1)..stat.LastIndexOf(')')];
+                byName[name] = byName.GetValueOrDefault(name) + CpuMs(stat);
             }
             catch (IOException)
             {
