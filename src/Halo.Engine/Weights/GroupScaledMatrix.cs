@@ -33,11 +33,12 @@ public abstract unsafe class GroupScaledMatrix : IDisposable
     private static readonly float[] Reciprocals = Enumerable.Range(-MaxScale, 2 * MaxScale + 1).Select(s => s == 0 ? 0f : 1f / s).ToArray();
 
     private readonly WeightArena _memory;
+    private readonly int _minQ;
     private byte* _data;
 
     /// <summary>One fresh, zeroed block (see WeightArena), or a read-only arena over a repack cache that holds the
-    /// tiles already.</summary>
-    protected GroupScaledMatrix(int rows, int cols, int groupSize, int rowBlockBytes, string kind, WeightArena? memory)
+    /// tiles already; codes run from <paramref name="minQ"/> to -minQ - 1.</summary>
+    protected GroupScaledMatrix(int rows, int cols, int groupSize, int rowBlockBytes, int minQ, string kind, WeightArena? memory)
     {
         if (groupSize is not (32 or 64))
         {
@@ -49,6 +50,7 @@ public abstract unsafe class GroupScaledMatrix : IDisposable
             throw new ArgumentOutOfRangeException(nameof(cols), cols, $"a {kind} matrix holds 1 to {MaxCols} columns");
         }
 
+        _minQ = minQ;
         Rows = rows;
         Cols = cols;
         GroupSize = groupSize;
@@ -114,27 +116,30 @@ public abstract unsafe class GroupScaledMatrix : IDisposable
     private static int HeaderLength(int scaleStride) => (TileRows * sizeof(float) + TileRows * scaleStride + 63) / 64 * 64;
 
     /// <summary>
-    /// Quantizes the first <paramref name="rows"/> rows of a dense F32/F16/BF16 matrix into this one, in parallel: the
-    /// rows as floats [PaddedCols] (zero beyond Cols) go to <see cref="QuantizeRow"/>, in pieces of
+    /// Quantizes the first <paramref name="rows"/> rows of a dense F32/F16/BF16 matrix into this one, in parallel: each
+    /// row as floats [PaddedCols] (zero beyond Cols) gives its scales (<see cref="WriteScales"/>), then its codes
+    /// (<see cref="WriteCodes"/>), in pieces of
     /// <see cref="TilesPerPiece"/> tiles claimed one at a time, so a core slowed by other work does not hold up the
     /// rest; <paramref name="consumed"/> (start, length in bytes of the source) hears of each piece's rows once done,
     /// so the caller can drop those source pages while the rest is still being read. The arena arrives zeroed (header
-    /// padding, the rows that pad the last tile: zero scales, never written to y); QuantizeRow writes every other byte.
+    /// padding, the rows that pad the last tile: zero scales, never written to y); the two steps write every other byte.
     /// </summary>
     protected void QuantizeFrom(DenseMatrix source, int rows, Action<nint, long>? consumed)
     {
         int pieces = (Tiles + TilesPerPiece - 1) / TilesPerPiece;
 
-        // Each worker keeps one float row buffer for all its pieces.
-        Parallel.For(0, pieces, () => AllocRow(PaddedCols), (piece, _, row) =>
+        // Each worker keeps one buffer for all its pieces: a row of floats [PaddedCols], then its groups' inverses [Groups].
+        Parallel.For(0, pieces, () => AllocRow(PaddedCols + Groups), (piece, _, buffer) =>
         {
+            float* row = (float*)buffer, inverse = row + PaddedCols;
             int start = piece * TilesPerPiece, end = Math.Min(Tiles, start + TilesPerPiece);
             for (int t = start; t < end; t++)
             {
                 for (int i = 0; i < TileRows && t * TileRows + i < rows; i++)
                 {
-                    ReadRow(source, t * TileRows + i, (float*)row);
-                    QuantizeRow(t, i, (float*)row);
+                    ReadRow(source, t * TileRows + i, row);
+                    WriteScales(t, i, row, inverse);
+                    WriteCodes(t, i, row, inverse);
                 }
             }
 
@@ -145,13 +150,13 @@ public abstract unsafe class GroupScaledMatrix : IDisposable
                 consumed((nint)(source.Data + first * rowBytes), (last - first) * rowBytes);
             }
 
-            return row;
-        }, row => NativeMemory.AlignedFree((void*)row));
+            return buffer;
+        }, buffer => NativeMemory.AlignedFree((void*)buffer));
     }
 
-    /// <summary>Row i of tile t from floats [PaddedCols] (zero beyond Cols): scales into the header (<see cref="WriteScales"/>),
-    /// codes into the blocks.</summary>
-    protected abstract void QuantizeRow(int t, int i, float* row);
+    /// <summary>Row i of tile t's codes into the blocks, from its floats [PaddedCols] (zero beyond Cols) and
+    /// <paramref name="inverse"/> [Groups], what turns a weight of each group into its code (<see cref="WriteScales"/>).</summary>
+    protected abstract void WriteCodes(int t, int i, float* row, float* inverse);
 
     /// <summary>
     /// Row i of tile t's scales from its floats: s_g = e / minQ per group, e its weight of largest magnitude (so e is code
@@ -159,14 +164,14 @@ public abstract unsafe class GroupScaledMatrix : IDisposable
     /// weight into its code: the reciprocal of the 8-bit scale actually stored, so that the scale's own rounding is
     /// not added on top of the codes' error.
     /// </summary>
-    protected void WriteScales(int t, int i, float* row, int minQ, float* inverse)
+    private void WriteScales(int t, int i, float* row, float* inverse)
     {
         byte* tile = Tile(t);
         sbyte* groupScales = (sbyte*)tile + TileRows * sizeof(float) + i * ScaleStride;
         float largest = 0f;
         for (int g = 0; g < Groups; g++)
         {
-            float exact = Extreme(row + g * GroupSize, GroupSize) / minQ;
+            float exact = Extreme(row + g * GroupSize, GroupSize) / _minQ;
             inverse[g] = exact;
             largest = MathF.Max(largest, MathF.Abs(exact));
         }

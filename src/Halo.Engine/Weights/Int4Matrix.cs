@@ -28,7 +28,7 @@ public sealed unsafe class Int4Matrix : GroupScaledMatrix
     public const int MaxQ = 7;
 
     private Int4Matrix(int rows, int cols, int groupSize, WeightArena? memory = null)
-        : base(rows, cols, groupSize, BlockBytes, "4-bit", memory)
+        : base(rows, cols, groupSize, BlockBytes, MinQ, "4-bit", memory)
     {
     }
 
@@ -46,11 +46,8 @@ public sealed unsafe class Int4Matrix : GroupScaledMatrix
         return (c % BlockCols < BlockBytes ? packed & 0xF : packed >> 4) - 8;
     }
 
-    /// <summary>
-    /// Quantizes the first <paramref name="rows"/> rows of a dense F32/F16/BF16 matrix, in parallel, calling
-    /// <paramref name="consumed"/> (start, length in bytes of the source) after each stretch of rows so the
-    /// caller can drop those source pages while the rest is still being read.
-    /// </summary>
+    /// <summary>Quantizes the first <paramref name="rows"/> rows of a dense F32/F16/BF16 matrix, in parallel; see
+    /// <see cref="GroupScaledMatrix.QuantizeFrom"/> for <paramref name="consumed"/>.</summary>
     public static Int4Matrix Quantize(DenseMatrix source, int rows, int groupSize, Action<nint, long>? consumed = null)
     {
         var m = new Int4Matrix(rows, source.Cols, groupSize);
@@ -59,10 +56,8 @@ public sealed unsafe class Int4Matrix : GroupScaledMatrix
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    protected override void QuantizeRow(int t, int i, float* row)
+    protected override void WriteCodes(int t, int i, float* row, float* inverse)
     {
-        float* inverse = stackalloc float[Groups];
-        WriteScales(t, i, row, MinQ, inverse);
         byte* tile = Tile(t);
         for (int b = 0; b < PaddedCols / BlockCols; b++)
         {

@@ -38,7 +38,7 @@ public sealed unsafe class Int6Matrix : GroupScaledMatrix
     public const int Offset = 32;
 
     private Int6Matrix(int rows, int cols, int groupSize, WeightArena? memory = null)
-        : base(rows, cols, groupSize, BlockBytes, "6-bit", memory)
+        : base(rows, cols, groupSize, BlockBytes, MinQ, "6-bit", memory)
     {
     }
 
@@ -63,11 +63,8 @@ public sealed unsafe class Int6Matrix : GroupScaledMatrix
         return (low | ((top >> (2 * (k / TopBytes))) & 3) << 4) - Offset;
     }
 
-    /// <summary>
-    /// Quantizes the first <paramref name="rows"/> rows of a dense F32/F16/BF16 matrix, in parallel, calling
-    /// <paramref name="consumed"/> (start, length in bytes of the source) after each stretch of rows so the
-    /// caller can drop those source pages while the rest is still being read.
-    /// </summary>
+    /// <summary>Quantizes the first <paramref name="rows"/> rows of a dense F32/F16/BF16 matrix, in parallel; see
+    /// <see cref="GroupScaledMatrix.QuantizeFrom"/> for <paramref name="consumed"/>.</summary>
     public static Int6Matrix Quantize(DenseMatrix source, int rows, int groupSize, Action<nint, long>? consumed = null)
     {
         var m = new Int6Matrix(rows, source.Cols, groupSize);
@@ -76,10 +73,8 @@ public sealed unsafe class Int6Matrix : GroupScaledMatrix
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    protected override void QuantizeRow(int t, int i, float* row)
+    protected override void WriteCodes(int t, int i, float* row, float* inverse)
     {
-        float* inverse = stackalloc float[Groups];
-        WriteScales(t, i, row, MinQ, inverse);
         byte* codes = stackalloc byte[BlockCols];
         for (int b = 0; b < PaddedCols / BlockCols; b++)
         {
