@@ -105,7 +105,9 @@ internal sealed class ModelPreparation(HaloOptions options, IModelLoader loader,
         }
     }
 
-    private void Status(string text)
+    /// <summary>What the daemon is doing, for systemd (STATUS=) and <c>/health</c>: loading and warming up here, then
+    /// serving and draining (<see cref="ModelService"/>).</summary>
+    public void Status(string text)
     {
         runtime.LoadingStatus = text;
         notifier.Notify(NotifyMessages.Status(text));

@@ -3,7 +3,6 @@ using Halo.Engine.Scheduling;
 using Halo.Server.Hosting;
 using Halo.Server.Metrics;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
 
 namespace Halo.Server.Inference;
@@ -21,7 +20,6 @@ internal sealed class ModelService(
     ModelPreparation preparation,
     ModelRuntime runtime,
     HaloMetrics metrics,
-    ISystemdNotifier notifier,
     PassedSockets passedSockets,
     ILogger<ModelService> logger) : IHostedService
 {
@@ -47,7 +45,7 @@ internal sealed class ModelService(
         metrics.ModelInfo.WithLabels(model.Id, model.Backend.Info.Name, model.Backend.Info.Device).Set(1);
         Log.ModelLoaded(logger, model.Id, model.Backend.Info.Name, model.Backend.Info.Device, seconds, scheduler.SlotCount, scheduler.ContextLength);
         runtime.SetReady();
-        Status($"serving {model.Id} ({model.Backend.Info.Name}, {scheduler.SlotCount} slots)");
+        preparation.Status($"serving {model.Id} ({model.Backend.Info.Name}, {scheduler.SlotCount} slots)");
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -60,7 +58,7 @@ internal sealed class ModelService(
 
         int inFlight = scheduler.Stats.Running + scheduler.Stats.Waiting;
         TimeSpan drain = TimeSpan.FromSeconds(options.Server.DrainTimeoutSeconds);
-        Status($"draining: {inFlight} generations in flight");
+        preparation.Status($"draining: {inFlight} generations in flight");
         Log.Draining(logger, inFlight, drain.TotalSeconds);
         scheduler.BeginDrain();
         Task finished = await Task.WhenAny(scheduler.WhenDrained, Task.Delay(drain, CancellationToken.None)).ConfigureAwait(false);
@@ -75,18 +73,12 @@ internal sealed class ModelService(
             if (cut != scheduler.WhenDrained)
             {
                 Log.LoopWedged(logger, CutGrace.TotalSeconds);
-                Status("stopping (serving loop stuck in the engine)");
+                preparation.Status("stopping (serving loop stuck in the engine)");
                 return;
             }
         }
 
         Log.Drained(logger);
-        Status("stopping");
-    }
-
-    private void Status(string text)
-    {
-        runtime.LoadingStatus = text;
-        notifier.Notify(NotifyMessages.Status(text));
+        preparation.Status("stopping");
     }
 }
