@@ -1,45 +1,21 @@
-using System.Runtime.Intrinsics.X86;
 using Halo.Engine.Backends.Cpu.Kernels;
 using Halo.Engine.Tests.Weights;
 using Halo.Engine.Weights;
+using static Halo.Engine.Tests.Backends.Cpu.Kernels.HeadKernelPaths;
 
 namespace Halo.Engine.Tests.Backends.Cpu.Kernels;
 
 public sealed unsafe class Int4MatVecTests
 {
-    public enum Path
-    {
-        Avx512,
-        Avx2,
-        Scalar,
-    }
-
-    /// <summary>Ragged row counts (not a multiple of the 4-row tile), columns that need padding, both group sizes.</summary>
-    public static TheoryData<Path, int, int, int> Shapes()
-    {
-        var data = new TheoryData<Path, int, int, int>();
-        foreach (Path path in Enum.GetValues<Path>())
-        {
-            data.Add(path, 1, 128, 32);
-            data.Add(path, 7, 200, 32);
-            data.Add(path, 50, 320, 64);
-            data.Add(path, 257, 256, 32);
-            data.Add(path, 33, 2560, 64);
-            data.Add(path, 18, 2560, 32);
-        }
-
-        return data;
-    }
-
     /// <summary>
     /// Each path against the exact integer dot of the stored codes, group scales and input: the kernels sum in
     /// int32/int64 and round once, so only the final float multiply differs (relative 1e-6).
     /// </summary>
     [Theory]
-    [MemberData(nameof(Shapes))]
-    public void Run_RandomMatrix_MatchesExactIntegerDot(Path path, int rows, int cols, int groupSize)
+    [MemberData(nameof(Shapes), MemberType = typeof(HeadKernelPaths))]
+    public void Run_RandomMatrix_MatchesExactIntegerDot(KernelPath path, int rows, int cols, int groupSize)
     {
-        if ((path == Path.Avx512 && !Avx512BW.IsSupported) || (path == Path.Avx2 && !Avx2.IsSupported))
+        if (!Supported(path))
         {
             return;
         }
@@ -64,10 +40,10 @@ public sealed unsafe class Int4MatVecTests
             Int4MatVec.GroupSums(m, pq, ps);
             switch (path)
             {
-                case Path.Avx512:
+                case KernelPath.Avx512:
                     Int4MatVec.RunAvx512(m, pq, ps, d, py, 0, m.Tiles);
                     break;
-                case Path.Avx2:
+                case KernelPath.Avx2:
                     Int4MatVec.RunAvx2(m, pq, ps, d, py, 0, m.Tiles);
                     break;
                 default:

@@ -1,45 +1,21 @@
 using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics.X86;
 using Halo.Core.Formats;
 using Halo.Engine.Backends.Cpu.Kernels;
 using Halo.Engine.Tests.Weights;
 using Halo.Engine.Weights;
+using static Halo.Engine.Tests.Backends.Cpu.Kernels.HeadKernelPaths;
 
 namespace Halo.Engine.Tests.Backends.Cpu.Kernels;
 
 public sealed unsafe class Int6MatVecTests
 {
-    public enum Path
-    {
-        Avx512,
-        Avx2,
-        Scalar,
-    }
-
-    /// <summary>Ragged row counts (not a multiple of the 4-row tile), columns that need padding, both group sizes.</summary>
-    public static TheoryData<Path, int, int, int> Shapes()
-    {
-        var data = new TheoryData<Path, int, int, int>();
-        foreach (Path path in Enum.GetValues<Path>())
-        {
-            data.Add(path, 1, 128, 32);
-            data.Add(path, 7, 200, 32);
-            data.Add(path, 50, 320, 64);
-            data.Add(path, 257, 256, 32);
-            data.Add(path, 33, 2560, 64);
-            data.Add(path, 18, 2560, 32);
-        }
-
-        return data;
-    }
-
     /// <summary>
     /// Each path against the exact integer dot of the stored codes, group scales and the input's codes and per-class
     /// shifts: the kernels sum in int32/int64 and round once, so only the final float multiply differs (relative 1e-6).
     /// </summary>
     [Theory]
-    [MemberData(nameof(Shapes))]
-    public void Run_RandomMatrix_MatchesExactIntegerDot(Path path, int rows, int cols, int groupSize)
+    [MemberData(nameof(Shapes), MemberType = typeof(HeadKernelPaths))]
+    public void Run_RandomMatrix_MatchesExactIntegerDot(KernelPath path, int rows, int cols, int groupSize)
     {
         if (!Supported(path))
         {
@@ -71,10 +47,10 @@ public sealed unsafe class Int6MatVecTests
     /// their shifts and the offset correction must not overflow.
     /// </summary>
     [Theory]
-    [InlineData(Path.Avx512)]
-    [InlineData(Path.Avx2)]
-    [InlineData(Path.Scalar)]
-    public void Run_ExtremeCodesAtMaxCols_DoesNotOverflow(Path path)
+    [InlineData(KernelPath.Avx512)]
+    [InlineData(KernelPath.Avx2)]
+    [InlineData(KernelPath.Scalar)]
+    public void Run_ExtremeCodesAtMaxCols_DoesNotOverflow(KernelPath path)
     {
         if (!Supported(path))
         {
@@ -230,21 +206,14 @@ public sealed unsafe class Int6MatVecTests
         Assert.Equal(single, batched);
     }
 
-    private static bool Supported(Path path) => path switch
-    {
-        Path.Avx512 => Avx512BW.IsSupported,
-        Path.Avx2 => Avx2.IsSupported,
-        _ => true,
-    };
-
-    private static void Run(Path path, Int6Matrix m, byte* input, float* y)
+    private static void Run(KernelPath path, Int6Matrix m, byte* input, float* y)
     {
         switch (path)
         {
-            case Path.Avx512:
+            case KernelPath.Avx512:
                 Int6MatVec.RunAvx512(m, input, y, 0, m.Tiles);
                 break;
-            case Path.Avx2:
+            case KernelPath.Avx2:
                 Int6MatVec.RunAvx2(m, input, y, 0, m.Tiles);
                 break;
             default:
