@@ -16,13 +16,6 @@ public static unsafe class Int4MatVec
 {
     private const int PrefetchAhead = 8192;
 
-    // vpshufb controls that spread the 4 group-scale bytes of a block over int16 lanes, the byte in both halves
-    // so that an arithmetic shift right by 8 sign-extends it (built once: no allocation per call).
-    private static readonly Vector512<byte> LowScale32 = ScaleShuffle512(32, 0), HighScale32 = ScaleShuffle512(32, 64);
-    private static readonly Vector512<byte> LowScale64 = ScaleShuffle512(64, 0), HighScale64 = ScaleShuffle512(64, 64);
-    private static readonly Vector256<byte> Broadcast0 = ScaleShuffle256(0), Broadcast1 = ScaleShuffle256(1);
-    private static readonly Vector256<byte> Broadcast2 = ScaleShuffle256(2), Broadcast3 = ScaleShuffle256(3);
-
     public static bool UseAvx512 { get; } = Avx512BW.IsSupported;
 
     public static bool UseAvx2 { get; } = Avx2.IsSupported;
@@ -82,9 +75,7 @@ public static unsafe class Int4MatVec
         int groupsPerBlock = Int4Matrix.BlockCols / m.GroupSize;
         Vector512<byte> nibble = Vector512.Create((byte)0x0F);
 
-        // Each 128-bit lane of a pair-sum vector covers 16 columns, so it takes one group's scale: the low half
-        // of a block (columns 0..63) spans lanes 0..3, the high half (64..127) the same lanes of the next vector.
-        Vector512<byte> lowScale = m.GroupSize == 32 ? LowScale32 : LowScale64, highScale = m.GroupSize == 32 ? HighScale32 : HighScale64;
+        GroupScaleLanes.Avx512Controls(m.GroupSize, out Vector512<byte> lowScale, out Vector512<byte> highScale);
         for (int t = tileStart; t < tileEnd; t++)
         {
             byte* tile = m.Tile(t);
@@ -119,9 +110,9 @@ public static unsafe class Int4MatVec
         Vector512<byte> packed = Vector512.Load(codes);
         Vector512<byte> low = packed & nibble;
         Vector512<byte> high = (packed.AsUInt16() >> 4).AsByte() & nibble;
-        Vector512<byte> s = Vector512.Create(Unsafe.ReadUnaligned<uint>(scales)).AsByte();
-        return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(low, x0), Avx512BW.ShiftRightArithmetic(Avx512BW.Shuffle(s, lowScale).AsInt16(), 8))
-            + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(high, x1), Avx512BW.ShiftRightArithmetic(Avx512BW.Shuffle(s, highScale).AsInt16(), 8));
+        GroupScaleLanes.Avx512Scales(scales, lowScale, highScale, out Vector512<short> sLow, out Vector512<short> sHigh);
+        return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(low, x0), sLow)
+            + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(high, x1), sHigh);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -132,10 +123,7 @@ public static unsafe class Int4MatVec
         int groupsPerBlock = Int4Matrix.BlockCols / m.GroupSize;
         Vector256<byte> nibble = Vector256.Create((byte)0x0F);
 
-        // A 256-bit vector of pair sums covers 32 columns: one group. The four quarters of a block
-        // (columns 0, 32, 64, 96) take the scale of the group they start in.
-        Vector256<byte> scale0 = Broadcast0, scale1 = m.GroupSize == 32 ? Broadcast1 : Broadcast0;
-        Vector256<byte> scale2 = m.GroupSize == 32 ? Broadcast2 : Broadcast1, scale3 = m.GroupSize == 32 ? Broadcast3 : Broadcast1;
+        GroupScaleLanes.Avx2Controls(m.GroupSize, out Vector256<byte> scale0, out Vector256<byte> scale1, out Vector256<byte> scale2, out Vector256<byte> scale3);
         for (int t = tileStart; t < tileEnd; t++)
         {
             byte* tile = m.Tile(t);
@@ -151,10 +139,10 @@ public static unsafe class Int4MatVec
                     Sse.Prefetch0(codes + PrefetchAhead);
                     Vector256<byte> packed0 = Vector256.Load(codes), packed1 = Vector256.Load(codes + 32);
                     Vector256<byte> s = Vector256.Create(Unsafe.ReadUnaligned<uint>(rowScales + b * groupsPerBlock)).AsByte();
-                    acc += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(packed0 & nibble, Vector256.Load(x)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale0).AsInt16(), 8))
-                        + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(packed1 & nibble, Vector256.Load(x + 32)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale1).AsInt16(), 8))
-                        + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent((packed0.AsUInt16() >> 4).AsByte() & nibble, Vector256.Load(x + 64)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale2).AsInt16(), 8))
-                        + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent((packed1.AsUInt16() >> 4).AsByte() & nibble, Vector256.Load(x + 96)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale3).AsInt16(), 8));
+                    acc += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(packed0 & nibble, Vector256.Load(x)), GroupScaleLanes.Avx2Scale(s, scale0))
+                        + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(packed1 & nibble, Vector256.Load(x + 32)), GroupScaleLanes.Avx2Scale(s, scale1))
+                        + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent((packed0.AsUInt16() >> 4).AsByte() & nibble, Vector256.Load(x + 64)), GroupScaleLanes.Avx2Scale(s, scale2))
+                        + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent((packed1.AsUInt16() >> 4).AsByte() & nibble, Vector256.Load(x + 96)), GroupScaleLanes.Avx2Scale(s, scale3));
                     codes += R * Int4Matrix.BlockBytes;
                 }
 
@@ -220,23 +208,4 @@ public static unsafe class Int4MatVec
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static long Sum(Vector512<int> v) => Vector512.Sum(Vector512.WidenLower(v) + Vector512.WidenUpper(v));
-
-    /// <summary>vpshufb control: int16 lane k of 128-bit lane L gets (twice) the scale byte of the group holding column firstCol + 16 L.</summary>
-    private static Vector512<byte> ScaleShuffle512(int groupSize, int firstCol)
-    {
-        var c = new byte[64];
-        for (int lane = 0; lane < 4; lane++)
-        {
-            for (int k = 0; k < 8; k++)
-            {
-                c[lane * 16 + 2 * k] = (byte)((firstCol + lane * 16) / groupSize);
-                c[lane * 16 + 2 * k + 1] = (byte)((firstCol + lane * 16) / groupSize);
-            }
-        }
-
-        return Vector512.Create(c);
-    }
-
-    /// <summary>vpshufb control: every int16 lane gets scale byte <paramref name="index"/> in both halves.</summary>
-    private static Vector256<byte> ScaleShuffle256(int index) => Vector256.Create((ushort)(index << 8 | index)).AsByte();
 }

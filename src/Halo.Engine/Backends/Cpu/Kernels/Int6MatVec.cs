@@ -40,13 +40,6 @@ public static unsafe class Int6MatVec
     private const int R = Int6Matrix.TileRows;
     private const int TopPlane = R * Int6Matrix.NibbleBytes; // where a block's 2-bit planes start
 
-    // vpshufb controls that spread the 4 group-scale bytes of a block over int16 lanes, the byte in both halves
-    // so that an arithmetic shift right by 8 sign-extends it (built once: no allocation per call).
-    private static readonly Vector512<byte> LowScale32 = ScaleShuffle512(32, 0), HighScale32 = ScaleShuffle512(32, 64);
-    private static readonly Vector512<byte> LowScale64 = ScaleShuffle512(64, 0), HighScale64 = ScaleShuffle512(64, 64);
-    private static readonly Vector256<byte> Broadcast0 = ScaleShuffle256(0), Broadcast1 = ScaleShuffle256(1);
-    private static readonly Vector256<byte> Broadcast2 = ScaleShuffle256(2), Broadcast3 = ScaleShuffle256(3);
-
     // The 2-bit plane (32 bytes) sits in both 256-bit halves of a vector; per half, the word shift that brings the
     // field of its columns to bits 4..5: columns 0..31 bits 0..1 (left 4), 32..63 bits 2..3 (left 2),
     // 64..95 bits 4..5 (none), 96..127 bits 6..7 (right 2).
@@ -145,9 +138,7 @@ public static unsafe class Int6MatVec
         int groupsPerBlock = Int6Matrix.BlockCols / m.GroupSize;
         sbyte* q = (sbyte*)input;
 
-        // Each 128-bit lane of a pair-sum vector covers 16 columns, so it takes one group's scale: the low half
-        // of a block (columns 0..63) spans lanes 0..3, the high half (64..127) the same lanes of the next vector.
-        Vector512<byte> lowScale = m.GroupSize == 32 ? LowScale32 : LowScale64, highScale = m.GroupSize == 32 ? HighScale32 : HighScale64;
+        GroupScaleLanes.Avx512Controls(m.GroupSize, out Vector512<byte> lowScale, out Vector512<byte> highScale);
         for (int t = tileStart; t < tileEnd; t++)
         {
             byte* tile = m.Tile(t);
@@ -202,7 +193,7 @@ public static unsafe class Int6MatVec
         int blocks = m.PaddedCols / Int6Matrix.BlockCols;
         int groupsPerBlock = Int6Matrix.BlockCols / m.GroupSize;
         long stride = InputBytes(m);
-        Vector512<byte> lowScale = m.GroupSize == 32 ? LowScale32 : LowScale64, highScale = m.GroupSize == 32 ? HighScale32 : HighScale64;
+        GroupScaleLanes.Avx512Controls(m.GroupSize, out Vector512<byte> lowScale, out Vector512<byte> highScale);
         for (int t = tileStart; t < tileEnd; t++)
         {
             byte* tile = m.Tile(t);
@@ -223,7 +214,7 @@ public static unsafe class Int6MatVec
                     }
 
                     Codes(block + i * Int6Matrix.NibbleBytes, block + TopPlane + i * Int6Matrix.TopBytes, out Vector512<byte> low, out Vector512<byte> high);
-                    Scales(rowScales + b * groupsPerBlock, lowScale, highScale, out Vector512<short> sLow, out Vector512<short> sHigh);
+                    GroupScaleLanes.Avx512Scales(rowScales + b * groupsPerBlock, lowScale, highScale, out Vector512<short> sLow, out Vector512<short> sHigh);
                     sbyte* x = (sbyte*)inputs + b * Int6Matrix.BlockCols;
                     l0 += Half(low, x, sLow);
                     h0 += Half(high, x + 64, sHigh);
@@ -262,7 +253,7 @@ public static unsafe class Int6MatVec
         Vector512<byte> lowScale, Vector512<byte> highScale, ref Vector512<int> low, ref Vector512<int> high)
     {
         Codes(nibbles, top, out Vector512<byte> lowCodes, out Vector512<byte> highCodes);
-        Scales(scales, lowScale, highScale, out Vector512<short> sLow, out Vector512<short> sHigh);
+        GroupScaleLanes.Avx512Scales(scales, lowScale, highScale, out Vector512<short> sLow, out Vector512<short> sHigh);
         low += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(lowCodes, x0), sLow);
         high += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(highCodes, x1), sHigh);
     }
@@ -296,15 +287,6 @@ public static unsafe class Int6MatVec
         high = Vector512.ConditionalSelect(nibble, (packed.AsUInt16() >> 4).AsByte(), Avx512BW.ShiftRightLogicalVariable(both, HighShift).AsByte() & field);
     }
 
-    /// <summary>The 4 group-scale bytes of a block as sign-extended int16 lanes for its low and high 64 columns.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Scales(byte* scales, Vector512<byte> lowScale, Vector512<byte> highScale, out Vector512<short> sLow, out Vector512<short> sHigh)
-    {
-        Vector512<byte> s = Vector512.Create(Unsafe.ReadUnaligned<uint>(scales)).AsByte();
-        sLow = Avx512BW.ShiftRightArithmetic(Avx512BW.Shuffle(s, lowScale).AsInt16(), 8);
-        sHigh = Avx512BW.ShiftRightArithmetic(Avx512BW.Shuffle(s, highScale).AsInt16(), 8);
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunAvx2(Int6Matrix m, byte* input, float* y, int tileStart, int tileEnd)
     {
@@ -314,11 +296,9 @@ public static unsafe class Int6MatVec
         ulong* k = Shifts(m, input);
         Vector256<byte> nibble = Vector256.Create((byte)0x0F), field = Vector256.Create((byte)0x30);
 
-        // A 256-bit vector of pair sums covers 32 columns: one group. The four quarters of a block
-        // (columns 0, 32, 64, 96) take the scale of the group they start in, and keep their own accumulator,
-        // whose lane j holds class 8 * quarter + j.
-        Vector256<byte> scale0 = Broadcast0, scale1 = m.GroupSize == 32 ? Broadcast1 : Broadcast0;
-        Vector256<byte> scale2 = m.GroupSize == 32 ? Broadcast2 : Broadcast1, scale3 = m.GroupSize == 32 ? Broadcast3 : Broadcast1;
+        // The four quarters of a block (columns 0, 32, 64, 96) keep their own accumulator, whose lane j holds
+        // class 8 * quarter + j.
+        GroupScaleLanes.Avx2Controls(m.GroupSize, out Vector256<byte> scale0, out Vector256<byte> scale1, out Vector256<byte> scale2, out Vector256<byte> scale3);
         for (int t = tileStart; t < tileEnd; t++)
         {
             byte* tile = m.Tile(t);
@@ -344,10 +324,10 @@ public static unsafe class Int6MatVec
                     Vector256<byte> c2 = Vector256.ConditionalSelect(nibble, (packed0.AsUInt16() >> 4).AsByte(), top.AsByte() & field);
                     Vector256<byte> c3 = Vector256.ConditionalSelect(nibble, (packed1.AsUInt16() >> 4).AsByte(), (top >> 2).AsByte() & field);
                     Vector256<byte> s = Vector256.Create(Unsafe.ReadUnaligned<uint>(rowScales + b * groupsPerBlock)).AsByte();
-                    acc0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c0, Vector256.Load(x)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale0).AsInt16(), 8));
-                    acc1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c1, Vector256.Load(x + 32)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale1).AsInt16(), 8));
-                    acc2 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c2, Vector256.Load(x + 64)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale2).AsInt16(), 8));
-                    acc3 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c3, Vector256.Load(x + 96)), Avx2.ShiftRightArithmetic(Avx2.Shuffle(s, scale3).AsInt16(), 8));
+                    acc0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c0, Vector256.Load(x)), GroupScaleLanes.Avx2Scale(s, scale0));
+                    acc1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c1, Vector256.Load(x + 32)), GroupScaleLanes.Avx2Scale(s, scale1));
+                    acc2 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c2, Vector256.Load(x + 64)), GroupScaleLanes.Avx2Scale(s, scale2));
+                    acc3 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c3, Vector256.Load(x + 96)), GroupScaleLanes.Avx2Scale(s, scale3));
                     block += R * Int6Matrix.BlockBytes;
                 }
 
@@ -434,24 +414,6 @@ public static unsafe class Int6MatVec
         Sse.Prefetch0(block + 256);
         Sse.Prefetch0(block + 320);
     }
-
-    /// <summary>vpshufb control: int16 lane k of 128-bit lane L gets (twice) the scale byte of the group holding column firstCol + 16 L.</summary>
-    private static Vector512<byte> ScaleShuffle512(int groupSize, int firstCol)
-    {
-        var c = new byte[64];
-        for (int lane = 0; lane < 4; lane++)
-        {
-            for (int k = 0; k < 16; k++)
-            {
-                c[lane * 16 + k] = (byte)((firstCol + lane * 16) / groupSize);
-            }
-        }
-
-        return Vector512.Create(c);
-    }
-
-    /// <summary>vpshufb control: every int16 lane gets scale byte <paramref name="index"/> in both halves.</summary>
-    private static Vector256<byte> ScaleShuffle256(int index) => Vector256.Create((ushort)(index << 8 | index)).AsByte();
 
     /// <summary>Word shift counts: <paramref name="lower"/> for the low 256 bits, <paramref name="upper"/> for the high.</summary>
     private static Vector512<ushort> HalfShifts(ushort lower, ushort upper) =>
