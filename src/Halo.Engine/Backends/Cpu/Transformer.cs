@@ -313,14 +313,14 @@ internal sealed unsafe class Transformer : IDisposable
     }
 
     /// <summary>
-    /// <see cref="LogitsBatch"/> over the 6-bit head. Its 8-token pass is compute-bound (about 3.7 one-token passes
-    /// on Zen 5), so groups of fewer than 4 take one pass per token instead (both give the same logits); a group of
-    /// 4 to 7 is padded with copies of its first token into a scratch row.
+    /// <see cref="LogitsBatch"/> over the 6-bit head. Its 8-token pass is compute-bound (about 2.7 one-token passes
+    /// on Zen 5, one thread: 19 against 7 ms), so groups of fewer than 3 take one pass per token instead (both give
+    /// the same logits); a group of 3 to 7 is padded with copies of its first token into a scratch row.
     /// </summary>
     private void Int6LogitsBatch(int* t, float** logits, int n)
     {
         Int6Matrix m = _int6Head!;
-        if (n < 4)
+        if (n < 3)
         {
             for (int k = 0; k < n; k++)
             {

@@ -137,8 +137,8 @@ public static unsafe class Int6MatVec
         int blocks = m.PaddedCols / Int6Matrix.BlockCols;
         int groupsPerBlock = Int6Matrix.BlockCols / m.GroupSize;
         sbyte* q = (sbyte*)input;
-
         GroupScaleLanes.Avx512Controls(m.GroupSize, out Vector512<byte> lowScale, out Vector512<byte> highScale);
+        Vector512<ushort> lowShift = LowShift, highShift = HighShift;
         for (int t = tileStart; t < tileEnd; t++)
         {
             byte* tile = m.Tile(t);
@@ -152,10 +152,10 @@ public static unsafe class Int6MatVec
                 Vector512<sbyte> x0 = Vector512.Load(q + b * Int6Matrix.BlockCols);
                 Vector512<sbyte> x1 = Vector512.Load(q + b * Int6Matrix.BlockCols + 64);
                 byte* s = scales + b * groupsPerBlock;
-                Row512(block, block + TopPlane, s, x0, x1, lowScale, highScale, ref low0, ref high0);
-                Row512(block + 64, block + TopPlane + 32, s + m.ScaleStride, x0, x1, lowScale, highScale, ref low1, ref high1);
-                Row512(block + 128, block + TopPlane + 64, s + 2 * m.ScaleStride, x0, x1, lowScale, highScale, ref low2, ref high2);
-                Row512(block + 192, block + TopPlane + 96, s + 3 * m.ScaleStride, x0, x1, lowScale, highScale, ref low3, ref high3);
+                Row512(block, block + TopPlane, s, x0, x1, lowScale, highScale, lowShift, highShift, ref low0, ref high0);
+                Row512(block + 64, block + TopPlane + 32, s + m.ScaleStride, x0, x1, lowScale, highScale, lowShift, highShift, ref low1, ref high1);
+                Row512(block + 128, block + TopPlane + 64, s + 2 * m.ScaleStride, x0, x1, lowScale, highScale, lowShift, highShift, ref low2, ref high2);
+                Row512(block + 192, block + TopPlane + 96, s + 3 * m.ScaleStride, x0, x1, lowScale, highScale, lowShift, highShift, ref low3, ref high3);
                 block += R * Int6Matrix.BlockBytes;
             }
 
@@ -186,73 +186,177 @@ public static unsafe class Int6MatVec
         }
     }
 
-    /// <summary><see cref="RunBatch"/> for <see cref="BatchTokens"/> tokens: one row at a time, two accumulators per token.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary><see cref="RunBatch"/> for <see cref="BatchTokens"/> tokens: one row at a time (<see cref="RowBatch"/>).</summary>
     public static void RunBatchAvx512(Int6Matrix m, byte* inputs, float** y, int tileStart, int tileEnd)
     {
-        int blocks = m.PaddedCols / Int6Matrix.BlockCols;
-        int groupsPerBlock = Int6Matrix.BlockCols / m.GroupSize;
         long stride = InputBytes(m);
-        GroupScaleLanes.Avx512Controls(m.GroupSize, out Vector512<byte> lowScale, out Vector512<byte> highScale);
+        float* steps = stackalloc float[BatchTokens];
+        for (int k = 0; k < BatchTokens; k++)
+        {
+            steps[k] = Step(m, inputs + k * stride);
+        }
+
         for (int t = tileStart; t < tileEnd; t++)
         {
             byte* tile = m.Tile(t);
             for (int i = 0; i < R && t * R + i < m.Rows; i++)
             {
-                byte* rowScales = tile + R * sizeof(float) + i * m.ScaleStride;
-                byte* block = tile + m.HeaderBytes;
-
-                // 16 accumulators, with the decoded codes and scales 20 of the 32 registers AVX-512 names.
-                Vector512<int> l0 = default, l1 = default, l2 = default, l3 = default, l4 = default, l5 = default, l6 = default, l7 = default;
-                Vector512<int> h0 = default, h1 = default, h2 = default, h3 = default, h4 = default, h5 = default, h6 = default, h7 = default;
-                for (int b = 0; b < blocks; b++)
-                {
-                    // Row 0's pass fetches the next tile; rows 1..3 find this one in cache.
-                    if (i == 0)
-                    {
-                        Prefetch(block + PrefetchAhead);
-                    }
-
-                    Codes(block + i * Int6Matrix.NibbleBytes, block + TopPlane + i * Int6Matrix.TopBytes, out Vector512<byte> low, out Vector512<byte> high);
-                    GroupScaleLanes.Avx512Scales(rowScales + b * groupsPerBlock, lowScale, highScale, out Vector512<short> sLow, out Vector512<short> sHigh);
-                    sbyte* x = (sbyte*)inputs + b * Int6Matrix.BlockCols;
-                    l0 += Half(low, x, sLow);
-                    h0 += Half(high, x + 64, sHigh);
-                    l1 += Half(low, x + stride, sLow);
-                    h1 += Half(high, x + stride + 64, sHigh);
-                    l2 += Half(low, x + 2 * stride, sLow);
-                    h2 += Half(high, x + 2 * stride + 64, sHigh);
-                    l3 += Half(low, x + 3 * stride, sLow);
-                    h3 += Half(high, x + 3 * stride + 64, sHigh);
-                    l4 += Half(low, x + 4 * stride, sLow);
-                    h4 += Half(high, x + 4 * stride + 64, sHigh);
-                    l5 += Half(low, x + 5 * stride, sLow);
-                    h5 += Half(high, x + 5 * stride + 64, sHigh);
-                    l6 += Half(low, x + 6 * stride, sLow);
-                    h6 += Half(high, x + 6 * stride + 64, sHigh);
-                    l7 += Half(low, x + 7 * stride, sLow);
-                    h7 += Half(high, x + 7 * stride + 64, sHigh);
-                    block += R * Int6Matrix.BlockBytes;
-                }
-
-                Finish(m, t, i, Lanes(l0, h0, inputs, m), rowScales, inputs, y[0]);
-                Finish(m, t, i, Lanes(l1, h1, inputs + stride, m), rowScales, inputs + stride, y[1]);
-                Finish(m, t, i, Lanes(l2, h2, inputs + 2 * stride, m), rowScales, inputs + 2 * stride, y[2]);
-                Finish(m, t, i, Lanes(l3, h3, inputs + 3 * stride, m), rowScales, inputs + 3 * stride, y[3]);
-                Finish(m, t, i, Lanes(l4, h4, inputs + 4 * stride, m), rowScales, inputs + 4 * stride, y[4]);
-                Finish(m, t, i, Lanes(l5, h5, inputs + 5 * stride, m), rowScales, inputs + 5 * stride, y[5]);
-                Finish(m, t, i, Lanes(l6, h6, inputs + 6 * stride, m), rowScales, inputs + 6 * stride, y[6]);
-                Finish(m, t, i, Lanes(l7, h7, inputs + 7 * stride, m), rowScales, inputs + 7 * stride, y[7]);
+                // Row i's pass fetches lines 2i, 2i + 1 of every block of the next tile (rows 2 and 3 the same two),
+                // so the tile's 4 passes fetch all 6 and spread the requests over the tile's time.
+                var row = new BatchRow(tile + m.HeaderBytes, i, tile + R * sizeof(float) + i * m.ScaleStride,
+                    ((float*)tile)[i], t * R + i, PrefetchAhead + 128 * Math.Min(i, 2));
+                RowBatch(m, row, inputs, stride, steps, y);
             }
         }
     }
 
+    /// <summary>One row of a tile for <see cref="RowBatch"/>: its blocks, scales, index and where to prefetch.</summary>
+    private readonly struct BatchRow(byte* tileBlocks, int index, byte* groupScales, float scale, int row, int prefetch)
+    {
+        public byte* TileBlocks { get; } = tileBlocks;
+
+        public int Index { get; } = index;
+
+        public byte* GroupScales { get; } = groupScales;
+
+        public float Scale { get; } = scale;
+
+        public int Row { get; } = row;
+
+        public int Prefetch { get; } = prefetch;
+    }
+
+    /// <summary>
+    /// Row <paramref name="row"/>'s logit for each of the <see cref="BatchTokens"/> tokens: code * q * scale products
+    /// summed in two accumulators per token, then finished for all tokens together (<see cref="FinishRow"/>). A method
+    /// of its own, loop-invariant vectors read into locals first, so that the JIT keeps the 16 accumulators, the codes
+    /// and the scales in registers (inside the tile and row loops it kept the accumulators on the stack and tested
+    /// the static fields' class initialisation every block, at a third of the speed).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void RowBatch(Int6Matrix m, BatchRow row, byte* inputs, long stride, float* steps, float** y)
+    {
+        int blocks = m.PaddedCols / Int6Matrix.BlockCols;
+        int groupsPerBlock = Int6Matrix.BlockCols / m.GroupSize;
+        GroupScaleLanes.Avx512Controls(m.GroupSize, out Vector512<byte> lowControl, out Vector512<byte> highControl);
+        Vector512<byte> lowScale = lowControl, highScale = highControl; // copies the JIT can keep in registers
+        Vector512<ushort> lowShift = LowShift, highShift = HighShift;
+        byte* block = row.TileBlocks;
+        byte* scales = row.GroupScales;
+        int i = row.Index;
+        sbyte* x = (sbyte*)inputs;
+        Vector512<int> l0 = default, l1 = default, l2 = default, l3 = default, l4 = default, l5 = default, l6 = default, l7 = default;
+        Vector512<int> h0 = default, h1 = default, h2 = default, h3 = default, h4 = default, h5 = default, h6 = default, h7 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            Sse.Prefetch0(block + row.Prefetch);
+            Sse.Prefetch0(block + row.Prefetch + 64);
+            Codes(block + i * Int6Matrix.NibbleBytes, block + TopPlane + i * Int6Matrix.TopBytes, lowShift, highShift, out Vector512<byte> low, out Vector512<byte> high);
+            GroupScaleLanes.Avx512Scales(scales, lowScale, highScale, out Vector512<short> sLow, out Vector512<short> sHigh);
+            l0 += Half(low, x, sLow);
+            h0 += Half(high, x + 64, sHigh);
+            l1 += Half(low, x + stride, sLow);
+            h1 += Half(high, x + stride + 64, sHigh);
+            l2 += Half(low, x + 2 * stride, sLow);
+            h2 += Half(high, x + 2 * stride + 64, sHigh);
+            l3 += Half(low, x + 3 * stride, sLow);
+            h3 += Half(high, x + 3 * stride + 64, sHigh);
+            l4 += Half(low, x + 4 * stride, sLow);
+            h4 += Half(high, x + 4 * stride + 64, sHigh);
+            l5 += Half(low, x + 5 * stride, sLow);
+            h5 += Half(high, x + 5 * stride + 64, sHigh);
+            l6 += Half(low, x + 6 * stride, sLow);
+            h6 += Half(high, x + 6 * stride + 64, sHigh);
+            l7 += Half(low, x + 7 * stride, sLow);
+            h7 += Half(high, x + 7 * stride + 64, sHigh);
+            block += R * Int6Matrix.BlockBytes;
+            scales += groupsPerBlock;
+            x += Int6Matrix.BlockCols;
+        }
+
+        FinishRow(m, row, inputs, stride, steps, y,
+            ClassSum(l0, h0, Shifts(m, inputs)), ClassSum(l1, h1, Shifts(m, inputs + stride)),
+            ClassSum(l2, h2, Shifts(m, inputs + 2 * stride)), ClassSum(l3, h3, Shifts(m, inputs + 3 * stride)),
+            ClassSum(l4, h4, Shifts(m, inputs + 4 * stride)), ClassSum(l5, h5, Shifts(m, inputs + 5 * stride)),
+            ClassSum(l6, h6, Shifts(m, inputs + 6 * stride)), ClassSum(l7, h7, Shifts(m, inputs + 7 * stride)));
+    }
+
+    /// <summary>A token's 32 class lanes (low: classes 0..15, high: 16..31), each shifted left by its k, as 8 int64 partial sums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<long> ClassSum(Vector512<int> low, Vector512<int> high, ulong* k) =>
+        (Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(low.GetLower()), Vector512.Load(k))
+            + Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(low.GetUpper()), Vector512.Load(k + 8)))
+        + (Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(high.GetLower()), Vector512.Load(k + 16)).AsInt64()
+            + Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(high.GetUpper()), Vector512.Load(k + 24)));
+
+    /// <summary>
+    /// The row's 8 logits from each token's partial sums a: less 32 times sum_g(scale_g * group sum of q * 2^k) (the +32
+    /// code offset, the row's group scales widened once for all tokens, 16 groups per vector: ScaleStride is a multiple
+    /// of 16), the 8 tokens' partial sums reduced together (<see cref="Transpose8"/>), then scaled by the row's scale
+    /// times each token's step.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FinishRow(Int6Matrix m, BatchRow row, byte* inputs, long stride, float* steps, float** y,
+        Vector512<long> a0, Vector512<long> a1, Vector512<long> a2, Vector512<long> a3,
+        Vector512<long> a4, Vector512<long> a5, Vector512<long> a6, Vector512<long> a7)
+    {
+        // An offset lane sums at most MaxCols / 32 / 16 = 32 products of at most 127 * 65024: int32 holds it.
+        int* groupSums = (int*)(inputs + SumsAt(m));
+        Vector512<int> o0 = default, o1 = default, o2 = default, o3 = default, o4 = default, o5 = default, o6 = default, o7 = default;
+        for (int g = 0; g < m.ScaleStride; g += 16)
+        {
+            Vector512<int> s = Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)row.GroupScales + g));
+            byte* at = (byte*)(groupSums + g);
+            o0 += s * Vector512.Load((int*)at);
+            o1 += s * Vector512.Load((int*)(at + stride));
+            o2 += s * Vector512.Load((int*)(at + 2 * stride));
+            o3 += s * Vector512.Load((int*)(at + 3 * stride));
+            o4 += s * Vector512.Load((int*)(at + 4 * stride));
+            o5 += s * Vector512.Load((int*)(at + 5 * stride));
+            o6 += s * Vector512.Load((int*)(at + 6 * stride));
+            o7 += s * Vector512.Load((int*)(at + 7 * stride));
+        }
+
+        Vector512<long> dots = Transpose8(
+            a0 - Offset(o0), a1 - Offset(o1), a2 - Offset(o2), a3 - Offset(o3),
+            a4 - Offset(o4), a5 - Offset(o5), a6 - Offset(o6), a7 - Offset(o7));
+        Vector256<float> logits = Avx512DQ.ConvertToVector256Single(dots) * (Vector256.Load(steps) * row.Scale);
+        for (int k = 0; k < BatchTokens; k++)
+        {
+            y[k][row.Row] = logits.GetElement(k);
+        }
+    }
+
+    /// <summary>32 times an offset vector's lanes, widened to 8 int64 partial sums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<long> Offset(Vector512<int> o) => (Vector512.WidenLower(o) + Vector512.WidenUpper(o)) * Int6Matrix.Offset;
+
+    /// <summary>
+    /// Lane k of the result = the sum of the 8 lanes of a_k: pairs of lanes first (unpack), then 128-bit lanes
+    /// (vshufi64x2), 21 instructions where 8 separate sums take 56.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<long> Transpose8(Vector512<long> a0, Vector512<long> a1, Vector512<long> a2, Vector512<long> a3,
+        Vector512<long> a4, Vector512<long> a5, Vector512<long> a6, Vector512<long> a7)
+    {
+        // Each 128-bit lane c of u01 holds [a0's lanes 2c + 2c+1, a1's lanes 2c + 2c+1].
+        Vector512<long> u01 = Avx512F.UnpackLow(a0, a1) + Avx512F.UnpackHigh(a0, a1);
+        Vector512<long> u23 = Avx512F.UnpackLow(a2, a3) + Avx512F.UnpackHigh(a2, a3);
+        Vector512<long> u45 = Avx512F.UnpackLow(a4, a5) + Avx512F.UnpackHigh(a4, a5);
+        Vector512<long> u67 = Avx512F.UnpackLow(a6, a7) + Avx512F.UnpackHigh(a6, a7);
+
+        // 128-bit lanes [u01 (c0 + c1), u01 (c2 + c3), u23 (c0 + c1), u23 (c2 + c3)].
+        Vector512<long> v0123 = Avx512F.Shuffle4x128(u01, u23, 0b10_00_10_00) + Avx512F.Shuffle4x128(u01, u23, 0b11_01_11_01);
+        Vector512<long> v4567 = Avx512F.Shuffle4x128(u45, u67, 0b10_00_10_00) + Avx512F.Shuffle4x128(u45, u67, 0b11_01_11_01);
+        return Avx512F.Shuffle4x128(v0123, v4567, 0b10_00_10_00) + Avx512F.Shuffle4x128(v0123, v4567, 0b11_01_11_01);
+    }
+
     /// <summary>One row's block (128 columns) against x: the low and high halves' 16 int32 lanes each, group scales applied.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Row512(byte* nibbles, byte* top, byte* scales, Vector512<sbyte> x0, Vector512<sbyte> x1,
-        Vector512<byte> lowScale, Vector512<byte> highScale, ref Vector512<int> low, ref Vector512<int> high)
+    private static void Row512(byte* nibbles, byte* top, byte* scales, Vector512<sbyte> x0, Vector512<sbyte> x1, Vector512<byte> lowScale,
+        Vector512<byte> highScale, Vector512<ushort> lowShift, Vector512<ushort> highShift, ref Vector512<int> low, ref Vector512<int> high)
     {
-        Codes(nibbles, top, out Vector512<byte> lowCodes, out Vector512<byte> highCodes);
+        Codes(nibbles, top, lowShift, highShift, out Vector512<byte> lowCodes, out Vector512<byte> highCodes);
         GroupScaleLanes.Avx512Scales(scales, lowScale, highScale, out Vector512<short> sLow, out Vector512<short> sHigh);
         low += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(lowCodes, x0), sLow);
         high += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(highCodes, x1), sHigh);
@@ -277,14 +381,14 @@ public static unsafe class Int6MatVec
 
     /// <summary>A row's 128 codes (0..63) of one block: columns 0..63 in <paramref name="low"/>, 64..127 in <paramref name="high"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Codes(byte* nibbles, byte* top, out Vector512<byte> low, out Vector512<byte> high)
+    private static void Codes(byte* nibbles, byte* top, Vector512<ushort> lowShift, Vector512<ushort> highShift, out Vector512<byte> low, out Vector512<byte> high)
     {
         Vector512<byte> nibble = Vector512.Create((byte)0x0F), field = Vector512.Create((byte)0x30);
         Vector512<byte> packed = Vector512.Load(nibbles);
-        Vector256<byte> plane = Vector256.Load(top);
-        Vector512<ushort> both = Vector512.Create(plane, plane).AsUInt16();
-        low = Vector512.ConditionalSelect(nibble, packed, Avx512BW.ShiftLeftLogicalVariable(both, LowShift).AsByte() & field);
-        high = Vector512.ConditionalSelect(nibble, (packed.AsUInt16() >> 4).AsByte(), Avx512BW.ShiftRightLogicalVariable(both, HighShift).AsByte() & field);
+        Vector512<ulong> plane = Vector256.Load((ulong*)top).ToVector512Unsafe();
+        Vector512<ushort> both = Avx512F.Shuffle4x128(plane, plane, 0b01_00_01_00).AsUInt16();
+        low = Vector512.ConditionalSelect(nibble, packed, Avx512BW.ShiftLeftLogicalVariable(both, lowShift).AsByte() & field);
+        high = Vector512.ConditionalSelect(nibble, (packed.AsUInt16() >> 4).AsByte(), Avx512BW.ShiftRightLogicalVariable(both, highShift).AsByte() & field);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
