@@ -253,22 +253,14 @@ public static unsafe class Int6MatVec
             Sse.Prefetch0(block + row.Prefetch + 64);
             Codes(block + i * Int6Matrix.NibbleBytes, block + TopPlane + i * Int6Matrix.TopBytes, lowShift, highShift, out Vector512<byte> low, out Vector512<byte> high);
             GroupScaleLanes.Avx512Scales(scales, lowScale, highScale, out Vector512<short> sLow, out Vector512<short> sHigh);
-            l0 += Half(low, x, sLow);
-            h0 += Half(high, x + 64, sHigh);
-            l1 += Half(low, x + stride, sLow);
-            h1 += Half(high, x + stride + 64, sHigh);
-            l2 += Half(low, x + 2 * stride, sLow);
-            h2 += Half(high, x + 2 * stride + 64, sHigh);
-            l3 += Half(low, x + 3 * stride, sLow);
-            h3 += Half(high, x + 3 * stride + 64, sHigh);
-            l4 += Half(low, x + 4 * stride, sLow);
-            h4 += Half(high, x + 4 * stride + 64, sHigh);
-            l5 += Half(low, x + 5 * stride, sLow);
-            h5 += Half(high, x + 5 * stride + 64, sHigh);
-            l6 += Half(low, x + 6 * stride, sLow);
-            h6 += Half(high, x + 6 * stride + 64, sHigh);
-            l7 += Half(low, x + 7 * stride, sLow);
-            h7 += Half(high, x + 7 * stride + 64, sHigh);
+            Token(low, high, x, sLow, sHigh, ref l0, ref h0);
+            Token(low, high, x + stride, sLow, sHigh, ref l1, ref h1);
+            Token(low, high, x + 2 * stride, sLow, sHigh, ref l2, ref h2);
+            Token(low, high, x + 3 * stride, sLow, sHigh, ref l3, ref h3);
+            Token(low, high, x + 4 * stride, sLow, sHigh, ref l4, ref h4);
+            Token(low, high, x + 5 * stride, sLow, sHigh, ref l5, ref h5);
+            Token(low, high, x + 6 * stride, sLow, sHigh, ref l6, ref h6);
+            Token(low, high, x + 7 * stride, sLow, sHigh, ref l7, ref h7);
             block += R * Int6Matrix.BlockBytes;
             scales += groupsPerBlock;
             x += Int6Matrix.BlockCols;
@@ -279,6 +271,15 @@ public static unsafe class Int6MatVec
             ClassSum(l2, h2, Shifts(m, inputs + 2 * stride)), ClassSum(l3, h3, Shifts(m, inputs + 3 * stride)),
             ClassSum(l4, h4, Shifts(m, inputs + 4 * stride)), ClassSum(l5, h5, Shifts(m, inputs + 5 * stride)),
             ClassSum(l6, h6, Shifts(m, inputs + 6 * stride)), ClassSum(l7, h7, Shifts(m, inputs + 7 * stride)));
+    }
+
+    /// <summary>A row's block against one token's input x (128 columns): its low and high halves into their accumulators.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Token(Vector512<byte> low, Vector512<byte> high, sbyte* x, Vector512<short> sLow, Vector512<short> sHigh,
+        ref Vector512<int> lowSum, ref Vector512<int> highSum)
+    {
+        lowSum += Half(low, x, sLow);
+        highSum += Half(high, x + 64, sHigh);
     }
 
     /// <summary>A token's 32 class lanes (low: classes 0..15, high: 16..31), each shifted left by its k, as 8 int64 partial sums.</summary>
