@@ -386,6 +386,9 @@ public static unsafe class Int6MatVec
     {
         Vector512<byte> nibble = Vector512.Create((byte)0x0F), field = Vector512.Create((byte)0x30);
         Vector512<byte> packed = Vector512.Load(nibbles);
+        // The 2-bit plane in both halves by a register shuffle: Vector512.Create(plane, plane) went through the stack,
+        // and the load-and-broadcast Avx512F.BroadcastVector256ToVector512 reads the wrong address on .NET 10.0.401
+        // when the pointer has a constant offset (its EVEX displacement is scaled by 16, not 32: p + 0x120 reads p + 0x240).
         Vector512<ulong> plane = Vector256.Load((ulong*)top).ToVector512Unsafe();
         Vector512<ushort> both = Avx512F.Shuffle4x128(plane, plane, 0b01_00_01_00).AsUInt16();
         low = Vector512.ConditionalSelect(nibble, packed, Avx512BW.ShiftLeftLogicalVariable(both, lowShift).AsByte() & field);
