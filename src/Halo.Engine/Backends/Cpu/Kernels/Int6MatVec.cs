@@ -278,8 +278,8 @@ public static unsafe class Int6MatVec
     private static void Token(Vector512<byte> low, Vector512<byte> high, sbyte* x, Vector512<short> sLow, Vector512<short> sHigh,
         ref Vector512<int> lowSum, ref Vector512<int> highSum)
     {
-        lowSum += Half(low, x, sLow);
-        highSum += Half(high, x + 64, sHigh);
+        lowSum += Half(low, Vector512.Load(x), sLow);
+        highSum += Half(high, Vector512.Load(x + 64), sHigh);
     }
 
     /// <summary>A token's 32 class lanes (low: classes 0..15, high: 16..31), each shifted left by its k, as 8 int64 partial sums.</summary>
@@ -287,7 +287,7 @@ public static unsafe class Int6MatVec
     private static Vector512<long> ClassSum(Vector512<int> low, Vector512<int> high, ulong* k) =>
         (Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(low.GetLower()), Vector512.Load(k))
             + Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(low.GetUpper()), Vector512.Load(k + 8)))
-        + (Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(high.GetLower()), Vector512.Load(k + 16)).AsInt64()
+        + (Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(high.GetLower()), Vector512.Load(k + 16))
             + Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(high.GetUpper()), Vector512.Load(k + 24)));
 
     /// <summary>
@@ -359,26 +359,19 @@ public static unsafe class Int6MatVec
     {
         Codes(nibbles, top, lowShift, highShift, out Vector512<byte> lowCodes, out Vector512<byte> highCodes);
         GroupScaleLanes.Avx512Scales(scales, lowScale, highScale, out Vector512<short> sLow, out Vector512<short> sHigh);
-        low += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(lowCodes, x0), sLow);
-        high += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(highCodes, x1), sHigh);
+        low += Half(lowCodes, x0, sLow);
+        high += Half(highCodes, x1, sHigh);
     }
 
     /// <summary>64 codes against 64 inputs, pair sums times their group scales: 16 int32 lanes of 4 columns each.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> Half(Vector512<byte> codes, sbyte* x, Vector512<short> scales) =>
-        Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(codes, Vector512.Load(x)), scales);
+    private static Vector512<int> Half(Vector512<byte> codes, Vector512<sbyte> x, Vector512<short> scales) =>
+        Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(codes, x), scales);
 
     /// <summary>The row's sum: lane j of the low (high) accumulator holds class j (16 + j), shifted left by its k.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static long Lanes(Vector512<int> low, Vector512<int> high, byte* input, Int6Matrix m)
-    {
-        ulong* k = Shifts(m, input);
-        return Vector512.Sum(
-            Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(low.GetLower()), Vector512.Load(k))
-            + Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(low.GetUpper()), Vector512.Load(k + 8))
-            + Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(high.GetLower()), Vector512.Load(k + 16))
-            + Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(high.GetUpper()), Vector512.Load(k + 24)));
-    }
+    private static long Lanes(Vector512<int> low, Vector512<int> high, byte* input, Int6Matrix m) =>
+        Vector512.Sum(ClassSum(low, high, Shifts(m, input)));
 
     /// <summary>A row's 128 codes (0..63) of one block: columns 0..63 in <paramref name="low"/>, 64..127 in <paramref name="high"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
