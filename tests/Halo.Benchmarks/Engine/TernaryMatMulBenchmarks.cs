@@ -102,8 +102,22 @@ public unsafe class TernaryMatMulBenchmarks
     [Benchmark(Description = "decode row-scaled AVX2")]
     public void DecodeRowScaledAvx2() => TernaryMatMul.RunRowScaledAvx2(_w, _t1, _y, Rows, 0, _w.Tiles);
 
-    [Benchmark(Description = "prefill x64 row-scaled AVX-512BW (GEMM)")]
+    [Benchmark(Description = "prefill x64 row-scaled AVX-512BW (GEMM, VNNI micro-kernel where present)")]
     public void PrefillRowScaledAvx512() => TernaryMatMul.RunRowScaledAvx512(_w, _t64, _y, Rows, 0, _w.Tiles);
+
+    [Benchmark(Description = "prefill x64 row-scaled AVX-512BW (GEMM, vpmaddubsw micro-kernel)")]
+    public void PrefillRowScaledAvx512MultiplyAdd()
+    {
+        TernaryMatMul.UseVnni512 = false;
+        try
+        {
+            TernaryMatMul.RunRowScaledAvx512(_w, _t64, _y, Rows, 0, _w.Tiles);
+        }
+        finally
+        {
+            TernaryMatMul.UseVnni512 = Vnni512Kernel.FourTokensTwoRows != null;
+        }
+    }
 
     [Benchmark(Description = "prefill x64 row-scaled AVX2 (GEMM)")]
     public void PrefillRowScaledAvx2() => TernaryMatMul.RunRowScaledAvx2(_w, _t64, _y, Rows, 0, _w.Tiles);

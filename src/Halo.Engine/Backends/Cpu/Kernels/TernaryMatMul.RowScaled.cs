@@ -27,9 +27,15 @@ public static unsafe partial class TernaryMatMul
     /// <summary>AVX-VNNI multiplies and accumulates into 32 bits in one instruction (tests turn it off).</summary>
     public static bool UseAvxVnni { get; set; } = AvxVnni.IsSupported;
 
+    /// <summary>The GEMM's micro-kernel is <see cref="Vnni512Kernel"/>'s, where it could be assembled (tests turn it off).</summary>
+    public static bool UseVnni512 { get; set; } = Vnni512Kernel.FourTokensTwoRows != null;
+
+    private static readonly delegate* unmanaged[SuppressGCTransition]<byte*, long, sbyte*, long, int*, void> Vnni512FourTokensTwoRows =
+        Vnni512Kernel.FourTokensTwoRows;
+
     /// <summary>y[t, r] = (sum_k code[r, k] q[t, k] - sum_k q[t, k]) d[t] s[r] s, with AVX-512BW.</summary>
     internal static void RunRowScaledAvx512(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd) =>
-        RunRowScaled(w, x, y, yStride, tileStart, tileEnd, &FourTokensTwoRows, 2, &OneTokenFourRows);
+        RunRowScaled(w, x, y, yStride, tileStart, tileEnd, UseVnni512 ? &FourTokensTwoRowsVnni512 : &FourTokensTwoRows, 2, &OneTokenFourRows);
 
     /// <summary>The same with AVX2 (and AVX-VNNI where present).</summary>
     internal static void RunRowScaledAvx2(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd) =>
@@ -123,6 +129,10 @@ public static unsafe partial class TernaryMatMul
         SumFour(s00, s01, s02, s03, dots);
         SumFour(s10, s11, s12, s13, dots + TokenGroup);
     }
+
+    /// <summary><see cref="FourTokensTwoRows"/> by <see cref="Vnni512Kernel"/>.</summary>
+    private static void FourTokensTwoRowsVnni512(byte* rowCodes, int blocks, sbyte* q, int cols, int* dots) =>
+        Vnni512FourTokensTwoRows(rowCodes, blocks, q, cols, dots);
 
     /// <summary>One token's 256-block (4 vectors at x) against the fields f of one row and h of the next.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

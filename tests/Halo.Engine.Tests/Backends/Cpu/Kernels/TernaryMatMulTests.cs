@@ -99,6 +99,7 @@ public sealed unsafe class TernaryMatMulTests
     {
         Avx512Gfni,
         Avx512Shifts,
+        Avx512Vnni,
         Avx2Vnni,
         Avx2MultiplyAdd,
     }
@@ -109,15 +110,18 @@ public sealed unsafe class TernaryMatMulTests
     [InlineData(RowScaledPath.Avx512Gfni, 11)]
     [InlineData(RowScaledPath.Avx512Gfni, 23)]
     [InlineData(RowScaledPath.Avx512Shifts, 11)]
+    [InlineData(RowScaledPath.Avx512Vnni, 4)]
+    [InlineData(RowScaledPath.Avx512Vnni, 23)]
     [InlineData(RowScaledPath.Avx2Vnni, 1)]
     [InlineData(RowScaledPath.Avx2Vnni, 11)]
     [InlineData(RowScaledPath.Avx2Vnni, 23)]
     [InlineData(RowScaledPath.Avx2MultiplyAdd, 11)]
     public void RunRowScaled_OneScalePerRow_MatchesExactIntegerDotProducts(RowScaledPath path, int tokens)
     {
-        bool avx512 = path is RowScaledPath.Avx512Gfni or RowScaledPath.Avx512Shifts;
+        bool avx512 = path is RowScaledPath.Avx512Gfni or RowScaledPath.Avx512Shifts or RowScaledPath.Avx512Vnni;
         if ((avx512 && !Avx512BW.IsSupported) || !Avx2.IsSupported
-            || (path == RowScaledPath.Avx512Gfni && !Gfni.V512.IsSupported) || (path == RowScaledPath.Avx2Vnni && !AvxVnni.IsSupported))
+            || (path == RowScaledPath.Avx512Gfni && !Gfni.V512.IsSupported) || (path == RowScaledPath.Avx2Vnni && !AvxVnni.IsSupported)
+            || (path == RowScaledPath.Avx512Vnni && !Vnni512Kernel.CpuSupports))
         {
             return;
         }
@@ -156,11 +160,12 @@ public sealed unsafe class TernaryMatMulTests
                 qx.Quantize(px, tokens, cols, ActivationScaling.PerToken);
             }
 
-            (bool gfni, bool vnni) = (TernaryMatMul.UseGfni, TernaryMatMul.UseAvxVnni);
+            (bool gfni, bool vnni, bool vnni512) = (TernaryMatMul.UseGfni, TernaryMatMul.UseAvxVnni, TernaryMatMul.UseVnni512);
             try
             {
                 TernaryMatMul.UseGfni = path == RowScaledPath.Avx512Gfni;
                 TernaryMatMul.UseAvxVnni = path == RowScaledPath.Avx2Vnni;
+                TernaryMatMul.UseVnni512 = path == RowScaledPath.Avx512Vnni;
                 if (avx512)
                 {
                     TernaryMatMul.RunRowScaledAvx512(w, qx, y, rows, 0, w.Tiles);
@@ -172,7 +177,7 @@ public sealed unsafe class TernaryMatMulTests
             }
             finally
             {
-                (TernaryMatMul.UseGfni, TernaryMatMul.UseAvxVnni) = (gfni, vnni);
+                (TernaryMatMul.UseGfni, TernaryMatMul.UseAvxVnni, TernaryMatMul.UseVnni512) = (gfni, vnni, vnni512);
             }
 
             for (int t = 0; t < tokens; t++)

@@ -1,0 +1,45 @@
+using Halo.Engine.Backends.Cpu.Kernels;
+
+namespace Halo.Engine.Tests.Backends.Cpu.Kernels;
+
+public sealed unsafe class Vnni512KernelTests
+{
+    [Fact]
+    public void FourTokensTwoRows_CpuWithAvx512Vnni_IsMappedAndInUse()
+    {
+        // Where the CPU has the instructions, the generated kernel must not fall back silently (the GEMM would run
+        // at the vpmaddubsw kernel's speed with nothing to say so but the backend's description).
+        Assert.Equal(Vnni512Kernel.CpuSupports, Vnni512Kernel.FourTokensTwoRows != null);
+        Assert.Equal(Vnni512Kernel.CpuSupports ? "AVX-512 VNNI" : "no AVX-512 VNNI", Vnni512Kernel.Status);
+    }
+
+    [Fact]
+    public void FourTokensTwoRows_OneBlock_SumsEachRowAgainstEachToken()
+    {
+        if (!Vnni512Kernel.CpuSupports)
+        {
+            return;
+        }
+
+        // Two rows of one block (64 code bytes each, field l of byte j = column 64 l + j): row 0 all code 1,
+        // row 1 code 2 on column 5 only. Token g's activations are g + 1 everywhere but column 5, which is -128.
+        byte* codes = stackalloc byte[256];
+        new Span<byte>(codes, 256).Clear();
+        new Span<byte>(codes, 64).Fill(0b01_01_01_01);
+        codes[64 + 5] = 0b10;
+        sbyte* q = stackalloc sbyte[4 * 256];
+        for (int g = 0; g < 4; g++)
+        {
+            new Span<sbyte>(q + g * 256, 256).Fill((sbyte)(g + 1));
+            q[g * 256 + 5] = -128;
+        }
+
+        int* dots = stackalloc int[8];
+        Vnni512Kernel.FourTokensTwoRows(codes, 1, q, 256, dots);
+        for (int g = 0; g < 4; g++)
+        {
+            Assert.Equal(255 * (g + 1) - 128, dots[g]);
+            Assert.Equal(-256, dots[4 + g]);
+        }
+    }
+}
