@@ -115,7 +115,7 @@ public unsafe class TernaryMatMulBenchmarks
         }
         finally
         {
-            TernaryMatMul.UseVnni512 = Vnni512Kernel.FourTokensTwoRows != null;
+            TernaryMatMul.UseVnni512 = Vnni512Kernels.TernaryFourTokensTwoRows != null;
         }
     }
 
@@ -277,8 +277,22 @@ public unsafe class LmHeadBenchmarks
     [Benchmark(Description = "int8 head (AVX-VNNI)")]
     public void Int8() => Int8MatVec.Run(_int8, _u, _q, 0.01f, _y, 0, Rows);
 
-    [Benchmark(Description = "int8 head, 8 tokens in one pass (AVX-VNNI)")]
+    [Benchmark(Description = "int8 head, 8 tokens in one pass (AVX-512 VNNI where present)")]
     public void Int8Batch() => Int8MatVec.RunBatch(_int8, _batchU, _batchQ, _batchD, _batchY, Int8MatVec.BatchTokens, 0, Rows);
+
+    [Benchmark(Description = "int8 head, 8 tokens in one pass (AVX-VNNI)")]
+    public void Int8BatchAvxVnni()
+    {
+        Int8MatVec.UseVnni512 = false;
+        try
+        {
+            Int8MatVec.RunBatch(_int8, _batchU, _batchQ, _batchD, _batchY, Int8MatVec.BatchTokens, 0, Rows);
+        }
+        finally
+        {
+            Int8MatVec.UseVnni512 = Vnni512Kernels.Int8HeadEightTokensTwoRows != null;
+        }
+    }
 
     [Benchmark(Description = "int4 head (AVX-512BW)")]
     public void Int4Avx512() => Int4MatVec.RunAvx512(_int4, _q, _groupSums, 0.01f, _y, 0, _int4.Tiles);

@@ -16,6 +16,15 @@ public static unsafe class Int8MatVec
 
     public static bool UseAvx2 { get; set; } = Avx2.IsSupported;
 
+    /// <summary>The 8-token pass runs <see cref="Vnni512Kernels"/>'s zmm kernel, where it could be assembled (tests turn it off).</summary>
+    public static bool UseVnni512 { get; set; } = Vnni512Kernels.Int8HeadEightTokensTwoRows != null;
+
+    private static readonly delegate* unmanaged[SuppressGCTransition]<sbyte*, long, byte*, long, int*, void> Vnni512EightTokensTwoRows =
+        Vnni512Kernels.Int8HeadEightTokensTwoRows;
+
+    // Rows per call of the zmm kernel: their dots (8 ints each) sit on the stack until they are scaled.
+    private const int Vnni512Rows = 64;
+
     /// <summary>Tokens whose logits one pass over the head's rows computes (<see cref="RunBatch"/>).</summary>
     public const int BatchTokens = 8;
 
@@ -89,6 +98,12 @@ public static unsafe class Int8MatVec
     public static void RunBatch(Int8Matrix m, byte* u, sbyte* q, float* d, float** y, int n, int rowStart, int rowEnd)
     {
         int cols = m.Cols;
+        if (UseVnni512 && cols % 64 == 0 && n == BatchTokens)
+        {
+            RunBatchVnni512(m, u, q, d, y, rowStart, rowEnd);
+            return;
+        }
+
         if (!UseAvxVnni || cols % 32 != 0 || n != BatchTokens)
         {
             for (int k = 0; k < n; k++)
@@ -130,6 +145,46 @@ public static unsafe class Int8MatVec
             y[5][r] = (Vector256.Sum(a5) - shift) * (scale * d[5]);
             y[6][r] = (Vector256.Sum(a6) - shift) * (scale * d[6]);
             y[7][r] = (Vector256.Sum(a7) - shift) * (scale * d[7]);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="RunBatch"/> by the zmm kernel, <see cref="Vnni512Rows"/> rows per call, each row's 8 dots then
+    /// shifted back and scaled in one vector; an odd last row goes one token at a time.
+    /// </summary>
+    private static void RunBatchVnni512(Int8Matrix m, byte* u, sbyte* q, float* d, float** y, int rowStart, int rowEnd)
+    {
+        int* dots = stackalloc int[Vnni512Rows * BatchTokens];
+        Vector256<float> tokenScales = Vector256.Load(d);
+        int r0 = rowStart;
+        for (; r0 + 1 < rowEnd; r0 += Vnni512Rows)
+        {
+            int rows = Math.Min(Vnni512Rows, rowEnd - r0) & ~1;
+            Vnni512EightTokensTwoRows(m.Q + (long)r0 * m.Cols, rows / 2, u, m.Cols, dots);
+            for (int i = 0; i < rows; i++)
+            {
+                int r = r0 + i;
+                Vector256<int> dot = Vector256.Load(dots + i * BatchTokens) - Vector256.Create(128 * m.Sums[r]);
+                Vector256<float> logits = Vector256.ConvertToSingle(dot) * (tokenScales * m.Scales[r]);
+                for (int k = 0; k < BatchTokens; k++)
+                {
+                    y[k][r] = logits.GetElement(k);
+                }
+            }
+
+            if (rows < Vnni512Rows)
+            {
+                r0 += rows;
+                break;
+            }
+        }
+
+        for (; r0 < rowEnd; r0++)
+        {
+            for (int k = 0; k < BatchTokens; k++)
+            {
+                Run(m, u + (long)k * m.Cols, q + (long)k * m.Cols, d[k], y[k], r0, r0 + 1);
+            }
         }
     }
 }

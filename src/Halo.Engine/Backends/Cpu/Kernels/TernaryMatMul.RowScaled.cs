@@ -27,11 +27,11 @@ public static unsafe partial class TernaryMatMul
     /// <summary>AVX-VNNI multiplies and accumulates into 32 bits in one instruction (tests turn it off).</summary>
     public static bool UseAvxVnni { get; set; } = AvxVnni.IsSupported;
 
-    /// <summary>The GEMM's micro-kernel is <see cref="Vnni512Kernel"/>'s, where it could be assembled (tests turn it off).</summary>
-    public static bool UseVnni512 { get; set; } = Vnni512Kernel.FourTokensTwoRows != null;
+    /// <summary>The GEMM's micro-kernel is <see cref="Vnni512Kernels"/>'s, where it could be assembled (tests turn it off).</summary>
+    public static bool UseVnni512 { get; set; } = Vnni512Kernels.TernaryFourTokensTwoRows != null;
 
     private static readonly delegate* unmanaged[SuppressGCTransition]<byte*, long, sbyte*, long, int*, void> Vnni512FourTokensTwoRows =
-        Vnni512Kernel.FourTokensTwoRows;
+        Vnni512Kernels.TernaryFourTokensTwoRows;
 
     /// <summary>y[t, r] = (sum_k code[r, k] q[t, k] - sum_k q[t, k]) d[t] s[r] s, with AVX-512BW.</summary>
     internal static void RunRowScaledAvx512(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd) =>
@@ -130,7 +130,7 @@ public static unsafe partial class TernaryMatMul
         SumFour(s10, s11, s12, s13, dots + TokenGroup);
     }
 
-    /// <summary><see cref="FourTokensTwoRows"/> by <see cref="Vnni512Kernel"/>.</summary>
+    /// <summary><see cref="FourTokensTwoRows"/> by <see cref="Vnni512Kernels"/>.</summary>
     private static void FourTokensTwoRowsVnni512(byte* rowCodes, int blocks, sbyte* q, int cols, int* dots) =>
         Vnni512FourTokensTwoRows(rowCodes, blocks, q, cols, dots);
 

@@ -76,11 +76,23 @@ public sealed unsafe class Int8MatVecTests
         }
     }
 
-    /// <summary>Eight tokens in one pass over the rows give exactly what eight single-token passes give.</summary>
-    [Fact]
-    public void RunBatch_EightTokens_EqualsOneTokenAtATime()
+    /// <summary>
+    /// Eight tokens in one pass over the rows give exactly what eight single-token passes give, in two row ranges (as
+    /// two workers take them): 151 rows cover full and partial 64-row calls of the zmm kernel and an odd last row.
+    /// </summary>
+    [Theory]
+    [InlineData(37, false)]
+    [InlineData(151, false)]
+    [InlineData(37, true)]
+    [InlineData(151, true)]
+    public void RunBatch_EightTokens_EqualsOneTokenAtATime(int rows, bool vnni512)
     {
-        const int rows = 37, cols = 384, tokens = Int8MatVec.BatchTokens;
+        if (vnni512 && !Vnni512Kernels.CpuSupports)
+        {
+            return;
+        }
+
+        const int cols = 384, tokens = Int8MatVec.BatchTokens;
         var rng = new Random(4);
         var halves = new Half[rows * cols];
         for (int i = 0; i < halves.Length; i++)
@@ -113,7 +125,18 @@ public sealed unsafe class Int8MatVecTests
                 Int8MatVec.Run(m, pu + k * cols, pq + k * cols, d[k], ps + k * rows, 0, rows);
             }
 
-            Int8MatVec.RunBatch(m, pu, pq, pd, targets, tokens, 0, rows);
+            bool saved = Int8MatVec.UseVnni512;
+            Int8MatVec.UseVnni512 = vnni512;
+            try
+            {
+                int split = Math.Min(70, rows);
+                Int8MatVec.RunBatch(m, pu, pq, pd, targets, tokens, 0, split);
+                Int8MatVec.RunBatch(m, pu, pq, pd, targets, tokens, split, rows);
+            }
+            finally
+            {
+                Int8MatVec.UseVnni512 = saved;
+            }
         }
 
         Assert.Equal(single, batched);

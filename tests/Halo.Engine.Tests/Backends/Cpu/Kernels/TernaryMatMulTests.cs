@@ -121,7 +121,7 @@ public sealed unsafe class TernaryMatMulTests
         bool avx512 = path is RowScaledPath.Avx512Gfni or RowScaledPath.Avx512Shifts or RowScaledPath.Avx512Vnni;
         if ((avx512 && !Avx512BW.IsSupported) || !Avx2.IsSupported
             || (path == RowScaledPath.Avx512Gfni && !Gfni.V512.IsSupported) || (path == RowScaledPath.Avx2Vnni && !AvxVnni.IsSupported)
-            || (path == RowScaledPath.Avx512Vnni && !Vnni512Kernel.CpuSupports))
+            || (path == RowScaledPath.Avx512Vnni && !Vnni512Kernels.CpuSupports))
         {
             return;
         }

@@ -2,21 +2,25 @@ using Halo.Engine.Backends.Cpu.Kernels;
 
 namespace Halo.Engine.Tests.Backends.Cpu.Kernels;
 
-public sealed unsafe class Vnni512KernelTests
+[Collection(KernelSwitchesCollection.Name)]
+public sealed unsafe class Vnni512KernelsTests
 {
     [Fact]
-    public void FourTokensTwoRows_CpuWithAvx512Vnni_IsMappedAndInUse()
+    public void Kernels_CpuWithAvx512Vnni_AreMappedAndInUse()
     {
-        // Where the CPU has the instructions, the generated kernel must not fall back silently (the GEMM would run
+        // Where the CPU has the instructions, the generated kernels must not fall back silently (the GEMM would run
         // at the vpmaddubsw kernel's speed with nothing to say so but the backend's description).
-        Assert.Equal(Vnni512Kernel.CpuSupports, Vnni512Kernel.FourTokensTwoRows != null);
-        Assert.Equal(Vnni512Kernel.CpuSupports ? "AVX-512 VNNI" : "no AVX-512 VNNI", Vnni512Kernel.Status);
+        Assert.Equal(Vnni512Kernels.CpuSupports, Vnni512Kernels.TernaryFourTokensTwoRows != null);
+        Assert.Equal(Vnni512Kernels.CpuSupports, Vnni512Kernels.Int8HeadEightTokensTwoRows != null);
+        Assert.Equal(Vnni512Kernels.CpuSupports, TernaryMatMul.UseVnni512);
+        Assert.Equal(Vnni512Kernels.CpuSupports, Int8MatVec.UseVnni512);
+        Assert.Equal(Vnni512Kernels.CpuSupports ? "AVX-512 VNNI" : "no AVX-512 VNNI", Vnni512Kernels.Status);
     }
 
     [Fact]
-    public void FourTokensTwoRows_OneBlock_SumsEachRowAgainstEachToken()
+    public void TernaryFourTokensTwoRows_OneBlock_SumsEachRowAgainstEachToken()
     {
-        if (!Vnni512Kernel.CpuSupports)
+        if (!Vnni512Kernels.CpuSupports)
         {
             return;
         }
@@ -35,7 +39,7 @@ public sealed unsafe class Vnni512KernelTests
         }
 
         int* dots = stackalloc int[8];
-        Vnni512Kernel.FourTokensTwoRows(codes, 1, q, 256, dots);
+        Vnni512Kernels.TernaryFourTokensTwoRows(codes, 1, q, 256, dots);
         for (int g = 0; g < 4; g++)
         {
             Assert.Equal(255 * (g + 1) - 128, dots[g]);
