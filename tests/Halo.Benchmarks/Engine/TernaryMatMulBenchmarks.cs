@@ -115,7 +115,7 @@ public unsafe class TernaryMatMulBenchmarks
         }
         finally
         {
-            TernaryMatMul.UseVnni512 = Vnni512Kernels.TernaryFourTokensTwoRows != null;
+            TernaryMatMul.UseVnni512 = Vnni512Kernels.TernaryFourTokenTiles != null;
         }
     }
 

@@ -28,49 +28,53 @@ public static unsafe partial class TernaryMatMul
     public static bool UseAvxVnni { get; set; } = AvxVnni.IsSupported;
 
     /// <summary>The GEMM's micro-kernel is <see cref="Vnni512Kernels"/>'s, where it could be assembled (tests turn it off).</summary>
-    public static bool UseVnni512 { get; set; } = Vnni512Kernels.TernaryFourTokensTwoRows != null;
+    public static bool UseVnni512 { get; set; } = Vnni512Kernels.TernaryFourTokenTiles != null;
 
-    private static readonly delegate* unmanaged[SuppressGCTransition]<byte*, long, sbyte*, long, int*, void> Vnni512FourTokensTwoRows =
-        Vnni512Kernels.TernaryFourTokensTwoRows;
+    private static readonly delegate* unmanaged[SuppressGCTransition]<byte*, long, long, sbyte*, long, int*, void> Vnni512FourTokenTiles =
+        Vnni512Kernels.TernaryFourTokenTiles;
 
-    /// <summary>y[t, r] = (sum_k code[r, k] q[t, k] - sum_k q[t, k]) d[t] s[r] s, with AVX-512BW.</summary>
+    // Tiles per call of a GEMM tiles kernel: their dots (16 ints each) wait on the stack to be scaled.
+    private const int TilesPerCall = 16;
+
+    /// <summary>y[t, r] = (sum_k code[r, k] q[t, k] - sum_k q[t, k]) d[t] s[r] s, with AVX-512BW (and VNNI where present).</summary>
     internal static void RunRowScaledAvx512(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd) =>
-        RunRowScaled(w, x, y, yStride, tileStart, tileEnd, UseVnni512 ? &FourTokensTwoRowsVnni512 : &FourTokensTwoRows, 2, &OneTokenFourRows);
+        RunRowScaled(w, x, y, yStride, tileStart, tileEnd, UseVnni512 ? &FourTokenTilesVnni512 : &FourTokenTilesAvx512, &OneTokenFourRows);
 
     /// <summary>The same with AVX2 (and AVX-VNNI where present).</summary>
     internal static void RunRowScaledAvx2(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd) =>
-        RunRowScaled(w, x, y, yStride, tileStart, tileEnd, &FourTokensOneRowAvx2, 1, &OneTokenFourRowsAvx2);
+        RunRowScaled(w, x, y, yStride, tileStart, tileEnd, &FourTokenTilesAvx2, &OneTokenFourRowsAvx2);
 
-    // The micro-kernels are called once per row or tile (not per block), so the indirect call costs nothing.
-    // fourTokens does rowsPerCall adjacent rows of a tile for a group of 4 tokens, dots [row][token].
+    // fourTokenTiles computes dots [tile][row i][token g] (16 per tile) of up to TilesPerCall consecutive tiles for a
+    // group of 4 tokens; called once per TilesPerCall tiles, so the indirect call costs nothing.
     private static void RunRowScaled(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd,
-        delegate*<byte*, int, sbyte*, int, int*, void> fourTokens, int rowsPerCall, delegate*<byte*, int, sbyte*, int*, void> oneTokenFourRows)
+        delegate*<byte*, int, int, sbyte*, int, int*, void> fourTokenTiles, delegate*<byte*, int, sbyte*, int*, void> oneTokenFourRows)
     {
         int blocks = w.Blocks, cols = w.Cols;
-        int* dots = stackalloc int[TernaryMatrix.TileRows * TokenGroup];
+        int* dots = stackalloc int[TilesPerCall * TernaryMatrix.TileRows * TokenGroup];
         int t = 0;
         for (; t + TokenGroup <= x.Tokens; t += TokenGroup)
         {
             // The group's activations (4 x cols bytes) stay in L1 while the thread's tiles stream past them.
             sbyte* q = x.Q + (long)t * cols;
             var group = new TileScaling(w, x, t);
-            for (int tile = tileStart; tile < tileEnd; tile++)
+            for (int first = tileStart; first < tileEnd; first += TilesPerCall)
             {
-                byte* tileCodes = w.Codes + (long)tile * blocks * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
-                for (int i = 0; i < TernaryMatrix.TileRows; i += rowsPerCall)
+                int tiles = Math.Min(TilesPerCall, tileEnd - first);
+                fourTokenTiles(TileCodes(w, first), tiles, blocks, q, cols, dots);
+                for (int i = 0; i < tiles; i++)
                 {
-                    fourTokens(tileCodes + i * TernaryMatrix.BlockBytes, blocks, q, cols, dots + i * TokenGroup);
-                }
+                    int tile = first + i;
+                    int* tileDots = dots + i * TernaryMatrix.TileRows * TokenGroup;
+                    if (Avx512F.IsSupported && (tile + 1) * TernaryMatrix.TileRows <= w.Rows)
+                    {
+                        group.Store(w, tile, tileDots, y + (long)t * yStride, yStride);
+                        continue;
+                    }
 
-                if (Avx512F.IsSupported && (tile + 1) * TernaryMatrix.TileRows <= w.Rows)
-                {
-                    group.Store(w, tile, dots, y + (long)t * yStride, yStride);
-                    continue;
-                }
-
-                for (int g = 0; g < TokenGroup; g++)
-                {
-                    StoreRowScaled(w, x, t + g, y + (long)(t + g) * yStride, tile, dots + g, TokenGroup);
+                    for (int g = 0; g < TokenGroup; g++)
+                    {
+                        StoreRowScaled(w, x, t + g, y + (long)(t + g) * yStride, tile, tileDots + g, TokenGroup);
+                    }
                 }
             }
         }
@@ -80,8 +84,39 @@ public static unsafe partial class TernaryMatMul
             sbyte* q = x.Q + (long)t * cols;
             for (int tile = tileStart; tile < tileEnd; tile++)
             {
-                oneTokenFourRows(w.Codes + (long)tile * blocks * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes, blocks, q, dots);
+                oneTokenFourRows(TileCodes(w, tile), blocks, q, dots);
                 StoreRowScaled(w, x, t, y + (long)t * yStride, tile, dots, 1);
+            }
+        }
+    }
+
+    private static byte* TileCodes(TernaryMatrix w, int tile) => w.Codes + (long)tile * w.Blocks * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
+
+    /// <summary>The GEMM's tiles with <see cref="Vnni512Kernels.TernaryFourTokenTiles"/>.</summary>
+    private static void FourTokenTilesVnni512(byte* tileCodes, int tiles, int blocks, sbyte* q, int cols, int* dots) =>
+        Vnni512FourTokenTiles(tileCodes, tiles, blocks, q, cols, dots);
+
+    /// <summary>The GEMM's tiles with AVX-512BW: two rows per call of <see cref="FourTokensTwoRows"/>.</summary>
+    private static void FourTokenTilesAvx512(byte* tileCodes, int tiles, int blocks, sbyte* q, int cols, int* dots)
+    {
+        for (int i = 0; i < tiles; i++)
+        {
+            byte* codes = tileCodes + (long)i * blocks * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
+            int* tileDots = dots + i * TernaryMatrix.TileRows * TokenGroup;
+            FourTokensTwoRows(codes, blocks, q, cols, tileDots);
+            FourTokensTwoRows(codes + 2 * TernaryMatrix.BlockBytes, blocks, q, cols, tileDots + 2 * TokenGroup);
+        }
+    }
+
+    /// <summary>The GEMM's tiles with AVX2: one row per call of <see cref="FourTokensOneRowAvx2"/>.</summary>
+    private static void FourTokenTilesAvx2(byte* tileCodes, int tiles, int blocks, sbyte* q, int cols, int* dots)
+    {
+        for (int i = 0; i < tiles; i++)
+        {
+            byte* codes = tileCodes + (long)i * blocks * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
+            for (int r = 0; r < TernaryMatrix.TileRows; r++)
+            {
+                FourTokensOneRowAvx2(codes + r * TernaryMatrix.BlockBytes, blocks, q, cols, dots + (i * TernaryMatrix.TileRows + r) * TokenGroup);
             }
         }
     }
@@ -129,10 +164,6 @@ public static unsafe partial class TernaryMatMul
         SumFour(s00, s01, s02, s03, dots);
         SumFour(s10, s11, s12, s13, dots + TokenGroup);
     }
-
-    /// <summary><see cref="FourTokensTwoRows"/> by <see cref="Vnni512Kernels"/>.</summary>
-    private static void FourTokensTwoRowsVnni512(byte* rowCodes, int blocks, sbyte* q, int cols, int* dots) =>
-        Vnni512FourTokensTwoRows(rowCodes, blocks, q, cols, dots);
 
     /// <summary>One token's 256-block (4 vectors at x) against the fields f of one row and h of the next.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -10,7 +10,7 @@ public sealed unsafe class Vnni512KernelsTests
     {
         // Where the CPU has the instructions, the generated kernels must not fall back silently (the GEMM would run
         // at the vpmaddubsw kernel's speed with nothing to say so but the backend's description).
-        Assert.Equal(Vnni512Kernels.CpuSupports, Vnni512Kernels.TernaryFourTokensTwoRows != null);
+        Assert.Equal(Vnni512Kernels.CpuSupports, Vnni512Kernels.TernaryFourTokenTiles != null);
         Assert.Equal(Vnni512Kernels.CpuSupports, Vnni512Kernels.Int8HeadEightTokensTwoRows != null);
         Assert.Equal(Vnni512Kernels.CpuSupports, TernaryMatMul.UseVnni512);
         Assert.Equal(Vnni512Kernels.CpuSupports, Int8MatVec.UseVnni512);
@@ -18,19 +18,22 @@ public sealed unsafe class Vnni512KernelsTests
     }
 
     [Fact]
-    public void TernaryFourTokensTwoRows_OneBlock_SumsEachRowAgainstEachToken()
+    public void TernaryFourTokenTiles_TwoTilesOfOneBlock_SumEachRowAgainstEachToken()
     {
         if (!Vnni512Kernels.CpuSupports)
         {
             return;
         }
 
-        // Two rows of one block (64 code bytes each, field l of byte j = column 64 l + j): row 0 all code 1,
-        // row 1 code 2 on column 5 only. Token g's activations are g + 1 everywhere but column 5, which is -128.
-        byte* codes = stackalloc byte[256];
-        new Span<byte>(codes, 256).Clear();
+        // Two tiles of one block (4 rows x 64 code bytes each; field l of byte j = column 64 l + j). Tile 0: row 0 all
+        // code 1, row 1 code 2 on column 5, row 2 code 1 on column 64 + 7, row 3 code 0. Tile 1: row 3 all code 2.
+        // Token g's activations are g + 1 everywhere but column 5, which is -128.
+        byte* codes = stackalloc byte[512];
+        new Span<byte>(codes, 512).Clear();
         new Span<byte>(codes, 64).Fill(0b01_01_01_01);
         codes[64 + 5] = 0b10;
+        codes[128 + 7] = 0b01_00;
+        new Span<byte>(codes + 256 + 192, 64).Fill(0b10_10_10_10);
         sbyte* q = stackalloc sbyte[4 * 256];
         for (int g = 0; g < 4; g++)
         {
@@ -38,12 +41,17 @@ public sealed unsafe class Vnni512KernelsTests
             q[g * 256 + 5] = -128;
         }
 
-        int* dots = stackalloc int[8];
-        Vnni512Kernels.TernaryFourTokensTwoRows(codes, 1, q, 256, dots);
+        int* dots = stackalloc int[32];
+        Vnni512Kernels.TernaryFourTokenTiles(codes, 2, 1, q, 256, dots);
         for (int g = 0; g < 4; g++)
         {
-            Assert.Equal(255 * (g + 1) - 128, dots[g]);
+            int sum = 255 * (g + 1) - 128;
+            Assert.Equal(sum, dots[g]);
             Assert.Equal(-256, dots[4 + g]);
+            Assert.Equal(g + 1, dots[8 + g]);
+            Assert.Equal(0, dots[12 + g]);
+            Assert.Equal(0, dots[16 + g]);
+            Assert.Equal(2 * sum, dots[28 + g]);
         }
     }
 }
