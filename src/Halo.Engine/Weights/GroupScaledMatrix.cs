@@ -38,7 +38,7 @@ public abstract unsafe class GroupScaledMatrix : IDisposable
 
     /// <summary>One fresh, zeroed block (see WeightArena), or a read-only arena over a repack cache that holds the
     /// tiles already; codes run from <paramref name="minQ"/> to -minQ - 1.</summary>
-    protected GroupScaledMatrix(int rows, int cols, int groupSize, int rowBlockBytes, int minQ, string kind, WeightArena? memory)
+    protected GroupScaledMatrix(int rows, int cols, int groupSize, int rowBlockBytes, int minQ, string kind, WeightArena? memory, long extraBytes = 0)
     {
         if (groupSize is not (32 or 64))
         {
@@ -60,7 +60,7 @@ public abstract unsafe class GroupScaledMatrix : IDisposable
         HeaderBytes = HeaderLength(ScaleStride);
         TileBytes = HeaderBytes + (long)TileRows * (PaddedCols / BlockCols) * rowBlockBytes;
         Tiles = (rows + TileRows - 1) / TileRows;
-        _memory = memory ?? new WeightArena(ArenaBytes(rows, cols, groupSize, rowBlockBytes));
+        _memory = memory ?? new WeightArena(ArenaBytes(rows, cols, groupSize, rowBlockBytes, extraBytes));
         _data = _memory.Take(Tiles * TileBytes);
     }
 
@@ -103,12 +103,14 @@ public abstract unsafe class GroupScaledMatrix : IDisposable
 
     internal static int PaddedColumns(int cols) => (cols + BlockCols - 1) / BlockCols * BlockCols;
 
-    /// <summary>Bytes of the one block that holds the tiles (what a repack cache stores).</summary>
-    protected static long ArenaBytes(int rows, int cols, int groupSize, int rowBlockBytes)
+    /// <summary>Bytes of the one block that holds the tiles and a subclass's <paramref name="extraBytes"/> after them
+    /// (what a repack cache stores).</summary>
+    protected static long ArenaBytes(int rows, int cols, int groupSize, int rowBlockBytes, long extraBytes = 0)
     {
         int padded = PaddedColumns(cols);
         long tileBytes = HeaderLength(StrideOfScales(padded, groupSize)) + (long)TileRows * (padded / BlockCols) * rowBlockBytes;
-        return WeightArena.SliceBytes((rows + TileRows - 1) / TileRows * tileBytes);
+        long tiles = WeightArena.SliceBytes((rows + TileRows - 1) / TileRows * tileBytes);
+        return extraBytes == 0 ? tiles : tiles + WeightArena.SliceBytes(extraBytes);
     }
 
     private static int StrideOfScales(int paddedCols, int groupSize) => (paddedCols / groupSize + 15) / 16 * 16;

@@ -27,6 +27,12 @@ namespace Halo.Engine.Weights;
 /// The kernels' offset correction sums up to 64 groups per int32 lane (Int6MatVec.Finish) at
 /// <see cref="GroupScaledMatrix.MaxCols"/>.
 /// </para>
+/// <para>
+/// After the tiles, <see cref="InputCorrections"/> [Tiles * TileRows][<see cref="Classes"/>] int32 serve the batched
+/// kernel, which multiplies signed codes (q) by unsigned inputs (x + 128): per row and column class (column mod 128,
+/// / 4, the int32 lane that sums it), 128 * sum over the class's columns of groupScale * q, what the +128 adds to
+/// the lane.
+/// </para>
 /// </summary>
 public sealed unsafe class Int6Matrix : GroupScaledMatrix
 {
@@ -37,13 +43,30 @@ public sealed unsafe class Int6Matrix : GroupScaledMatrix
     public const int MaxQ = 31;
     public const int Offset = 32;
 
+    /// <summary>Column classes: column c belongs to class (c mod 128) / 4, the int32 lane of the kernels that sums it.</summary>
+    public const int Classes = BlockCols / 4;
+
+    /// <summary>The shift that makes a signed int8 input unsigned for vpmaddubsw.</summary>
+    public const int InputShift = 128;
+
+    private readonly int* _inputCorrections;
+
+    // The group of 32 columns that class j (columns 4j..4j+3 of a half block) lies in, for the 16 classes of a half.
+    private static readonly Vector512<int> GroupOfClass = Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+
     private Int6Matrix(int rows, int cols, int groupSize, WeightArena? memory = null)
-        : base(rows, cols, groupSize, BlockBytes, MinQ, "6-bit", memory)
+        : base(rows, cols, groupSize, BlockBytes, MinQ, "6-bit", memory, CorrectionBytes(rows))
     {
+        _inputCorrections = (int*)Memory.Take(CorrectionBytes(rows));
     }
 
-    /// <summary>Bytes of the one block that holds the tiles (what a repack cache stores).</summary>
-    public static long ArenaBytes(int rows, int cols, int groupSize) => ArenaBytes(rows, cols, groupSize, BlockBytes);
+    /// <summary>Bytes of the one block that holds the tiles and the input corrections (what a repack cache stores).</summary>
+    public static long ArenaBytes(int rows, int cols, int groupSize) => ArenaBytes(rows, cols, groupSize, BlockBytes, CorrectionBytes(rows));
+
+    /// <summary>Row r's <see cref="Classes"/> input corrections (see the class summary).</summary>
+    public int* InputCorrections(int r) => _inputCorrections + (long)r * Classes;
+
+    private static long CorrectionBytes(int rows) => (long)(rows + TileRows - 1) / TileRows * TileRows * Classes * sizeof(int);
 
     /// <summary>A matrix whose tiles <paramref name="cached"/> (an arena of <see cref="ArenaBytes(int, int, int)"/> from a
     /// repack cache) holds already; disposing the matrix disposes it.</summary>
@@ -76,6 +99,11 @@ public sealed unsafe class Int6Matrix : GroupScaledMatrix
     protected override void WriteCodes(int t, int i, float* row, float* inverse)
     {
         byte* codes = stackalloc byte[BlockCols];
+
+        // Summed on the stack and stored once: a read of a fresh arena page maps the shared zero page, and the write
+        // after it then costs a TLB shootdown on every core (tripled the head's load time).
+        int* corrections = stackalloc int[Classes];
+        new Span<int>(corrections, Classes).Clear();
         for (int b = 0; b < PaddedCols / BlockCols; b++)
         {
             float* w = row + b * BlockCols;
@@ -96,7 +124,45 @@ public sealed unsafe class Int6Matrix : GroupScaledMatrix
 
             byte* block = Block(t, b);
             Pack(codes, block + i * NibbleBytes, block + TileRows * NibbleBytes + i * TopBytes);
+            AddInputCorrections(codes, b, (sbyte*)Tile(t) + TileRows * sizeof(float) + i * ScaleStride, corrections);
         }
+
+        new Span<int>(corrections, Classes).CopyTo(new Span<int>(InputCorrections(t * TileRows + i), Classes));
+    }
+
+    /// <summary>Block b's share of a row's input corrections: 128 * groupScale * q per column, into its class (4
+    /// columns of one group). With AVX-512BW the class sums of the codes come from two multiply-adds by ones and each
+    /// class's group scale from a permute, instead of 32 scalar sums per block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void AddInputCorrections(byte* codes, int b, sbyte* groupScales, int* corrections)
+    {
+        int groups = BlockCols / GroupSize;
+        if (Avx512BW.IsSupported)
+        {
+            Vector512<int> scales = Avx512F.ConvertToVector512Int32(Vector128.CreateScalar(Unsafe.ReadUnaligned<uint>(groupScales + b * groups)).AsSByte());
+            int halve = GroupSize / 64; // group of class j: 4 j / 32, or half that for groups of 64
+            AddClasses(Vector512.Load(codes), Avx512F.PermuteVar16x32(scales, GroupOfClass >>> halve), corrections);
+            AddClasses(Vector512.Load(codes + 64), Avx512F.PermuteVar16x32(scales, (GroupOfClass + Vector512.Create(2)) >>> halve), corrections + 16);
+            return;
+        }
+
+        for (int g = 0; g < groups; g++)
+        {
+            int scale = InputShift * groupScales[b * groups + g];
+            for (int j = g * GroupSize / 4; j < (g + 1) * GroupSize / 4; j++)
+            {
+                byte* c = codes + 4 * j;
+                corrections[j] += scale * (c[0] + c[1] + c[2] + c[3] - 4 * Offset);
+            }
+        }
+    }
+
+    /// <summary>16 classes' corrections += 128 * scale * (sum of their 4 codes - 4 * 32).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddClasses(Vector512<byte> codes, Vector512<int> scales, int* corrections)
+    {
+        Vector512<int> sums = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(codes, Vector512<sbyte>.One), Vector512<short>.One);
+        (Vector512.Load(corrections) + (sums - Vector512.Create(4 * Offset)) * scales * InputShift).Store(corrections);
     }
 
     /// <summary>128 codes (0..63) into one row's 4-bit plane [64] and 2-bit plane [32] of a block.</summary>

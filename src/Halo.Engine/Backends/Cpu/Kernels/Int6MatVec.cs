@@ -19,7 +19,9 @@ namespace Halo.Engine.Backends.Cpu.Kernels;
 /// its own step d * 2^k, k in 0..<see cref="MaxShift"/>, up to 16x finer than a plain int8 input's where no outlier
 /// sits, and the lanes are shifted by k once per row, in int64, after the last block. The per-block work is exactly
 /// the plain int8 input's. Lanes take at most 2 * 16002 * 127 per block: 128 blocks (16384 columns) fit in int32.
-/// dot = sum - 32 * sum_g(scale_g * sum over the group of q * 2^k) then undoes the +32 code offset.
+/// dot = sum - 32 * sum_g(scale_g * sum over the group of q * 2^k) then undoes the +32 code offset. The batched pass
+/// (<see cref="RunBatch"/>) turns the operands round, signed codes against inputs + 128 (pair sums <= 2 * 32 * 255,
+/// lanes <= 2 * 16320 * 127 per block), so that its correction depends on the row only (Int6Matrix.InputCorrections).
 /// </para>
 /// AVX-VNNI's vpdpbusd would sum 4 products before the group scale could be applied, needing a vpmulld per group
 /// instead of the vpmaddwd: no gain, so the AVX2 path uses vpmaddubsw as well.
@@ -30,7 +32,12 @@ public static unsafe class Int6MatVec
     public const int MaxShift = 4;
 
     /// <summary>Column classes: column c belongs to class (c mod 128) / 4, the int32 lane that sums it.</summary>
-    public const int Classes = Int6Matrix.BlockCols / 4;
+    public const int Classes = Int6Matrix.Classes;
+
+    // The batched pass shifts a class's int32 lanes by its k, and adds the two halves' lanes, without widening up to
+    // this many columns: a class's exact sum of q * groupScale * code is then at most 128 columns x 32 x 127 x 127,
+    // and 2 x 16 times that fits int32 (the test at the extremes overflowed at 8192).
+    private const int NarrowShiftCols = 4096;
 
     /// <summary>Tokens whose logits one pass of <see cref="RunBatch"/> over the head computes (the backend groups
     /// decoding sequences by the int8 head's batch, so the two are one number).</summary>
@@ -50,14 +57,19 @@ public static unsafe class Int6MatVec
     public static bool UseAvx2 { get; } = Avx2.IsSupported;
 
     /// <summary>
-    /// Bytes of one token's input for <paramref name="m"/> (<see cref="QuantizeInput"/>): q [PaddedCols] sbyte, k per
-    /// class [32] ulong, the group sums of q * 2^k [ScaleStride] int, the step d (float, padded to 64).
+    /// Bytes of one token's input for <paramref name="m"/> (<see cref="QuantizeInput"/>): q [PaddedCols] sbyte, the
+    /// same + 128 [PaddedCols] byte (the batched pass's unsigned input), k per class [32] ulong and [32] uint, the group
+    /// sums of q * 2^k [ScaleStride] int, the step d (float, padded to 64).
     /// </summary>
     public static int InputBytes(Int6Matrix m) => SumsAt(m) + m.ScaleStride * sizeof(int) + 64;
 
-    private static int SumsAt(Int6Matrix m) => m.PaddedCols + Classes * sizeof(ulong);
+    private static int SumsAt(Int6Matrix m) => 2 * m.PaddedCols + Classes * (sizeof(ulong) + sizeof(uint));
 
-    private static ulong* Shifts(Int6Matrix m, byte* input) => (ulong*)(input + m.PaddedCols);
+    private static byte* Unsigned(Int6Matrix m, byte* input) => input + m.PaddedCols;
+
+    private static ulong* Shifts(Int6Matrix m, byte* input) => (ulong*)(input + 2 * m.PaddedCols);
+
+    private static uint* NarrowShifts(Int6Matrix m, byte* input) => (uint*)(Shifts(m, input) + Classes);
 
     private static float Step(Int6Matrix m, byte* input) => *(float*)(input + InputBytes(m) - 64);
 
@@ -70,7 +82,9 @@ public static unsafe class Int6MatVec
     public static void QuantizeInput(Int6Matrix m, float* h, int n, byte* input)
     {
         sbyte* q = (sbyte*)input;
+        byte* u = Unsigned(m, input);
         ulong* shifts = Shifts(m, input);
+        uint* narrowShifts = NarrowShifts(m, input);
         int* sums = (int*)(input + SumsAt(m));
         float amax = 0f;
         float* classMax = stackalloc float[Classes];
@@ -92,12 +106,14 @@ public static unsafe class Int6MatVec
             }
 
             shifts[j] = (ulong)shift;
+            narrowShifts[j] = (uint)shift;
             inverse[j] = amax > 0 ? (127 << (MaxShift - shift)) / amax : 0f;
         }
 
         for (int i = 0; i < m.PaddedCols; i++)
         {
             q[i] = i < n ? (sbyte)Math.Clamp((int)MathF.Round(h[i] * inverse[i % Int6Matrix.BlockCols / 4]), -127, 127) : (sbyte)0;
+            u[i] = (byte)(q[i] + Int6Matrix.InputShift);
         }
 
         for (int g = 0; g < m.ScaleStride; g++)
@@ -227,11 +243,14 @@ public static unsafe class Int6MatVec
     }
 
     /// <summary>
-    /// Row <paramref name="row"/>'s logit for each of the <see cref="BatchTokens"/> tokens: code * q * scale products
-    /// summed in two accumulators per token, then finished for all tokens together (<see cref="FinishRow"/>). A method
-    /// of its own, loop-invariant vectors read into locals first, so that the JIT keeps the 16 accumulators, the codes
-    /// and the scales in registers (inside the tile and row loops it kept the accumulators on the stack and tested
-    /// the static fields' class initialisation every block, at a third of the speed).
+    /// Row <paramref name="row"/>'s logit for each of the <see cref="BatchTokens"/> tokens: signed codes (q = code - 32)
+    /// times the tokens' unsigned inputs (x + 128) times the group scales, summed in two accumulators per token; then
+    /// each lane less its class's input correction (what the + 128 added), shifted by its class's k and reduced for
+    /// all tokens together (<see cref="FinishRow"/>). Signed codes move the correction from the tokens (a group-sum
+    /// product per token and row, 40 vpmulld a row) to the rows, where it is computed once, when the head is built.
+    /// A method of its own, loop-invariant vectors read into locals first, so that the JIT keeps the 16 accumulators,
+    /// the codes and the scales in registers (inside the tile and row loops it kept the accumulators on the stack and
+    /// tested the static fields' class initialisation every block, at a third of the speed).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void RowBatch(Int6Matrix m, BatchRow row, byte* inputs, long stride, float* steps, float** y)
@@ -241,10 +260,11 @@ public static unsafe class Int6MatVec
         GroupScaleLanes.Avx512Controls(m.GroupSize, out Vector512<byte> lowControl, out Vector512<byte> highControl);
         Vector512<byte> lowScale = lowControl, highScale = highControl; // copies the JIT can keep in registers
         Vector512<ushort> lowShift = LowShift, highShift = HighShift;
+        Vector512<byte> offset = Vector512.Create((byte)Int6Matrix.Offset);
         byte* block = row.TileBlocks;
         byte* scales = row.GroupScales;
         int i = row.Index;
-        sbyte* x = (sbyte*)inputs;
+        byte* x = Unsigned(m, inputs);
         Vector512<int> l0 = default, l1 = default, l2 = default, l3 = default, l4 = default, l5 = default, l6 = default, l7 = default;
         Vector512<int> h0 = default, h1 = default, h2 = default, h3 = default, h4 = default, h5 = default, h6 = default, h7 = default;
         for (int b = 0; b < blocks; b++)
@@ -252,34 +272,55 @@ public static unsafe class Int6MatVec
             Sse.Prefetch0(block + row.Prefetch);
             Sse.Prefetch0(block + row.Prefetch + 64);
             Codes(block + i * Int6Matrix.NibbleBytes, block + TopPlane + i * Int6Matrix.TopBytes, lowShift, highShift, out Vector512<byte> low, out Vector512<byte> high);
+            Vector512<sbyte> qLow = (low - offset).AsSByte(), qHigh = (high - offset).AsSByte();
             GroupScaleLanes.Avx512Scales(scales, lowScale, highScale, out Vector512<short> sLow, out Vector512<short> sHigh);
-            Token(low, high, x, sLow, sHigh, ref l0, ref h0);
-            Token(low, high, x + stride, sLow, sHigh, ref l1, ref h1);
-            Token(low, high, x + 2 * stride, sLow, sHigh, ref l2, ref h2);
-            Token(low, high, x + 3 * stride, sLow, sHigh, ref l3, ref h3);
-            Token(low, high, x + 4 * stride, sLow, sHigh, ref l4, ref h4);
-            Token(low, high, x + 5 * stride, sLow, sHigh, ref l5, ref h5);
-            Token(low, high, x + 6 * stride, sLow, sHigh, ref l6, ref h6);
-            Token(low, high, x + 7 * stride, sLow, sHigh, ref l7, ref h7);
+            Token(qLow, qHigh, x, sLow, sHigh, ref l0, ref h0);
+            Token(qLow, qHigh, x + stride, sLow, sHigh, ref l1, ref h1);
+            Token(qLow, qHigh, x + 2 * stride, sLow, sHigh, ref l2, ref h2);
+            Token(qLow, qHigh, x + 3 * stride, sLow, sHigh, ref l3, ref h3);
+            Token(qLow, qHigh, x + 4 * stride, sLow, sHigh, ref l4, ref h4);
+            Token(qLow, qHigh, x + 5 * stride, sLow, sHigh, ref l5, ref h5);
+            Token(qLow, qHigh, x + 6 * stride, sLow, sHigh, ref l6, ref h6);
+            Token(qLow, qHigh, x + 7 * stride, sLow, sHigh, ref l7, ref h7);
             block += R * Int6Matrix.BlockBytes;
             scales += groupsPerBlock;
             x += Int6Matrix.BlockCols;
         }
 
-        FinishRow(m, row, inputs, stride, steps, y,
-            ClassSum(l0, h0, Shifts(m, inputs)), ClassSum(l1, h1, Shifts(m, inputs + stride)),
-            ClassSum(l2, h2, Shifts(m, inputs + 2 * stride)), ClassSum(l3, h3, Shifts(m, inputs + 3 * stride)),
-            ClassSum(l4, h4, Shifts(m, inputs + 4 * stride)), ClassSum(l5, h5, Shifts(m, inputs + 5 * stride)),
-            ClassSum(l6, h6, Shifts(m, inputs + 6 * stride)), ClassSum(l7, h7, Shifts(m, inputs + 7 * stride)));
+        int* corrections = m.InputCorrections(row.Row);
+        Vector512<int> cLow = Vector512.Load(corrections), cHigh = Vector512.Load(corrections + 16);
+        FinishRow(row, steps, y, Transpose8(
+            ClassDot(m, l0, h0, cLow, cHigh, inputs), ClassDot(m, l1, h1, cLow, cHigh, inputs + stride),
+            ClassDot(m, l2, h2, cLow, cHigh, inputs + 2 * stride), ClassDot(m, l3, h3, cLow, cHigh, inputs + 3 * stride),
+            ClassDot(m, l4, h4, cLow, cHigh, inputs + 4 * stride), ClassDot(m, l5, h5, cLow, cHigh, inputs + 5 * stride),
+            ClassDot(m, l6, h6, cLow, cHigh, inputs + 6 * stride), ClassDot(m, l7, h7, cLow, cHigh, inputs + 7 * stride)));
     }
 
-    /// <summary>A row's block against one token's input x (128 columns): its low and high halves into their accumulators.</summary>
+    /// <summary>A row's block against one token's unsigned input x (128 columns): its low and high halves into their accumulators.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Token(Vector512<byte> low, Vector512<byte> high, sbyte* x, Vector512<short> sLow, Vector512<short> sHigh,
+    private static void Token(Vector512<sbyte> low, Vector512<sbyte> high, byte* x, Vector512<short> sLow, Vector512<short> sHigh,
         ref Vector512<int> lowSum, ref Vector512<int> highSum)
     {
-        lowSum += Half(low, Vector512.Load(x), sLow);
-        highSum += Half(high, Vector512.Load(x + 64), sHigh);
+        lowSum += Half(Vector512.Load(x), low, sLow);
+        highSum += Half(Vector512.Load(x + 64), high, sHigh);
+    }
+
+    /// <summary>
+    /// A token's 32 class lanes (low: classes 0..15, high: 16..31) less the row's input corrections, each shifted left by
+    /// its k, as 8 int64 partial sums: in int32 up to <see cref="NarrowShiftCols"/> columns, widened first beyond.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<long> ClassDot(Int6Matrix m, Vector512<int> low, Vector512<int> high, Vector512<int> cLow, Vector512<int> cHigh, byte* input)
+    {
+        if (m.PaddedCols > NarrowShiftCols)
+        {
+            return ClassSum(low - cLow, high - cHigh, Shifts(m, input));
+        }
+
+        uint* k = NarrowShifts(m, input);
+        Vector512<int> shifted = Avx512F.ShiftLeftLogicalVariable(low - cLow, Vector512.Load(k))
+            + Avx512F.ShiftLeftLogicalVariable(high - cHigh, Vector512.Load(k + 16));
+        return Vector512.WidenLower(shifted) + Vector512.WidenUpper(shifted);
     }
 
     /// <summary>A token's 32 class lanes (low: classes 0..15, high: 16..31), each shifted left by its k, as 8 int64 partial sums.</summary>
@@ -290,47 +331,16 @@ public static unsafe class Int6MatVec
         + (Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(high.GetLower()), Vector512.Load(k + 16))
             + Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(high.GetUpper()), Vector512.Load(k + 24)));
 
-    /// <summary>
-    /// The row's 8 logits from each token's partial sums a: less 32 times sum_g(scale_g * group sum of q * 2^k) (the +32
-    /// code offset, the row's group scales widened once for all tokens, 16 groups per vector: ScaleStride is a multiple
-    /// of 16), the 8 tokens' partial sums reduced together (<see cref="Transpose8"/>), then scaled by the row's scale
-    /// times each token's step.
-    /// </summary>
+    /// <summary>The row's 8 logits from the tokens' exact dots (<see cref="Transpose8"/>): times the row's scale and each token's step.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FinishRow(Int6Matrix m, BatchRow row, byte* inputs, long stride, float* steps, float** y,
-        Vector512<long> a0, Vector512<long> a1, Vector512<long> a2, Vector512<long> a3,
-        Vector512<long> a4, Vector512<long> a5, Vector512<long> a6, Vector512<long> a7)
+    private static void FinishRow(BatchRow row, float* steps, float** y, Vector512<long> dots)
     {
-        // An offset lane sums at most MaxCols / 32 / 16 = 32 products of at most 127 * 65024: int32 holds it.
-        int* groupSums = (int*)(inputs + SumsAt(m));
-        Vector512<int> o0 = default, o1 = default, o2 = default, o3 = default, o4 = default, o5 = default, o6 = default, o7 = default;
-        for (int g = 0; g < m.ScaleStride; g += 16)
-        {
-            Vector512<int> s = Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)row.GroupScales + g));
-            byte* at = (byte*)(groupSums + g);
-            o0 += s * Vector512.Load((int*)at);
-            o1 += s * Vector512.Load((int*)(at + stride));
-            o2 += s * Vector512.Load((int*)(at + 2 * stride));
-            o3 += s * Vector512.Load((int*)(at + 3 * stride));
-            o4 += s * Vector512.Load((int*)(at + 4 * stride));
-            o5 += s * Vector512.Load((int*)(at + 5 * stride));
-            o6 += s * Vector512.Load((int*)(at + 6 * stride));
-            o7 += s * Vector512.Load((int*)(at + 7 * stride));
-        }
-
-        Vector512<long> dots = Transpose8(
-            a0 - Offset(o0), a1 - Offset(o1), a2 - Offset(o2), a3 - Offset(o3),
-            a4 - Offset(o4), a5 - Offset(o5), a6 - Offset(o6), a7 - Offset(o7));
         Vector256<float> logits = Avx512DQ.ConvertToVector256Single(dots) * (Vector256.Load(steps) * row.Scale);
         for (int k = 0; k < BatchTokens; k++)
         {
             y[k][row.Row] = logits.GetElement(k);
         }
     }
-
-    /// <summary>32 times an offset vector's lanes, widened to 8 int64 partial sums.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<long> Offset(Vector512<int> o) => (Vector512.WidenLower(o) + Vector512.WidenUpper(o)) * Int6Matrix.Offset;
 
     /// <summary>
     /// Lane k of the result = the sum of the 8 lanes of a_k: pairs of lanes first (unpack), then 128-bit lanes
@@ -363,10 +373,13 @@ public static unsafe class Int6MatVec
         high += Half(highCodes, x1, sHigh);
     }
 
-    /// <summary>64 codes against 64 inputs, pair sums times their group scales: 16 int32 lanes of 4 columns each.</summary>
+    /// <summary>
+    /// 64 unsigned bytes against 64 signed ones (codes against inputs, or in the batched pass unsigned inputs against
+    /// signed codes), pair sums times their group scales: 16 int32 lanes of 4 columns each.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> Half(Vector512<byte> codes, Vector512<sbyte> x, Vector512<short> scales) =>
-        Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(codes, x), scales);
+    private static Vector512<int> Half(Vector512<byte> unsigned, Vector512<sbyte> signed, Vector512<short> scales) =>
+        Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(unsigned, signed), scales);
 
     /// <summary>The row's sum: lane j of the low (high) accumulator holds class j (16 + j), shifted left by its k.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -58,7 +58,7 @@ public sealed unsafe class Int6MatVecTests
         }
 
         const int rows = 4, cols = Int6Matrix.MaxCols;
-        using var source = ExtremeMatrix();
+        using var source = ExtremeMatrix(cols);
         using Int6Matrix m = Int6Matrix.Quantize(source.Dense, rows, 32);
         var h = new float[cols];
         for (int i = 0; i < cols; i++)
@@ -94,11 +94,14 @@ public sealed unsafe class Int6MatVecTests
     }
 
     /// <summary>The batched kernel at the extremes of the widest row (every input at +-127, the class shifts at their
-    /// largest), against the one-token kernel that <see cref="Run_ExtremeCodesAtMaxCols_DoesNotOverflow"/> checks.</summary>
-    [Fact]
-    public void RunBatch_ExtremeCodesAtMaxCols_EqualsOneTokenAtATime()
+    /// largest), against the one-token kernel that <see cref="Run_ExtremeCodesAtMaxCols_DoesNotOverflow"/> checks;
+    /// 4096 columns are the widest whose class shifts stay in int32.</summary>
+    [Theory]
+    [InlineData(Int6Matrix.MaxCols)]
+    [InlineData(4096)]
+    public void RunBatch_ExtremeCodesAtMaxCols_EqualsOneTokenAtATime(int cols)
     {
-        using var source = ExtremeMatrix();
+        using var source = ExtremeMatrix(cols);
         using Int6Matrix m = Int6Matrix.Quantize(source.Dense, 4, 32);
 
         // Both signs across the tokens.
@@ -158,9 +161,9 @@ public sealed unsafe class Int6MatVecTests
         }
     }
 
-    /// <summary>4 rows of <see cref="Int6Matrix.MaxCols"/>: row 0 every weight the group extreme -1 (code -32); row 1
-    /// +1 with one -1.0001 per group (codes 31); rows 2, 3 mixed signs.</summary>
-    private static TestMatrix ExtremeMatrix() => new(4, Int6Matrix.MaxCols, seed: 1, GgmlType.F32, (r, c) => r switch
+    /// <summary>4 rows of <paramref name="cols"/>: row 0 every weight the group extreme -1 (code -32); row 1 +1 with one
+    /// -1.0001 per group (codes 31); rows 2, 3 mixed signs.</summary>
+    private static TestMatrix ExtremeMatrix(int cols) => new(4, cols, seed: 1, GgmlType.F32, (r, c) => r switch
     {
         0 => -1f,
         1 => c % 32 == 0 ? -1.0001f : 1f,
@@ -259,8 +262,8 @@ public sealed unsafe class Int6MatVecTests
 
         public int Q(int c) => ((sbyte*)Data)[c];
 
-        /// <summary>k of column class j: the ulongs after the q codes.</summary>
-        public int Shift(int j) => (int)((ulong*)(Data + _m.PaddedCols))[j];
+        /// <summary>k of column class j: the ulongs after the q codes and their unsigned copies (q + 128).</summary>
+        public int Shift(int j) => (int)((ulong*)(Data + 2 * _m.PaddedCols))[j];
 
         /// <summary>sum over columns of code * groupScale * q * 2^k of the column's class, in exact integers.</summary>
         public long ExactDot(Int6Matrix m, int r)
