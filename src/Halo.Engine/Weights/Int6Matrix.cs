@@ -29,9 +29,9 @@ namespace Halo.Engine.Weights;
 /// </para>
 /// <para>
 /// After the tiles, <see cref="InputCorrections"/> [Tiles * TileRows][<see cref="Classes"/>] int32 serve the batched
-/// kernel, which multiplies signed codes (q) by unsigned inputs (x + 128): per row and column class (column mod 128,
-/// / 4, the int32 lane that sums it), 128 * sum over the class's columns of groupScale * q, what the +128 adds to
-/// the lane.
+/// kernel, which multiplies signed codes (q) by unsigned inputs (x + 128), and pairs each 16 columns of a block with
+/// the next 16 of the same group (<see cref="PairedColumn"/>): per row and column class (<see cref="ClassOf"/>, the
+/// int32 lane that sums it), 128 * sum over the class's columns of groupScale * q, what the +128 adds to the lane.
 /// </para>
 /// </summary>
 public sealed unsafe class Int6Matrix : GroupScaledMatrix
@@ -43,16 +43,16 @@ public sealed unsafe class Int6Matrix : GroupScaledMatrix
     public const int MaxQ = 31;
     public const int Offset = 32;
 
-    /// <summary>Column classes: column c belongs to class (c mod 128) / 4, the int32 lane of the kernels that sums it.</summary>
-    public const int Classes = BlockCols / 4;
+    /// <summary>Column classes of a block: 8 columns each, those that one int32 lane of the batched kernel sums.</summary>
+    public const int Classes = BlockCols / 8;
 
     /// <summary>The shift that makes a signed int8 input unsigned for vpmaddubsw.</summary>
     public const int InputShift = 128;
 
     private readonly int* _inputCorrections;
 
-    // The group of 32 columns that class j (columns 4j..4j+3 of a half block) lies in, for the 16 classes of a half.
-    private static readonly Vector512<int> GroupOfClass = Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    // The group of 32 columns that class j (lanes 4 (j / 4) .. of a paired half) lies in.
+    private static readonly Vector512<int> GroupOfClass = Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
 
     private Int6Matrix(int rows, int cols, int groupSize, WeightArena? memory = null)
         : base(rows, cols, groupSize, BlockBytes, MinQ, "6-bit", memory, CorrectionBytes(rows))
@@ -62,6 +62,17 @@ public sealed unsafe class Int6Matrix : GroupScaledMatrix
 
     /// <summary>Bytes of the one block that holds the tiles and the input corrections (what a repack cache stores).</summary>
     public static long ArenaBytes(int rows, int cols, int groupSize) => ArenaBytes(rows, cols, groupSize, BlockBytes, CorrectionBytes(rows));
+
+    /// <summary>
+    /// The column (0..127) of a block at place a of the batched kernel's order: places 0..63 hold the even 16-column
+    /// runs (columns 0..15, 32..47, 64..79, 96..111), places 64..127 the odd ones, so that the two halves' 128-bit
+    /// lanes cover the same group and their vpmaddubsw pair sums can be added before one vpmaddwd by the group scale.
+    /// </summary>
+    public static int PairedColumn(int a) => 32 * (a % 64 / 16) + 16 * (a / 64) + a % 16;
+
+    /// <summary>The class of column c: its place's 4-byte lane in either half (4 columns of an even run, the 4
+    /// columns 16 further on).</summary>
+    public static int ClassOf(int c) => c % BlockCols / 32 * 4 + c % 16 / 4;
 
     /// <summary>Row r's <see cref="Classes"/> input corrections (see the class summary).</summary>
     public int* InputCorrections(int r) => _inputCorrections + (long)r * Classes;
@@ -130,39 +141,29 @@ public sealed unsafe class Int6Matrix : GroupScaledMatrix
         new Span<int>(corrections, Classes).CopyTo(new Span<int>(InputCorrections(t * TileRows + i), Classes));
     }
 
-    /// <summary>Block b's share of a row's input corrections: 128 * groupScale * q per column, into its class (4
-    /// columns of one group). With AVX-512BW the class sums of the codes come from two multiply-adds by ones and each
-    /// class's group scale from a permute, instead of 32 scalar sums per block.</summary>
+    /// <summary>Block b's share of a row's input corrections: 128 * groupScale * q per column, into its class (8
+    /// columns of one group). With AVX-512BW the class sums of the codes come from multiply-adds by ones on the two
+    /// paired halves and each class's group scale from a permute, instead of 16 scalar sums per block.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void AddInputCorrections(byte* codes, int b, sbyte* groupScales, int* corrections)
     {
         int groups = BlockCols / GroupSize;
         if (Avx512BW.IsSupported)
         {
+            Vector512<byte> low = Vector512.Load(codes), high = Vector512.Load(codes + 64);
+            Vector512<byte> even = Avx512F.Shuffle4x128(low.AsUInt64(), high.AsUInt64(), 0b10_00_10_00).AsByte(), odd = Avx512F.Shuffle4x128(low.AsUInt64(), high.AsUInt64(), 0b11_01_11_01).AsByte();
+            Vector512<short> pairs = Avx512BW.MultiplyAddAdjacent(even, Vector512<sbyte>.One) + Avx512BW.MultiplyAddAdjacent(odd, Vector512<sbyte>.One);
+            Vector512<int> sums = Avx512BW.MultiplyAddAdjacent(pairs, Vector512<short>.One) - Vector512.Create(8 * Offset);
             Vector512<int> scales = Avx512F.ConvertToVector512Int32(Vector128.CreateScalar(Unsafe.ReadUnaligned<uint>(groupScales + b * groups)).AsSByte());
-            int halve = GroupSize / 64; // group of class j: 4 j / 32, or half that for groups of 64
-            AddClasses(Vector512.Load(codes), Avx512F.PermuteVar16x32(scales, GroupOfClass >>> halve), corrections);
-            AddClasses(Vector512.Load(codes + 64), Avx512F.PermuteVar16x32(scales, (GroupOfClass + Vector512.Create(2)) >>> halve), corrections + 16);
+            Vector512<int> classScales = Avx512F.PermuteVar16x32(scales, GroupOfClass >>> (GroupSize / 64));
+            (Vector512.Load(corrections) + sums * classScales * InputShift).Store(corrections);
             return;
         }
 
-        for (int g = 0; g < groups; g++)
+        for (int j = 0; j < BlockCols; j++)
         {
-            int scale = InputShift * groupScales[b * groups + g];
-            for (int j = g * GroupSize / 4; j < (g + 1) * GroupSize / 4; j++)
-            {
-                byte* c = codes + 4 * j;
-                corrections[j] += scale * (c[0] + c[1] + c[2] + c[3] - 4 * Offset);
-            }
+            corrections[ClassOf(j)] += InputShift * groupScales[(b * BlockCols + j) / GroupSize] * (codes[j] - Offset);
         }
-    }
-
-    /// <summary>16 classes' corrections += 128 * scale * (sum of their 4 codes - 4 * 32).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddClasses(Vector512<byte> codes, Vector512<int> scales, int* corrections)
-    {
-        Vector512<int> sums = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(codes, Vector512<sbyte>.One), Vector512<short>.One);
-        (Vector512.Load(corrections) + (sums - Vector512.Create(4 * Offset)) * scales * InputShift).Store(corrections);
     }
 
     /// <summary>128 codes (0..63) into one row's 4-bit plane [64] and 2-bit plane [32] of a block.</summary>

@@ -87,7 +87,7 @@ public sealed unsafe class Int6MatrixTests
     [Fact]
     public void ArenaBytes_TwoBillionShapes_AreSixPointThreeBitsPerWeight()
     {
-        // The tiles, what a one-token pass streams, plus the batched pass's input corrections (32 int32 a row, 0.4 bits
+        // The tiles, what a one-token pass streams, plus the batched pass's input corrections (16 int32 a row, 0.2 bits
         // a weight at 2560 columns, read once per row by the batched pass only).
         long corrections = 128256L * Int6Matrix.Classes * sizeof(int);
         long bytes = Int6Matrix.ArenaBytes(128256, 2560, 32) - corrections;

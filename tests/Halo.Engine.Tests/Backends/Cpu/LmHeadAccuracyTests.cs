@@ -33,8 +33,9 @@ namespace Halo.Engine.Tests.Backends.Cpu;
 /// (max|w_group| / 32) even on these rows with outliers: 1.8% (measured on 2048 of these rows). With the plain int8
 /// input the other heads use, int6 measured 0.46 / 100% / KL 1.54e-3 here, on the floor that input sets (int8:
 /// 0.46 / 95.8% / 1.48e-3); the 6-bit head's input takes its step per class of columns instead (up to 16x finer
-/// where no outlier sits, Int6MatVec.QuantizeInput), which removes most of that floor: 0.21 / 100% / 4.9e-4 (group
-/// 64: 0.23 / 100% / 6.9e-4), a third of int8's KL. On the tiny model, whose uniform weights and mild states leave
+/// where no outlier sits, Int6MatVec.QuantizeInput), which removes most of that floor: 0.19 / 100% / 5.5e-4 (group
+/// 64: 0.23 / 100% / 7.7e-4), a third of int8's KL. (With 32 classes of 4 columns per block instead of 16 of 8, before
+/// the batched kernel paired its column runs, it was 0.21 / 100% / 4.9e-4.) On the tiny model, whose uniform weights and mild states leave
 /// the weights' rounding as the main error, int6 is 0.060 / 100% / 2.9e-4 against int8's 0.032 / 100% / 2.6e-5.
 /// </para>
 /// </summary>

@@ -14,6 +14,7 @@ internal static unsafe class GroupScaleLanes
 {
     private static readonly Vector512<byte> Low32 = Control512(32, 0), High32 = Control512(32, 64);
     private static readonly Vector512<byte> Low64 = Control512(64, 0), High64 = Control512(64, 64);
+    private static readonly Vector512<byte> Paired32 = PairedControl512(32), Paired64 = PairedControl512(64);
     private static readonly Vector256<byte> Broadcast0 = Control256(0), Broadcast1 = Control256(1);
     private static readonly Vector256<byte> Broadcast2 = Control256(2), Broadcast3 = Control256(3);
 
@@ -33,6 +34,17 @@ internal static unsafe class GroupScaleLanes
         sLow = Avx512BW.ShiftRightArithmetic(Avx512BW.Shuffle(s, low).AsInt16(), 8);
         sHigh = Avx512BW.ShiftRightArithmetic(Avx512BW.Shuffle(s, high).AsInt16(), 8);
     }
+
+    /// <summary>
+    /// AVX-512, the 6-bit head's paired layout (Int6Matrix.PairedColumn): 128-bit lane L of a pair-sum vector covers
+    /// columns 32 L .. 32 L + 31 of the block, one group.
+    /// </summary>
+    public static Vector512<byte> Avx512PairedControl(int groupSize) => groupSize == 32 ? Paired32 : Paired64;
+
+    /// <summary>The block's group scales as sign-extended int16 lanes of a paired pair-sum vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<short> Avx512PairedScales(byte* scales, Vector512<byte> control) =>
+        Avx512BW.ShiftRightArithmetic(Avx512BW.Shuffle(Vector512.Create(Unsafe.ReadUnaligned<uint>(scales)).AsByte(), control).AsInt16(), 8);
 
     /// <summary>AVX2: a 256-bit vector of pair sums covers 32 columns, one group; the four quarters of a block (columns
     /// 0, 32, 64, 96) take the scale of the group they start in.</summary>
@@ -59,6 +71,18 @@ internal static unsafe class GroupScaleLanes
             {
                 c[lane * 16 + k] = (byte)((firstCol + lane * 16) / groupSize);
             }
+        }
+
+        return Vector512.Create(c);
+    }
+
+    /// <summary>vpshufb control: every int16 lane of 128-bit lane L gets (twice) the scale byte of the group holding column 32 L.</summary>
+    private static Vector512<byte> PairedControl512(int groupSize)
+    {
+        var c = new byte[64];
+        for (int lane = 0; lane < 4; lane++)
+        {
+            c.AsSpan(lane * 16, 16).Fill((byte)(lane * 32 / groupSize));
         }
 
         return Vector512.Create(c);
