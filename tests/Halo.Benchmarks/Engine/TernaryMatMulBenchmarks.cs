@@ -138,7 +138,7 @@ public unsafe class AttentionBenchmarks
     private float* _scores;
     private float* _output;
 
-    [Params(512, 4096)]
+    [Params(64, 512, 4096)]
     public int Positions { get; set; }
 
     [Params(512, 256)]
