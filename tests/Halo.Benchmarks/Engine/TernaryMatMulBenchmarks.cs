@@ -115,7 +115,7 @@ public unsafe class TernaryMatMulBenchmarks
         }
         finally
         {
-            TernaryMatMul.UseVnni512 = Vnni512Kernels.TernaryFourTokenTiles != null;
+            TernaryMatMul.UseVnni512 = Vnni512Kernels.Usable;
         }
     }
 
@@ -290,7 +290,7 @@ public unsafe class LmHeadBenchmarks
         }
         finally
         {
-            Int8MatVec.UseVnni512 = Vnni512Kernels.Int8HeadEightTokensTwoRows != null;
+            Int8MatVec.UseVnni512 = Vnni512Kernels.Usable;
         }
     }
 

@@ -243,7 +243,7 @@ public sealed unsafe class CpuBackend : IBackend
 
     private static string SimdName() =>
         TernaryMatMul.UseAvx512 && TernaryMatMul.UseVnni512 ? "AVX-512BW, VNNI GEMM"
-        : TernaryMatMul.UseAvx512 ? $"AVX-512BW ({Vnni512Kernels.Status})"
+        : TernaryMatMul.UseAvx512 ? "AVX-512BW"
         : TernaryMatMul.UseAvx2 ? "AVX2" : "Vector128";
 
     private static string CpuName()

@@ -16,11 +16,8 @@ public static unsafe class Int8MatVec
 
     public static bool UseAvx2 { get; set; } = Avx2.IsSupported;
 
-    /// <summary>The 8-token pass runs <see cref="Vnni512Kernels"/>'s zmm kernel, where it could be assembled (tests turn it off).</summary>
-    public static bool UseVnni512 { get; set; } = Vnni512Kernels.Int8HeadEightTokensTwoRows != null;
-
-    private static readonly delegate* unmanaged[SuppressGCTransition]<sbyte*, long, byte*, long, int*, void> Vnni512EightTokensTwoRows =
-        Vnni512Kernels.Int8HeadEightTokensTwoRows;
+    /// <summary>The 8-token pass runs <see cref="Vnni512Kernels"/>'s zmm kernel where they can be used (tests turn it off).</summary>
+    public static bool UseVnni512 { get; set; } = Vnni512Kernels.Usable;
 
     // Rows per call of the zmm kernel: their dots (8 ints each) sit on the stack until they are scaled.
     private const int Vnni512Rows = 64;
@@ -98,9 +95,10 @@ public static unsafe class Int8MatVec
     public static void RunBatch(Int8Matrix m, byte* u, sbyte* q, float* d, float** y, int n, int rowStart, int rowEnd)
     {
         int cols = m.Cols;
-        if (UseVnni512 && cols % 64 == 0 && n == BatchTokens)
+        var vnni512 = UseVnni512 ? Vnni512Kernels.Int8HeadEightTokensTwoRows : null;
+        if (vnni512 != null && cols % 64 == 0 && n == BatchTokens)
         {
-            RunBatchVnni512(m, u, q, d, y, rowStart, rowEnd);
+            RunBatchVnni512(vnni512, m, u, q, d, y, rowStart, rowEnd);
             return;
         }
 
@@ -152,7 +150,8 @@ public static unsafe class Int8MatVec
     /// <see cref="RunBatch"/> by the zmm kernel, <see cref="Vnni512Rows"/> rows per call, each row's 8 dots then
     /// shifted back and scaled in one vector; an odd last row goes one token at a time.
     /// </summary>
-    private static void RunBatchVnni512(Int8Matrix m, byte* u, sbyte* q, float* d, float** y, int rowStart, int rowEnd)
+    private static void RunBatchVnni512(delegate* unmanaged[SuppressGCTransition]<sbyte*, long, byte*, long, int*, void> kernel,
+        Int8Matrix m, byte* u, sbyte* q, float* d, float** y, int rowStart, int rowEnd)
     {
         int* dots = stackalloc int[Vnni512Rows * BatchTokens];
         Vector256<float> tokenScales = Vector256.Load(d);
@@ -160,7 +159,7 @@ public static unsafe class Int8MatVec
         for (; r0 + 1 < rowEnd; r0 += Vnni512Rows)
         {
             int rows = Math.Min(Vnni512Rows, rowEnd - r0) & ~1;
-            Vnni512EightTokensTwoRows(m.Q + (long)r0 * m.Cols, rows / 2, u, m.Cols, dots);
+            kernel(m.Q + (long)r0 * m.Cols, rows / 2, u, m.Cols, dots);
             for (int i = 0; i < rows; i++)
             {
                 int r = r0 + i;

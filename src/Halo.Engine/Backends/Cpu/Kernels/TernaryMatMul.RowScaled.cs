@@ -27,11 +27,8 @@ public static unsafe partial class TernaryMatMul
     /// <summary>AVX-VNNI multiplies and accumulates into 32 bits in one instruction (tests turn it off).</summary>
     public static bool UseAvxVnni { get; set; } = AvxVnni.IsSupported;
 
-    /// <summary>The GEMM's micro-kernel is <see cref="Vnni512Kernels"/>'s, where it could be assembled (tests turn it off).</summary>
-    public static bool UseVnni512 { get; set; } = Vnni512Kernels.TernaryFourTokenTiles != null;
-
-    private static readonly delegate* unmanaged[SuppressGCTransition]<byte*, long, long, sbyte*, long, int*, void> Vnni512FourTokenTiles =
-        Vnni512Kernels.TernaryFourTokenTiles;
+    /// <summary>The GEMM's micro-kernel is <see cref="Vnni512Kernels"/>'s where they can be used (tests turn it off).</summary>
+    public static bool UseVnni512 { get; set; } = Vnni512Kernels.Usable;
 
     // Tiles per call of a GEMM tiles kernel: their dots (16 ints each) wait on the stack to be scaled.
     private const int TilesPerCall = 16;
@@ -92,9 +89,18 @@ public static unsafe partial class TernaryMatMul
 
     private static byte* TileCodes(TernaryMatrix w, int tile) => w.Codes + (long)tile * w.Blocks * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
 
-    /// <summary>The GEMM's tiles with <see cref="Vnni512Kernels.TernaryFourTokenTiles"/>.</summary>
-    private static void FourTokenTilesVnni512(byte* tileCodes, int tiles, int blocks, sbyte* q, int cols, int* dots) =>
-        Vnni512FourTokenTiles(tileCodes, tiles, blocks, q, cols, dots);
+    /// <summary>The GEMM's tiles with <see cref="Vnni512Kernels.TernaryFourTokenTiles"/> (AVX-512BW's if it could not be mapped).</summary>
+    private static void FourTokenTilesVnni512(byte* tileCodes, int tiles, int blocks, sbyte* q, int cols, int* dots)
+    {
+        var kernel = Vnni512Kernels.TernaryFourTokenTiles;
+        if (kernel == null)
+        {
+            FourTokenTilesAvx512(tileCodes, tiles, blocks, q, cols, dots);
+            return;
+        }
+
+        kernel(tileCodes, tiles, blocks, q, cols, dots);
+    }
 
     /// <summary>The GEMM's tiles with AVX-512BW: two rows per call of <see cref="FourTokensTwoRows"/>.</summary>
     private static void FourTokenTilesAvx512(byte* tileCodes, int tiles, int blocks, sbyte* q, int cols, int* dots)

@@ -48,6 +48,13 @@ public static unsafe partial class Vnni512Kernels
     /// <summary>AVX-512 VNNI: CPUID leaf 7, ECX bit 11 (the OS's zmm state is implied by AVX-512BW).</summary>
     public static bool CpuSupports => Avx512BW.IsSupported && (X86Base.CpuId(7, 0).Ecx & (1 << 11)) != 0;
 
+    /// <summary>
+    /// Whether the kernels can be used here (CPU and OS), without assembling them yet: they are assembled at their
+    /// first call (about 8 ms of Iced's encoder with ReadyToRun code, 24 ms without), which a daemon's start-up never
+    /// makes (its warm-up prompt is shorter than a GEMM's token group), so READY=1 does not wait for them.
+    /// </summary>
+    public static bool Usable { get; } = CpuSupports && OperatingSystem.IsLinux();
+
     private static (nint, nint, string) Load()
     {
         if (!CpuSupports)

@@ -12,6 +12,7 @@ public sealed unsafe class Vnni512KernelsTests
         // at the vpmaddubsw kernel's speed with nothing to say so but the backend's description).
         Assert.Equal(Vnni512Kernels.CpuSupports, Vnni512Kernels.TernaryFourTokenTiles != null);
         Assert.Equal(Vnni512Kernels.CpuSupports, Vnni512Kernels.Int8HeadEightTokensTwoRows != null);
+        Assert.Equal(Vnni512Kernels.CpuSupports, Vnni512Kernels.Usable);
         Assert.Equal(Vnni512Kernels.CpuSupports, TernaryMatMul.UseVnni512);
         Assert.Equal(Vnni512Kernels.CpuSupports, Int8MatVec.UseVnni512);
         Assert.Equal(Vnni512Kernels.CpuSupports ? "AVX-512 VNNI" : "no AVX-512 VNNI", Vnni512Kernels.Status);
