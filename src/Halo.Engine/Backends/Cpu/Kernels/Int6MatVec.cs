@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Halo.Engine.Weights;
@@ -55,6 +56,12 @@ public static unsafe class Int6MatVec
     // field of its columns to bits 4..5: columns 0..31 bits 0..1 (left 4), 32..63 bits 2..3 (left 2),
     // 64..95 bits 4..5 (none), 96..127 bits 6..7 (right 2).
     private static readonly Vector512<ushort> LowShift = HalfShifts(4, 2), HighShift = HalfShifts(0, 2);
+
+    // Vnni512Kernels.Int6HeadRowPair's read-only vectors (Int6PairCall.Constants), per group size.
+    private static readonly byte* PairConstants32 = PairConstants(32), PairConstants64 = PairConstants(64);
+
+    /// <summary>The 6-bit head's batched pass runs <see cref="Vnni512Kernels"/>'s kernel where they can be used (tests turn it off).</summary>
+    public static bool UseVnni512 { get; set; } = Vnni512Kernels.Usable;
 
     public static bool UseAvx512 { get; } = Avx512BW.IsSupported;
 
@@ -227,6 +234,16 @@ public static unsafe class Int6MatVec
             steps[k] = Step(m, inputs + k * stride);
         }
 
+        var vnni512 = UseVnni512 ? Vnni512Kernels.Int6HeadRowPair : null;
+        Vector512<int>* lanes = stackalloc Vector512<int>[2 * BatchTokens];
+        Int6PairCall call = default;
+        call.ScaleStride = m.ScaleStride;
+        call.Inputs = Unsigned(m, inputs);
+        call.InputStride = stride;
+        call.Blocks = m.PaddedCols / Int6Matrix.BlockCols;
+        call.GroupsPerBlock = Int6Matrix.BlockCols / m.GroupSize;
+        call.Lanes = (int*)lanes;
+        call.Constants = m.GroupSize == 32 ? PairConstants32 : PairConstants64;
         for (int t = tileStart; t < tileEnd; t++)
         {
             byte* tile = m.Tile(t);
@@ -238,7 +255,23 @@ public static unsafe class Int6MatVec
                     ((float*)tile)[i], t * R + i, PrefetchAhead + 96 * i);
                 var second = new BatchRow(tile + m.HeaderBytes, i + 1, tile + R * sizeof(float) + (i + 1) * m.ScaleStride,
                     ((float*)tile)[i + 1], t * R + i + 1, PrefetchAhead + 96 * i);
-                RowPairBatch(m, first, second, inputs, stride, steps, y);
+                if (vnni512 != null)
+                {
+                    call.Nibbles = first.TileBlocks + i * Int6Matrix.NibbleBytes;
+                    call.Top = first.TileBlocks + TopPlane + i * Int6Matrix.TopBytes;
+                    call.Scales = first.GroupScales;
+                    vnni512(&call);
+                }
+                else
+                {
+                    RowPairBatch(m, first, second, inputs, stride, lanes);
+                }
+
+                FinishRow(m, first, inputs, stride, steps, y, lanes);
+                if (second.Row < m.Rows)
+                {
+                    FinishRow(m, second, inputs, stride, steps, y, lanes + BatchTokens);
+                }
             }
         }
     }
@@ -277,7 +310,7 @@ public static unsafe class Int6MatVec
     /// tested the static fields' class initialisation every block, at a third of the speed).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void RowPairBatch(Int6Matrix m, BatchRow first, BatchRow second, byte* inputs, long stride, float* steps, float** y)
+    private static void RowPairBatch(Int6Matrix m, BatchRow first, BatchRow second, byte* inputs, long stride, Vector512<int>* lanes)
     {
         int blocks = m.PaddedCols / Int6Matrix.BlockCols;
         int groupsPerBlock = Int6Matrix.BlockCols / m.GroupSize;
@@ -316,21 +349,22 @@ public static unsafe class Int6MatVec
             x += Int6Matrix.BlockCols;
         }
 
-        Vector512<int> c = Vector512.Load(m.InputCorrections(first.Row));
-        FinishRow(first, steps, y, Transpose8(
-            ClassDot(m, a0 - c, inputs), ClassDot(m, a1 - c, inputs + stride),
-            ClassDot(m, a2 - c, inputs + 2 * stride), ClassDot(m, a3 - c, inputs + 3 * stride),
-            ClassDot(m, a4 - c, inputs + 4 * stride), ClassDot(m, a5 - c, inputs + 5 * stride),
-            ClassDot(m, a6 - c, inputs + 6 * stride), ClassDot(m, a7 - c, inputs + 7 * stride)));
-        if (second.Row < m.Rows)
-        {
-            c = Vector512.Load(m.InputCorrections(second.Row));
-            FinishRow(second, steps, y, Transpose8(
-                ClassDot(m, b0 - c, inputs), ClassDot(m, b1 - c, inputs + stride),
-                ClassDot(m, b2 - c, inputs + 2 * stride), ClassDot(m, b3 - c, inputs + 3 * stride),
-                ClassDot(m, b4 - c, inputs + 4 * stride), ClassDot(m, b5 - c, inputs + 5 * stride),
-                ClassDot(m, b6 - c, inputs + 6 * stride), ClassDot(m, b7 - c, inputs + 7 * stride)));
-        }
+        lanes[0] = a0;
+        lanes[1] = a1;
+        lanes[2] = a2;
+        lanes[3] = a3;
+        lanes[4] = a4;
+        lanes[5] = a5;
+        lanes[6] = a6;
+        lanes[7] = a7;
+        lanes[8] = b0;
+        lanes[9] = b1;
+        lanes[10] = b2;
+        lanes[11] = b3;
+        lanes[12] = b4;
+        lanes[13] = b5;
+        lanes[14] = b6;
+        lanes[15] = b7;
     }
 
     /// <summary>
@@ -377,10 +411,20 @@ public static unsafe class Int6MatVec
         + (Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(high.GetLower()), Vector512.Load(k + 16))
             + Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(high.GetUpper()), Vector512.Load(k + 24)));
 
-    /// <summary>The row's 8 logits from the tokens' exact dots (<see cref="Transpose8"/>): times the row's scale and each token's step.</summary>
+    /// <summary>
+    /// The row's 8 logits from its 8 tokens' class lanes at <paramref name="lanes"/>: less the row's input corrections,
+    /// shifted by their classes' k and reduced together (<see cref="Transpose8"/>), times the row's scale and each
+    /// token's step.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FinishRow(BatchRow row, float* steps, float** y, Vector512<long> dots)
+    private static void FinishRow(Int6Matrix m, BatchRow row, byte* inputs, long stride, float* steps, float** y, Vector512<int>* lanes)
     {
+        Vector512<int> c = Vector512.Load(m.InputCorrections(row.Row));
+        Vector512<long> dots = Transpose8(
+            ClassDot(m, lanes[0] - c, inputs), ClassDot(m, lanes[1] - c, inputs + stride),
+            ClassDot(m, lanes[2] - c, inputs + 2 * stride), ClassDot(m, lanes[3] - c, inputs + 3 * stride),
+            ClassDot(m, lanes[4] - c, inputs + 4 * stride), ClassDot(m, lanes[5] - c, inputs + 5 * stride),
+            ClassDot(m, lanes[6] - c, inputs + 6 * stride), ClassDot(m, lanes[7] - c, inputs + 7 * stride));
         Vector256<float> logits = Avx512DQ.ConvertToVector256Single(dots) * (Vector256.Load(steps) * row.Scale);
         for (int k = 0; k < BatchTokens; k++)
         {
@@ -573,6 +617,19 @@ public static unsafe class Int6MatVec
         Sse.Prefetch0(block + 192);
         Sse.Prefetch0(block + 256);
         Sse.Prefetch0(block + 320);
+    }
+
+    /// <summary>The read-only vectors of <see cref="Int6PairCall.Constants"/> for a group size, allocated once.</summary>
+    private static byte* PairConstants(int groupSize)
+    {
+        byte* c = (byte*)NativeMemory.AlignedAlloc(6 * 64, 64);
+        LowShift.AsByte().Store(c);
+        HighShift.AsByte().Store(c + 64);
+        Vector512.Create((byte)0x0F).Store(c + 128);
+        Vector512.Create((byte)0x30).Store(c + 192);
+        Vector512.Create((byte)Int6Matrix.Offset).Store(c + 256);
+        GroupScaleLanes.Avx512PairedControl(groupSize).Store(c + 320);
+        return c;
     }
 
     /// <summary>Word shift counts: <paramref name="lower"/> for the low 256 bits, <paramref name="upper"/> for the high.</summary>

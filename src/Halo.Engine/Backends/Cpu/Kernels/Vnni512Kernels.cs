@@ -23,7 +23,7 @@ public static unsafe partial class Vnni512Kernels
     private const int PrefetchDistance = 8192;
     private const int TernaryBlockStride = Weights.TernaryMatrix.TileRows * Weights.TernaryMatrix.BlockBytes;
 
-    private static readonly Lazy<(nint Ternary, nint Int8Head, string Status)> Mapped = new(Load);
+    private static readonly Lazy<(nint Ternary, nint Int8Head, nint Int6Head, string Status)> Mapped = new(Load);
 
     /// <summary>
     /// The row-scaled ternary GEMM's micro-kernel (<see cref="TernaryMatMul"/>): for <c>tiles</c> consecutive tiles
@@ -42,6 +42,15 @@ public static unsafe partial class Vnni512Kernels
     public static delegate* unmanaged[SuppressGCTransition]<sbyte*, long, byte*, long, int*, void> Int8HeadEightTokensTwoRows =>
         (delegate* unmanaged[SuppressGCTransition]<sbyte*, long, byte*, long, int*, void>)Mapped.Value.Int8Head;
 
+    /// <summary>
+    /// The 6-bit LM head's batched pass (<see cref="Int6MatVec.RunBatch"/>) over two rows of a tile and 8 tokens, as
+    /// the managed RowPairBatch with its vpmaddwd and vpaddd fused into one vpdpwssd: the 16 raw class-lane
+    /// accumulators (row r, token k at lanes + 64 (8 r + k) bytes) for the arguments in <see cref="Int6PairCall"/>.
+    /// Null where <see cref="Status"/> says why.
+    /// </summary>
+    public static delegate* unmanaged[SuppressGCTransition]<Int6PairCall*, void> Int6HeadRowPair =>
+        (delegate* unmanaged[SuppressGCTransition]<Int6PairCall*, void>)Mapped.Value.Int6Head;
+
     /// <summary>Whether the kernels are in use, or why not, for the backend's description.</summary>
     public static string Status => Mapped.Value.Status;
 
@@ -55,38 +64,48 @@ public static unsafe partial class Vnni512Kernels
     /// </summary>
     public static bool Usable { get; } = CpuSupports && OperatingSystem.IsLinux();
 
-    private static (nint, nint, string) Load()
+    private static (nint, nint, nint, string) Load()
     {
         if (!CpuSupports)
         {
-            return (0, 0, "no AVX-512 VNNI");
+            return (0, 0, 0, "no AVX-512 VNNI");
         }
 
         if (!OperatingSystem.IsLinux())
         {
-            return (0, 0, "VNNI kernels not mapped: Linux only");
+            return (0, 0, 0, "VNNI kernels not mapped: Linux only");
         }
 
         // Each kernel branches only relative to itself, so bytes assembled for address 0 run wherever they land.
-        byte[] ternary = AssembleTernary(), int8Head = AssembleInt8Head();
-        int int8At = (ternary.Length + 63) & ~63;
-        nuint length = (nuint)((int8At + int8Head.Length + 4095) & ~4095);
+        byte[][] kernels = [AssembleTernary(), AssembleInt8Head(), AssembleInt6Head()];
+        int[] at = new int[kernels.Length];
+        int end = 0;
+        for (int i = 0; i < kernels.Length; i++)
+        {
+            at[i] = end;
+            end = (end + kernels[i].Length + 63) & ~63;
+        }
+
+        nuint length = (nuint)((end + 4095) & ~4095);
         byte* page = Mmap(null, length, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
         if (page == (byte*)-1)
         {
-            return (0, 0, $"VNNI kernels not mapped: mmap errno {Marshal.GetLastSystemError()}");
+            return (0, 0, 0, $"VNNI kernels not mapped: mmap errno {Marshal.GetLastSystemError()}");
         }
 
-        ternary.CopyTo(new Span<byte>(page, ternary.Length));
-        int8Head.CopyTo(new Span<byte>(page + int8At, int8Head.Length));
+        for (int i = 0; i < kernels.Length; i++)
+        {
+            kernels[i].CopyTo(new Span<byte>(page + at[i], kernels[i].Length));
+        }
+
         if (Mprotect(page, length, ProtRead | ProtExec) != 0)
         {
             int errno = Marshal.GetLastSystemError();
             _ = Munmap(page, length);
-            return (0, 0, $"VNNI kernels not mapped: mprotect errno {errno}");
+            return (0, 0, 0, $"VNNI kernels not mapped: mprotect errno {errno}");
         }
 
-        return ((nint)page, (nint)(page + int8At), "AVX-512 VNNI");
+        return ((nint)(page + at[0]), (nint)(page + at[1]), (nint)(page + at[2]), "AVX-512 VNNI");
     }
 
     /// <summary><see cref="TernaryFourTokenTiles"/> (System V arguments: rdi, rsi, rdx, rcx, r8, r9).</summary>
@@ -268,6 +287,132 @@ public static unsafe partial class Vnni512Kernels
         return Bytes(a);
     }
 
+    /// <summary><see cref="Int6HeadRowPair"/> (System V argument: rdi, the <see cref="Int6PairCall"/>).</summary>
+    internal static byte[] AssembleInt6Head()
+    {
+        var a = new Assembler(64);
+        AssemblerRegister64 nibbles = rax, top = rbx, scalesA = rcx, scalesB = r8, x = rsi, s1 = r9, s3 = r10, s5 = r11, s7 = r12;
+        AssemblerRegister64 blocks = r13, groupsPerBlock = r14, lanes = r15;
+        AssemblerRegisterZMM lowShift = zmm26, highShift = zmm27, nibble = zmm28, field = zmm29, offset = zmm30, scaleControl = zmm31;
+        AssemblerRegisterZMM[] even = [zmm16, zmm18], odd = [zmm17, zmm19], scales = [zmm24, zmm25];
+        AssemblerRegisterZMM xe = zmm20, xo = zmm21, t1 = zmm22, t2 = zmm23;
+        AssemblerMemoryOperand Token(int k, int displacement) => k switch
+        {
+            0 => __zmmword_ptr[x + displacement],
+            1 => __zmmword_ptr[x + s1 + displacement],
+            2 => __zmmword_ptr[x + s1 * 2 + displacement],
+            3 => __zmmword_ptr[x + s3 + displacement],
+            4 => __zmmword_ptr[x + s1 * 4 + displacement],
+            5 => __zmmword_ptr[x + s5 + displacement],
+            6 => __zmmword_ptr[x + s3 * 2 + displacement],
+            _ => __zmmword_ptr[x + s7 + displacement],
+        };
+
+        foreach (AssemblerRegister64 saved in (AssemblerRegister64[])[rbx, r12, r13, r14, r15])
+        {
+            a.push(saved);
+        }
+
+        a.mov(nibbles, __qword_ptr[rdi + Int6PairCall.NibblesAt]);
+        a.mov(top, __qword_ptr[rdi + Int6PairCall.TopAt]);
+        a.mov(scalesA, __qword_ptr[rdi + Int6PairCall.ScalesAt]);
+        a.mov(scalesB, scalesA);
+        a.add(scalesB, __qword_ptr[rdi + Int6PairCall.ScaleStrideAt]);
+        a.mov(x, __qword_ptr[rdi + Int6PairCall.InputsAt]);
+        a.mov(s1, __qword_ptr[rdi + Int6PairCall.InputStrideAt]);
+        a.lea(s3, __[s1 + s1 * 2]);
+        a.lea(s5, __[s1 + s1 * 4]);
+        a.lea(s7, __[s3 + s1 * 4]);
+        a.mov(blocks, __qword_ptr[rdi + Int6PairCall.BlocksAt]);
+        a.mov(groupsPerBlock, __qword_ptr[rdi + Int6PairCall.GroupsPerBlockAt]);
+        a.mov(lanes, __qword_ptr[rdi + Int6PairCall.ConstantsAt]);
+        AssemblerRegisterZMM[] constants = [lowShift, highShift, nibble, field, offset, scaleControl];
+        for (int i = 0; i < constants.Length; i++)
+        {
+            a.vmovdqu64(constants[i], __zmmword_ptr[lanes + 64 * i]);
+        }
+
+        a.mov(lanes, __qword_ptr[rdi + Int6PairCall.LanesAt]);
+        foreach (AssemblerRegisterZMM s in Int6Accumulators)
+        {
+            a.vpxord(s, s, s);
+        }
+
+        Label loop = a.CreateLabel(), done = a.CreateLabel();
+        a.test(blocks, blocks);
+        a.jz(done);
+        a.Label(ref loop);
+        a.prefetcht0(__byte_ptr[nibbles + Int6PrefetchDistance]);
+        a.prefetcht0(__byte_ptr[nibbles + Int6PrefetchDistance + 64]);
+        a.prefetcht0(__byte_ptr[top + Int6PrefetchDistance]);
+        for (int r = 0; r < 2; r++)
+        {
+            // Codes (0..63): the 4-bit plane's low (high) nibbles, and the 2-bit plane, in both 256-bit halves, shifted
+            // so that each column's field lands on bits 4..5; then the even and odd 16-column runs, less 32.
+            AssemblerRegisterZMM packed = xe, plane = xo, low = t1, high = t2;
+            a.vmovdqu64(packed, __zmmword_ptr[nibbles + 64 * r]);
+            a.vbroadcasti64x4(plane, __ymmword_ptr[top + 32 * r]);
+            a.vpsllvw(low, plane, lowShift);
+            a.vpandd(low, low, field);
+            a.vpternlogd(low, packed, nibble, BitSelect);
+            a.vpsrlw(high, packed, 4);
+            a.vpsrlvw(plane, plane, highShift);
+            a.vpandd(plane, plane, field);
+            a.vpternlogd(plane, high, nibble, BitSelect);
+            a.vshufi64x2(even[r], low, plane, 0b10_00_10_00);
+            a.vshufi64x2(odd[r], low, plane, 0b11_01_11_01);
+            a.vpsubb(even[r], even[r], offset);
+            a.vpsubb(odd[r], odd[r], offset);
+            a.vpbroadcastd(scales[r], __dword_ptr[r == 0 ? scalesA : scalesB]);
+            a.vpshufb(scales[r], scales[r], scaleControl);
+            a.vpsraw(scales[r], scales[r], 8);
+        }
+
+        for (int k = 0; k < 8; k++)
+        {
+            a.vmovdqu64(xe, Token(k, 0));
+            a.vmovdqu64(xo, Token(k, 64));
+            for (int r = 0; r < 2; r++)
+            {
+                a.vpmaddubsw(t1, xe, even[r]);
+                a.vpmaddubsw(t2, xo, odd[r]);
+                a.vpaddw(t1, t1, t2);
+                a.vpdpwssd(Int6Accumulators[8 * r + k], t1, scales[r]);
+            }
+        }
+
+        a.add(nibbles, Weights.Int6Matrix.TileRows * Weights.Int6Matrix.BlockBytes);
+        a.add(top, Weights.Int6Matrix.TileRows * Weights.Int6Matrix.BlockBytes);
+        a.add(scalesA, groupsPerBlock);
+        a.add(scalesB, groupsPerBlock);
+        a.add(x, Weights.Int6Matrix.BlockCols);
+        a.dec(blocks);
+        a.jnz(loop);
+
+        a.Label(ref done);
+        for (int i = 0; i < Int6Accumulators.Length; i++)
+        {
+            a.vmovdqu64(__zmmword_ptr[lanes + 64 * i], Int6Accumulators[i]);
+        }
+
+        foreach (AssemblerRegister64 saved in (AssemblerRegister64[])[r15, r14, r13, r12, rbx])
+        {
+            a.pop(saved);
+        }
+
+        a.vzeroupper();
+        a.ret();
+        return Bytes(a);
+    }
+
+    // (a & b) | c for vpternlogd dst = c, src2 = a, src3 = b: the codes' nibble bits from a under mask b, the field c.
+    private const byte BitSelect = 0xF8;
+
+    private const int Int6PrefetchDistance = 8192;
+
+    private static readonly AssemblerRegisterZMM[] Int6Accumulators =
+        [zmm0, zmm1, zmm2, zmm3, zmm4, zmm5, zmm6, zmm7, zmm8, zmm9, zmm10, zmm11, zmm12, zmm13, zmm14, zmm15];
+
     private static readonly AssemblerRegisterZMM[] Accumulators =
         [zmm16, zmm17, zmm18, zmm19, zmm20, zmm21, zmm22, zmm23, zmm24, zmm25, zmm26, zmm27, zmm28, zmm29, zmm30, zmm31];
 
@@ -320,4 +465,38 @@ public static unsafe partial class Vnni512Kernels
 
     [LibraryImport("libc", EntryPoint = "munmap")]
     private static partial int Munmap(void* address, nuint length);
+}
+
+/// <summary>The arguments of <see cref="Vnni512Kernels.Int6HeadRowPair"/>, one call's, on the caller's stack.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct Int6PairCall
+{
+    internal const int NibblesAt = 0, TopAt = 8, ScalesAt = 16, ScaleStrideAt = 24, InputsAt = 32, InputStrideAt = 40;
+    internal const int BlocksAt = 48, GroupsPerBlockAt = 56, LanesAt = 64, ConstantsAt = 72;
+
+    /// <summary>The first row's 4-bit plane in block 0 (the second row's 64 bytes on; a block's rows 384 bytes on).</summary>
+    public byte* Nibbles;
+
+    /// <summary>The first row's 2-bit plane in block 0 (the second row's 32 bytes on).</summary>
+    public byte* Top;
+
+    /// <summary>The first row's group scales (the second row's <see cref="ScaleStride"/> on).</summary>
+    public byte* Scales;
+
+    public long ScaleStride;
+
+    /// <summary>Token 0's paired unsigned input (token k's <see cref="InputStride"/> k on).</summary>
+    public byte* Inputs;
+
+    public long InputStride;
+
+    public long Blocks;
+
+    public long GroupsPerBlock;
+
+    /// <summary>Out: the 16 accumulators, [row][token] x 16 int32.</summary>
+    public int* Lanes;
+
+    /// <summary>Read-only vectors: low and high plane shifts, 0x0F, 0x30, 32, the paired group-scale control.</summary>
+    public byte* Constants;
 }

@@ -7,6 +7,7 @@ using static Halo.Engine.Tests.Backends.Cpu.Kernels.HeadKernelPaths;
 
 namespace Halo.Engine.Tests.Backends.Cpu.Kernels;
 
+[Collection(KernelSwitchesCollection.Name)]
 public sealed unsafe class Int6MatVecTests
 {
     /// <summary>
@@ -196,10 +197,26 @@ public sealed unsafe class Int6MatVecTests
                     targets[k] = pb + k * rows;
                 }
 
-                Int6MatVec.RunBatch(m, inputs, targets, tokens, 0, m.Tiles);
                 for (int k = 0; k < tokens; k++)
                 {
                     Int6MatVec.Run(m, inputs + k * bytes, py + k * rows, 0, m.Tiles);
+                }
+
+                // The managed pass, then (where the CPU has it) the AVX-512 VNNI one.
+                bool saved = Int6MatVec.UseVnni512;
+                try
+                {
+                    foreach (bool vnni512 in Vnni512Kernels.Usable ? [false, true] : new[] { false })
+                    {
+                        Array.Clear(batched);
+                        Int6MatVec.UseVnni512 = vnni512;
+                        Int6MatVec.RunBatch(m, inputs, targets, tokens, 0, m.Tiles);
+                        Assert.Equal(single, batched);
+                    }
+                }
+                finally
+                {
+                    Int6MatVec.UseVnni512 = saved;
                 }
             }
         }
@@ -207,8 +224,6 @@ public sealed unsafe class Int6MatVecTests
         {
             NativeMemory.AlignedFree(inputs);
         }
-
-        Assert.Equal(single, batched);
     }
 
     private static void Run(KernelPath path, Int6Matrix m, byte* input, float* y)

@@ -12,6 +12,8 @@ public sealed unsafe class Vnni512KernelsTests
         // at the vpmaddubsw kernel's speed with nothing to say so but the backend's description).
         Assert.Equal(Vnni512Kernels.CpuSupports, Vnni512Kernels.TernaryFourTokenTiles != null);
         Assert.Equal(Vnni512Kernels.CpuSupports, Vnni512Kernels.Int8HeadEightTokensTwoRows != null);
+        Assert.Equal(Vnni512Kernels.CpuSupports, Vnni512Kernels.Int6HeadRowPair != null);
+        Assert.Equal(Vnni512Kernels.CpuSupports, Int6MatVec.UseVnni512);
         Assert.Equal(Vnni512Kernels.CpuSupports, Vnni512Kernels.Usable);
         Assert.Equal(Vnni512Kernels.CpuSupports, TernaryMatMul.UseVnni512);
         Assert.Equal(Vnni512Kernels.CpuSupports, Int8MatVec.UseVnni512);
