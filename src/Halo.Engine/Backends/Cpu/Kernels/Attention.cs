@@ -103,6 +103,8 @@ public static unsafe class Attention
         int n = p1 - p0;
         float scale = 1f / MathF.Sqrt(hd);
         byte* k = keys + (long)p0 * hd * TKv.Size, v = values + (long)p0 * hd * TKv.Size;
+        PrefetchStart(k, (long)(n + KeyBlock - 1) / KeyBlock * KeyBlock * hd * TKv.Size);
+        PrefetchStart(v, (long)n * hd * TKv.Size);
         for (int c = 0; c < n; c += Chunk)
         {
             int blocks = (Math.Min(Chunk, n - c) + KeyBlock - 1) / KeyBlock;
@@ -155,6 +157,26 @@ public static unsafe class Attention
             {
                 AccumulateValues<TKv>(vc, scores + (long)h * scoreStride + c, count, hd, output + h * hd);
             }
+        }
+    }
+
+    // How much of a range's keys and of its values PrefetchStart asks for: beyond it the streams are long enough for
+    // the hardware prefetcher.
+    private const int PrefetchBytes = 16 * 1024;
+
+    /// <summary>
+    /// Asks for the first <see cref="PrefetchBytes"/> of bytes [p, p + length) at once. In batched decode a sequence's
+    /// cache was written a step ago and the weights streamed since have evicted it: a range of a few dozen positions is
+    /// two short streams, read at the latency of one miss after another while the hardware prefetcher ramps up, unless
+    /// their misses are issued together.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchStart(byte* p, long length)
+    {
+        long end = Math.Min(length, PrefetchBytes);
+        for (long i = 0; i < end; i += 64)
+        {
+            Sse.Prefetch0(p + i);
         }
     }
 
