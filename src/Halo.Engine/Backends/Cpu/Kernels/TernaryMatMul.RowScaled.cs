@@ -30,25 +30,49 @@ public static unsafe partial class TernaryMatMul
     /// <summary>The GEMM's micro-kernel is <see cref="Vnni512Kernels"/>'s where they can be used (tests turn it off).</summary>
     public static bool UseVnni512 { get; set; } = Vnni512Kernels.Usable;
 
-    // Tiles per call of a GEMM tiles kernel: their dots (16 ints each) wait on the stack to be scaled.
+    // Tiles per call of a GEMM tiles kernel: their dots (16 ints each per 4 tokens) wait on the stack to be scaled.
     private const int TilesPerCall = 16;
+
+    // Rows up to this many columns take 8 tokens per pass where the VNNI kernels run: their activations (8 x cols
+    // bytes) then stay in L1 beside the weights (at 6912 columns, 55 KB, they did not, in a managed 8-token kernel).
+    private const int EightTokenCols = 4096;
 
     /// <summary>y[t, r] = (sum_k code[r, k] q[t, k] - sum_k q[t, k]) d[t] s[r] s, with AVX-512BW (and VNNI where present).</summary>
     internal static void RunRowScaledAvx512(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd) =>
-        RunRowScaled(w, x, y, yStride, tileStart, tileEnd, UseVnni512 ? &FourTokenTilesVnni512 : &FourTokenTilesAvx512, &OneTokenFourRows);
+        RunRowScaled(w, x, y, yStride, tileStart, tileEnd, UseVnni512 ? &FourTokenTilesVnni512 : &FourTokenTilesAvx512, &OneTokenFourRows, UseVnni512);
 
     /// <summary>The same with AVX2 (and AVX-VNNI where present).</summary>
     internal static void RunRowScaledAvx2(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd) =>
-        RunRowScaled(w, x, y, yStride, tileStart, tileEnd, &FourTokenTilesAvx2, &OneTokenFourRowsAvx2);
+        RunRowScaled(w, x, y, yStride, tileStart, tileEnd, &FourTokenTilesAvx2, &OneTokenFourRowsAvx2, eightTokens: false);
 
     // fourTokenTiles computes dots [tile][row i][token g] (16 per tile) of up to TilesPerCall consecutive tiles for a
-    // group of 4 tokens; called once per TilesPerCall tiles, so the indirect call costs nothing.
+    // group of 4 tokens; called once per TilesPerCall tiles, so the indirect call costs nothing. eightTokens: groups of
+    // 8 tokens go to Vnni512Kernels.TernaryEightTokenTiles first, where it applies.
     private static void RunRowScaled(TernaryMatrix w, QuantizedActivations x, float* y, int yStride, int tileStart, int tileEnd,
-        delegate*<byte*, int, int, sbyte*, int, int*, void> fourTokenTiles, delegate*<byte*, int, sbyte*, int*, void> oneTokenFourRows)
+        delegate*<byte*, int, int, sbyte*, int, int*, void> fourTokenTiles, delegate*<byte*, int, sbyte*, int*, void> oneTokenFourRows, bool eightTokens)
     {
         int blocks = w.Blocks, cols = w.Cols;
-        int* dots = stackalloc int[TilesPerCall * TernaryMatrix.TileRows * TokenGroup];
+        int* dots = stackalloc int[TilesPerCall * TernaryMatrix.TileRows * 2 * TokenGroup];
         int t = 0;
+        var eightTokenTiles = eightTokens && cols <= EightTokenCols ? Vnni512Kernels.TernaryEightTokenTiles : null;
+        for (; eightTokenTiles != null && t + 2 * TokenGroup <= x.Tokens; t += 2 * TokenGroup)
+        {
+            sbyte* q = x.Q + (long)t * cols;
+            var first = new TileScaling(w, x, t);
+            var second = new TileScaling(w, x, t + TokenGroup);
+            for (int start = tileStart; start < tileEnd; start += TilesPerCall)
+            {
+                int tiles = Math.Min(TilesPerCall, tileEnd - start);
+                eightTokenTiles(TileCodes(w, start), tiles, blocks, q, cols, dots);
+                for (int i = 0; i < tiles; i++)
+                {
+                    int* tileDots = dots + i * TernaryMatrix.TileRows * 2 * TokenGroup;
+                    StoreTile(w, x, first, t, start + i, tileDots, y, yStride);
+                    StoreTile(w, x, second, t + TokenGroup, start + i, tileDots + TernaryMatrix.TileRows * TokenGroup, y, yStride);
+                }
+            }
+        }
+
         for (; t + TokenGroup <= x.Tokens; t += TokenGroup)
         {
             // The group's activations (4 x cols bytes) stay in L1 while the thread's tiles stream past them.
@@ -60,18 +84,7 @@ public static unsafe partial class TernaryMatMul
                 fourTokenTiles(TileCodes(w, first), tiles, blocks, q, cols, dots);
                 for (int i = 0; i < tiles; i++)
                 {
-                    int tile = first + i;
-                    int* tileDots = dots + i * TernaryMatrix.TileRows * TokenGroup;
-                    if (Avx512F.IsSupported && (tile + 1) * TernaryMatrix.TileRows <= w.Rows)
-                    {
-                        group.Store(w, tile, tileDots, y + (long)t * yStride, yStride);
-                        continue;
-                    }
-
-                    for (int g = 0; g < TokenGroup; g++)
-                    {
-                        StoreRowScaled(w, x, t + g, y + (long)(t + g) * yStride, tile, tileDots + g, TokenGroup);
-                    }
+                    StoreTile(w, x, group, t, first + i, dots + i * TernaryMatrix.TileRows * TokenGroup, y, yStride);
                 }
             }
         }
@@ -84,6 +97,21 @@ public static unsafe partial class TernaryMatMul
                 oneTokenFourRows(TileCodes(w, tile), blocks, q, dots);
                 StoreRowScaled(w, x, t, y + (long)t * yStride, tile, dots, 1);
             }
+        }
+    }
+
+    /// <summary>Tokens t..t + 3's outputs of one tile from its dots [row][token] (a ragged last tile row by row).</summary>
+    private static void StoreTile(TernaryMatrix w, QuantizedActivations x, in TileScaling group, int t, int tile, int* dots, float* y, int yStride)
+    {
+        if (Avx512F.IsSupported && (tile + 1) * TernaryMatrix.TileRows <= w.Rows)
+        {
+            group.Store(w, tile, dots, y + (long)t * yStride, yStride);
+            return;
+        }
+
+        for (int g = 0; g < TokenGroup; g++)
+        {
+            StoreRowScaled(w, x, t + g, y + (long)(t + g) * yStride, tile, dots + g, TokenGroup);
         }
     }
 

@@ -23,7 +23,7 @@ public static unsafe partial class Vnni512Kernels
     private const int PrefetchDistance = 8192;
     private const int TernaryBlockStride = Weights.TernaryMatrix.TileRows * Weights.TernaryMatrix.BlockBytes;
 
-    private static readonly Lazy<(nint Ternary, nint Int8Head, nint Int6Head, string Status)> Mapped = new(Load);
+    private static readonly Lazy<(nint Ternary, nint Ternary8, nint Int8Head, nint Int6Head, string Status)> Mapped = new(Load);
 
     /// <summary>
     /// The row-scaled ternary GEMM's micro-kernel (<see cref="TernaryMatMul"/>): for <c>tiles</c> consecutive tiles
@@ -33,6 +33,14 @@ public static unsafe partial class Vnni512Kernels
     /// </summary>
     public static delegate* unmanaged[SuppressGCTransition]<byte*, long, long, sbyte*, long, int*, void> TernaryFourTokenTiles =>
         (delegate* unmanaged[SuppressGCTransition]<byte*, long, long, sbyte*, long, int*, void>)Mapped.Value.Ternary;
+
+    /// <summary>
+    /// The same for 8 tokens, each weight block decoded and read once for all of them: dots[32 tile + 4 r + g] for
+    /// tokens g = 0..3, dots[32 tile + 16 + 4 r + g - 4] for 4..7 (two <see cref="TernaryFourTokenTiles"/> layouts).
+    /// For rows short enough that the 8 tokens' activations stay in L1 beside the weights.
+    /// </summary>
+    public static delegate* unmanaged[SuppressGCTransition]<byte*, long, long, sbyte*, long, int*, void> TernaryEightTokenTiles =>
+        (delegate* unmanaged[SuppressGCTransition]<byte*, long, long, sbyte*, long, int*, void>)Mapped.Value.Ternary8;
 
     /// <summary>
     /// The int8 LM head's 8-token pass (<see cref="Int8MatVec.RunBatch"/>) over <c>pairs</c> pairs of rows from w
@@ -64,20 +72,20 @@ public static unsafe partial class Vnni512Kernels
     /// </summary>
     public static bool Usable { get; } = CpuSupports && OperatingSystem.IsLinux();
 
-    private static (nint, nint, nint, string) Load()
+    private static (nint, nint, nint, nint, string) Load()
     {
         if (!CpuSupports)
         {
-            return (0, 0, 0, "no AVX-512 VNNI");
+            return (0, 0, 0, 0, "no AVX-512 VNNI");
         }
 
         if (!OperatingSystem.IsLinux())
         {
-            return (0, 0, 0, "VNNI kernels not mapped: Linux only");
+            return (0, 0, 0, 0, "VNNI kernels not mapped: Linux only");
         }
 
         // Each kernel branches only relative to itself, so bytes assembled for address 0 run wherever they land.
-        byte[][] kernels = [AssembleTernary(), AssembleInt8Head(), AssembleInt6Head()];
+        byte[][] kernels = [AssembleTernary(4), AssembleTernary(8), AssembleInt8Head(), AssembleInt6Head()];
         int[] at = new int[kernels.Length];
         int end = 0;
         for (int i = 0; i < kernels.Length; i++)
@@ -90,7 +98,7 @@ public static unsafe partial class Vnni512Kernels
         byte* page = Mmap(null, length, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
         if (page == (byte*)-1)
         {
-            return (0, 0, 0, $"VNNI kernels not mapped: mmap errno {Marshal.GetLastSystemError()}");
+            return (0, 0, 0, 0, $"VNNI kernels not mapped: mmap errno {Marshal.GetLastSystemError()}");
         }
 
         for (int i = 0; i < kernels.Length; i++)
@@ -102,64 +110,82 @@ public static unsafe partial class Vnni512Kernels
         {
             int errno = Marshal.GetLastSystemError();
             _ = Munmap(page, length);
-            return (0, 0, 0, $"VNNI kernels not mapped: mprotect errno {errno}");
+            return (0, 0, 0, 0, $"VNNI kernels not mapped: mprotect errno {errno}");
         }
 
-        return ((nint)(page + at[0]), (nint)(page + at[1]), (nint)(page + at[2]), "AVX-512 VNNI");
+        return ((nint)(page + at[0]), (nint)(page + at[1]), (nint)(page + at[2]), (nint)(page + at[3]), "AVX-512 VNNI");
     }
 
-    /// <summary><see cref="TernaryFourTokenTiles"/> (System V arguments: rdi, rsi, rdx, rcx, r8, r9).</summary>
-    internal static byte[] AssembleTernary()
+    /// <summary>
+    /// <see cref="TernaryFourTokenTiles"/> (<paramref name="tokens"/> 4) or <see cref="TernaryEightTokenTiles"/> (8)
+    /// (System V arguments: rdi, rsi, rdx, rcx, r8, r9).
+    /// </summary>
+    internal static byte[] AssembleTernary(int tokens)
     {
         var a = new Assembler(64);
-        AssemblerRegister64 tileCodes = rdi, tiles = rsi, blocks = rdx, q = rcx, cols = r8, dots = r9, tileBytes = r12;
+        AssemblerRegister64 tileCodes = rdi, tiles = rsi, blocks = rdx, cols = r8, dots = r9, tileBytes = r12;
         Label tile = a.CreateLabel(), done = a.CreateLabel();
-        a.push(rbx);
-        a.push(r12);
+        AssemblerRegister64[] saved = [rbx, r12, r13, r14];
+        foreach (AssemblerRegister64 register in saved)
+        {
+            a.push(register);
+        }
+
         a.mov(eax, 0x03030303);
         a.vpbroadcastd(TernaryMask, eax);
         a.lea(TernaryCols3, __[cols + cols * 2]);
+        a.lea(TernaryCols5, __[cols + cols * 4]);
+        a.lea(TernaryCols7, __[TernaryCols3 + cols * 4]);
         a.mov(tileBytes, blocks);
         a.shl(tileBytes, 8);
         a.test(tiles, tiles);
         a.jz(done);
         a.Label(ref tile);
-        TernaryRowPair(a, 0);
-        TernaryRowPair(a, 1);
+        TernaryRowPair(a, 0, tokens);
+        TernaryRowPair(a, 1, tokens);
         a.add(tileCodes, tileBytes);
-        a.add(dots, 16 * sizeof(int));
+        a.add(dots, Weights.TernaryMatrix.TileRows * tokens * sizeof(int));
         a.dec(tiles);
         a.jnz(tile);
         a.Label(ref done);
-        a.pop(r12);
-        a.pop(rbx);
+        for (int i = saved.Length - 1; i >= 0; i--)
+        {
+            a.pop(saved[i]);
+        }
+
         a.vzeroupper();
         a.ret();
         return Bytes(a);
     }
 
     private static readonly AssemblerRegisterZMM TernaryMask = zmm15;
-    private static readonly AssemblerRegister64 TernaryCols3 = r10;
+    private static readonly AssemblerRegister64 TernaryCols3 = r10, TernaryCols5 = r13, TernaryCols7 = r14;
 
     /// <summary>
-    /// Rows 2 pair and 2 pair + 1 of the tile at rdi (their blocks at rdi + 128 pair + 256 b, + 64) against the 4 tokens
-    /// at rcx (cols r8 apart): each row and token keeps two accumulators, one for fields 0 and 2, one for 1 and 3; the
-    /// 8 dots go to r9 + 32 pair.
+    /// Rows 2 pair and 2 pair + 1 of the tile at rdi (their blocks at rdi + 128 pair + 256 b, + 64) against the 4 or 8
+    /// tokens at rcx (cols r8 apart). With 4 tokens each row and token keeps two accumulators (fields 0 and 2, 1 and 3)
+    /// against vpdpbusd's latency, and the 8 dots go to r9 + 32 pair; with 8 tokens one each, and the dots of tokens
+    /// 0..3 go to r9 + 32 pair, those of tokens 4..7 64 bytes further.
     /// </summary>
-    private static void TernaryRowPair(Assembler a, int pair)
+    private static void TernaryRowPair(Assembler a, int pair, int tokens)
     {
-        AssemblerRegister64 tileCodes = rdi, blocks = rdx, q = rcx, cols = r8, dots = r9, cols3 = TernaryCols3;
+        AssemblerRegister64 tileCodes = rdi, blocks = rdx, q = rcx, cols = r8, dots = r9;
         AssemblerRegister64 codes = rax, x = rbx, left = r11;
         AssemblerRegisterZMM[] packed = [zmm0, zmm1];
         AssemblerRegisterZMM[][] fields = [[zmm2, zmm3, zmm4, zmm5], [zmm6, zmm7, zmm8, zmm9]];
         AssemblerRegisterZMM[] xv = [zmm10, zmm11];
-        AssemblerRegisterZMM Acc(int row, int token, int field) => Accumulators[8 * row + 2 * token + (field & 1)];
+        AssemblerRegisterZMM Acc(int row, int token, int field) =>
+            tokens == 4 ? Accumulators[8 * row + 2 * token + (field & 1)] : Accumulators[8 * row + token];
         AssemblerMemoryOperand Token(int token, int displacement) => token switch
         {
             0 => __zmmword_ptr[x + displacement],
             1 => __zmmword_ptr[x + cols + displacement],
             2 => __zmmword_ptr[x + cols * 2 + displacement],
-            _ => __zmmword_ptr[x + cols3 + displacement],
+            3 => __zmmword_ptr[x + TernaryCols3 + displacement],
+            4 => __zmmword_ptr[x + cols * 4 + displacement],
+            5 => __zmmword_ptr[x + TernaryCols5 + displacement],
+            6 => __zmmword_ptr[x + TernaryCols3 * 2 + displacement],
+            _ => __zmmword_ptr[x + TernaryCols7 + displacement],
         };
 
         ZeroAccumulators(a);
@@ -187,7 +213,7 @@ public static unsafe partial class Vnni512Kernels
             }
         }
 
-        for (int g = 0; g < 4; g++)
+        for (int g = 0; g < tokens; g++)
         {
             for (int l = 0; l < 4; l++)
             {
@@ -206,12 +232,19 @@ public static unsafe partial class Vnni512Kernels
         a.Label(ref reduce);
         for (int r = 0; r < 2; r++)
         {
-            for (int g = 0; g < 4; g++)
+            if (tokens == 4)
             {
-                a.vpaddd(Acc(r, g, 0), Acc(r, g, 0), Acc(r, g, 1));
+                for (int g = 0; g < 4; g++)
+                {
+                    a.vpaddd(Acc(r, g, 0), Acc(r, g, 0), Acc(r, g, 1));
+                }
+
+                SumFour(a, Acc(r, 0, 0), Acc(r, 1, 0), Acc(r, 2, 0), Acc(r, 3, 0), __xmmword_ptr[dots + 32 * pair + 16 * r]);
+                continue;
             }
 
             SumFour(a, Acc(r, 0, 0), Acc(r, 1, 0), Acc(r, 2, 0), Acc(r, 3, 0), __xmmword_ptr[dots + 32 * pair + 16 * r]);
+            SumFour(a, Acc(r, 4, 0), Acc(r, 5, 0), Acc(r, 6, 0), Acc(r, 7, 0), __xmmword_ptr[dots + 64 + 32 * pair + 16 * r]);
         }
     }
 
