@@ -11,6 +11,7 @@ public sealed unsafe class Vnni512KernelsTests
         // Where the CPU has the instructions, the generated kernels must not fall back silently (the GEMM would run
         // at the vpmaddubsw kernel's speed with nothing to say so but the backend's description).
         Assert.Equal(Vnni512Kernels.CpuSupports, Vnni512Kernels.TernaryFourTokenTiles != null);
+        Assert.Equal(Vnni512Kernels.CpuSupports, Vnni512Kernels.TernaryEightTokenTiles != null);
         Assert.Equal(Vnni512Kernels.CpuSupports, Vnni512Kernels.Int8HeadEightTokensTwoRows != null);
         Assert.Equal(Vnni512Kernels.CpuSupports, Vnni512Kernels.Int6HeadRowPair != null);
         Assert.Equal(Vnni512Kernels.CpuSupports, Int6MatVec.UseVnni512);
@@ -55,6 +56,43 @@ public sealed unsafe class Vnni512KernelsTests
             Assert.Equal(0, dots[12 + g]);
             Assert.Equal(0, dots[16 + g]);
             Assert.Equal(2 * sum, dots[28 + g]);
+        }
+    }
+
+    [Fact]
+    public void TernaryEightTokenTiles_OneTile_SplitsTheDotsIntoTwoGroupsOfFour()
+    {
+        if (!Vnni512Kernels.CpuSupports)
+        {
+            return;
+        }
+
+        // One tile of two blocks: row r's codes are all r (0..2, and 1 again for row 3); token g's activations all g - 3.
+        byte* codes = stackalloc byte[512];
+        for (int b = 0; b < 2; b++)
+        {
+            for (int r = 0; r < 4; r++)
+            {
+                int code = r == 3 ? 1 : r;
+                new Span<byte>(codes + 256 * b + 64 * r, 64).Fill((byte)(code * 0b01_01_01_01));
+            }
+        }
+
+        sbyte* q = stackalloc sbyte[8 * 512];
+        for (int g = 0; g < 8; g++)
+        {
+            new Span<sbyte>(q + g * 512, 512).Fill((sbyte)(g - 3));
+        }
+
+        int* dots = stackalloc int[32];
+        Vnni512Kernels.TernaryEightTokenTiles(codes, 1, 2, q, 512, dots);
+        for (int r = 0; r < 4; r++)
+        {
+            int code = r == 3 ? 1 : r;
+            for (int g = 0; g < 8; g++)
+            {
+                Assert.Equal(512 * code * (g - 3), dots[(g < 4 ? 0 : 16) + 4 * r + g % 4]);
+            }
         }
     }
 }
