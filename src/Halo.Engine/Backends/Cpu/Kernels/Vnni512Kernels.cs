@@ -176,17 +176,7 @@ public static unsafe partial class Vnni512Kernels
         AssemblerRegisterZMM[] xv = [zmm10, zmm11];
         AssemblerRegisterZMM Acc(int row, int token, int field) =>
             tokens == 4 ? Accumulators[8 * row + 2 * token + (field & 1)] : Accumulators[8 * row + token];
-        AssemblerMemoryOperand Token(int token, int displacement) => token switch
-        {
-            0 => __zmmword_ptr[x + displacement],
-            1 => __zmmword_ptr[x + cols + displacement],
-            2 => __zmmword_ptr[x + cols * 2 + displacement],
-            3 => __zmmword_ptr[x + TernaryCols3 + displacement],
-            4 => __zmmword_ptr[x + cols * 4 + displacement],
-            5 => __zmmword_ptr[x + TernaryCols5 + displacement],
-            6 => __zmmword_ptr[x + TernaryCols3 * 2 + displacement],
-            _ => __zmmword_ptr[x + TernaryCols7 + displacement],
-        };
+        AssemblerMemoryOperand Token(int token, int displacement) => Strided(x, cols, TernaryCols3, TernaryCols5, TernaryCols7, token, displacement);
 
         ZeroAccumulators(a);
         a.lea(codes, __[tileCodes + 2 * pair * Weights.TernaryMatrix.BlockBytes]);
@@ -257,18 +247,7 @@ public static unsafe partial class Vnni512Kernels
         AssemblerRegisterZMM[] row = [zmm0, zmm1];
         AssemblerRegisterZMM[] x = [zmm2, zmm3];
 
-        // Row r and token k: accumulator 8 r + k.
-        AssemblerMemoryOperand Token(int k) => k switch
-        {
-            0 => __zmmword_ptr[u],
-            1 => __zmmword_ptr[u + cols],
-            2 => __zmmword_ptr[u + cols * 2],
-            3 => __zmmword_ptr[u + cols3],
-            4 => __zmmword_ptr[u + cols * 4],
-            5 => __zmmword_ptr[u + cols5],
-            6 => __zmmword_ptr[u + cols3 * 2],
-            _ => __zmmword_ptr[u + cols7],
-        };
+        AssemblerMemoryOperand Token(int k) => Strided(u, cols, cols3, cols5, cols7, k, 0);
 
         a.push(rbx);
         a.lea(cols3, __[cols + cols * 2]);
@@ -288,6 +267,7 @@ public static unsafe partial class Vnni512Kernels
         a.prefetcht0(__byte_ptr[w + cols3]);
         a.vmovdqu64(row[0], __zmmword_ptr[w]);
         a.vmovdqu64(row[1], __zmmword_ptr[w + cols]);
+        // Row r and token k: accumulator 8 r + k.
         for (int k = 0; k < 8; k++)
         {
             AssemblerRegisterZMM xk = x[k & 1];
@@ -329,17 +309,7 @@ public static unsafe partial class Vnni512Kernels
         AssemblerRegisterZMM lowShift = zmm26, highShift = zmm27, nibble = zmm28, field = zmm29, offset = zmm30, scaleControl = zmm31;
         AssemblerRegisterZMM[] even = [zmm16, zmm18], odd = [zmm17, zmm19], scales = [zmm24, zmm25];
         AssemblerRegisterZMM xe = zmm20, xo = zmm21, t1 = zmm22, t2 = zmm23;
-        AssemblerMemoryOperand Token(int k, int displacement) => k switch
-        {
-            0 => __zmmword_ptr[x + displacement],
-            1 => __zmmword_ptr[x + s1 + displacement],
-            2 => __zmmword_ptr[x + s1 * 2 + displacement],
-            3 => __zmmword_ptr[x + s3 + displacement],
-            4 => __zmmword_ptr[x + s1 * 4 + displacement],
-            5 => __zmmword_ptr[x + s5 + displacement],
-            6 => __zmmword_ptr[x + s3 * 2 + displacement],
-            _ => __zmmword_ptr[x + s7 + displacement],
-        };
+        AssemblerMemoryOperand Token(int k, int displacement) => Strided(x, s1, s3, s5, s7, k, displacement);
 
         foreach (AssemblerRegister64 saved in (AssemblerRegister64[])[rbx, r12, r13, r14, r15])
         {
@@ -445,6 +415,21 @@ public static unsafe partial class Vnni512Kernels
 
     private static readonly AssemblerRegisterZMM[] Int6Accumulators =
         [zmm0, zmm1, zmm2, zmm3, zmm4, zmm5, zmm6, zmm7, zmm8, zmm9, zmm10, zmm11, zmm12, zmm13, zmm14, zmm15];
+
+    /// <summary>The 64 bytes at x + k s + displacement for k in 0..7, s3, s5 and s7 holding 3 s, 5 s and 7 s (scaled
+    /// indexes give the rest).</summary>
+    private static AssemblerMemoryOperand Strided(AssemblerRegister64 x, AssemblerRegister64 s, AssemblerRegister64 s3,
+        AssemblerRegister64 s5, AssemblerRegister64 s7, int k, int displacement) => k switch
+    {
+        0 => __zmmword_ptr[x + displacement],
+        1 => __zmmword_ptr[x + s + displacement],
+        2 => __zmmword_ptr[x + s * 2 + displacement],
+        3 => __zmmword_ptr[x + s3 + displacement],
+        4 => __zmmword_ptr[x + s * 4 + displacement],
+        5 => __zmmword_ptr[x + s5 + displacement],
+        6 => __zmmword_ptr[x + s3 * 2 + displacement],
+        _ => __zmmword_ptr[x + s7 + displacement],
+    };
 
     private static readonly AssemblerRegisterZMM[] Accumulators =
         [zmm16, zmm17, zmm18, zmm19, zmm20, zmm21, zmm22, zmm23, zmm24, zmm25, zmm26, zmm27, zmm28, zmm29, zmm30, zmm31];
