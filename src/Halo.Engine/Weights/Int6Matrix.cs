@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -51,7 +52,7 @@ public sealed unsafe class Int6Matrix : GroupScaledMatrix
 
     private readonly int* _inputCorrections;
 
-    // The group of 32 columns that class j (lanes 4 (j / 4) .. of a paired half) lies in.
+    // Class j's group of 32 columns: classes 4g..4g+3 sum 128-bit lane g of the paired halves, columns 32g..32g+31.
     private static readonly Vector512<int> GroupOfClass = Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
 
     private Int6Matrix(int rows, int cols, int groupSize, WeightArena? memory = null)
@@ -69,6 +70,18 @@ public sealed unsafe class Int6Matrix : GroupScaledMatrix
     /// lanes cover the same group and their vpmaddubsw pair sums can be added before one vpmaddwd by the group scale.
     /// </summary>
     public static int PairedColumn(int a) => 32 * (a % 64 / 16) + 16 * (a / 64) + a % 16;
+
+    /// <summary><see cref="PairedRuns"/>'s selections: 128-bit lanes 0 and 2 of each half, or 1 and 3.</summary>
+    public const byte EvenRuns = 0b10_00_10_00, OddRuns = 0b11_01_11_01;
+
+    /// <summary>
+    /// The even (<see cref="EvenRuns"/>) or odd (<see cref="OddRuns"/>) 16-column runs of a block's bytes, from those
+    /// of columns 0..63 (<paramref name="low"/>) and 64..127 (<paramref name="high"/>): places 0..63 or 64..127 of
+    /// <see cref="PairedColumn"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<byte> PairedRuns(Vector512<byte> low, Vector512<byte> high, [ConstantExpected] byte runs) =>
+        Avx512F.Shuffle4x128(low.AsUInt64(), high.AsUInt64(), runs).AsByte();
 
     /// <summary>The class of column c: its place's 4-byte lane in either half (4 columns of an even run, the 4
     /// columns 16 further on).</summary>
@@ -151,7 +164,7 @@ public sealed unsafe class Int6Matrix : GroupScaledMatrix
         if (Avx512BW.IsSupported)
         {
             Vector512<byte> low = Vector512.Load(codes), high = Vector512.Load(codes + 64);
-            Vector512<byte> even = Avx512F.Shuffle4x128(low.AsUInt64(), high.AsUInt64(), 0b10_00_10_00).AsByte(), odd = Avx512F.Shuffle4x128(low.AsUInt64(), high.AsUInt64(), 0b11_01_11_01).AsByte();
+            Vector512<byte> even = PairedRuns(low, high, EvenRuns), odd = PairedRuns(low, high, OddRuns);
             Vector512<short> pairs = Avx512BW.MultiplyAddAdjacent(even, Vector512<sbyte>.One) + Avx512BW.MultiplyAddAdjacent(odd, Vector512<sbyte>.One);
             Vector512<int> sums = Avx512BW.MultiplyAddAdjacent(pairs, Vector512<short>.One) - Vector512.Create(8 * Offset);
             Vector512<int> scales = Avx512F.ConvertToVector512Int32(Vector128.CreateScalar(Unsafe.ReadUnaligned<uint>(groupScales + b * groups)).AsSByte());

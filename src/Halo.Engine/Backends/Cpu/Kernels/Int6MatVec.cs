@@ -16,11 +16,11 @@ namespace Halo.Engine.Backends.Cpu.Kernels;
 /// <para>
 /// The input (<see cref="QuantizeInput"/>): a token's largest channels set the step of a plain int8 input, and on real
 /// hidden states a few outlier channels make it coarse enough to be most of an int8 head's error (see
-/// LmHeadAccuracyTests). An int32 lane of the kernels' accumulators always sums the same 4 columns of every 128-column
-/// block, so the columns fall into 32 classes (column mod 128, / 4) that each keep their own lane: each class takes
-/// its own step d * 2^k, k in 0..<see cref="MaxShift"/>, up to 16x finer than a plain int8 input's where no outlier
-/// sits, and the lanes are shifted by k once per row, in int64, after the last block. The per-block work is exactly
-/// the plain int8 input's. Lanes take at most 2 * 16002 * 127 per block: 128 blocks (16384 columns) fit in int32.
+/// LmHeadAccuracyTests). An int32 lane of the kernels' accumulators always sums the same columns of every 128-column
+/// block (4 in the one-token pass, 8 in the batched one), so the columns fall into 16 classes
+/// (<see cref="Int6Matrix.ClassOf"/>; each one-token lane lies in one) that each take their own step d * 2^k, k in
+/// 0..<see cref="MaxShift"/>, up to 16x finer than a plain int8 input's where no outlier sits, and the lanes are
+/// shifted by k once per row, after the last block. The per-block work is exactly the plain int8 input's. Lanes take at most 2 * 16002 * 127 per block: 128 blocks (16384 columns) fit in int32.
 /// dot = sum - 32 * sum_g(scale_g * sum over the group of q * 2^k) then undoes the +32 code offset. The batched pass
 /// (<see cref="RunBatch"/>) turns the operands round, signed codes against inputs + 128 (pair sums <= 2 * 32 * 255,
 /// lanes <= 2 * 16320 * 127 per block), so that its correction depends on the row only (Int6Matrix.InputCorrections).
@@ -331,9 +331,9 @@ public static unsafe class Int6MatVec
             Sse.Prefetch0(block + first.Prefetch + 128);
             // Spelled out for both rows: a helper with out parameters made the JIT keep the accumulators on the stack.
             Codes(block + i * Int6Matrix.NibbleBytes, block + TopPlane + i * Int6Matrix.TopBytes, lowShift, highShift, out Vector512<byte> low, out Vector512<byte> high);
-            Vector512<sbyte> even = Paired(low, high, 0b10_00_10_00, offset), odd = Paired(low, high, 0b11_01_11_01, offset);
+            Vector512<sbyte> even = Paired(low, high, Int6Matrix.EvenRuns, offset), odd = Paired(low, high, Int6Matrix.OddRuns, offset);
             Codes(block + (i + 1) * Int6Matrix.NibbleBytes, block + TopPlane + (i + 1) * Int6Matrix.TopBytes, lowShift, highShift, out Vector512<byte> low2, out Vector512<byte> high2);
-            Vector512<sbyte> even2 = Paired(low2, high2, 0b10_00_10_00, offset), odd2 = Paired(low2, high2, 0b11_01_11_01, offset);
+            Vector512<sbyte> even2 = Paired(low2, high2, Int6Matrix.EvenRuns, offset), odd2 = Paired(low2, high2, Int6Matrix.OddRuns, offset);
             Vector512<short> s = GroupScaleLanes.Avx512PairedScales(scales, scaleControl);
             Vector512<short> s2 = GroupScaleLanes.Avx512PairedScales(scales + scaleStride, scaleControl);
             TokenPair(even, odd, even2, odd2, x, s, s2, ref a0, ref b0);
@@ -367,13 +367,10 @@ public static unsafe class Int6MatVec
         lanes[15] = b7;
     }
 
-    /// <summary>
-    /// One half of a block's signed codes (q) in the paired order: the 128-bit lanes <paramref name="runs"/> selects from
-    /// the codes of columns 0..63 and 64..127 (even runs: 0, 2 of each; odd runs: 1, 3).
-    /// </summary>
+    /// <summary>One half of a block's signed codes (q) in the paired order (<see cref="Int6Matrix.PairedRuns"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<sbyte> Paired(Vector512<byte> low, Vector512<byte> high, [ConstantExpected] byte runs, Vector512<byte> offset) =>
-        (Avx512F.Shuffle4x128(low.AsUInt64(), high.AsUInt64(), runs).AsByte() - offset).AsSByte();
+        (Int6Matrix.PairedRuns(low, high, runs) - offset).AsSByte();
 
     /// <summary>Both rows' block against one token's paired unsigned input x (128 bytes): 16 class lanes each.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -403,7 +400,7 @@ public static unsafe class Int6MatVec
         return Vector512.WidenLower(shifted) + Vector512.WidenUpper(shifted);
     }
 
-    /// <summary>A token's 32 class lanes (low: classes 0..15, high: 16..31), each shifted left by its k, as 8 int64 partial sums.</summary>
+    /// <summary>A token's 32 one-token lanes (low: lanes 0..15, high: 16..31), each shifted left by its k, as 8 int64 partial sums.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<long> ClassSum(Vector512<int> low, Vector512<int> high, ulong* k) =>
         (Avx512F.ShiftLeftLogicalVariable(Avx512F.ConvertToVector512Int64(low.GetLower()), Vector512.Load(k))
@@ -463,15 +460,12 @@ public static unsafe class Int6MatVec
         high += Half(highCodes, x1, sHigh);
     }
 
-    /// <summary>
-    /// 64 unsigned bytes against 64 signed ones (codes against inputs, or in the batched pass unsigned inputs against
-    /// signed codes), pair sums times their group scales: 16 int32 lanes of 4 columns each.
-    /// </summary>
+    /// <summary>64 codes against 64 inputs, pair sums times their group scales: 16 int32 lanes of 4 columns each.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> Half(Vector512<byte> unsigned, Vector512<sbyte> signed, Vector512<short> scales) =>
-        Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(unsigned, signed), scales);
+    private static Vector512<int> Half(Vector512<byte> codes, Vector512<sbyte> x, Vector512<short> scales) =>
+        Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(codes, x), scales);
 
-    /// <summary>The row's sum: lane j of the low (high) accumulator holds class j (16 + j), shifted left by its k.</summary>
+    /// <summary>The row's sum: lane j of the low (high) accumulator holds one-token lane j (16 + j), shifted left by its k.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static long Lanes(Vector512<int> low, Vector512<int> high, byte* input, Int6Matrix m) =>
         Vector512.Sum(ClassSum(low, high, Shifts(m, input)));
@@ -501,7 +495,7 @@ public static unsafe class Int6MatVec
         Vector256<byte> nibble = Vector256.Create((byte)0x0F), field = Vector256.Create((byte)0x30);
 
         // The four quarters of a block (columns 0, 32, 64, 96) keep their own accumulator, whose lane j holds
-        // class 8 * quarter + j.
+        // one-token lane 8 * quarter + j.
         GroupScaleLanes.Avx2Controls(m.GroupSize, out Vector256<byte> scale0, out Vector256<byte> scale1, out Vector256<byte> scale2, out Vector256<byte> scale3);
         for (int t = tileStart; t < tileEnd; t++)
         {
@@ -541,7 +535,7 @@ public static unsafe class Int6MatVec
         }
     }
 
-    /// <summary>8 int32 lanes (classes k[0..7]), each shifted left by its k, summed in int64.</summary>
+    /// <summary>8 int32 one-token lanes (shifts k[0..7]), each shifted left by its k, summed in int64.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static long Lanes(Vector256<int> acc, ulong* k) =>
         Vector256.Sum(Avx2.ShiftLeftLogicalVariable(Avx2.ConvertToVector256Int64(acc.GetLower()), Vector256.Load(k))

@@ -147,18 +147,18 @@ public static unsafe class Int8MatVec
     }
 
     /// <summary>
-    /// <see cref="RunBatch"/> by the zmm kernel, <see cref="Vnni512Rows"/> rows per call, each row's 8 dots then
-    /// shifted back and scaled in one vector; an odd last row goes one token at a time.
+    /// <see cref="RunBatch"/> by the zmm kernel, <see cref="Vnni512Rows"/> rows (an even number) per call, each row's 8
+    /// dots then shifted back and scaled in one vector; an odd last row goes one token at a time.
     /// </summary>
     private static void RunBatchVnni512(delegate* unmanaged[SuppressGCTransition]<sbyte*, long, byte*, long, int*, void> kernel,
         Int8Matrix m, byte* u, sbyte* q, float* d, float** y, int rowStart, int rowEnd)
     {
         int* dots = stackalloc int[Vnni512Rows * BatchTokens];
         Vector256<float> tokenScales = Vector256.Load(d);
-        int r0 = rowStart;
-        for (; r0 + 1 < rowEnd; r0 += Vnni512Rows)
+        int pairsEnd = rowStart + (rowEnd - rowStart) / 2 * 2;
+        for (int r0 = rowStart; r0 < pairsEnd; r0 += Vnni512Rows)
         {
-            int rows = Math.Min(Vnni512Rows, rowEnd - r0) & ~1;
+            int rows = Math.Min(Vnni512Rows, pairsEnd - r0);
             kernel(m.Q + (long)r0 * m.Cols, rows / 2, u, m.Cols, dots);
             for (int i = 0; i < rows; i++)
             {
@@ -170,20 +170,16 @@ public static unsafe class Int8MatVec
                     y[k][r] = logits.GetElement(k);
                 }
             }
-
-            if (rows < Vnni512Rows)
-            {
-                r0 += rows;
-                break;
-            }
         }
 
-        for (; r0 < rowEnd; r0++)
+        if (pairsEnd == rowEnd)
         {
-            for (int k = 0; k < BatchTokens; k++)
-            {
-                Run(m, u + (long)k * m.Cols, q + (long)k * m.Cols, d[k], y[k], r0, r0 + 1);
-            }
+            return;
+        }
+
+        for (int k = 0; k < BatchTokens; k++)
+        {
+            Run(m, u + (long)k * m.Cols, q + (long)k * m.Cols, d[k], y[k], pairsEnd, rowEnd);
         }
     }
 }

@@ -227,19 +227,15 @@ public static unsafe partial class Vnni512Kernels
         a.Label(ref reduce);
         for (int r = 0; r < 2; r++)
         {
-            if (tokens == 4)
+            for (int g = 0; g < 4 && tokens == 4; g++)
             {
-                for (int g = 0; g < 4; g++)
-                {
-                    a.vpaddd(Acc(r, g, 0), Acc(r, g, 0), Acc(r, g, 1));
-                }
-
-                SumFour(a, Acc(r, 0, 0), Acc(r, 1, 0), Acc(r, 2, 0), Acc(r, 3, 0), __xmmword_ptr[dots + 32 * pair + 16 * r]);
-                continue;
+                a.vpaddd(Acc(r, g, 0), Acc(r, g, 0), Acc(r, g, 1));
             }
 
-            SumFour(a, Acc(r, 0, 0), Acc(r, 1, 0), Acc(r, 2, 0), Acc(r, 3, 0), __xmmword_ptr[dots + 32 * pair + 16 * r]);
-            SumFour(a, Acc(r, 4, 0), Acc(r, 5, 0), Acc(r, 6, 0), Acc(r, 7, 0), __xmmword_ptr[dots + 64 + 32 * pair + 16 * r]);
+            for (int g = 0; g < tokens; g += 4)
+            {
+                SumFour(a, Acc(r, g, 0), Acc(r, g + 1, 0), Acc(r, g + 2, 0), Acc(r, g + 3, 0), __xmmword_ptr[dots + 16 * g + 32 * pair + 16 * r]);
+            }
         }
     }
 
@@ -367,8 +363,8 @@ public static unsafe partial class Vnni512Kernels
             a.vpsrlvw(plane, plane, highShift);
             a.vpandd(plane, plane, field);
             a.vpternlogd(plane, high, nibble, BitSelect);
-            a.vshufi64x2(even[r], low, plane, 0b10_00_10_00);
-            a.vshufi64x2(odd[r], low, plane, 0b11_01_11_01);
+            a.vshufi64x2(even[r], low, plane, Weights.Int6Matrix.EvenRuns);
+            a.vshufi64x2(odd[r], low, plane, Weights.Int6Matrix.OddRuns);
             a.vpsubb(even[r], even[r], offset);
             a.vpsubb(odd[r], odd[r], offset);
             a.vpbroadcastd(scales[r], __dword_ptr[r == 0 ? scalesA : scalesB]);
