@@ -51,7 +51,7 @@ internal sealed class KernelSet
         Accelerator = accelerator;
         Exchange = exchange ?? (accelerator.AcceleratorType == AcceleratorType.OpenCL ? LaneExchangeKind.SharedMemory : LaneExchangeKind.Shuffle);
         WarpSize = Exchange == LaneExchangeKind.Shuffle ? accelerator.WarpSize : SharedMemoryLanes.LogicalWidth;
-        WarpsPerGroup = Math.Clamp(Math.Min(accelerator.MaxNumThreadsPerGroup, SharedMemoryLanes.MaxGroupThreads) / WarpSize, 1, 4);
+        WarpsPerGroup = Math.Clamp(Math.Min(accelerator.MaxNumThreadsPerGroup, SharedMemoryLanes.MaxGroupThreads) / WarpSize, 1, GroupReduce.MaxWarps);
         if (Exchange == LaneExchangeKind.Shuffle)
         {
             Load<ShuffleLanes>();
@@ -114,9 +114,12 @@ internal sealed class KernelSet
     /// <summary>Warps per group of the row-parallel kernels (GEMV, GEMM, LM head, element-wise): 4 where the device allows.</summary>
     public int WarpsPerGroup { get; }
 
+    /// <summary>Threads of the kernels that give a whole group to one row (norm, quantization, copies, argmax).</summary>
+    public int GroupSize => WarpSize * WarpsPerGroup;
+
     /// <summary>x [rows, width] to int8 [rows, width / 4] packed and scales [rows, width / blockSize].</summary>
     public void Quantize(ArrayView<float> x, ArrayView<int> quantized, ArrayView<float> scales, int rows, int width, int blockSize, float absMaxFloor = 0f) =>
-        _quantize(QuantizeActivations.Config(rows, width, blockSize, WarpSize), x, quantized, scales, width, blockSize, absMaxFloor);
+        _quantize(QuantizeActivations.Config(rows, width, blockSize, GroupSize), x, quantized, scales, width, blockSize, absMaxFloor);
 
     /// <summary>y [tokens, n] = W [n, k] x [tokens, k]: the GEMV kernel for one token, the tiled GEMM for more.</summary>
     public void TernaryMatMul(DeviceTernaryMatrix w, ArrayView<int> activations, ArrayView<float> activationScales, ArrayView<float> output, int tokens, int activationBlock)
@@ -136,13 +139,13 @@ internal sealed class KernelSet
         _gemm(TernaryGemm.Config(w.Rows, tokens, WarpSize, WarpsPerGroup), w.Codes, w.Scales, activations, activationScales, output, w.Rows, w.Columns, tokens, activationBlock, w.TensorScale);
 
     public void RmsNorm(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int rows, int width, float eps, bool roundToHalf = false) =>
-        _rmsNorm(Kernels.RmsNorm.Config(rows, WarpSize), input, weight, output, width, eps, roundToHalf ? 1 : 0);
+        _rmsNorm(Kernels.RmsNorm.Config(rows, GroupSize), input, weight, output, width, eps, roundToHalf ? 1 : 0);
 
     public void Rope(ArrayView<float> queries, ArrayView<float> keys, ArrayView<int> positions, ArrayView<float> cos, ArrayView<float> sin, int tokens, int heads, int kvHeads, int headDim) =>
         _rope(Kernels.Rope.Config(tokens, heads, kvHeads, WarpSize), queries, keys, positions, cos, sin, heads, kvHeads, headDim);
 
     public void KvCacheWrite(ArrayView<float> keys, ArrayView<float> values, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> keyCache, ArrayView<float> valueCache, int tokens, int kvHeads, int headDim, int contextLength, KvRounding rounding) =>
-        _kvWrite(Kernels.KvCacheWrite.Config(tokens, WarpSize), keys, values, slots, positions, keyCache, valueCache, kvHeads, headDim, contextLength, (int)rounding);
+        _kvWrite(Kernels.KvCacheWrite.Config(tokens, GroupSize), keys, values, slots, positions, keyCache, valueCache, kvHeads, headDim, contextLength, (int)rounding);
 
     public void AttentionPrefill(ArrayView<float> queries, ArrayView<float> keyCache, ArrayView<float> valueCache, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> output, int tokens, int heads, int kvHeads, int headDim, int contextLength, bool roundQueryToHalf = false) =>
         _attentionPrefill(Kernels.AttentionPrefill.Config(tokens, heads, WarpSize), queries, keyCache, valueCache, slots, positions, output, heads, kvHeads, headDim, contextLength, roundQueryToHalf ? 1 : 0);
@@ -161,16 +164,16 @@ internal sealed class KernelSet
         _residualAdd(Kernels.ResidualAdd.Config(count, WarpSize, WarpsPerGroup), residual, update, count);
 
     public void Embedding(ArrayView<uint> table, ArrayView<int> tokens, ArrayView<float> output, int count, int hidden) =>
-        _embedding(Kernels.Embedding.Config(count, WarpSize), table, tokens, output, hidden);
+        _embedding(Kernels.Embedding.Config(count, GroupSize), table, tokens, output, hidden);
 
     public void GatherRows(ArrayView<float> input, ArrayView<int> rows, ArrayView<float> output, int count, int width) =>
-        _gather(Kernels.GatherRows.Config(count, WarpSize), input, rows, output, width);
+        _gather(Kernels.GatherRows.Config(count, GroupSize), input, rows, output, width);
 
     public void LmHead(ArrayView<uint> table, ArrayView<float> input, ArrayView<float> logits, int rows, int vocab, int hidden) =>
         _lmHead(LmHeadGemv.Config(vocab, rows, WarpSize, WarpsPerGroup), table, input, logits, vocab, hidden);
 
     public void ArgMax(ArrayView<float> logits, ArrayView<int> result, int rows, int width) =>
-        _argMax(Kernels.ArgMax.Config(rows, WarpSize), logits, result, width);
+        _argMax(Kernels.ArgMax.Config(rows, GroupSize), logits, result, width);
 
     /// <summary>Top k of each row; <paramref name="candidateValues"/> and <paramref name="candidateIds"/> hold [rows, slices(width), k].</summary>
     public void TopK(ArrayView<float> logits, ArrayView<float> candidateValues, ArrayView<int> candidateIds, ArrayView<float> topValues, ArrayView<int> topIds, int rows, int width, int k)

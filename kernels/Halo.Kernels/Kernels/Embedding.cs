@@ -5,7 +5,7 @@ namespace Halo.Kernels.Kernels;
 
 /// <summary>
 /// Token embedding lookup from the F16 table (ggml <c>token_embd.weight</c>, [vocab, hidden] rows), stored
-/// as pairs of halves per uint (the same buffer serves as the tied LM head). One warp per token.
+/// as pairs of halves per uint (the same buffer serves as the tied LM head). One group per token.
 /// </summary>
 internal static class Embedding
 {
@@ -26,5 +26,5 @@ internal static class Embedding
         }
     }
 
-    public static KernelConfig Config(int tokens, int warpSize) => new(tokens, warpSize);
+    public static KernelConfig Config(int tokens, int groupSize) => new(tokens, groupSize);
 }

@@ -16,5 +16,5 @@ internal static class GatherRows
         }
     }
 
-    public static KernelConfig Config(int rows, int warpSize) => new(rows, warpSize);
+    public static KernelConfig Config(int rows, int groupSize) => new(rows, groupSize);
 }

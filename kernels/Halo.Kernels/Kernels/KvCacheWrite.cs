@@ -8,7 +8,7 @@ namespace Halo.Kernels.Kernels;
 /// [slots, kvHeads, contextLength, headDim]: the positions of one head are contiguous, so attention streams
 /// them. <c>rounding</c> (a <see cref="KvRounding"/>) keeps what F16 would (llama.cpp's F16 KV cache under
 /// <c>--compat llamacpp</c>) or what BF16 would (the CPU backend's BF16 cache in Halo numerics), so both
-/// backends attend over the same values. One warp per token.
+/// backends attend over the same values. One group per token.
 /// </summary>
 internal static class KvCacheWrite
 {
@@ -46,7 +46,7 @@ internal static class KvCacheWrite
         }
     }
 
-    public static KernelConfig Config(int tokens, int warpSize) => new(tokens, warpSize);
+    public static KernelConfig Config(int tokens, int groupSize) => new(tokens, groupSize);
 
     private static float Round(float x, int rounding) => rounding == (int)KvRounding.Half ? DeviceMath.RoundToHalf(x)
         : rounding == (int)KvRounding.BFloat16 ? DeviceMath.RoundToBFloat16(x) : x;

@@ -9,7 +9,8 @@ namespace Halo.Kernels.Kernels;
 /// as llama.cpp's Q8_K does (<c>1 / (127 / absmax)</c>), so that blockSize 256 reproduces llama.cpp and
 /// blockSize = width gives BitNet's per-token absmax. <c>absMaxFloor</c> bounds the absmax from below (the engine
 /// uses 1e-5 per token so a zero row does not divide by zero; 0 = llama.cpp's rule, scale 0 for a zero block).
-/// One warp (the whole group) per (row, block). Output: four int8 per int (element e in byte e % 4), so the GEMV lanes read
+/// One group per (row, block), each thread issuing four loads before it uses them (a decode token's single row
+/// left one warp waiting on memory, as in <see cref="RmsNorm"/>). Output: four int8 per int (element e in byte e % 4), so the GEMV lanes read
 /// 16 activations in four 32-bit loads.
 /// </summary>
 internal static class QuantizeActivations
@@ -20,27 +21,37 @@ internal static class QuantizeActivations
     public static void Kernel<TLanes>(ArrayView<float> x, ArrayView<int> quantized, ArrayView<float> scales, int width, int blockSize, float absMaxFloor)
         where TLanes : struct, ILaneExchange
     {
-        TLanes lanes = default;
         int blocksPerRow = width / blockSize;
         int row = Grid.IdxX / blocksPerRow;
         int block = Grid.IdxX - row * blocksPerRow;
-        int lane = Group.IdxX;
+        int thread = Group.IdxX;
+        int stride = Group.DimX;
         long start = (long)row * width + (long)block * blockSize;
 
         float absMax = 0f;
-        for (int i = lane; i < blockSize; i += Group.DimX)
+        int i = thread;
+        for (; i + 3 * stride < blockSize; i += 4 * stride)
+        {
+            float a = x[start + i];
+            float b = x[start + i + stride];
+            float c = x[start + i + 2 * stride];
+            float d = x[start + i + 3 * stride];
+            absMax = XMath.Max(XMath.Max(absMax, XMath.Abs(a)), XMath.Max(XMath.Abs(b), XMath.Max(XMath.Abs(c), XMath.Abs(d))));
+        }
+
+        for (; i < blockSize; i += stride)
         {
             absMax = XMath.Max(absMax, XMath.Abs(x[start + i]));
         }
 
-        absMax = XMath.Max(lanes.Max(absMax), absMaxFloor);
+        absMax = XMath.Max(GroupReduce.Max<TLanes>(absMax), absMaxFloor);
         float inverse = absMax > 0f ? 127f / absMax : 0f;
-        if (lane == 0)
+        if (thread == 0)
         {
             scales[(long)row * blocksPerRow + block] = absMax > 0f ? 1f / inverse : 0f;
         }
 
-        for (int word = lane; word < blockSize / 4; word += Group.DimX)
+        for (int word = thread; word < blockSize / 4; word += stride)
         {
             int packed = 0;
             for (int e = 0; e < 4; e++)
@@ -54,6 +65,6 @@ internal static class QuantizeActivations
         }
     }
 
-    public static KernelConfig Config(int rows, int width, int blockSize, int warpSize) =>
-        new(rows * (width / blockSize), warpSize);
+    public static KernelConfig Config(int rows, int width, int blockSize, int groupSize) =>
+        new(rows * (width / blockSize), groupSize);
 }

@@ -5,9 +5,10 @@ using ILGPU.Runtime;
 namespace Halo.Kernels.Kernels;
 
 /// <summary>
-/// <c>y = x / sqrt(mean(x^2) + eps) * weight</c> per row. One warp per row: the sum of squares is one warp
-/// reduction, no shared memory. <c>roundToHalf</c> rounds the result to F16 (llama.cpp's LM-head input under
-/// <c>--compat llamacpp</c>).
+/// <c>y = x / sqrt(mean(x^2) + eps) * weight</c> per row. One group per row, each thread issuing four loads
+/// before it uses them: a decode step normalises a single row, and one warp walking it one load at a time
+/// measured 65 us on an H200 (2560 wide), nearly all of it memory latency. <c>roundToHalf</c> rounds the
+/// result to F16 (llama.cpp's LM-head input under <c>--compat llamacpp</c>).
 /// </summary>
 internal static class RmsNorm
 {
@@ -17,23 +18,58 @@ internal static class RmsNorm
     public static void Kernel<TLanes>(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int width, float eps, int roundToHalf)
         where TLanes : struct, ILaneExchange
     {
-        TLanes lanes = default;
         long start = (long)Grid.IdxX * width;
+        int stride = Group.DimX;
         float sumSquares = 0f;
-        for (int i = Group.IdxX; i < width; i += Group.DimX)
+        int i = Group.IdxX;
+        for (; i + 3 * stride < width; i += 4 * stride)
+        {
+            float a = input[start + i];
+            float b = input[start + i + stride];
+            float c = input[start + i + 2 * stride];
+            float d = input[start + i + 3 * stride];
+            sumSquares += a * a;
+            sumSquares += b * b;
+            sumSquares += c * c;
+            sumSquares += d * d;
+        }
+
+        for (; i < width; i += stride)
         {
             float v = input[start + i];
             sumSquares += v * v;
         }
 
-        sumSquares = lanes.Sum(sumSquares);
-        float inverseRms = 1f / XMath.Sqrt(sumSquares / width + eps);
-        for (int i = Group.IdxX; i < width; i += Group.DimX)
+        float inverseRms = 1f / XMath.Sqrt(GroupReduce.Sum<TLanes>(sumSquares) / width + eps);
+        i = Group.IdxX;
+        for (; i + 3 * stride < width; i += 4 * stride)
         {
-            float y = input[start + i] * inverseRms * weight[i];
-            output[start + i] = roundToHalf != 0 ? DeviceMath.RoundToHalf(y) : y;
+            // all loads before the first store: output may alias input, which would otherwise order them
+            float a = input[start + i];
+            float b = input[start + i + stride];
+            float c = input[start + i + 2 * stride];
+            float d = input[start + i + 3 * stride];
+            float wa = weight[i];
+            float wb = weight[i + stride];
+            float wc = weight[i + 2 * stride];
+            float wd = weight[i + 3 * stride];
+            output[start + i] = Normalize(a, inverseRms, wa, roundToHalf);
+            output[start + i + stride] = Normalize(b, inverseRms, wb, roundToHalf);
+            output[start + i + 2 * stride] = Normalize(c, inverseRms, wc, roundToHalf);
+            output[start + i + 3 * stride] = Normalize(d, inverseRms, wd, roundToHalf);
+        }
+
+        for (; i < width; i += stride)
+        {
+            output[start + i] = Normalize(input[start + i], inverseRms, weight[i], roundToHalf);
         }
     }
 
-    public static KernelConfig Config(int rows, int warpSize) => new(rows, warpSize);
+    public static KernelConfig Config(int rows, int groupSize) => new(rows, groupSize);
+
+    private static float Normalize(float x, float inverseRms, float weight, int roundToHalf)
+    {
+        float y = x * inverseRms * weight;
+        return roundToHalf != 0 ? DeviceMath.RoundToHalf(y) : y;
+    }
 }

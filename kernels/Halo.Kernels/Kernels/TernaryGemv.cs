@@ -42,13 +42,28 @@ internal static class TernaryGemv
         long rowBlocks = (long)row * blocksPerRow;
 
         float sum = 0f;
-        for (int word = lane; active && word < wordsPerRow; word += lanes.Width)
+        int word = lane;
+        for (; active && word + lanes.Width < wordsPerRow; word += 2 * lanes.Width)
         {
-            uint codes = weights[rowWords + word];
+            // two words' loads in flight before either is used; the adds keep the one-word order
+            int next = word + lanes.Width;
+            uint codes0 = weights[rowWords + word];
+            uint codes1 = weights[rowWords + next];
+            float scale0 = blockScales[rowBlocks + word / 16] * activationScales[word * 16 / activationBlock];
+            float scale1 = blockScales[rowBlocks + next / 16] * activationScales[next * 16 / activationBlock];
+            int dot0 = DeviceMath.TernaryDot16(
+                codes0, activations[word * 4], activations[word * 4 + 1], activations[word * 4 + 2], activations[word * 4 + 3]);
+            int dot1 = DeviceMath.TernaryDot16(
+                codes1, activations[next * 4], activations[next * 4 + 1], activations[next * 4 + 2], activations[next * 4 + 3]);
+            sum += dot0 * scale0;
+            sum += dot1 * scale1;
+        }
+
+        if (active && word < wordsPerRow)
+        {
             int dot = DeviceMath.TernaryDot16(
-                codes, activations[word * 4], activations[word * 4 + 1], activations[word * 4 + 2], activations[word * 4 + 3]);
-            float scale = blockScales[rowBlocks + word / 16] * activationScales[word * 16 / activationBlock];
-            sum += dot * scale;
+                weights[rowWords + word], activations[word * 4], activations[word * 4 + 1], activations[word * 4 + 2], activations[word * 4 + 3]);
+            sum += dot * (blockScales[rowBlocks + word / 16] * activationScales[word * 16 / activationBlock]);
         }
 
         sum = lanes.Sum(sum);

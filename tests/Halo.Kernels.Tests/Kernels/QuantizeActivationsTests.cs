@@ -39,11 +39,13 @@ public abstract class QuantizeActivationsTests<TFixture>(TFixture fixture)
     }
 
     [Theory]
-    [InlineData(256)]   // llama.cpp's Q8_K blocks
-    [InlineData(512)]   // one scale per token (BitNet's per-token absmax) for width 512
-    public void Kernel_RandomRows_MatchesScalarReference(int blockSize)
+    [InlineData(512, 256)]    // llama.cpp's Q8_K blocks
+    [InlineData(512, 512)]    // one scale per token (BitNet's per-token absmax)
+    [InlineData(2304, 2304)]  // a row wider than four loads per thread of a 128-thread group, with a tail
+    [InlineData(2304, 256)]
+    public void Kernel_RandomRows_MatchesScalarReference(int width, int blockSize)
     {
-        const int rows = 3, width = 512;
+        const int rows = 3;
         float[] x = TestData.Floats(1, rows * width, 4f);
         x[7] = 0.5f * 4f / 127f * 127f;           // values that land exactly on .5 steps exercise the tie rule
         for (int i = 0; i < width; i++)
