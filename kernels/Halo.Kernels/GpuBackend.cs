@@ -48,7 +48,6 @@ public sealed class GpuBackend : IBackend
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _att;     // (T, heads * head_dim)
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _gate;    // (T, ffn)
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _up;      // (T, ffn)
-    private readonly MemoryBuffer1D<float, Stride1D.Dense> _y;       // (T, d) output of a block's last matmul
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _qx;        // (T, max width / 4) int8 activations
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _qxScale; // (T, max width / 256)
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _partials;// (decode tokens, heads, splits, head_dim + 2)
@@ -119,7 +118,6 @@ public sealed class GpuBackend : IBackend
             _att = Zeroed<float>((long)t * _qDim);
             _gate = Zeroed<float>((long)t * _c.FeedForwardSize);
             _up = Zeroed<float>((long)t * _c.FeedForwardSize);
-            _y = Zeroed<float>((long)t * d);
             _qx = Zeroed<int>((long)t * _maxWidth / 4);
             _qxScale = Zeroed<float>((long)t * _maxWidth / 256);
             _partials = Zeroed<float>((long)Math.Min(t, DecodeTokenLimit) * _c.HeadCount * MaxSplits * (_c.HeadDim + 2));
@@ -262,7 +260,6 @@ public sealed class GpuBackend : IBackend
     private void RunBatch(int n)
     {
         int d = _c.HiddenSize, ffn = _c.FeedForwardSize, heads = _c.HeadCount, kvHeads = _c.KvHeadCount, hd = _c.HeadDim;
-        float eps = _c.RmsNormEps;
         First(_tokens, n).CopyFromCPU(_hostTokens.AsSpan(0, n));
         First(_slots, n).CopyFromCPU(_hostSlots.AsSpan(0, n));
         First(_positions, n).CopyFromCPU(_hostPositions.AsSpan(0, n));
@@ -279,8 +276,7 @@ public sealed class GpuBackend : IBackend
             DeviceLayer L = _w.Layers[layer];
 
             // Attention block: h = rmsnorm(x) * attn_norm; q,k,v = (W h) * s
-            _k.RmsNorm(_x.View, L.AttnNorm.View, _h.View, n, d, eps);
-            Quantize(_h.View, n, d);
+            NormQuantize(_x.View, L.AttnNorm, _h.View, n, d);
             MatMul(L.Wq, _q.View, n);
             MatMul(L.Wk, _kNew.View, n);
             MatMul(L.Wv, _vNew.View, n);
@@ -294,23 +290,18 @@ public sealed class GpuBackend : IBackend
             Attention(layer, n, maxLength);
 
             // x += (Wo (rmsnorm(a) * attn_sub_norm)) * so
-            _k.RmsNorm(_att.View, L.AttnSubNorm.View, _att.View, n, _qDim, eps);
-            Quantize(_att.View, n, _qDim);
-            MatMul(L.Wo, _y.View, n);
-            _k.ResidualAdd(_x.View, _y.View, n * d);
+            NormQuantize(_att.View, L.AttnSubNorm, _att.View, n, _qDim);
+            MatMul(L.Wo, _x.View, n, accumulate: true);
 
             // Feed-forward block: h = rmsnorm(x) * ffn_norm; f = act((Wg h) * sg) * ((Wu h) * su)
-            _k.RmsNorm(_x.View, L.FfnNorm.View, _h.View, n, d, eps);
-            Quantize(_h.View, n, d);
+            NormQuantize(_x.View, L.FfnNorm, _h.View, n, d);
             MatMul(L.Wgate, _gate.View, n);
             MatMul(L.Wup, _up.View, n);
             _k.Glu(_gate.View, _up.View, n * ffn, _c.Activation == Activation.Relu2 ? Glu.Relu2 : Glu.Silu);
 
             // x += (Wd (rmsnorm(f) * ffn_sub_norm)) * sd
-            _k.RmsNorm(_gate.View, L.FfnSubNorm.View, _gate.View, n, ffn, eps);
-            Quantize(_gate.View, n, ffn);
-            MatMul(L.Wdown, _y.View, n);
-            _k.ResidualAdd(_x.View, _y.View, n * d);
+            NormQuantize(_gate.View, L.FfnSubNorm, _gate.View, n, ffn);
+            MatMul(L.Wdown, _x.View, n, accumulate: true);
         }
     }
 
@@ -363,14 +354,15 @@ public sealed class GpuBackend : IBackend
         _k.AttentionDecode(_q.View, _keyCache[layer].View, _valueCache[layer].View, _slots.View, _positions.View, _partials.View, _att.View, n, heads, kvHeads, hd, ContextLength, splits, splitLength, _llamaCppNumerics);
     }
 
-    private void Quantize(ArrayView<float> x, int n, int width)
+    /// <summary>x [n, width] normalised into <paramref name="normed"/> and quantized into the matmul input.</summary>
+    private void NormQuantize(ArrayView<float> x, MemoryBuffer1D<float, Stride1D.Dense> weight, ArrayView<float> normed, int n, int width)
     {
         bool perToken = _scaling == ActivationScaling.PerToken;
-        _k.Quantize(x, _qx.View, _qxScale.View, n, width, perToken ? width : 256, perToken ? 1e-5f : 0f);
+        _k.NormQuantize(x, weight.View, normed, _qx.View, _qxScale.View, n, width, _c.RmsNormEps, perToken ? width : 256, perToken ? 1e-5f : 0f);
     }
 
-    private void MatMul(DeviceTernaryMatrix w, ArrayView<float> output, int n) =>
-        _k.TernaryMatMul(w, _qx.View, _qxScale.View, output, n, _scaling == ActivationScaling.PerToken ? w.Columns : 256);
+    private void MatMul(DeviceTernaryMatrix w, ArrayView<float> output, int n, bool accumulate = false) =>
+        _k.TernaryMatMul(w, _qx.View, _qxScale.View, output, n, _scaling == ActivationScaling.PerToken ? w.Columns : 256, accumulate);
 
     /// <summary>The rotation table, built by the engine's own routine so both backends rotate by identical angles.</summary>
     private unsafe void RopeTable(float[] cos, float[] sin)

@@ -24,9 +24,9 @@ public enum LaneExchangeKind
 /// </summary>
 internal sealed class KernelSet
 {
-    private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, float> _quantize;
-    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, float> _gemv;
-    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int, float> _gemm;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float, int, float> _normQuantize;
+    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, float, int> _gemv;
+    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int, float, int> _gemm;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int> _rmsNorm;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int> _rope;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int> _kvWrite;
@@ -34,7 +34,6 @@ internal sealed class KernelSet
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int> _attentionDecode;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _attentionCombine;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int> _glu;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int> _residualAdd;
     private Action<KernelConfig, ArrayView<uint>, ArrayView<int>, ArrayView<float>, int> _embedding;
     private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> _gather;
     private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int> _lmHead;
@@ -51,7 +50,10 @@ internal sealed class KernelSet
         Accelerator = accelerator;
         Exchange = exchange ?? (accelerator.AcceleratorType == AcceleratorType.OpenCL ? LaneExchangeKind.SharedMemory : LaneExchangeKind.Shuffle);
         WarpSize = Exchange == LaneExchangeKind.Shuffle ? accelerator.WarpSize : SharedMemoryLanes.LogicalWidth;
-        WarpsPerGroup = Math.Clamp(Math.Min(accelerator.MaxNumThreadsPerGroup, SharedMemoryLanes.MaxGroupThreads) / WarpSize, 1, GroupReduce.MaxWarps);
+        WarpsPerGroup = Math.Clamp(Math.Min(accelerator.MaxNumThreadsPerGroup, SharedMemoryLanes.MaxGroupThreads) / WarpSize, 1, 4);
+        GroupSize = Exchange == LaneExchangeKind.Shuffle
+            ? Math.Max(1, Math.Min(accelerator.MaxNumThreadsPerGroup, GroupReduce.MaxWarps * WarpSize) / WarpSize) * WarpSize
+            : WarpSize * WarpsPerGroup;
         if (Exchange == LaneExchangeKind.Shuffle)
         {
             Load<ShuffleLanes>();
@@ -65,7 +67,7 @@ internal sealed class KernelSet
     public LaneExchangeKind Exchange { get; }
 
     [MemberNotNull(
-        nameof(_quantize),
+        nameof(_normQuantize),
         nameof(_gemv),
         nameof(_gemm),
         nameof(_rmsNorm),
@@ -75,7 +77,6 @@ internal sealed class KernelSet
         nameof(_attentionDecode),
         nameof(_attentionCombine),
         nameof(_glu),
-        nameof(_residualAdd),
         nameof(_embedding),
         nameof(_gather),
         nameof(_lmHead),
@@ -86,9 +87,9 @@ internal sealed class KernelSet
     private void Load<TLanes>()
         where TLanes : struct, ILaneExchange
     {
-        _quantize = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, float>(QuantizeActivations.Kernel<TLanes>);
-        _gemv = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, float>(TernaryGemv.Kernel<TLanes>);
-        _gemm = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int, float>(TernaryGemm.Kernel<TLanes>);
+        _normQuantize = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float, int, float>(Kernels.NormQuantize.Kernel<TLanes>);
+        _gemv = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, float, int>(TernaryGemv.Kernel<TLanes>);
+        _gemm = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int, float, int>(TernaryGemm.Kernel<TLanes>);
         _rmsNorm = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int>(Kernels.RmsNorm.Kernel<TLanes>);
         _rope = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.Rope.Kernel);
         _kvWrite = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int>(Kernels.KvCacheWrite.Kernel);
@@ -96,7 +97,6 @@ internal sealed class KernelSet
         _attentionDecode = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int>(Kernels.AttentionDecode.Kernel<TLanes>);
         _attentionCombine = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.AttentionDecode.Combine);
         _glu = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int>(Kernels.Glu.Kernel);
-        _residualAdd = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(Kernels.ResidualAdd.Kernel);
         _embedding = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<int>, ArrayView<float>, int>(Kernels.Embedding.Kernel);
         _gather = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(Kernels.GatherRows.Kernel);
         _lmHead = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int>(LmHeadGemv.Kernel<TLanes>);
@@ -114,29 +114,39 @@ internal sealed class KernelSet
     /// <summary>Warps per group of the row-parallel kernels (GEMV, GEMM, LM head, element-wise): 4 where the device allows.</summary>
     public int WarpsPerGroup { get; }
 
-    /// <summary>Threads of the kernels that give a whole group to one row (norm, quantization, copies, argmax).</summary>
-    public int GroupSize => WarpSize * WarpsPerGroup;
+    /// <summary>
+    /// Threads of the kernels that give a whole group to one row (norm and quantization, copies, argmax): with
+    /// shuffles up to 512, so a decode token's 2560-wide row is one round of loads per thread; with the
+    /// shared-memory exchange the 128 it allows.
+    /// </summary>
+    public int GroupSize { get; }
 
-    /// <summary>x [rows, width] to int8 [rows, width / 4] packed and scales [rows, width / blockSize].</summary>
-    public void Quantize(ArrayView<float> x, ArrayView<int> quantized, ArrayView<float> scales, int rows, int width, int blockSize, float absMaxFloor = 0f) =>
-        _quantize(QuantizeActivations.Config(rows, width, blockSize, GroupSize), x, quantized, scales, width, blockSize, absMaxFloor);
+    /// <summary>
+    /// x [rows, width] to its RMS norm (kept in <paramref name="normed"/>, which may alias x) and that quantized:
+    /// int8 [rows, width / 4] packed and scales [rows, width / blockSize].
+    /// </summary>
+    public void NormQuantize(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> normed, ArrayView<int> quantized, ArrayView<float> scales, int rows, int width, float eps, int blockSize, float absMaxFloor = 0f) =>
+        _normQuantize(Kernels.NormQuantize.Config(rows, GroupSize), x, weight, normed, quantized, scales, width, eps, blockSize, absMaxFloor);
 
-    /// <summary>y [tokens, n] = W [n, k] x [tokens, k]: the GEMV kernel for one token, the tiled GEMM for more.</summary>
-    public void TernaryMatMul(DeviceTernaryMatrix w, ArrayView<int> activations, ArrayView<float> activationScales, ArrayView<float> output, int tokens, int activationBlock)
+    /// <summary>
+    /// y [tokens, n] = W [n, k] x [tokens, k], or y += W x with <paramref name="accumulate"/>: the GEMV kernel for
+    /// one token, the tiled GEMM for more.
+    /// </summary>
+    public void TernaryMatMul(DeviceTernaryMatrix w, ArrayView<int> activations, ArrayView<float> activationScales, ArrayView<float> output, int tokens, int activationBlock, bool accumulate = false)
     {
         if (tokens == 1)
         {
-            _gemv(TernaryGemv.Config(w.Rows, WarpSize, WarpsPerGroup), w.Codes, w.Scales, activations, activationScales, output, w.Rows, w.Columns, activationBlock, w.TensorScale);
+            _gemv(TernaryGemv.Config(w.Rows, WarpSize, WarpsPerGroup), w.Codes, w.Scales, activations, activationScales, output, w.Rows, w.Columns, activationBlock, w.TensorScale, accumulate ? 1 : 0);
         }
         else
         {
-            _gemm(TernaryGemm.Config(w.Rows, tokens, WarpSize, WarpsPerGroup), w.Codes, w.Scales, activations, activationScales, output, w.Rows, w.Columns, tokens, activationBlock, w.TensorScale);
+            TernaryGemmOnly(w, activations, activationScales, output, tokens, activationBlock, accumulate);
         }
     }
 
     /// <summary>The GEMM kernel even for one token (tests compare it with the GEMV kernel).</summary>
-    public void TernaryGemmOnly(DeviceTernaryMatrix w, ArrayView<int> activations, ArrayView<float> activationScales, ArrayView<float> output, int tokens, int activationBlock) =>
-        _gemm(TernaryGemm.Config(w.Rows, tokens, WarpSize, WarpsPerGroup), w.Codes, w.Scales, activations, activationScales, output, w.Rows, w.Columns, tokens, activationBlock, w.TensorScale);
+    public void TernaryGemmOnly(DeviceTernaryMatrix w, ArrayView<int> activations, ArrayView<float> activationScales, ArrayView<float> output, int tokens, int activationBlock, bool accumulate = false) =>
+        _gemm(TernaryGemm.Config(w.Rows, tokens, WarpSize, WarpsPerGroup), w.Codes, w.Scales, activations, activationScales, output, w.Rows, w.Columns, tokens, activationBlock, w.TensorScale, accumulate ? 1 : 0);
 
     public void RmsNorm(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int rows, int width, float eps, bool roundToHalf = false) =>
         _rmsNorm(Kernels.RmsNorm.Config(rows, GroupSize), input, weight, output, width, eps, roundToHalf ? 1 : 0);
@@ -159,9 +169,6 @@ internal sealed class KernelSet
 
     public void Glu(ArrayView<float> gate, ArrayView<float> up, int count, int activation) =>
         _glu(Kernels.Glu.Config(count, WarpSize, WarpsPerGroup), gate, up, count, activation);
-
-    public void ResidualAdd(ArrayView<float> residual, ArrayView<float> update, int count) =>
-        _residualAdd(Kernels.ResidualAdd.Config(count, WarpSize, WarpsPerGroup), residual, update, count);
 
     public void Embedding(ArrayView<uint> table, ArrayView<int> tokens, ArrayView<float> output, int count, int hidden) =>
         _embedding(Kernels.Embedding.Config(count, GroupSize), table, tokens, output, hidden);

@@ -10,7 +10,7 @@ namespace Halo.Kernels.Kernels;
 /// butterfly, the tile's softmax weights go through shared memory (one write, one barrier, every lane reads
 /// them all), and the value rows are accumulated into <c>accumulator</c> (shared memory, lane l owning
 /// dimensions l, l + warp, ...). One warp per group, so the barriers are cheap and uniform. The loops load
-/// four keys or values before adding them: one load at a time left a decode split waiting on memory for each
+/// eight keys or four values before adding them: one load at a time left a decode split waiting on memory for each
 /// position (131 us for 64 positions on an H200).
 /// </summary>
 internal static class AttentionTile
@@ -57,17 +57,25 @@ internal static class AttentionTile
                 long row = (long)position * headDim;
                 score = 0f;
                 int d = 0;
-                for (; d + 3 < headDim; d += 4)
+                for (; d + 7 < headDim; d += 8)
                 {
-                    // four loads in flight before the adds, which keep their order
+                    // eight loads (one 32-byte sector of the lane's key row) in flight before the adds, which keep their order
                     float k0 = keys[row + d];
                     float k1 = keys[row + d + 1];
                     float k2 = keys[row + d + 2];
                     float k3 = keys[row + d + 3];
+                    float k4 = keys[row + d + 4];
+                    float k5 = keys[row + d + 5];
+                    float k6 = keys[row + d + 6];
+                    float k7 = keys[row + d + 7];
                     score += query[d] * k0;
                     score += query[d + 1] * k1;
                     score += query[d + 2] * k2;
                     score += query[d + 3] * k3;
+                    score += query[d + 4] * k4;
+                    score += query[d + 5] * k5;
+                    score += query[d + 6] * k6;
+                    score += query[d + 7] * k7;
                 }
 
                 for (; d < headDim; d++)

@@ -12,8 +12,8 @@ namespace Halo.Kernels.Kernels;
 /// </summary>
 internal static class GroupReduce
 {
-    /// <summary>Most warps a group holds: <see cref="KernelSet.WarpsPerGroup"/> never exceeds it.</summary>
-    public const int MaxWarps = 4;
+    /// <summary>Most warps a group holds (<see cref="KernelSet.GroupSize"/> never exceeds it): 512 threads of 32-lane warps.</summary>
+    public const int MaxWarps = 16;
 
     public static float Sum<TLanes>(float value)
         where TLanes : struct, ILaneExchange

@@ -9,25 +9,21 @@ namespace Halo.Kernels.Kernels;
 /// as llama.cpp's Q8_K does (<c>1 / (127 / absmax)</c>), so that blockSize 256 reproduces llama.cpp and
 /// blockSize = width gives BitNet's per-token absmax. <c>absMaxFloor</c> bounds the absmax from below (the engine
 /// uses 1e-5 per token so a zero row does not divide by zero; 0 = llama.cpp's rule, scale 0 for a zero block).
-/// One group per (row, block), each thread issuing four loads before it uses them (a decode token's single row
-/// left one warp waiting on memory, as in <see cref="RmsNorm"/>). Output: four int8 per int (element e in byte e % 4), so the GEMV lanes read
-/// 16 activations in four 32-bit loads.
+/// A group quantizes a block, each thread issuing four loads before it uses them; <see cref="NormQuantize"/>
+/// runs it after the norm. Output: four int8 per int (element e in byte e % 4), so the GEMV lanes read 16
+/// activations in four 32-bit loads.
 /// </summary>
 internal static class QuantizeActivations
 {
-    /// <param name="x">[rows, width] activations.</param>
-    /// <param name="quantized">[rows, width / 4] packed int8.</param>
-    /// <param name="scales">[rows, width / blockSize] dequantization scales.</param>
-    public static void Kernel<TLanes>(ArrayView<float> x, ArrayView<int> quantized, ArrayView<float> scales, int width, int blockSize, float absMaxFloor)
+    /// <summary>Quantizes the block at <paramref name="start"/> with the whole group (every thread must call it).</summary>
+    /// <param name="x">activations.</param>
+    /// <param name="quantized">packed int8, the block's at <paramref name="start"/> / 4.</param>
+    /// <param name="scales">dequantization scales, the block's at <paramref name="scaleIndex"/>.</param>
+    internal static void Block<TLanes>(ArrayView<float> x, ArrayView<int> quantized, ArrayView<float> scales, long start, long scaleIndex, int blockSize, float absMaxFloor)
         where TLanes : struct, ILaneExchange
     {
-        int blocksPerRow = width / blockSize;
-        int row = Grid.IdxX / blocksPerRow;
-        int block = Grid.IdxX - row * blocksPerRow;
         int thread = Group.IdxX;
         int stride = Group.DimX;
-        long start = (long)row * width + (long)block * blockSize;
-
         float absMax = 0f;
         int i = thread;
         for (; i + 3 * stride < blockSize; i += 4 * stride)
@@ -48,7 +44,7 @@ internal static class QuantizeActivations
         float inverse = absMax > 0f ? 127f / absMax : 0f;
         if (thread == 0)
         {
-            scales[(long)row * blocksPerRow + block] = absMax > 0f ? 1f / inverse : 0f;
+            scales[scaleIndex] = absMax > 0f ? 1f / inverse : 0f;
         }
 
         for (int word = thread; word < blockSize / 4; word += stride)
@@ -64,7 +60,4 @@ internal static class QuantizeActivations
             quantized[start / 4 + word] = packed;
         }
     }
-
-    public static KernelConfig Config(int rows, int width, int blockSize, int groupSize) =>
-        new(rows * (width / blockSize), groupSize);
 }

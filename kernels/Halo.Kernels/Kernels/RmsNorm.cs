@@ -16,9 +16,13 @@ internal static class RmsNorm
     /// <param name="weight">[width].</param>
     /// <param name="output">[rows, width] (may alias input).</param>
     public static void Kernel<TLanes>(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int width, float eps, int roundToHalf)
+        where TLanes : struct, ILaneExchange =>
+        Row<TLanes>(input, weight, output, (long)Grid.IdxX * width, width, eps, roundToHalf);
+
+    /// <summary>Normalises the row at <paramref name="start"/> with the whole group (every thread must call it).</summary>
+    internal static void Row<TLanes>(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, long start, int width, float eps, int roundToHalf)
         where TLanes : struct, ILaneExchange
     {
-        long start = (long)Grid.IdxX * width;
         int stride = Group.DimX;
         float sumSquares = 0f;
         int i = Group.IdxX;

@@ -18,6 +18,7 @@ internal static class TernaryGemm
     /// <param name="activations">[tokens, k / 4].</param>
     /// <param name="activationScales">[tokens, k / activationBlock].</param>
     /// <param name="output">[tokens, n].</param>
+    /// <param name="accumulate">1 adds the product to <paramref name="output"/> (the residual stream), 0 overwrites it.</param>
     public static void Kernel<TLanes>(
         ArrayView<uint> weights,
         ArrayView<float> blockScales,
@@ -28,7 +29,8 @@ internal static class TernaryGemm
         int k,
         int tokens,
         int activationBlock,
-        float outScale)
+        float outScale,
+        int accumulate)
         where TLanes : struct, ILaneExchange
     {
         // no early exit for the tail rows: every thread of the group takes part in the reductions
@@ -75,20 +77,20 @@ internal static class TernaryGemm
         sum3 = lanes.Sum(sum3);
         if (active && lane == 0)
         {
-            output[(long)firstToken * n + row] = sum0 * outScale;
+            Store(output, (long)firstToken * n + row, sum0 * outScale, accumulate);
             if (tileTokens > 1)
             {
-                output[(long)(firstToken + 1) * n + row] = sum1 * outScale;
+                Store(output, (long)(firstToken + 1) * n + row, sum1 * outScale, accumulate);
             }
 
             if (tileTokens > 2)
             {
-                output[(long)(firstToken + 2) * n + row] = sum2 * outScale;
+                Store(output, (long)(firstToken + 2) * n + row, sum2 * outScale, accumulate);
             }
 
             if (tileTokens > 3)
             {
-                output[(long)(firstToken + 3) * n + row] = sum3 * outScale;
+                Store(output, (long)(firstToken + 3) * n + row, sum3 * outScale, accumulate);
             }
         }
     }
@@ -108,6 +110,10 @@ internal static class TernaryGemm
         int dot = DeviceMath.TernaryDot16(codes, activations[a], activations[a + 1], activations[a + 2], activations[a + 3]);
         return dot * (weightScale * activationScales[(long)token * activationBlocks + activationScale]);
     }
+
+    /// <summary>Writes or adds one output: <c>x += y</c> rounds exactly as the separate residual add did.</summary>
+    internal static void Store(ArrayView<float> output, long index, float value, int accumulate) =>
+        output[index] = accumulate != 0 ? output[index] + value : value;
 
     public static KernelConfig Config(int n, int tokens, int warpSize, int warpsPerGroup) =>
         new(

@@ -18,6 +18,7 @@ internal static class TernaryGemv
     /// <param name="activations">[k / 4] packed int8 activations.</param>
     /// <param name="activationScales">[k / activationBlock].</param>
     /// <param name="output">[n].</param>
+    /// <param name="accumulate">1 adds the product to <paramref name="output"/> (the residual stream), 0 overwrites it.</param>
     public static void Kernel<TLanes>(
         ArrayView<uint> weights,
         ArrayView<float> blockScales,
@@ -27,7 +28,8 @@ internal static class TernaryGemv
         int n,
         int k,
         int activationBlock,
-        float outScale)
+        float outScale,
+        int accumulate)
         where TLanes : struct, ILaneExchange
     {
         // no early exit for the tail rows: every thread of the group takes part in the reduction
@@ -69,7 +71,7 @@ internal static class TernaryGemv
         sum = lanes.Sum(sum);
         if (active && lane == 0)
         {
-            output[row] = sum * outScale;
+            TernaryGemm.Store(output, row, sum * outScale, accumulate);
         }
     }
 

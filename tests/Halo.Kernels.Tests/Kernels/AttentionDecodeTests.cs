@@ -7,7 +7,7 @@ public abstract class AttentionDecodeTests<TFixture>(TFixture fixture)
     [InlineData(1, 96, 40)]   // no split: one range over the whole context
     [InlineData(3, 32, 40)]   // three splits; short sequences leave later splits empty
     [InlineData(6, 16, 40)]   // splits shorter than a warp tile
-    [InlineData(3, 32, 42)]   // a head dimension that is not a multiple of the four loads in flight
+    [InlineData(3, 32, 42)]   // a head dimension that is not a multiple of the loads in flight
     public void Kernel_SplitOverKvLength_MatchesScalarReference(int splits, int splitLength, int headDim)
     {
         const int heads = 4, kvHeads = 1, context = 96, slotCount = 3;

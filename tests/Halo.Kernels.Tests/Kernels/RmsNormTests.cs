@@ -28,7 +28,7 @@ public abstract class RmsNormTests<TFixture>(TFixture fixture)
     [Theory]
     [InlineData(96, false)]
     [InlineData(96, true)]
-    [InlineData(2600, false)]   // four loads per thread of a 128-thread group, then a tail
+    [InlineData(2600, false)]   // four loads per thread of a 128- or 512-thread group, then a tail
     public void Kernel_RandomRows_MatchesScalarReference(int width, bool roundToHalf)
     {
         const int rows = 3;

@@ -42,14 +42,12 @@ public abstract class TernaryMatMulTests<TFixture>(TFixture fixture)
         sbyte[] w = TestData.Ternary(2, N * K);
         float[] blockScales = TestData.Floats(3, N * K / 256);
         float[] x = TestData.Floats(4, tokens * K, 3f);
-        var (q, activationScales) = QuantizeActivationsTests<TFixture>.Reference(x, tokens, K, activationBlock);
+        var (q, activationScales) = NormQuantizeTests<TFixture>.QuantizeReference(x, tokens, K, activationBlock);
 
         using var matrix = new DeviceTernaryMatrix(fixture.Accelerator, TernaryLayout.FromValues(w, blockScales, N, K), TensorScale);
-        using var input = fixture.Upload(x);
-        using var packed = fixture.Allocate<int>(tokens * K / 4);
-        using var scales = fixture.Allocate<float>(tokens * K / activationBlock);
+        using var packed = fixture.Upload(Pack(q));
+        using var scales = fixture.Upload(activationScales);
         using var output = fixture.Allocate<float>(tokens * N);
-        fixture.Kernels.Quantize(input.View, packed.View, scales.View, tokens, K, activationBlock);
         if (forceGemm)
         {
             fixture.Kernels.TernaryGemmOnly(matrix, packed.View, scales.View, output.View, tokens, activationBlock);
@@ -61,6 +59,47 @@ public abstract class TernaryMatMulTests<TFixture>(TFixture fixture)
 
         double[] expected = Reference(w, blockScales, q, activationScales, tokens, N, K, activationBlock, TensorScale);
         TestData.AssertClose(expected, output.GetAsArray1D(), 1e-4);
+    }
+
+    [Theory]
+    [InlineData(1)]   // GEMV
+    [InlineData(6)]   // GEMM
+    public void TernaryMatMul_Accumulate_AddsToOutput(int tokens)
+    {
+        sbyte[] w = TestData.Ternary(5, N * K);
+        float[] blockScales = TestData.Floats(6, N * K / 256);
+        var (q, activationScales) = NormQuantizeTests<TFixture>.QuantizeReference(TestData.Floats(7, tokens * K, 3f), tokens, K, 256);
+        float[] residual = TestData.Floats(8, tokens * N, 5f);
+
+        using var matrix = new DeviceTernaryMatrix(fixture.Accelerator, TernaryLayout.FromValues(w, blockScales, N, K), TensorScale);
+        using var packed = fixture.Upload(Pack(q));
+        using var scales = fixture.Upload(activationScales);
+        using var product = fixture.Allocate<float>(tokens * N);
+        using var output = fixture.Upload(residual);
+        fixture.Kernels.TernaryMatMul(matrix, packed.View, scales.View, product.View, tokens, 256);
+        fixture.Kernels.TernaryMatMul(matrix, packed.View, scales.View, output.View, tokens, 256, accumulate: true);
+
+        // x + y rounded once, as the residual add of the separate product would
+        float[] y = product.GetAsArray1D();
+        float[] expected = new float[residual.Length];
+        for (int i = 0; i < expected.Length; i++)
+        {
+            expected[i] = residual[i] + y[i];
+        }
+
+        Assert.Equal(expected, output.GetAsArray1D());
+    }
+
+    /// <summary>Four int8 per int, element e in byte e % 4, as the kernels read them.</summary>
+    private static int[] Pack(sbyte[] q)
+    {
+        var packed = new int[q.Length / 4];
+        for (int i = 0; i < q.Length; i++)
+        {
+            packed[i / 4] |= (byte)q[i] << (8 * (i % 4));
+        }
+
+        return packed;
     }
 }
 
