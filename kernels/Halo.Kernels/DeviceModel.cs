@@ -11,14 +11,11 @@ namespace Halo.Kernels;
 internal sealed class DeviceLayer
 {
     public required MemoryBuffer1D<float, Stride1D.Dense> AttnNorm { get; init; }     // (d)
-    public required DeviceTernaryMatrix Wq { get; init; }                            // (heads*head_dim, d)
-    public required DeviceTernaryMatrix Wk { get; init; }                            // (kv_heads*head_dim, d)
-    public required DeviceTernaryMatrix Wv { get; init; }                            // (kv_heads*head_dim, d)
+    public required DeviceTernaryMatrix Wqkv { get; init; }                          // (heads*head_dim + 2 kv_heads*head_dim, d): q, k, v stacked
     public required MemoryBuffer1D<float, Stride1D.Dense> AttnSubNorm { get; init; }  // (heads*head_dim)
     public required DeviceTernaryMatrix Wo { get; init; }                            // (d, heads*head_dim)
     public required MemoryBuffer1D<float, Stride1D.Dense> FfnNorm { get; init; }      // (d)
-    public required DeviceTernaryMatrix Wgate { get; init; }                         // (ffn, d)
-    public required DeviceTernaryMatrix Wup { get; init; }                           // (ffn, d)
+    public required DeviceTernaryMatrix WgateUp { get; init; }                       // (2 ffn, d): gate, up stacked
     public required MemoryBuffer1D<float, Stride1D.Dense> FfnSubNorm { get; init; }   // (ffn)
     public required DeviceTernaryMatrix Wdown { get; init; }                         // (d, ffn)
 }
@@ -50,16 +47,13 @@ internal sealed class DeviceModel : IDisposable
                 Layers[i] = new DeviceLayer
                 {
                     AttnNorm = Vector(accelerator, source, p + "attn_norm.weight", c.HiddenSize),
-                    Wq = Ternary(accelerator, source, p + "attn_q", qDim, c.HiddenSize),
-                    Wk = Ternary(accelerator, source, p + "attn_k", kvDim, c.HiddenSize),
-                    Wv = Ternary(accelerator, source, p + "attn_v", kvDim, c.HiddenSize),
+                    Wqkv = Ternary(accelerator, source, c.HiddenSize, (p + "attn_q", qDim), (p + "attn_k", kvDim), (p + "attn_v", kvDim)),
                     AttnSubNorm = Vector(accelerator, source, p + "attn_sub_norm.weight", qDim),
-                    Wo = Ternary(accelerator, source, p + "attn_output", c.HiddenSize, qDim),
+                    Wo = Ternary(accelerator, source, qDim, (p + "attn_output", c.HiddenSize)),
                     FfnNorm = Vector(accelerator, source, p + "ffn_norm.weight", c.HiddenSize),
-                    Wgate = Ternary(accelerator, source, p + "ffn_gate", c.FeedForwardSize, c.HiddenSize),
-                    Wup = Ternary(accelerator, source, p + "ffn_up", c.FeedForwardSize, c.HiddenSize),
+                    WgateUp = Ternary(accelerator, source, c.HiddenSize, (p + "ffn_gate", c.FeedForwardSize), (p + "ffn_up", c.FeedForwardSize)),
                     FfnSubNorm = Vector(accelerator, source, p + "ffn_sub_norm.weight", c.FeedForwardSize),
-                    Wdown = Ternary(accelerator, source, p + "ffn_down", c.HiddenSize, c.FeedForwardSize),
+                    Wdown = Ternary(accelerator, source, c.FeedForwardSize, (p + "ffn_down", c.HiddenSize)),
                 };
             }
 
@@ -146,10 +140,19 @@ internal sealed class DeviceModel : IDisposable
         return Own(accelerator.Allocate1D(values));
     }
 
-    private DeviceTernaryMatrix Ternary(Accelerator accelerator, IModelSource source, string prefix, int rows, int cols)
+    /// <summary>The named matrices of <paramref name="cols"/> columns, stacked by rows in one device allocation.</summary>
+    private DeviceTernaryMatrix Ternary(Accelerator accelerator, IModelSource source, int cols, params ReadOnlySpan<(string Prefix, int Rows)> matrices)
     {
-        TernaryTensor t = TernaryTensor.Find(source, prefix, rows, cols);
-        return Own(new DeviceTernaryMatrix(accelerator, TernaryLayout.FromTensor(t.Weight, source.Path), t.Scale));
+        var layouts = new TernaryLayout[matrices.Length];
+        var scales = new float[matrices.Length];
+        for (int i = 0; i < matrices.Length; i++)
+        {
+            TernaryTensor t = TernaryTensor.Find(source, matrices[i].Prefix, matrices[i].Rows, cols);
+            layouts[i] = TernaryLayout.FromTensor(t.Weight, source.Path);
+            scales[i] = t.Scale;
+        }
+
+        return Own(new DeviceTernaryMatrix(accelerator, layouts, scales));
     }
 
     private T Own<T>(T disposable)

@@ -277,13 +277,10 @@ public sealed class GpuBackend : IBackend
 
             // Attention block: h = rmsnorm(x) * attn_norm; q,k,v = (W h) * s
             NormQuantize(_x.View, L.AttnNorm, _h.View, n, d);
-            MatMul(L.Wq, _q.View, n);
-            MatMul(L.Wk, _kNew.View, n);
-            MatMul(L.Wv, _vNew.View, n);
+            MatMul(L.Wqkv, n, false, _q.View, _kNew.View, _vNew.View);
 
             // q,k = RoPE NEOX; k,v appended to each token's slot at its position
-            _k.Rope(_q.View, _kNew.View, _positions.View, _cos.View, _sin.View, n, heads, kvHeads, hd);
-            _k.KvCacheWrite(_kNew.View, _vNew.View, _slots.View, _positions.View, _keyCache[layer].View, _valueCache[layer].View, n, kvHeads, hd, ContextLength,
+            _k.RopeAndCache(_q.View, _kNew.View, _vNew.View, _slots.View, _positions.View, _cos.View, _sin.View, _keyCache[layer].View, _valueCache[layer].View, n, heads, kvHeads, hd, ContextLength,
                 _llamaCppNumerics ? KvRounding.Half : KvRounding.BFloat16);
 
             // a = softmax(q k^T / sqrt(head_dim) + causal) v, GQA
@@ -291,17 +288,15 @@ public sealed class GpuBackend : IBackend
 
             // x += (Wo (rmsnorm(a) * attn_sub_norm)) * so
             NormQuantize(_att.View, L.AttnSubNorm, _att.View, n, _qDim);
-            MatMul(L.Wo, _x.View, n, accumulate: true);
+            MatMul(L.Wo, n, true, _x.View);
 
             // Feed-forward block: h = rmsnorm(x) * ffn_norm; f = act((Wg h) * sg) * ((Wu h) * su)
             NormQuantize(_x.View, L.FfnNorm, _h.View, n, d);
-            MatMul(L.Wgate, _gate.View, n);
-            MatMul(L.Wup, _up.View, n);
-            _k.Glu(_gate.View, _up.View, n * ffn, _c.Activation == Activation.Relu2 ? Glu.Relu2 : Glu.Silu);
+            MatMul(L.WgateUp, n, false, _gate.View, _up.View);
 
-            // x += (Wd (rmsnorm(f) * ffn_sub_norm)) * sd
-            NormQuantize(_gate.View, L.FfnSubNorm, _gate.View, n, ffn);
-            MatMul(L.Wdown, _x.View, n, accumulate: true);
+            // x += (Wd (rmsnorm(f) * ffn_sub_norm)) * sd, f computed as the norm reads the gate
+            NormQuantize(_gate.View, L.FfnSubNorm, _gate.View, n, ffn, _up.View, _c.Activation == Activation.Relu2 ? Glu.Relu2 : Glu.Silu);
+            MatMul(L.Wdown, n, true, _x.View);
         }
     }
 
@@ -355,14 +350,15 @@ public sealed class GpuBackend : IBackend
     }
 
     /// <summary>x [n, width] normalised into <paramref name="normed"/> and quantized into the matmul input.</summary>
-    private void NormQuantize(ArrayView<float> x, MemoryBuffer1D<float, Stride1D.Dense> weight, ArrayView<float> normed, int n, int width)
+    private void NormQuantize(ArrayView<float> x, MemoryBuffer1D<float, Stride1D.Dense> weight, ArrayView<float> normed, int n, int width, ArrayView<float> up = default, int activation = Glu.None)
     {
         bool perToken = _scaling == ActivationScaling.PerToken;
-        _k.NormQuantize(x, weight.View, normed, _qx.View, _qxScale.View, n, width, _c.RmsNormEps, perToken ? width : 256, perToken ? 1e-5f : 0f);
+        _k.NormQuantize(x, weight.View, normed, _qx.View, _qxScale.View, n, width, _c.RmsNormEps, perToken ? width : 256, perToken ? 1e-5f : 0f, up, activation);
     }
 
-    private void MatMul(DeviceTernaryMatrix w, ArrayView<float> output, int n, bool accumulate = false) =>
-        _k.TernaryMatMul(w, _qx.View, _qxScale.View, output, n, _scaling == ActivationScaling.PerToken ? w.Columns : 256, accumulate);
+    /// <summary>Each stacked matrix of <paramref name="w"/> times the quantized input into its output (added with <paramref name="accumulate"/>).</summary>
+    private void MatMul(DeviceTernaryMatrix w, int n, bool accumulate, params ReadOnlySpan<ArrayView<float>> outputs) =>
+        _k.TernaryMatMul(w, _qx.View, _qxScale.View, outputs, n, _scaling == ActivationScaling.PerToken ? w.Columns : 256, accumulate);
 
     /// <summary>The rotation table, built by the engine's own routine so both backends rotate by identical angles.</summary>
     private unsafe void RopeTable(float[] cos, float[] sin)

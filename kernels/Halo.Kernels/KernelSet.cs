@@ -24,16 +24,14 @@ public enum LaneExchangeKind
 /// </summary>
 internal sealed class KernelSet
 {
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float, int, float> _normQuantize;
-    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, float, int> _gemv;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float, int, float, int> _normQuantize;
+    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, StackedOutputs, int, int, int> _gemv;
     private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int, float, int> _gemm;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int> _rmsNorm;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int> _rope;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int> _kvWrite;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int> _rope;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int> _attentionPrefill;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int> _attentionDecode;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _attentionCombine;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int> _glu;
     private Action<KernelConfig, ArrayView<uint>, ArrayView<int>, ArrayView<float>, int> _embedding;
     private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> _gather;
     private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int> _lmHead;
@@ -72,11 +70,9 @@ internal sealed class KernelSet
         nameof(_gemm),
         nameof(_rmsNorm),
         nameof(_rope),
-        nameof(_kvWrite),
         nameof(_attentionPrefill),
         nameof(_attentionDecode),
         nameof(_attentionCombine),
-        nameof(_glu),
         nameof(_embedding),
         nameof(_gather),
         nameof(_lmHead),
@@ -87,16 +83,14 @@ internal sealed class KernelSet
     private void Load<TLanes>()
         where TLanes : struct, ILaneExchange
     {
-        _normQuantize = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float, int, float>(Kernels.NormQuantize.Kernel<TLanes>);
-        _gemv = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, float, int>(TernaryGemv.Kernel<TLanes>);
+        _normQuantize = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float, int, float, int>(Kernels.NormQuantize.Kernel<TLanes>);
+        _gemv = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, StackedOutputs, int, int, int>(TernaryGemv.Kernel<TLanes>);
         _gemm = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int, float, int>(TernaryGemm.Kernel<TLanes>);
         _rmsNorm = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int>(Kernels.RmsNorm.Kernel<TLanes>);
-        _rope = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.Rope.Kernel);
-        _kvWrite = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int>(Kernels.KvCacheWrite.Kernel);
+        _rope = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>(Kernels.Rope.Kernel);
         _attentionPrefill = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int>(Kernels.AttentionPrefill.Kernel<TLanes>);
         _attentionDecode = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int>(Kernels.AttentionDecode.Kernel<TLanes>);
         _attentionCombine = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.AttentionDecode.Combine);
-        _glu = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int>(Kernels.Glu.Kernel);
         _embedding = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<int>, ArrayView<float>, int>(Kernels.Embedding.Kernel);
         _gather = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(Kernels.GatherRows.Kernel);
         _lmHead = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int>(LmHeadGemv.Kernel<TLanes>);
@@ -123,39 +117,62 @@ internal sealed class KernelSet
 
     /// <summary>
     /// x [rows, width] to its RMS norm (kept in <paramref name="normed"/>, which may alias x) and that quantized:
-    /// int8 [rows, width / 4] packed and scales [rows, width / blockSize].
+    /// int8 [rows, width / 4] packed and scales [rows, width / blockSize]. With a <see cref="Glu"/> activation x is
+    /// the gate, first replaced by act(x) * <paramref name="up"/>.
     /// </summary>
-    public void NormQuantize(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> normed, ArrayView<int> quantized, ArrayView<float> scales, int rows, int width, float eps, int blockSize, float absMaxFloor = 0f) =>
-        _normQuantize(Kernels.NormQuantize.Config(rows, GroupSize), x, weight, normed, quantized, scales, width, eps, blockSize, absMaxFloor);
+    public void NormQuantize(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> normed, ArrayView<int> quantized, ArrayView<float> scales, int rows, int width, float eps, int blockSize, float absMaxFloor = 0f, ArrayView<float> up = default, int activation = Glu.None) =>
+        _normQuantize(Kernels.NormQuantize.Config(rows, GroupSize), x, activation == Glu.None ? x : up, weight, normed, quantized, scales, width, eps, blockSize, absMaxFloor, activation);
 
     /// <summary>
-    /// y [tokens, n] = W [n, k] x [tokens, k], or y += W x with <paramref name="accumulate"/>: the GEMV kernel for
-    /// one token, the tiled GEMM for more.
+    /// y [tokens, n] = W [n, k] x [tokens, k] for each matrix of the stack into its output, or y += W x with
+    /// <paramref name="accumulate"/>: one GEMV launch for one token, the tiled GEMM per matrix for more.
     /// </summary>
-    public void TernaryMatMul(DeviceTernaryMatrix w, ArrayView<int> activations, ArrayView<float> activationScales, ArrayView<float> output, int tokens, int activationBlock, bool accumulate = false)
+    public void TernaryMatMul(DeviceTernaryMatrix w, ArrayView<int> activations, ArrayView<float> activationScales, ReadOnlySpan<ArrayView<float>> outputs, int tokens, int activationBlock, bool accumulate = false)
     {
-        if (tokens == 1)
+        if (outputs.Length != w.PartCount)
         {
-            _gemv(TernaryGemv.Config(w.Rows, WarpSize, WarpsPerGroup), w.Codes, w.Scales, activations, activationScales, output, w.Rows, w.Columns, activationBlock, w.TensorScale, accumulate ? 1 : 0);
+            throw new ArgumentException($"{w.PartCount} stacked matrices need as many outputs, not {outputs.Length}", nameof(outputs));
         }
-        else
+
+        if (tokens > 1)
         {
-            TernaryGemmOnly(w, activations, activationScales, output, tokens, activationBlock, accumulate);
+            for (int i = 0; i < w.PartCount; i++)
+            {
+                TernaryGemmOnly(w.Part(i), activations, activationScales, outputs[i], tokens, activationBlock, accumulate);
+            }
+
+            return;
         }
+
+        // a missing part repeats the last one's end, so its rows are empty
+        TernaryPart p0 = w.Part(0);
+        TernaryPart p1 = w.PartCount > 1 ? w.Part(1) : p0 with { Rows = 0 };
+        TernaryPart p2 = w.PartCount > 2 ? w.Part(2) : p0 with { Rows = 0 };
+        var stacked = new StackedOutputs
+        {
+            Out0 = outputs[0],
+            Out1 = w.PartCount > 1 ? outputs[1] : outputs[0],
+            Out2 = w.PartCount > 2 ? outputs[2] : outputs[0],
+            End0 = p0.Rows,
+            End1 = p0.Rows + p1.Rows,
+            End2 = p0.Rows + p1.Rows + p2.Rows,
+            Scale0 = p0.TensorScale,
+            Scale1 = p1.TensorScale,
+            Scale2 = p2.TensorScale,
+        };
+        _gemv(TernaryGemv.Config(w.Rows, WarpSize, WarpsPerGroup), w.Codes, w.Scales, activations, activationScales, stacked, w.Columns, activationBlock, accumulate ? 1 : 0);
     }
 
-    /// <summary>The GEMM kernel even for one token (tests compare it with the GEMV kernel).</summary>
-    public void TernaryGemmOnly(DeviceTernaryMatrix w, ArrayView<int> activations, ArrayView<float> activationScales, ArrayView<float> output, int tokens, int activationBlock, bool accumulate = false) =>
+    /// <summary>The GEMM kernel for one matrix, even for one token (tests compare it with the GEMV kernel).</summary>
+    public void TernaryGemmOnly(TernaryPart w, ArrayView<int> activations, ArrayView<float> activationScales, ArrayView<float> output, int tokens, int activationBlock, bool accumulate = false) =>
         _gemm(TernaryGemm.Config(w.Rows, tokens, WarpSize, WarpsPerGroup), w.Codes, w.Scales, activations, activationScales, output, w.Rows, w.Columns, tokens, activationBlock, w.TensorScale, accumulate ? 1 : 0);
 
     public void RmsNorm(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int rows, int width, float eps, bool roundToHalf = false) =>
         _rmsNorm(Kernels.RmsNorm.Config(rows, GroupSize), input, weight, output, width, eps, roundToHalf ? 1 : 0);
 
-    public void Rope(ArrayView<float> queries, ArrayView<float> keys, ArrayView<int> positions, ArrayView<float> cos, ArrayView<float> sin, int tokens, int heads, int kvHeads, int headDim) =>
-        _rope(Kernels.Rope.Config(tokens, heads, kvHeads, WarpSize), queries, keys, positions, cos, sin, heads, kvHeads, headDim);
-
-    public void KvCacheWrite(ArrayView<float> keys, ArrayView<float> values, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> keyCache, ArrayView<float> valueCache, int tokens, int kvHeads, int headDim, int contextLength, KvRounding rounding) =>
-        _kvWrite(Kernels.KvCacheWrite.Config(tokens, GroupSize), keys, values, slots, positions, keyCache, valueCache, kvHeads, headDim, contextLength, (int)rounding);
+    /// <summary>RoPE on q (in place) and k; the rotated keys and the values appended to each token's slot of one layer's cache.</summary>
+    public void RopeAndCache(ArrayView<float> queries, ArrayView<float> keys, ArrayView<float> values, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> cos, ArrayView<float> sin, ArrayView<float> keyCache, ArrayView<float> valueCache, int tokens, int heads, int kvHeads, int headDim, int contextLength, KvRounding rounding) =>
+        _rope(Kernels.Rope.Config(tokens, heads, kvHeads, WarpSize), queries, keys, values, slots, positions, cos, sin, keyCache, valueCache, heads, kvHeads, headDim, contextLength, (int)rounding);
 
     public void AttentionPrefill(ArrayView<float> queries, ArrayView<float> keyCache, ArrayView<float> valueCache, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> output, int tokens, int heads, int kvHeads, int headDim, int contextLength, bool roundQueryToHalf = false) =>
         _attentionPrefill(Kernels.AttentionPrefill.Config(tokens, heads, WarpSize), queries, keyCache, valueCache, slots, positions, output, heads, kvHeads, headDim, contextLength, roundQueryToHalf ? 1 : 0);
@@ -166,9 +183,6 @@ internal sealed class KernelSet
         _attentionDecode(Kernels.AttentionDecode.Config(tokens, heads, splits, WarpSize), queries, keyCache, valueCache, slots, positions, partials, heads, kvHeads, headDim, contextLength, splitLength, roundQueryToHalf ? 1 : 0);
         _attentionCombine(Kernels.AttentionDecode.CombineConfig(tokens, heads, WarpSize), partials, output, heads, headDim, splits);
     }
-
-    public void Glu(ArrayView<float> gate, ArrayView<float> up, int count, int activation) =>
-        _glu(Kernels.Glu.Config(count, WarpSize, WarpsPerGroup), gate, up, count, activation);
 
     public void Embedding(ArrayView<uint> table, ArrayView<int> tokens, ArrayView<float> output, int count, int hidden) =>
         _embedding(Kernels.Embedding.Config(count, GroupSize), table, tokens, output, hidden);

@@ -17,10 +17,14 @@ internal static class RmsNorm
     /// <param name="output">[rows, width] (may alias input).</param>
     public static void Kernel<TLanes>(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int width, float eps, int roundToHalf)
         where TLanes : struct, ILaneExchange =>
-        Row<TLanes>(input, weight, output, (long)Grid.IdxX * width, width, eps, roundToHalf);
+        Row<TLanes>(input, input, Glu.None, weight, output, (long)Grid.IdxX * width, width, eps, roundToHalf);
 
-    /// <summary>Normalises the row at <paramref name="start"/> with the whole group (every thread must call it).</summary>
-    internal static void Row<TLanes>(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, long start, int width, float eps, int roundToHalf)
+    /// <summary>
+    /// Normalises the row at <paramref name="start"/> with the whole group (every thread must call it). With an
+    /// <paramref name="activation"/> other than <see cref="Glu.None"/> the row is first the gated product
+    /// <c>act(input) * up</c>, written over the input as it is read.
+    /// </summary>
+    internal static void Row<TLanes>(ArrayView<float> input, ArrayView<float> up, int activation, ArrayView<float> weight, ArrayView<float> output, long start, int width, float eps, int roundToHalf)
         where TLanes : struct, ILaneExchange
     {
         int stride = Group.DimX;
@@ -32,6 +36,19 @@ internal static class RmsNorm
             float b = input[start + i + stride];
             float c = input[start + i + 2 * stride];
             float d = input[start + i + 3 * stride];
+            if (activation != Glu.None)
+            {
+                // each thread reads back only what it wrote here, so the second pass needs no barrier
+                a = Glu.Apply(a, up[start + i], activation);
+                b = Glu.Apply(b, up[start + i + stride], activation);
+                c = Glu.Apply(c, up[start + i + 2 * stride], activation);
+                d = Glu.Apply(d, up[start + i + 3 * stride], activation);
+                input[start + i] = a;
+                input[start + i + stride] = b;
+                input[start + i + 2 * stride] = c;
+                input[start + i + 3 * stride] = d;
+            }
+
             sumSquares += a * a;
             sumSquares += b * b;
             sumSquares += c * c;
@@ -41,6 +58,12 @@ internal static class RmsNorm
         for (; i < width; i += stride)
         {
             float v = input[start + i];
+            if (activation != Glu.None)
+            {
+                v = Glu.Apply(v, up[start + i], activation);
+                input[start + i] = v;
+            }
+
             sumSquares += v * v;
         }
 

@@ -4,46 +4,77 @@ using ILGPU.Runtime;
 namespace Halo.Kernels.Kernels;
 
 /// <summary>
-/// Rotary position embedding, NEOX style (pairs i and i + headDim/2), in place on the query and key rows of
-/// every token at its own position. cos/sin come from a table [contextLength, headDim / 2] computed once on
-/// the host in double precision, so every backend rotates by exactly the same angles. One warp per
-/// (token, head) over the query heads followed by the key heads.
+/// Rotary position embedding, NEOX style (pairs i and i + headDim/2), of every token at its own position, and
+/// the append of its keys and values to its slot's cache of one layer. The query rows are rotated in place; the
+/// rotated keys and the values go straight to the cache (layout [slots, kvHeads, contextLength, headDim]: a
+/// head's positions are contiguous, so attention streams them), one launch for both. cos/sin come from a table
+/// [contextLength, headDim / 2] computed once on the host in double precision, so every backend rotates by
+/// exactly the same angles. <c>rounding</c> (a <see cref="KvRounding"/>) keeps in the cache what F16 would
+/// (llama.cpp's F16 KV cache under <c>--compat llamacpp</c>) or what BF16 would (the CPU backend's BF16 cache in
+/// Halo numerics), so both backends attend over the same values. One warp per (token, head) over the query heads
+/// followed by the key heads.
 /// </summary>
 internal static class Rope
 {
-    /// <param name="queries">[tokens, heads, headDim].</param>
+    /// <param name="queries">[tokens, heads, headDim], rotated in place.</param>
     /// <param name="keys">[tokens, kvHeads, headDim].</param>
+    /// <param name="values">[tokens, kvHeads, headDim].</param>
+    /// <param name="slots">[tokens] slot of each token.</param>
     /// <param name="positions">[tokens].</param>
     /// <param name="cos">[contextLength, headDim / 2].</param>
     /// <param name="sin">[contextLength, headDim / 2].</param>
+    /// <param name="keyCache">[slots, kvHeads, contextLength, headDim] of this layer.</param>
+    /// <param name="valueCache">same shape.</param>
     public static void Kernel(
         ArrayView<float> queries,
         ArrayView<float> keys,
+        ArrayView<float> values,
+        ArrayView<int> slots,
         ArrayView<int> positions,
         ArrayView<float> cos,
         ArrayView<float> sin,
+        ArrayView<float> keyCache,
+        ArrayView<float> valueCache,
         int heads,
         int kvHeads,
-        int headDim)
+        int headDim,
+        int contextLength,
+        int rounding)
     {
         int headsPerToken = heads + kvHeads;
         int token = Grid.IdxX / headsPerToken;
         int head = Grid.IdxX - token * headsPerToken;
         int half = headDim / 2;
         long table = (long)positions[token] * half;
-        bool isQuery = head < heads;
-        long start = isQuery
-            ? ((long)token * heads + head) * headDim
-            : ((long)token * kvHeads + head - heads) * headDim;
-        ArrayView<float> rows = isQuery ? queries : keys;
+        if (head < heads)
+        {
+            long start = ((long)token * heads + head) * headDim;
+            for (int i = Group.IdxX; i < half; i += Group.DimX)
+            {
+                float c = cos[table + i];
+                float s = sin[table + i];
+                float x0 = queries[start + i];
+                float x1 = queries[start + i + half];
+                queries[start + i] = x0 * c - x1 * s;
+                queries[start + i + half] = x0 * s + x1 * c;
+            }
+
+            return;
+        }
+
+        int kvHead = head - heads;
+        long row = ((long)token * kvHeads + kvHead) * headDim;
+        long cached = (((long)slots[token] * kvHeads + kvHead) * contextLength + positions[token]) * headDim;
         for (int i = Group.IdxX; i < half; i += Group.DimX)
         {
             float c = cos[table + i];
             float s = sin[table + i];
-            float x0 = rows[start + i];
-            float x1 = rows[start + i + half];
-            rows[start + i] = x0 * c - x1 * s;
-            rows[start + i + half] = x0 * s + x1 * c;
+            float x0 = keys[row + i];
+            float x1 = keys[row + i + half];
+            keyCache[cached + i] = Round(x0 * c - x1 * s, rounding);
+            keyCache[cached + i + half] = Round(x0 * s + x1 * c, rounding);
+            valueCache[cached + i] = Round(values[row + i], rounding);
+            valueCache[cached + i + half] = Round(values[row + i + half], rounding);
         }
     }
 
@@ -67,4 +98,7 @@ internal static class Rope
 
         return (cos, sin);
     }
+
+    private static float Round(float x, int rounding) => rounding == (int)KvRounding.Half ? DeviceMath.RoundToHalf(x)
+        : rounding == (int)KvRounding.BFloat16 ? DeviceMath.RoundToBFloat16(x) : x;
 }

@@ -10,6 +10,8 @@ namespace Halo.Kernels.Kernels;
 /// reads one contiguous 128-byte line per step (coalesced on NVIDIA and on RDNA wave32), and the 16 activations
 /// of a word are four aligned 32-bit loads that hit cache across rows. The exact integer sum of each word is
 /// scaled by (weight block scale * activation block scale), as llama.cpp's vec_dot_tq2_0_q8_K does per block.
+/// The rows may be up to three matrices stacked (q, k and v; gate and up), each with its own output and tensor
+/// scale (<see cref="StackedOutputs"/>): a decode token's projections are one launch, not three.
 /// </summary>
 internal static class TernaryGemv
 {
@@ -17,18 +19,16 @@ internal static class TernaryGemv
     /// <param name="blockScales">[n, k / 256] weight block scales.</param>
     /// <param name="activations">[k / 4] packed int8 activations.</param>
     /// <param name="activationScales">[k / activationBlock].</param>
-    /// <param name="output">[n].</param>
-    /// <param name="accumulate">1 adds the product to <paramref name="output"/> (the residual stream), 0 overwrites it.</param>
+    /// <param name="outputs">where each stacked matrix's rows go; n = <c>outputs.End2</c>.</param>
+    /// <param name="accumulate">1 adds the product to the output (the residual stream), 0 overwrites it.</param>
     public static void Kernel<TLanes>(
         ArrayView<uint> weights,
         ArrayView<float> blockScales,
         ArrayView<int> activations,
         ArrayView<float> activationScales,
-        ArrayView<float> output,
-        int n,
+        StackedOutputs outputs,
         int k,
         int activationBlock,
-        float outScale,
         int accumulate)
         where TLanes : struct, ILaneExchange
     {
@@ -36,7 +36,7 @@ internal static class TernaryGemv
         TLanes lanes = default;
         int lane = Group.IdxX % lanes.Width;
         int row = Grid.IdxX * (Group.DimX / lanes.Width) + Group.IdxX / lanes.Width;
-        bool active = row < n;
+        bool active = row < outputs.End2;
 
         int wordsPerRow = k / Layout.TernaryLayout.ValuesPerWord;
         int blocksPerRow = k / Layout.TernaryLayout.BlockSize;
@@ -71,10 +71,38 @@ internal static class TernaryGemv
         sum = lanes.Sum(sum);
         if (active && lane == 0)
         {
-            TernaryGemm.Store(output, row, sum * outScale, accumulate);
+            if (row < outputs.End0)
+            {
+                TernaryGemm.Store(outputs.Out0, row, sum * outputs.Scale0, accumulate);
+            }
+            else if (row < outputs.End1)
+            {
+                TernaryGemm.Store(outputs.Out1, row - outputs.End0, sum * outputs.Scale1, accumulate);
+            }
+            else
+            {
+                TernaryGemm.Store(outputs.Out2, row - outputs.End1, sum * outputs.Scale2, accumulate);
+            }
         }
     }
 
     public static KernelConfig Config(int n, int warpSize, int warpsPerGroup) =>
         new((n + warpsPerGroup - 1) / warpsPerGroup, warpsPerGroup * warpSize);
+}
+
+/// <summary>
+/// The outputs of up to three row-stacked matrices: rows [0, End0) go to Out0 scaled by Scale0, [End0, End1) to
+/// Out1, [End1, End2) to Out2 (a single matrix has End0 = End1 = End2 = n).
+/// </summary>
+internal struct StackedOutputs
+{
+    public ArrayView<float> Out0;
+    public ArrayView<float> Out1;
+    public ArrayView<float> Out2;
+    public int End0;
+    public int End1;
+    public int End2;
+    public float Scale0;
+    public float Scale1;
+    public float Scale2;
 }

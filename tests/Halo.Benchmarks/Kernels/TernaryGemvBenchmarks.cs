@@ -64,14 +64,14 @@ public class TernaryGemvBenchmarks
     [Benchmark(Baseline = true)]
     public void Gemv()
     {
-        _kernels.TernaryMatMul(_matrix, _activations.View, _scales.View, _output.View, tokens: 1, activationBlock: Columns);
+        _kernels.TernaryMatMul(_matrix, _activations.View, _scales.View, [_output.View], tokens: 1, activationBlock: Columns);
         _accelerator.Synchronize();
     }
 
     [Benchmark]
     public void Gemm8Tokens()
     {
-        _kernels.TernaryMatMul(_matrix, _activations.View, _scales.View, _output.View, tokens: 8, activationBlock: Columns);
+        _kernels.TernaryMatMul(_matrix, _activations.View, _scales.View, [_output.View], tokens: 8, activationBlock: Columns);
         _accelerator.Synchronize();
     }
 

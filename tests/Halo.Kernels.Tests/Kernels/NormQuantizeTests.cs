@@ -1,3 +1,5 @@
+using Halo.Kernels.Kernels;
+
 namespace Halo.Kernels.Tests.Kernels;
 
 /// <summary>
@@ -65,6 +67,40 @@ public abstract class NormQuantizeTests<TFixture>(TFixture fixture)
         var (expectedQ, expectedScales) = QuantizeReference(normed, rows, width, blockSize);
         Assert.Equal(expectedQ, q);
         Assert.Equal(expectedScales, scales);
+    }
+
+    [Theory]
+    [InlineData(Glu.Silu)]
+    [InlineData(Glu.Relu2)]
+    public void Kernel_GatedInput_NormalisesActOfGateTimesUp(int activation)
+    {
+        const int rows = 2, width = 2600;   // four loads per thread, then a tail
+        const float eps = 1e-5f;
+        float[] gate = TestData.Floats(6, rows * width, 6f);
+        float[] up = TestData.Floats(7, rows * width, 2f);
+        float[] weight = TestData.Floats(8, width, 2f);
+        var gated = new float[gate.Length];
+        for (int i = 0; i < gate.Length; i++)
+        {
+            double g = gate[i];
+            double a = activation == Glu.Relu2 ? Math.Max(g, 0) * Math.Max(g, 0) : g / (1 + Math.Exp(-g));
+            gated[i] = (float)(a * up[i]);
+        }
+
+        using var gateBuffer = fixture.Upload(gate);
+        using var upBuffer = fixture.Upload(up);
+        using var w = fixture.Upload(weight);
+        using var normed = fixture.Allocate<float>(rows * width);
+        using var quantized = fixture.Allocate<int>(rows * width / 4);
+        using var scales = fixture.Allocate<float>(rows);
+        fixture.Kernels.NormQuantize(gateBuffer.View, w.View, normed.View, quantized.View, scales.View, rows, width, eps, width, up: upBuffer.View, activation: activation);
+
+        TestData.AssertClose(gated, gateBuffer.GetAsArray1D(), 1e-5);
+        float[] normedValues = normed.GetAsArray1D();
+        TestData.AssertClose(RmsNormTests<TFixture>.Reference(gated, weight, rows, width, eps, false), normedValues, 1e-5);
+        var (expectedQ, expectedScales) = QuantizeReference(normedValues, rows, width, width);
+        Assert.Equal(expectedQ, Unpack(quantized.GetAsArray1D()));
+        Assert.Equal(expectedScales, scales.GetAsArray1D());
     }
 
     [Fact]

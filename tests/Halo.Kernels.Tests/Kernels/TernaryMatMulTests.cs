@@ -50,11 +50,11 @@ public abstract class TernaryMatMulTests<TFixture>(TFixture fixture)
         using var output = fixture.Allocate<float>(tokens * N);
         if (forceGemm)
         {
-            fixture.Kernels.TernaryGemmOnly(matrix, packed.View, scales.View, output.View, tokens, activationBlock);
+            fixture.Kernels.TernaryGemmOnly(matrix.Part(0), packed.View, scales.View, output.View, tokens, activationBlock);
         }
         else
         {
-            fixture.Kernels.TernaryMatMul(matrix, packed.View, scales.View, output.View, tokens, activationBlock);
+            fixture.Kernels.TernaryMatMul(matrix, packed.View, scales.View, [output.View], tokens, activationBlock);
         }
 
         double[] expected = Reference(w, blockScales, q, activationScales, tokens, N, K, activationBlock, TensorScale);
@@ -76,8 +76,8 @@ public abstract class TernaryMatMulTests<TFixture>(TFixture fixture)
         using var scales = fixture.Upload(activationScales);
         using var product = fixture.Allocate<float>(tokens * N);
         using var output = fixture.Upload(residual);
-        fixture.Kernels.TernaryMatMul(matrix, packed.View, scales.View, product.View, tokens, 256);
-        fixture.Kernels.TernaryMatMul(matrix, packed.View, scales.View, output.View, tokens, 256, accumulate: true);
+        fixture.Kernels.TernaryMatMul(matrix, packed.View, scales.View, [product.View], tokens, 256);
+        fixture.Kernels.TernaryMatMul(matrix, packed.View, scales.View, [output.View], tokens, 256, accumulate: true);
 
         // x + y rounded once, as the residual add of the separate product would
         float[] y = product.GetAsArray1D();
@@ -88,6 +88,40 @@ public abstract class TernaryMatMulTests<TFixture>(TFixture fixture)
         }
 
         Assert.Equal(expected, output.GetAsArray1D());
+    }
+
+    [Theory]
+    [InlineData(1)]   // one GEMV launch over the three stacked matrices
+    [InlineData(5)]   // the GEMM once per matrix
+    public void TernaryMatMul_StackedMatrices_EachMatchesItsReference(int tokens)
+    {
+        int[] rows = [37, 9, 14];
+        float[] tensorScales = [0.75f, 1.5f, 0.25f];
+        var layouts = new TernaryLayout[rows.Length];
+        var weights = new sbyte[rows.Length][];
+        var blockScales = new float[rows.Length][];
+        for (int m = 0; m < rows.Length; m++)
+        {
+            weights[m] = TestData.Ternary(20 + m, rows[m] * K);
+            blockScales[m] = TestData.Floats(30 + m, rows[m] * K / 256);
+            layouts[m] = TernaryLayout.FromValues(weights[m], blockScales[m], rows[m], K);
+        }
+
+        var (q, activationScales) = NormQuantizeTests<TFixture>.QuantizeReference(TestData.Floats(9, tokens * K, 3f), tokens, K, K);
+        using var matrix = new DeviceTernaryMatrix(fixture.Accelerator, layouts, tensorScales);
+        using var packed = fixture.Upload(Pack(q));
+        using var scales = fixture.Upload(activationScales);
+        using var out0 = fixture.Allocate<float>(tokens * rows[0]);
+        using var out1 = fixture.Allocate<float>(tokens * rows[1]);
+        using var out2 = fixture.Allocate<float>(tokens * rows[2]);
+        fixture.Kernels.TernaryMatMul(matrix, packed.View, scales.View, [out0.View, out1.View, out2.View], tokens, K);
+
+        float[][] outputs = [out0.GetAsArray1D(), out1.GetAsArray1D(), out2.GetAsArray1D()];
+        for (int m = 0; m < rows.Length; m++)
+        {
+            double[] expected = Reference(weights[m], blockScales[m], q, activationScales, tokens, rows[m], K, K, tensorScales[m]);
+            TestData.AssertClose(expected, outputs[m], 1e-4);
+        }
     }
 
     /// <summary>Four int8 per int, element e in byte e % 4, as the kernels read them.</summary>
