@@ -25,12 +25,12 @@ public enum LaneExchangeKind
 internal sealed class KernelSet
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float, int, float, int> _normQuantize;
-    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, StackedOutputs, int, int, int> _gemv;
+    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, StackedOutputs, SpecializedValue<int>, int, int> _gemv;
     private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int, float, int> _gemm;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int> _rmsNorm;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int> _rope;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int> _attentionPrefill;
-    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int> _attentionDecode;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, SpecializedValue<int>, int, int> _attentionPrefill;
+    private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, SpecializedValue<int>, int, int, int> _attentionDecode;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _attentionCombine;
     private Action<KernelConfig, ArrayView<uint>, ArrayView<int>, ArrayView<float>, int> _embedding;
     private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> _gather;
@@ -84,12 +84,12 @@ internal sealed class KernelSet
         where TLanes : struct, ILaneExchange
     {
         _normQuantize = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float, int, float, int>(Kernels.NormQuantize.Kernel<TLanes>);
-        _gemv = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, StackedOutputs, int, int, int>(TernaryGemv.Kernel<TLanes>);
+        _gemv = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, StackedOutputs, SpecializedValue<int>, int, int>(TernaryGemv.Kernel<TLanes>);
         _gemm = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int, float, int>(TernaryGemm.Kernel<TLanes>);
         _rmsNorm = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int>(Kernels.RmsNorm.Kernel<TLanes>);
         _rope = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>(Kernels.Rope.Kernel);
-        _attentionPrefill = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int>(Kernels.AttentionPrefill.Kernel<TLanes>);
-        _attentionDecode = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int>(Kernels.AttentionDecode.Kernel<TLanes>);
+        _attentionPrefill = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, SpecializedValue<int>, int, int>(Kernels.AttentionPrefill.Kernel<TLanes>);
+        _attentionDecode = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, SpecializedValue<int>, int, int, int>(Kernels.AttentionDecode.Kernel<TLanes>);
         _attentionCombine = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.AttentionDecode.Combine);
         _embedding = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<int>, ArrayView<float>, int>(Kernels.Embedding.Kernel);
         _gather = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(Kernels.GatherRows.Kernel);
@@ -160,7 +160,7 @@ internal sealed class KernelSet
             Scale1 = p1.TensorScale,
             Scale2 = p2.TensorScale,
         };
-        _gemv(TernaryGemv.Config(w.Rows, WarpSize, WarpsPerGroup), w.Codes, w.Scales, activations, activationScales, stacked, w.Columns, activationBlock, accumulate ? 1 : 0);
+        _gemv(TernaryGemv.Config(w.Rows, WarpSize, WarpsPerGroup), w.Codes, w.Scales, activations, activationScales, stacked, SpecializedValue.New(w.Columns), activationBlock, accumulate ? 1 : 0);
     }
 
     /// <summary>The GEMM kernel for one matrix, even for one token (tests compare it with the GEMV kernel).</summary>
@@ -175,12 +175,12 @@ internal sealed class KernelSet
         _rope(Kernels.Rope.Config(tokens, heads, kvHeads, WarpSize), queries, keys, values, slots, positions, cos, sin, keyCache, valueCache, heads, kvHeads, headDim, contextLength, (int)rounding);
 
     public void AttentionPrefill(ArrayView<float> queries, ArrayView<float> keyCache, ArrayView<float> valueCache, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> output, int tokens, int heads, int kvHeads, int headDim, int contextLength, bool roundQueryToHalf = false) =>
-        _attentionPrefill(Kernels.AttentionPrefill.Config(tokens, heads, WarpSize), queries, keyCache, valueCache, slots, positions, output, heads, kvHeads, headDim, contextLength, roundQueryToHalf ? 1 : 0);
+        _attentionPrefill(Kernels.AttentionPrefill.Config(tokens, heads, WarpSize), queries, keyCache, valueCache, slots, positions, output, heads, kvHeads, SpecializedValue.New(headDim), contextLength, roundQueryToHalf ? 1 : 0);
 
     /// <summary>Split-KV attention: <paramref name="partials"/> holds [tokens, heads, splits, headDim + 2].</summary>
     public void AttentionDecode(ArrayView<float> queries, ArrayView<float> keyCache, ArrayView<float> valueCache, ArrayView<int> slots, ArrayView<int> positions, ArrayView<float> partials, ArrayView<float> output, int tokens, int heads, int kvHeads, int headDim, int contextLength, int splits, int splitLength, bool roundQueryToHalf = false)
     {
-        _attentionDecode(Kernels.AttentionDecode.Config(tokens, heads, splits, WarpSize), queries, keyCache, valueCache, slots, positions, partials, heads, kvHeads, headDim, contextLength, splitLength, roundQueryToHalf ? 1 : 0);
+        _attentionDecode(Kernels.AttentionDecode.Config(tokens, heads, splits, WarpSize), queries, keyCache, valueCache, slots, positions, partials, heads, kvHeads, SpecializedValue.New(headDim), contextLength, splitLength, roundQueryToHalf ? 1 : 0);
         _attentionCombine(Kernels.AttentionDecode.CombineConfig(tokens, heads, WarpSize), partials, output, heads, headDim, splits);
     }
 

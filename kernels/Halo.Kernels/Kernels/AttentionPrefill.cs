@@ -21,11 +21,13 @@ internal static class AttentionPrefill
         ArrayView<float> output,
         int heads,
         int kvHeads,
-        int headDim,
+        SpecializedValue<int> specializedHeadDim,
         int contextLength,
         int roundQueryToHalf)
         where TLanes : struct, ILaneExchange
     {
+        // a constant head dimension lets the compiler unroll the per-position dot products and issue their loads together
+        int headDim = specializedHeadDim.Value;
         var tileWeights = SharedMemory.Allocate<float>(AttentionTile.MaxTile);
         var query = SharedMemory.Allocate<float>(AttentionTile.MaxHeadDim);
         var accumulator = SharedMemory.Allocate<float>(AttentionTile.MaxHeadDim);

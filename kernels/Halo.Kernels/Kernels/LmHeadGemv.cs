@@ -27,11 +27,24 @@ internal static class LmHeadGemv
         long weights = (long)v * pairs;
         long x = (long)row * hidden;
         float sum = 0f;
-        for (int p = lane; active && p < pairs; p += lanes.Width)
+        int p = lane;
+        int step = lanes.Width;
+        for (; active && p + 3 * step < pairs; p += 4 * step)
         {
-            uint bits = table[weights + p];
-            sum += DeviceMath.HalfToFloat(bits & 0xFFFFu) * input[x + 2 * p]
-                 + DeviceMath.HalfToFloat(bits >> 16) * input[x + 2 * p + 1];
+            // four words' loads in flight before the first is used (the head is the step's largest read); the adds keep the one-word order
+            uint bits0 = table[weights + p];
+            uint bits1 = table[weights + p + step];
+            uint bits2 = table[weights + p + 2 * step];
+            uint bits3 = table[weights + p + 3 * step];
+            sum += PairDot(bits0, input, x + 2 * p);
+            sum += PairDot(bits1, input, x + 2 * (p + step));
+            sum += PairDot(bits2, input, x + 2 * (p + 2 * step));
+            sum += PairDot(bits3, input, x + 2 * (p + 3 * step));
+        }
+
+        for (; active && p < pairs; p += step)
+        {
+            sum += PairDot(table[weights + p], input, x + 2 * p);
         }
 
         sum = lanes.Sum(sum);
@@ -40,6 +53,11 @@ internal static class LmHeadGemv
             logits[(long)row * vocab + v] = sum;
         }
     }
+
+    /// <summary>The two halves of <paramref name="bits"/> times the inputs at <paramref name="at"/> and the next.</summary>
+    private static float PairDot(uint bits, ArrayView<float> input, long at) =>
+        DeviceMath.HalfToFloat(bits & 0xFFFFu) * input[at]
+        + DeviceMath.HalfToFloat(bits >> 16) * input[at + 1];
 
     public static KernelConfig Config(int vocab, int rows, int warpSize, int warpsPerGroup) =>
         new(

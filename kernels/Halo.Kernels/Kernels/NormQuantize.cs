@@ -32,16 +32,20 @@ internal static class NormQuantize
         where TLanes : struct, ILaneExchange
     {
         long start = (long)Grid.IdxX * width;
-        RmsNorm.Row<TLanes>(input, up, activation, weight, normed, start, width, eps, 0);
+        float threadAbsMax = RmsNorm.Row<TLanes>(input, up, activation, weight, normed, start, width, eps, 0);
+
+        // one scale per row (BitNet's per-token absmax): the norm saw every value, so no pass finds the maximum
+        int blocksPerRow = width / blockSize;
+        float rowAbsMax = blocksPerRow == 1 ? GroupReduce.Max<TLanes>(threadAbsMax) : 0f;
 
         // the quantization reads values other threads of the group wrote
         MemoryFence.GroupLevel();
         Group.Barrier();
-        int blocksPerRow = width / blockSize;
         for (int block = 0; block < blocksPerRow; block++)
         {
-            QuantizeActivations.Block<TLanes>(
-                normed, quantized, scales, start + (long)block * blockSize, (long)Grid.IdxX * blocksPerRow + block, blockSize, absMaxFloor);
+            long blockStart = start + (long)block * blockSize;
+            float absMax = blocksPerRow == 1 ? rowAbsMax : QuantizeActivations.AbsMax<TLanes>(normed, blockStart, blockSize);
+            QuantizeActivations.Write(normed, quantized, scales, blockStart, (long)Grid.IdxX * blocksPerRow + block, blockSize, absMax, absMaxFloor);
         }
     }
 

@@ -15,11 +15,8 @@ namespace Halo.Kernels.Kernels;
 /// </summary>
 internal static class QuantizeActivations
 {
-    /// <summary>Quantizes the block at <paramref name="start"/> with the whole group (every thread must call it).</summary>
-    /// <param name="x">activations.</param>
-    /// <param name="quantized">packed int8, the block's at <paramref name="start"/> / 4.</param>
-    /// <param name="scales">dequantization scales, the block's at <paramref name="scaleIndex"/>.</param>
-    internal static void Block<TLanes>(ArrayView<float> x, ArrayView<int> quantized, ArrayView<float> scales, long start, long scaleIndex, int blockSize, float absMaxFloor)
+    /// <summary>The largest magnitude of the block at <paramref name="start"/>, over the whole group (every thread must call it).</summary>
+    internal static float AbsMax<TLanes>(ArrayView<float> x, long start, int blockSize)
         where TLanes : struct, ILaneExchange
     {
         int thread = Group.IdxX;
@@ -40,7 +37,18 @@ internal static class QuantizeActivations
             absMax = XMath.Max(absMax, XMath.Abs(x[start + i]));
         }
 
-        absMax = XMath.Max(GroupReduce.Max<TLanes>(absMax), absMaxFloor);
+        return GroupReduce.Max<TLanes>(absMax);
+    }
+
+    /// <summary>Quantizes the block at <paramref name="start"/>, whose largest magnitude is <paramref name="absMax"/>, with the whole group.</summary>
+    /// <param name="x">activations.</param>
+    /// <param name="quantized">packed int8, the block's at <paramref name="start"/> / 4.</param>
+    /// <param name="scales">dequantization scales, the block's at <paramref name="scaleIndex"/>.</param>
+    internal static void Write(ArrayView<float> x, ArrayView<int> quantized, ArrayView<float> scales, long start, long scaleIndex, int blockSize, float absMax, float absMaxFloor)
+    {
+        int thread = Group.IdxX;
+        int stride = Group.DimX;
+        absMax = XMath.Max(absMax, absMaxFloor);
         float inverse = absMax > 0f ? 127f / absMax : 0f;
         if (thread == 0)
         {

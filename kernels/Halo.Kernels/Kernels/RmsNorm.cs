@@ -17,14 +17,15 @@ internal static class RmsNorm
     /// <param name="output">[rows, width] (may alias input).</param>
     public static void Kernel<TLanes>(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int width, float eps, int roundToHalf)
         where TLanes : struct, ILaneExchange =>
-        Row<TLanes>(input, input, Glu.None, weight, output, (long)Grid.IdxX * width, width, eps, roundToHalf);
+        _ = Row<TLanes>(input, input, Glu.None, weight, output, (long)Grid.IdxX * width, width, eps, roundToHalf);
 
     /// <summary>
     /// Normalises the row at <paramref name="start"/> with the whole group (every thread must call it). With an
     /// <paramref name="activation"/> other than <see cref="Glu.None"/> the row is first the gated product
-    /// <c>act(input) * up</c>, written over the input as it is read.
+    /// <c>act(input) * up</c>, written over the input as it is read. Returns the largest magnitude this thread
+    /// wrote (the group's maximum is the row's absmax, which saves the quantization a pass).
     /// </summary>
-    internal static void Row<TLanes>(ArrayView<float> input, ArrayView<float> up, int activation, ArrayView<float> weight, ArrayView<float> output, long start, int width, float eps, int roundToHalf)
+    internal static float Row<TLanes>(ArrayView<float> input, ArrayView<float> up, int activation, ArrayView<float> weight, ArrayView<float> output, long start, int width, float eps, int roundToHalf)
         where TLanes : struct, ILaneExchange
     {
         int stride = Group.DimX;
@@ -68,6 +69,7 @@ internal static class RmsNorm
         }
 
         float inverseRms = 1f / XMath.Sqrt(GroupReduce.Sum<TLanes>(sumSquares) / width + eps);
+        float absMax = 0f;
         i = Group.IdxX;
         for (; i + 3 * stride < width; i += 4 * stride)
         {
@@ -80,16 +82,25 @@ internal static class RmsNorm
             float wb = weight[i + stride];
             float wc = weight[i + 2 * stride];
             float wd = weight[i + 3 * stride];
-            output[start + i] = Normalize(a, inverseRms, wa, roundToHalf);
-            output[start + i + stride] = Normalize(b, inverseRms, wb, roundToHalf);
-            output[start + i + 2 * stride] = Normalize(c, inverseRms, wc, roundToHalf);
-            output[start + i + 3 * stride] = Normalize(d, inverseRms, wd, roundToHalf);
+            float ya = Normalize(a, inverseRms, wa, roundToHalf);
+            float yb = Normalize(b, inverseRms, wb, roundToHalf);
+            float yc = Normalize(c, inverseRms, wc, roundToHalf);
+            float yd = Normalize(d, inverseRms, wd, roundToHalf);
+            output[start + i] = ya;
+            output[start + i + stride] = yb;
+            output[start + i + 2 * stride] = yc;
+            output[start + i + 3 * stride] = yd;
+            absMax = XMath.Max(XMath.Max(absMax, XMath.Abs(ya)), XMath.Max(XMath.Abs(yb), XMath.Max(XMath.Abs(yc), XMath.Abs(yd))));
         }
 
         for (; i < width; i += stride)
         {
-            output[start + i] = Normalize(input[start + i], inverseRms, weight[i], roundToHalf);
+            float y = Normalize(input[start + i], inverseRms, weight[i], roundToHalf);
+            output[start + i] = y;
+            absMax = XMath.Max(absMax, XMath.Abs(y));
         }
+
+        return absMax;
     }
 
     public static KernelConfig Config(int rows, int groupSize) => new(rows, groupSize);

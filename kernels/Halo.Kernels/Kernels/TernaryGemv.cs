@@ -27,11 +27,13 @@ internal static class TernaryGemv
         ArrayView<int> activations,
         ArrayView<float> activationScales,
         StackedOutputs outputs,
-        int k,
+        SpecializedValue<int> specializedColumns,
         int activationBlock,
         int accumulate)
         where TLanes : struct, ILaneExchange
     {
+        // a constant width fixes each lane's trip count, so the compiler can unroll the row and issue its loads together
+        int k = specializedColumns.Value;
         // no early exit for the tail rows: every thread of the group takes part in the reduction
         TLanes lanes = default;
         int lane = Group.IdxX % lanes.Width;
@@ -45,27 +47,23 @@ internal static class TernaryGemv
 
         float sum = 0f;
         int word = lane;
-        for (; active && word + lanes.Width < wordsPerRow; word += 2 * lanes.Width)
+        int step = lanes.Width;
+        for (; active && word + 3 * step < wordsPerRow; word += 4 * step)
         {
-            // two words' loads in flight before either is used; the adds keep the one-word order
-            int next = word + lanes.Width;
+            // four words' loads in flight before the first is used; the adds keep the one-word order
             uint codes0 = weights[rowWords + word];
-            uint codes1 = weights[rowWords + next];
-            float scale0 = blockScales[rowBlocks + word / 16] * activationScales[word * 16 / activationBlock];
-            float scale1 = blockScales[rowBlocks + next / 16] * activationScales[next * 16 / activationBlock];
-            int dot0 = DeviceMath.TernaryDot16(
-                codes0, activations[word * 4], activations[word * 4 + 1], activations[word * 4 + 2], activations[word * 4 + 3]);
-            int dot1 = DeviceMath.TernaryDot16(
-                codes1, activations[next * 4], activations[next * 4 + 1], activations[next * 4 + 2], activations[next * 4 + 3]);
-            sum += dot0 * scale0;
-            sum += dot1 * scale1;
+            uint codes1 = weights[rowWords + word + step];
+            uint codes2 = weights[rowWords + word + 2 * step];
+            uint codes3 = weights[rowWords + word + 3 * step];
+            sum += WordDot(codes0, activations, word) * WordScale(blockScales, activationScales, rowBlocks, word, activationBlock);
+            sum += WordDot(codes1, activations, word + step) * WordScale(blockScales, activationScales, rowBlocks, word + step, activationBlock);
+            sum += WordDot(codes2, activations, word + 2 * step) * WordScale(blockScales, activationScales, rowBlocks, word + 2 * step, activationBlock);
+            sum += WordDot(codes3, activations, word + 3 * step) * WordScale(blockScales, activationScales, rowBlocks, word + 3 * step, activationBlock);
         }
 
-        if (active && word < wordsPerRow)
+        for (; active && word < wordsPerRow; word += step)
         {
-            int dot = DeviceMath.TernaryDot16(
-                weights[rowWords + word], activations[word * 4], activations[word * 4 + 1], activations[word * 4 + 2], activations[word * 4 + 3]);
-            sum += dot * (blockScales[rowBlocks + word / 16] * activationScales[word * 16 / activationBlock]);
+            sum += WordDot(weights[rowWords + word], activations, word) * WordScale(blockScales, activationScales, rowBlocks, word, activationBlock);
         }
 
         sum = lanes.Sum(sum);
@@ -85,6 +83,14 @@ internal static class TernaryGemv
             }
         }
     }
+
+    /// <summary>The exact integer dot product of one word's 16 codes with its 16 activations.</summary>
+    private static int WordDot(uint codes, ArrayView<int> activations, int word) =>
+        DeviceMath.TernaryDot16(codes, activations[word * 4], activations[word * 4 + 1], activations[word * 4 + 2], activations[word * 4 + 3]);
+
+    /// <summary>The weight block's scale times the activation block's, for one word.</summary>
+    private static float WordScale(ArrayView<float> blockScales, ArrayView<float> activationScales, long rowBlocks, int word, int activationBlock) =>
+        blockScales[rowBlocks + word / 16] * activationScales[word * 16 / activationBlock];
 
     public static KernelConfig Config(int n, int warpSize, int warpsPerGroup) =>
         new((n + warpsPerGroup - 1) / warpsPerGroup, warpsPerGroup * warpSize);

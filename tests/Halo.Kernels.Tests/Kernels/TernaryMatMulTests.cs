@@ -6,7 +6,7 @@ namespace Halo.Kernels.Tests.Kernels;
 public abstract class TernaryMatMulTests<TFixture>(TFixture fixture)
     where TFixture : AcceleratorFixture
 {
-    private const int K = 1280;        // 80 words a row: lanes take two words a step, then some take one more
+    private const int K = 2816;        // 176 words a row: lanes take four words a step, then one or two more
     private const int N = 37;          // not a multiple of the 4 rows per group: the tail group is partly idle
     private const float TensorScale = 0.75f;
 
