@@ -154,6 +154,7 @@ public sealed class GpuBackend : IBackend
         _hostPositions = new int[_maxTokens];
         _hostLastRows = new int[MaxSlots];
         Info = new BackendInfo("gpu", $"{apiName}: {accelerator.Name} ({accelerator.MemorySize / (1024.0 * 1024 * 1024):F1} GiB, warp {accelerator.WarpSize})");
+        CompileKernels();
     }
 
     public BackendInfo Info { get; }
@@ -254,6 +255,21 @@ public sealed class GpuBackend : IBackend
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Runs a prefill chunk and a decode step in slot 0 once, so that ILGPU compiles every kernel of both paths (and
+    /// each specialised head dimension and width) at load rather than inside the first request, which would
+    /// otherwise wait for the compiler (ILGPU compiles a kernel at its first launch). Slot 0's next sequence
+    /// overwrites these cache rows before it reads them.
+    /// </summary>
+    private void CompileKernels()
+    {
+        int prompt = Math.Min(DecodeTokenLimit + 1, Math.Min(_maxTokens, ContextLength - 1));
+        var tokens = new int[prompt];
+        var logits = new float[_c.VocabSize];
+        Forward([new SequenceChunk(0, 0, tokens)], logits);
+        Forward([new SequenceChunk(0, prompt, tokens.AsMemory(0, 1))], logits);
     }
 
     /// <summary>Every layer over the first <paramref name="n"/> staged tokens: launches only, no waiting.</summary>
