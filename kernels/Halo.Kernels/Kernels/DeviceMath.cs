@@ -1,6 +1,5 @@
 using ILGPU;
 using ILGPU.Algorithms;
-using ILGPU.Runtime.Cuda;
 
 namespace Halo.Kernels.Kernels;
 
@@ -93,54 +92,20 @@ internal static class DeviceMath
 
     /// <summary>
     /// Dot product of 16 ternary codes (2 bits each, value = code - 1, element e at bits 2e..2e+1) with 16 int8
-    /// activations packed four per int in the order the code bytes hold them: int j has elements j, j + 4, j + 8
-    /// and j + 12 in bytes 0..3 (see <see cref="QuantizeActivations"/>). Then <c>(codes >> 2j) &amp; 0x03030303</c>
-    /// lines up with int j byte for byte, and on CUDA each int is one <c>dp4a</c> (four byte products summed):
-    /// about 16 instructions a word where the portable path takes about 100.
+    /// activations packed four per int (a0..a3, element e in byte e % 4 of a[e / 4]).
     /// </summary>
-    public static int TernaryDot16(uint codes, int a0, int a1, int a2, int a3)
-    {
-        if (CudaAsm.IsSupported)
-        {
-            // sum (c - 1) a = sum c a - sum a, the codes c in 0..2 as unsigned bytes
-            int dot = Dp4a(codes & 0x03030303u, a0, 0);
-            dot = Dp4a((codes >> 2) & 0x03030303u, a1, dot);
-            dot = Dp4a((codes >> 4) & 0x03030303u, a2, dot);
-            dot = Dp4a((codes >> 6) & 0x03030303u, a3, dot);
-            int sum = ByteSum(a0, 0);
-            sum = ByteSum(a1, sum);
-            sum = ByteSum(a2, sum);
-            sum = ByteSum(a3, sum);
-            return dot - sum;
-        }
+    public static int TernaryDot16(uint codes, int a0, int a1, int a2, int a3) =>
+        TernaryDot4(codes, a0) + TernaryDot4(codes >> 8, a1) + TernaryDot4(codes >> 16, a2) + TernaryDot4(codes >> 24, a3);
 
-        return TernaryDot4(codes, a0) + TernaryDot4(codes >> 2, a1) + TernaryDot4(codes >> 4, a2) + TernaryDot4(codes >> 6, a3);
-    }
-
-    /// <summary>Codes at bits 8k..8k+1 times the signed bytes k of <paramref name="activations"/>.</summary>
     private static int TernaryDot4(uint codes, int activations)
     {
         int sum = 0;
-        for (int k = 0; k < 4; k++)
+        for (int e = 0; e < 4; e++)
         {
-            int weight = (int)((codes >> (8 * k)) & 3u) - 1;
-            sum += weight * SignedByte(activations, k);
+            int weight = (int)((codes >> (2 * e)) & 3u) - 1;
+            sum += weight * SignedByte(activations, e);
         }
 
         return sum;
-    }
-
-    /// <summary>c + the four unsigned bytes of a times the four signed bytes of b.</summary>
-    private static int Dp4a(uint a, int b, int c)
-    {
-        CudaAsm.Emit("dp4a.u32.s32 %0, %1, %2, %3;", out int d, a, b, c);
-        return d;
-    }
-
-    /// <summary>c + the sum of the four signed bytes of a.</summary>
-    private static int ByteSum(int a, int c)
-    {
-        CudaAsm.Emit("dp4a.s32.s32 %0, %1, %2, %3;", out int d, 0x01010101, a, c);
-        return d;
     }
 }

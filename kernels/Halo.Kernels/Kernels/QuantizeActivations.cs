@@ -10,10 +10,8 @@ namespace Halo.Kernels.Kernels;
 /// blockSize = width gives BitNet's per-token absmax. <c>absMaxFloor</c> bounds the absmax from below (the engine
 /// uses 1e-5 per token so a zero row does not divide by zero; 0 = llama.cpp's rule, scale 0 for a zero block).
 /// A group quantizes a block, each thread issuing four loads before it uses them; <see cref="NormQuantize"/>
-/// runs it after the norm. Output: four int8 per int, each 16 elements as four ints where int j holds elements
-/// j, j + 4, j + 8, j + 12 in bytes 0..3: the byte order of the ternary codes, so a matmul lane reads a word's 16
-/// activations in four 32-bit loads and multiplies each with one <c>dp4a</c> (<see cref="DeviceMath.TernaryDot16"/>).
-/// Block sizes are multiples of 16.
+/// runs it after the norm. Output: four int8 per int (element e in byte e % 4), so the GEMV lanes read 16
+/// activations in four 32-bit loads.
 /// </summary>
 internal static class QuantizeActivations
 {
@@ -59,14 +57,12 @@ internal static class QuantizeActivations
 
         for (int word = thread; word < blockSize / 4; word += stride)
         {
-            // int j of each 16 elements holds elements j, j + 4, j + 8, j + 12 (see DeviceMath.TernaryDot16)
-            long first = start + (word >> 2) * 16 + (word & 3);
             int packed = 0;
-            for (int k = 0; k < 4; k++)
+            for (int e = 0; e < 4; e++)
             {
-                int q = (int)XMath.RoundToEven(x[first + 4 * k] * inverse);
+                int q = (int)XMath.RoundToEven(x[start + word * 4 + e] * inverse);
                 q = XMath.Clamp(q, -127, 127);
-                packed |= (q & 0xFF) << (8 * k);
+                packed |= (q & 0xFF) << (8 * e);
             }
 
             quantized[start / 4 + word] = packed;

@@ -49,7 +49,7 @@ public sealed class DeviceMathTests
                 int w = random.Next(3) - 1;
                 int x = random.Next(-127, 128);
                 codes |= (uint)(w + 1) << (2 * e);
-                a[e % 4] |= (x & 0xFF) << (8 * (e / 4));   // int j holds elements j, j + 4, j + 8, j + 12
+                a[e / 4] |= (x & 0xFF) << (8 * (e % 4));
                 expected += w * x;
             }
 

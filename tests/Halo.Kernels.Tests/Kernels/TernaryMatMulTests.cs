@@ -45,7 +45,7 @@ public abstract class TernaryMatMulTests<TFixture>(TFixture fixture)
         var (q, activationScales) = NormQuantizeTests<TFixture>.QuantizeReference(x, tokens, K, activationBlock);
 
         using var matrix = new DeviceTernaryMatrix(fixture.Accelerator, TernaryLayout.FromValues(w, blockScales, N, K), TensorScale);
-        using var packed = fixture.Upload(NormQuantizeTests<TFixture>.Pack(q));
+        using var packed = fixture.Upload(Pack(q));
         using var scales = fixture.Upload(activationScales);
         using var output = fixture.Allocate<float>(tokens * N);
         if (forceGemm)
@@ -72,7 +72,7 @@ public abstract class TernaryMatMulTests<TFixture>(TFixture fixture)
         float[] residual = TestData.Floats(8, tokens * N, 5f);
 
         using var matrix = new DeviceTernaryMatrix(fixture.Accelerator, TernaryLayout.FromValues(w, blockScales, N, K), TensorScale);
-        using var packed = fixture.Upload(NormQuantizeTests<TFixture>.Pack(q));
+        using var packed = fixture.Upload(Pack(q));
         using var scales = fixture.Upload(activationScales);
         using var product = fixture.Allocate<float>(tokens * N);
         using var output = fixture.Upload(residual);
@@ -109,7 +109,7 @@ public abstract class TernaryMatMulTests<TFixture>(TFixture fixture)
 
         var (q, activationScales) = NormQuantizeTests<TFixture>.QuantizeReference(TestData.Floats(9, tokens * K, 3f), tokens, K, K);
         using var matrix = new DeviceTernaryMatrix(fixture.Accelerator, layouts, tensorScales);
-        using var packed = fixture.Upload(NormQuantizeTests<TFixture>.Pack(q));
+        using var packed = fixture.Upload(Pack(q));
         using var scales = fixture.Upload(activationScales);
         using var out0 = fixture.Allocate<float>(tokens * rows[0]);
         using var out1 = fixture.Allocate<float>(tokens * rows[1]);
@@ -122,6 +122,18 @@ public abstract class TernaryMatMulTests<TFixture>(TFixture fixture)
             double[] expected = Reference(weights[m], blockScales[m], q, activationScales, tokens, rows[m], K, K, tensorScales[m]);
             TestData.AssertClose(expected, outputs[m], 1e-4);
         }
+    }
+
+    /// <summary>Four int8 per int, element e in byte e % 4, as the kernels read them.</summary>
+    private static int[] Pack(sbyte[] q)
+    {
+        var packed = new int[q.Length / 4];
+        for (int i = 0; i < q.Length; i++)
+        {
+            packed[i / 4] |= (byte)q[i] << (8 * (i % 4));
+        }
+
+        return packed;
     }
 }
 
