@@ -81,22 +81,6 @@ internal sealed class ServedDaemon : IDisposable
     }
 }
 
-/// <summary>The tiny synthetic model (byte-level vocabulary), written once per test run.</summary>
-internal static class TinyModel
-{
-    private static readonly Lazy<string> File = new(() =>
-    {
-        string dir = Directory.CreateTempSubdirectory("halo-reliability-").FullName;
-        string path = System.IO.Path.Combine(dir, "tiny.gguf");
-        SyntheticModel.Write(SyntheticModelSpec.FromPreset("tiny", seed: 7), path);
-        return path;
-    });
-
-    public static string Path => File.Value;
-
-    public const string Id = "tiny";
-}
-
 /// <summary>The long variants (minutes of load, 100,000 fuzz cases) run only with HALO_LONG_TESTS=1.</summary>
 internal static class LongTests
 {

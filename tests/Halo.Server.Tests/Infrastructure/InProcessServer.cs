@@ -1,5 +1,6 @@
 using Halo.Core.Configuration;
 using Halo.Server.Inference;
+using Halo.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 

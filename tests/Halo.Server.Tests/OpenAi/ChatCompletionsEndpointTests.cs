@@ -2,6 +2,7 @@ using System.ClientModel;
 using System.Text;
 using System.Text.Json;
 using Halo.Server.Tests.Infrastructure;
+using Halo.Testing;
 using OpenAI;
 using OpenAI.Chat;
 
