@@ -558,14 +558,12 @@ internal static class BenchCommand
     internal static string Name(Op op) => op switch
     {
         Op.Embedding => "embedding",
-        Op.Norms => "norms",
-        Op.Quantize => "quantize",
+        Op.NormQuantize => "norm_quantize",
         Op.MatMulQkv => "matmul_qkv",
         Op.Rope => "rope_kv_store",
         Op.Attention => "attention",
         Op.MatMulOutput => "matmul_attn_output",
         Op.MatMulGateUp => "matmul_gate_up",
-        Op.Activation => "activation",
         Op.MatMulDown => "matmul_down",
         Op.Residual => "residual",
         Op.LmHead => "lm_head",

@@ -6,14 +6,12 @@ namespace Halo.Engine.Profiling;
 public enum Op
 {
     Embedding,
-    Norms,
-    Quantize,
+    NormQuantize,   // RMS norm and int8 quantization, with the residual add or the GLU that precedes them
     MatMulQkv,
     Rope,
     Attention,
     MatMulOutput,
     MatMulGateUp,
-    Activation,
     MatMulDown,
     Residual,
     LmHead,

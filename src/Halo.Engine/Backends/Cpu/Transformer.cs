@@ -135,10 +135,8 @@ internal sealed unsafe class Transformer : IDisposable
             LayerWeights L = _w.Layers[_layer];
 
             // Attention block: h = rmsnorm(x) * attn_norm; q,k,v = (W h) * s
-            PerToken(TokenOp.Norm, _x, L.AttnNorm, _h, d);
-            Mark(Op.Norms, ref t0);
-            Quantize(_h, d);
-            Mark(Op.Quantize, ref t0);
+            NormQuantize(TokenOp.NormQuantize, _x, null, L.AttnNorm, _h, d);
+            Mark(Op.NormQuantize, ref t0);
             _matmul.Set(_qx, L.Wq, _q, L.Wk, _k, L.Wv, _v);
             _pool.Run(_matmul);
             Mark(Op.MatMulQkv, ref t0);
@@ -154,32 +152,22 @@ internal sealed unsafe class Transformer : IDisposable
             Mark(Op.Attention, ref t0);
 
             // x += (Wo (rmsnorm(a) * attn_sub_norm)) * so
-            PerToken(TokenOp.Norm, _att, L.AttnSubNorm, _att, _qDim);
-            Mark(Op.Norms, ref t0);
-            Quantize(_att, _qDim);
-            Mark(Op.Quantize, ref t0);
+            NormQuantize(TokenOp.NormQuantize, _att, null, L.AttnSubNorm, _att, _qDim);
+            Mark(Op.NormQuantize, ref t0);
             _matmul.Set(_qx, L.Wo, _y);
             _pool.Run(_matmul);
             Mark(Op.MatMulOutput, ref t0);
-            PerToken(TokenOp.Add, _y, null, _x, d);
-            Mark(Op.Residual, ref t0);
 
-            // Feed-forward block: h = rmsnorm(x) * ffn_norm; f = act((Wg h) * sg) * ((Wu h) * su)
-            PerToken(TokenOp.Norm, _x, L.FfnNorm, _h, d);
-            Mark(Op.Norms, ref t0);
-            Quantize(_h, d);
-            Mark(Op.Quantize, ref t0);
+            // Feed-forward block: x += y (the residual above); h = rmsnorm(x) * ffn_norm; f = act((Wg h) * sg) * ((Wu h) * su)
+            NormQuantize(TokenOp.AddNormQuantize, _x, _y, L.FfnNorm, _h, d);
+            Mark(Op.NormQuantize, ref t0);
             _matmul.Set(_qx, L.Wgate, _gate, L.Wup, _up);
             _pool.Run(_matmul);
             Mark(Op.MatMulGateUp, ref t0);
-            PerToken(TokenOp.GatedActivation, _up, null, _gate, ffn);
-            Mark(Op.Activation, ref t0);
 
-            // x += (Wd (rmsnorm(f) * ffn_sub_norm)) * sd
-            PerToken(TokenOp.Norm, _gate, L.FfnSubNorm, _gate, ffn);
-            Mark(Op.Norms, ref t0);
-            Quantize(_gate, ffn);
-            Mark(Op.Quantize, ref t0);
+            // x += (Wd (rmsnorm(f) * ffn_sub_norm)) * sd, f computed as the norm reads it
+            NormQuantize(TokenOp.GatedNormQuantize, _gate, _up, L.FfnSubNorm, _gate, ffn);
+            Mark(Op.NormQuantize, ref t0);
             _matmul.Set(_qx, L.Wdown, _y);
             _pool.Run(_matmul);
             Mark(Op.MatMulDown, ref t0);
@@ -188,11 +176,16 @@ internal sealed unsafe class Transformer : IDisposable
         }
     }
 
-    /// <summary>Rows [tokens, n] of <paramref name="x"/> to int8 for the next matmul.</summary>
-    private void Quantize(float* x, int n)
+    /// <summary>
+    /// target = rmsnorm(source) * weight for each token's row [n], quantized to int8 for the next matmul; with
+    /// <see cref="TokenOp.AddNormQuantize"/> the residual <paramref name="other"/> is first added to source, with
+    /// <see cref="TokenOp.GatedNormQuantize"/> source (the gate) first becomes act(source) * other. One pass over the
+    /// workers instead of two or three.
+    /// </summary>
+    private void NormQuantize(TokenOp op, float* source, float* other, float[] weight, float* target, int n)
     {
         _qx.Prepare(_tokens, n, _scaling);
-        PerToken(TokenOp.Quantize, x, null, null, n);
+        PerToken(op, source, weight, target, n, other);
     }
 
     /// <summary>
@@ -200,9 +193,9 @@ internal sealed unsafe class Transformer : IDisposable
     /// (decoding one to three sequences), spread over the workers for more (batched decode and prefill, where these
     /// ops would otherwise leave a core idle between matmuls).
     /// </summary>
-    private void PerToken(TokenOp op, float* source, float[]? weight, float* target, int n)
+    private void PerToken(TokenOp op, float* source, float[]? weight, float* target, int n, float* other = null)
     {
-        _tokenWork.Set(op, source, weight is null ? null : Pinned(weight), target, n);
+        _tokenWork.Set(op, source, weight is null ? null : Pinned(weight), target, n, other);
         if (_tokens < 2 * TokenWork.TokensPerItem)
         {
             _tokenWork.Do(0, _tokens);
@@ -213,25 +206,30 @@ internal sealed unsafe class Transformer : IDisposable
         }
     }
 
-    private void DoToken(TokenOp op, int t, float* source, float* weight, float* target, int n)
+    private void DoToken(TokenOp op, int t, float* source, float* weight, float* target, int n, float* other)
     {
         long row = (long)t * n;
         switch (op)
         {
-            case TokenOp.Norm:
+            case TokenOp.NormQuantize:
                 VectorOps.RmsNorm(source + row, weight, target + row, n, _c.RmsNormEps);
+                _qx.QuantizeToken(target + row, t);
                 break;
-            case TokenOp.Quantize:
-                _qx.QuantizeToken(source + row, t);
+            case TokenOp.AddNormQuantize:
+                VectorOps.Add(source + row, other + row, n);
+                VectorOps.RmsNorm(source + row, weight, target + row, n, _c.RmsNormEps);
+                _qx.QuantizeToken(target + row, t);
+                break;
+            case TokenOp.GatedNormQuantize:
+                VectorOps.GatedActivation(source + row, other + row, n, _activation);
+                VectorOps.RmsNorm(source + row, weight, target + row, n, _c.RmsNormEps);
+                _qx.QuantizeToken(target + row, t);
                 break;
             case TokenOp.RopeAndStore:
                 float* cos = _rope + t * _c.HeadDim, sin = cos + _c.HeadDim / 2;
                 VectorOps.RopeNeox(_q + (long)t * _qDim, _c.HeadCount, _c.HeadDim, cos, sin);
                 VectorOps.RopeNeox(_k + (long)t * _kvDim, _c.KvHeadCount, _c.HeadDim, cos, sin);
                 StoreKv(t);
-                break;
-            case TokenOp.GatedActivation:
-                VectorOps.GatedActivation(target + row, source + row, n, _activation);
                 break;
             default:
                 VectorOps.Add(target + row, source + row, n);
@@ -453,11 +451,11 @@ internal sealed unsafe class Transformer : IDisposable
 
     private enum TokenOp
     {
-        Norm,           // target = rmsnorm(source) * weight
-        Quantize,       // int8 rows of source into the quantized activations
-        RopeAndStore,   // RoPE on q and k, then k and v into the cache
-        GatedActivation,// target = act(target) * source (gate, up)
-        Add,            // target += source
+        NormQuantize,       // target = rmsnorm(source) * weight, then int8 into the quantized activations
+        AddNormQuantize,    // source += other (the residual), then as NormQuantize
+        GatedNormQuantize,  // source = act(source) * other (gate, up), then as NormQuantize
+        RopeAndStore,       // RoPE on q and k, then k and v into the cache
+        Add,                // target += source
     }
 
     /// <summary>One <see cref="TokenOp"/> over the batch, in items of <see cref="TokensPerItem"/> tokens.</summary>
@@ -472,22 +470,24 @@ internal sealed unsafe class Transformer : IDisposable
         private float* _source;
         private float* _weight;
         private float* _target;
+        private float* _other;
         private int _n;
 
-        public void Set(TokenOp op, float* source, float* weight, float* target, int n)
+        public void Set(TokenOp op, float* source, float* weight, float* target, int n, float* other)
         {
             _op = op;
             _source = source;
             _weight = weight;
             _target = target;
             _n = n;
+            _other = other;
         }
 
         public void Do(int start, int end)
         {
             for (int t = start; t < end; t++)
             {
-                owner.DoToken(_op, t, _source, _weight, _target, _n);
+                owner.DoToken(_op, t, _source, _weight, _target, _n, _other);
             }
         }
 
