@@ -9,22 +9,24 @@ public sealed class TernaryLayoutTests
     private const int N = 3;
 
     [Theory]
-    [InlineData(GgmlType.TQ2_0)]
-    [InlineData(GgmlType.TQ1_0)]
-    public void FromTensor_GgmlBlocks_RecoversEveryValueAndScale(GgmlType type)
+    [InlineData(GgmlType.TQ2_0, N)]
+    [InlineData(GgmlType.TQ1_0, N)]
+    [InlineData(GgmlType.TQ2_0, 513)]   // 1026 blocks: two parallel repack chunks of 1024, the second partial
+    [InlineData(GgmlType.TQ1_0, 513)]
+    public void FromTensor_GgmlBlocks_RecoversEveryValueAndScale(GgmlType type, int rows)
     {
-        sbyte[] values = TestData.Ternary(5, N * K);
-        Half[] scales = [(Half)0.5f, (Half)1.25f, (Half)(-0.75f), (Half)2f, (Half)0.125f, (Half)3f];
+        sbyte[] values = TestData.Ternary(5, rows * K);
+        Half[] scales = TestData.Floats(6, rows * K / 256, 3f).Select(s => (Half)s).ToArray();
         byte[] bytes = type == GgmlType.TQ2_0 ? GgmlTernaryEncoder.EncodeTq2(values, scales) : GgmlTernaryEncoder.EncodeTq1(values, scales);
-        TensorView tensor = GgmlTernaryEncoder.View("blk.0.attn_q.weight", type, [K, N], bytes, out var handle);
+        TensorView tensor = GgmlTernaryEncoder.View("blk.0.attn_q.weight", type, [K, rows], bytes, out var handle);
         try
         {
             TernaryLayout layout = TernaryLayout.FromTensor(tensor, "model.gguf");
 
-            Assert.Equal(N, layout.Rows);
+            Assert.Equal(rows, layout.Rows);
             Assert.Equal(K, layout.Columns);
             Assert.Equal(scales.Select(s => (float)s), layout.Scales);
-            for (int i = 0; i < N * K; i++)
+            for (int i = 0; i < rows * K; i++)
             {
                 int code = (int)((layout.Codes[i / 16] >> (2 * (i % 16))) & 3);
                 Assert.True(code - 1 == values[i], $"value {i}: expected {values[i]}, decoded {code - 1}");
