@@ -3,8 +3,6 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
-using Halo.Core.Formats;
-using Halo.Core.Models;
 using Halo.Testing;
 
 namespace Halo.Installer.Tests.Packaging;
@@ -15,8 +13,6 @@ namespace Halo.Installer.Tests.Packaging;
 /// </summary>
 internal sealed class HaloDaemon : IDisposable
 {
-    private static readonly Lazy<string> SharedModel = new(SynthesizeModel);
-
     private readonly Process _process;
 
     private HaloDaemon(Process process, int port, string logFile)
@@ -37,9 +33,6 @@ internal sealed class HaloDaemon : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
-    /// <summary>A tiny random-weight model (Halo.Core's synthetic "tiny" preset, TQ2_0), made once per test run.</summary>
-    public static string TinyModel => SharedModel.Value;
-
     public static HttpClient Client { get; } = new() { Timeout = TimeSpan.FromSeconds(60) };
 
     /// <summary>Starts the daemon and waits until /health answers 200 (model loaded and warm).</summary>
@@ -49,7 +42,7 @@ internal sealed class HaloDaemon : IDisposable
         string log = Path.Combine(logDir, name + ".log");
         Process process = ProcessRunner.StartLogged(
             PublishedApps.Halo,
-            ["serve", "--model", TinyModel, "--listen", $"127.0.0.1:{port}"],
+            ["serve", "--model", TinyModel.Path, "--listen", $"127.0.0.1:{port}"],
             log,
             environment: environment);
         var daemon = new HaloDaemon(process, port, log);
@@ -130,15 +123,6 @@ internal sealed class HaloDaemon : IDisposable
     {
         Stop();
         _process.Dispose();
-    }
-
-    private static string SynthesizeModel()
-    {
-        var dir = new TempDir();
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => dir.Dispose();
-        string model = dir.File("tiny-tq2_0.gguf");
-        SyntheticModel.Write(SyntheticModelSpec.FromPreset("tiny", GgmlType.TQ2_0, seed: 1), model);
-        return model;
     }
 }
 
