@@ -293,7 +293,7 @@ public sealed class GpuBackend : IBackend
 
             // Attention block: h = rmsnorm(x) * attn_norm; q,k,v = (W h) * s
             NormQuantize(_x.View, L.AttnNorm, _h.View, n, d);
-            MatMul(L.Wqkv, n, false, _q.View, _kNew.View, _vNew.View);
+            MatMul(L.Wqkv, n, accumulate: false, _q.View, _kNew.View, _vNew.View);
 
             // q,k = RoPE NEOX; k,v appended to each token's slot at its position
             _k.RopeAndCache(_q.View, _kNew.View, _vNew.View, _slots.View, _positions.View, _cos.View, _sin.View, _keyCache[layer].View, _valueCache[layer].View, n, heads, kvHeads, hd, ContextLength,
@@ -304,15 +304,15 @@ public sealed class GpuBackend : IBackend
 
             // x += (Wo (rmsnorm(a) * attn_sub_norm)) * so
             NormQuantize(_att.View, L.AttnSubNorm, _att.View, n, _qDim);
-            MatMul(L.Wo, n, true, _x.View);
+            MatMul(L.Wo, n, accumulate: true, _x.View);
 
             // Feed-forward block: h = rmsnorm(x) * ffn_norm; f = act((Wg h) * sg) * ((Wu h) * su)
             NormQuantize(_x.View, L.FfnNorm, _h.View, n, d);
-            MatMul(L.WgateUp, n, false, _gate.View, _up.View);
+            MatMul(L.WgateUp, n, accumulate: false, _gate.View, _up.View);
 
             // x += (Wd (rmsnorm(f) * ffn_sub_norm)) * sd, f computed as the norm reads the gate
             NormQuantize(_gate.View, L.FfnSubNorm, _gate.View, n, ffn, _up.View, _c.Activation == Activation.Relu2 ? Glu.Relu2 : Glu.Silu);
-            MatMul(L.Wdown, n, true, _x.View);
+            MatMul(L.Wdown, n, accumulate: true, _x.View);
         }
     }
 
