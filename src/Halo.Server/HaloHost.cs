@@ -91,6 +91,12 @@ public static class HaloHost
             return 1;
         }
 
+        // The metrics registry is built on a thread of its own while this one starts the model and builds the host:
+        // prometheus-net compiles its name-checking regular expressions and DotNetStats reflects over the runtime,
+        // 20-60 ms on 2 cores that the start's first tens of milliseconds leave one of idle.
+        Task<HaloMetrics> metrics = Task.Factory.StartNew(() => new HaloMetrics(options.Metrics.SysfsRoot),
+            CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
         // The model loads and warms up on its own thread from here on, while the web host is built and binds its
         // sockets: READY=1 waits for both (ModelService), so the start takes about the longer of the two, not their sum.
         using ILoggerFactory loggerFactory = LoggerFactory.Create(logging => ConfigureLogging(logging, options.Logging));
@@ -100,7 +106,7 @@ public static class HaloHost
         IHost host;
         try
         {
-            host = CreateHostBuilder(options, preparation, loggerFactory, SystemdEnvironment.TakeListenFds()).Build();
+            host = CreateHostBuilder(options, preparation, loggerFactory, SystemdEnvironment.TakeListenFds(), metrics).Build();
         }
         catch (ConfigErrorsException e)
         {
@@ -139,7 +145,7 @@ public static class HaloHost
 
     /// <summary>The host with its own model service: the model loads (with <paramref name="loader"/>) when the host starts.</summary>
     internal static IHostBuilder CreateHostBuilder(HaloOptions options, IModelLoader loader, IReadOnlyList<int> listenFds) =>
-        Compose(options, listenFds, hostLogging: true, services =>
+        Compose(options, listenFds, hostLogging: true, metrics: null, services =>
         {
             services.AddSingleton(loader);
             services.AddSingleton<ModelRuntime>();
@@ -148,10 +154,11 @@ public static class HaloHost
         });
 
     /// <summary>The host over a <paramref name="preparation"/> started before it, whose runtime and notifier it shares
-    /// and whose <paramref name="loggerFactory"/> it logs through; its start waits for the preparation to finish.</summary>
+    /// and whose <paramref name="loggerFactory"/> it logs through; its start waits for the preparation to finish. It
+    /// takes its metrics from <paramref name="metrics"/> when that was started before it too.</summary>
     internal static IHostBuilder CreateHostBuilder(HaloOptions options, ModelPreparation preparation, ILoggerFactory loggerFactory,
-        IReadOnlyList<int> listenFds) =>
-        Compose(options, listenFds, hostLogging: false, services =>
+        IReadOnlyList<int> listenFds, Task<HaloMetrics>? metrics = null) =>
+        Compose(options, listenFds, hostLogging: false, metrics, services =>
         {
             // Registered after the host's own, so these win: one notifier, one runtime, one logger factory.
             services.AddSingleton(preparation);
@@ -160,7 +167,8 @@ public static class HaloHost
             services.AddSingleton(loggerFactory);
         });
 
-    private static IHostBuilder Compose(HaloOptions options, IReadOnlyList<int> listenFds, bool hostLogging, Action<IServiceCollection> addModel)
+    private static IHostBuilder Compose(HaloOptions options, IReadOnlyList<int> listenFds, bool hostLogging, Task<HaloMetrics>? metrics,
+        Action<IServiceCollection> addModel)
     {
         var keyErrors = new List<string>();
         List<byte[]> keyHashes = ApiKeyHashes.Load(options.Auth, keyErrors);
@@ -204,9 +212,9 @@ public static class HaloHost
             addModel(services);
             services.AddSingleton(provider =>
             {
-                var metrics = new HaloMetrics(options.Metrics.SysfsRoot);
-                metrics.Bind(provider.GetRequiredService<ModelRuntime>());
-                return metrics;
+                HaloMetrics built = metrics?.GetAwaiter().GetResult() ?? new HaloMetrics(options.Metrics.SysfsRoot);
+                built.Bind(provider.GetRequiredService<ModelRuntime>());
+                return built;
             });
             services.AddSingleton<ServingContext>();
             services.AddHostedService<ModelService>();
