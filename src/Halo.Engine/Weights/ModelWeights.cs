@@ -97,7 +97,7 @@ public sealed class ModelWeights : IDisposable
             }
         }
 
-        UInt128? key = cache is null ? null : RepackCache.Key(source, $"ternary {arenaBytes}");
+        RepackKey? key = cache is null ? null : RepackCache.Key(source, $"ternary {arenaBytes}");
         WeightArena? cached = key is { } openKey ? cache!.TryOpen(openKey, arenaBytes) : null;
         WeightArena arena = cached ?? new WeightArena(arenaBytes);
         var matrices = new TernaryMatrix[tensors.Length];
@@ -244,7 +244,7 @@ public sealed class ModelWeights : IDisposable
     /// report, so the task does not fault for it). A foreground thread: a process that exits soon after loading
     /// (<c>halo run</c>, a daemon stopped right after start) still finishes the file instead of leaving it half written.
     /// </summary>
-    internal static unsafe Task StoreInBackground(RepackCache cache, UInt128 key, WeightArena arena)
+    internal static unsafe Task StoreInBackground(RepackCache cache, RepackKey key, WeightArena arena)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var writer = new Thread(() =>

@@ -35,7 +35,7 @@ public sealed unsafe partial class RepackCache
     private const string VerifiedSuffix = ".verified";
     private static readonly Lazy<string> BootId = new(() => File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim());
     private static readonly byte[] Magic = "HALORPK\0"u8.ToArray();
-    private static readonly ConditionalWeakTable<IModelSource, StrongBox<UInt128?>> FileKeys = new();
+    private static readonly ConditionalWeakTable<IModelSource, StrongBox<RepackKey?>> FileKeys = new();
 
     private readonly Action<string> _warn;
     private readonly Func<string, long> _freeBytes;
@@ -80,7 +80,7 @@ public sealed unsafe partial class RepackCache
     }
 
     /// <summary>The cache key of one part of a model file, or null when the source is not a plain file.</summary>
-    public static UInt128? Key(IModelSource source, string part)
+    public static RepackKey? Key(IModelSource source, string part)
     {
         if (FileKeys.GetValue(source, FileKey).Value is not { } file)
         {
@@ -90,9 +90,9 @@ public sealed unsafe partial class RepackCache
         var hash = new XxHash128();
         hash.Append(Encoding.UTF8.GetBytes($"{Version}\n{part}\n{typeof(RepackCache).Module.ModuleVersionId}\n"));
         Span<byte> fileBytes = stackalloc byte[16];
-        BinaryPrimitives.WriteUInt128LittleEndian(fileBytes, file);
+        file.Write(fileBytes);
         hash.Append(fileBytes);
-        return hash.GetCurrentHashAsUInt128();
+        return RepackKey.Of(hash);
     }
 
     /// <summary>The model file's part of every key, computed once per opened source rather than once per part: its
@@ -100,12 +100,12 @@ public sealed unsafe partial class RepackCache
     /// of the first 4 KiB of every tensor's data, read through the source's own mapping. A sample of each tensor tells
     /// two models of one shape apart where a hash of the file's first 32 MiB (read with read(2)) saw only the metadata
     /// and the first tensors, and cost a warm start 15-35 ms on its critical path.</summary>
-    private static StrongBox<UInt128?> FileKey(IModelSource source)
+    private static StrongBox<RepackKey?> FileKey(IModelSource source)
     {
         var file = new FileInfo(source.Path);
         if (!file.Exists)
         {
-            return new StrongBox<UInt128?>(null);
+            return new StrongBox<RepackKey?>(null);
         }
 
         var hash = new XxHash128();
@@ -124,7 +124,7 @@ public sealed unsafe partial class RepackCache
             Append(hash, fields, (long)XxHash3.HashToUInt64(new ReadOnlySpan<byte>(tensor.Data, (int)Math.Min(tensor.ByteLength, SampledBytes))));
         }
 
-        return new StrongBox<UInt128?>(hash.GetCurrentHashAsUInt128());
+        return new StrongBox<RepackKey?>(RepackKey.Of(hash));
     }
 
     private static void Append(XxHash128 hash, Span<byte> buffer, long value)
@@ -133,13 +133,13 @@ public sealed unsafe partial class RepackCache
         hash.Append(buffer);
     }
 
-    private string FileFor(UInt128 key) => Path.Combine(Directory, key.ToString("x32", System.Globalization.CultureInfo.InvariantCulture) + Extension);
+    private string FileFor(RepackKey key) => Path.Combine(Directory, key + Extension);
 
     /// <summary>
     /// The cached bytes of <paramref name="key"/> as a read-only arena of exactly <paramref name="bytes"/> bytes,
     /// or null on a miss or a bad file (which is reported and deleted).
     /// </summary>
-    public WeightArena? TryOpen(UInt128 key, long bytes)
+    public WeightArena? TryOpen(RepackKey key, long bytes)
     {
         string path = FileFor(key);
         if (!OperatingSystem.IsLinux() || !File.Exists(path))
@@ -213,7 +213,7 @@ public sealed unsafe partial class RepackCache
         return $"{BootId.Value}\n{file.Length}\n{file.LastWriteTimeUtc.Ticks}\n";
     }
 
-    private static string? CheckHeader(MappedCacheFile file, UInt128 key, long bytes)
+    private static string? CheckHeader(MappedCacheFile file, RepackKey key, long bytes)
     {
         if (file.Length != HeaderBytes + bytes)
         {
@@ -229,7 +229,7 @@ public sealed unsafe partial class RepackCache
             return "bad header";
         }
 
-        if (BinaryPrimitives.ReadUInt128LittleEndian(header[16..]) != key || BinaryPrimitives.ReadInt64LittleEndian(header[32..]) != bytes)
+        if (RepackKey.Read(header[16..]) != key || BinaryPrimitives.ReadInt64LittleEndian(header[32..]) != bytes)
         {
             return "header of another model";
         }
@@ -260,7 +260,7 @@ public sealed unsafe partial class RepackCache
 
     /// <summary>Writes <paramref name="bytes"/> bytes at <paramref name="data"/> as the entry of <paramref name="key"/>.
     /// Never throws for I/O trouble: it warns and leaves no partial file.</summary>
-    public void Store(UInt128 key, byte* data, long bytes)
+    public void Store(RepackKey key, byte* data, long bytes)
     {
         int chunks = (int)((bytes + ChunkBytes - 1) / ChunkBytes);
         if (!OperatingSystem.IsLinux() || HeaderLength(chunks) + 8 > HeaderBytes)
@@ -283,7 +283,7 @@ public sealed unsafe partial class RepackCache
             var header = new byte[HeaderBytes];
             Magic.CopyTo(header, 0);
             BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(8), Version);
-            BinaryPrimitives.WriteUInt128LittleEndian(header.AsSpan(16), key);
+            key.Write(header.AsSpan(16));
             BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(32), bytes);
             BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(40), ChunkBytes);
             for (int c = 0; c < chunks; c++)

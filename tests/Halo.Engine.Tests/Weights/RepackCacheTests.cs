@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
 using Halo.Core.Formats;
 using Halo.Core.Models;
 using Halo.Engine.Backends;
@@ -20,10 +22,10 @@ public sealed unsafe class RepackCacheTests
         byte[] data = RandomBytes(Bytes, seed: 1);
         fixed (byte* p = data)
         {
-            cache.Store(1234, p, Bytes);
+            cache.Store(K(1234), p, Bytes);
         }
 
-        using WeightArena? arena = cache.TryOpen(1234, Bytes);
+        using WeightArena? arena = cache.TryOpen(K(1234), Bytes);
 
         Assert.NotNull(arena);
         Assert.True(arena.IsReadOnly);
@@ -39,7 +41,7 @@ public sealed unsafe class RepackCacheTests
         (RepackCache cache, List<string> warnings, string file) = (entry.Cache, entry.Warnings, entry.File);
         FlipPayloadByte(file);
 
-        Assert.Null(cache.TryOpen(7, Bytes));
+        Assert.Null(cache.TryOpen(K(7), Bytes));
         Assert.Contains(warnings, w => w.Contains("checksum", StringComparison.Ordinal));
         Assert.False(File.Exists(file));
     }
@@ -49,12 +51,12 @@ public sealed unsafe class RepackCacheTests
     {
         using var entry = new OneEntry();
         (RepackCache cache, List<string> warnings, string file) = (entry.Cache, entry.Warnings, entry.File);
-        cache.TryOpen(7, Bytes)!.Dispose();
+        cache.TryOpen(K(7), Bytes)!.Dispose();
         Assert.True(File.Exists(file + ".verified"));
 
         FlipPayloadByte(file);
 
-        Assert.Null(cache.TryOpen(7, Bytes));
+        Assert.Null(cache.TryOpen(K(7), Bytes));
         Assert.Contains(warnings, w => w.Contains("checksum", StringComparison.Ordinal));
         Assert.False(File.Exists(file + ".verified"));
     }
@@ -64,7 +66,7 @@ public sealed unsafe class RepackCacheTests
     {
         using var entry = new OneEntry();
         (RepackCache cache, List<string> warnings, string file) = (entry.Cache, entry.Warnings, entry.File);
-        cache.TryOpen(7, Bytes)!.Dispose();
+        cache.TryOpen(K(7), Bytes)!.Dispose();
 
         // A byte that changed without the file's time changing (what a disk could do between boots): trusted within
         // the boot that checked it, checked again in any other.
@@ -74,7 +76,7 @@ public sealed unsafe class RepackCacheTests
         string record = File.ReadAllText(file + ".verified");
         File.WriteAllText(file + ".verified", "another-boot" + record[record.IndexOf('\n', StringComparison.Ordinal)..]);
 
-        Assert.Null(cache.TryOpen(7, Bytes));
+        Assert.Null(cache.TryOpen(K(7), Bytes));
         Assert.Contains(warnings, w => w.Contains("checksum", StringComparison.Ordinal));
     }
 
@@ -90,7 +92,7 @@ public sealed unsafe class RepackCacheTests
             stream.SetLength(length);
         }
 
-        Assert.Null(cache.TryOpen(7, Bytes));
+        Assert.Null(cache.TryOpen(K(7), Bytes));
         Assert.Single(warnings);
     }
 
@@ -99,11 +101,11 @@ public sealed unsafe class RepackCacheTests
     {
         using var entry = new OneEntry();
         (RepackCache cache, List<string> warnings, string file) = (entry.Cache, entry.Warnings, entry.File);
-        File.Move(file, Path.Combine(Path.GetDirectoryName(file)!, ((UInt128)8).ToString("x32") + ".repack"));
+        File.Move(file, Path.Combine(Path.GetDirectoryName(file)!, K(8).ToString() + ".repack"));
 
-        Assert.Null(cache.TryOpen(8, Bytes));
+        Assert.Null(cache.TryOpen(K(8), Bytes));
         Assert.Contains(warnings, w => w.Contains("another model", StringComparison.Ordinal));
-        Assert.Null(cache.TryOpen(7, Bytes)); // nothing under the right name either
+        Assert.Null(cache.TryOpen(K(7), Bytes)); // nothing under the right name either
     }
 
     [Fact]
@@ -113,11 +115,11 @@ public sealed unsafe class RepackCacheTests
         var warnings = new System.Collections.Concurrent.ConcurrentBag<string>();
         var cache = new RepackCache(dir.File("cache"), warnings.Add);
 
-        Parallel.For(0, 4, _ => StoreRandom(cache, 7));
+        Parallel.For(0, 4, _ => StoreRandom(cache, K(7)));
 
         Assert.Empty(warnings);
         Assert.Single(Directory.GetFiles(dir.File("cache")));
-        using WeightArena? arena = cache.TryOpen(7, Bytes);
+        using WeightArena? arena = cache.TryOpen(K(7), Bytes);
         Assert.NotNull(arena);
     }
 
@@ -127,7 +129,7 @@ public sealed unsafe class RepackCacheTests
         using var dir = new TempDir();
         var warnings = new List<string>();
         var cache = new RepackCache(dir.File("cache"), warnings.Add, freeBytes: _ => Bytes + (512L << 20));
-        StoreRandom(cache, 7);
+        StoreRandom(cache, K(7));
 
         Assert.Contains(warnings, w => w.Contains("MiB free", StringComparison.Ordinal));
         Assert.Empty(Directory.GetFiles(dir.File("cache")));
@@ -141,10 +143,10 @@ public sealed unsafe class RepackCacheTests
         var warnings = new List<string>();
         var cache = new RepackCache(dir.File("cache"), warnings.Add);
 
-        StoreRandom(cache, 7);
+        StoreRandom(cache, K(7));
 
         Assert.Single(warnings);
-        Assert.Null(cache.TryOpen(7, Bytes));
+        Assert.Null(cache.TryOpen(K(7), Bytes));
     }
 
     [Fact]
@@ -154,15 +156,15 @@ public sealed unsafe class RepackCacheTests
         var cache = new RepackCache(dir.File("cache"));
         for (int key = 1; key <= 5; key++)
         {
-            StoreRandom(cache, (UInt128)key, bytes: 4096);
-            File.SetLastWriteTimeUtc(Directory.GetFiles(dir.File("cache"), ((UInt128)key).ToString("x32") + ".repack")[0], DateTime.UtcNow.AddMinutes(key - 10));
+            StoreRandom(cache, K(key), bytes: 4096);
+            File.SetLastWriteTimeUtc(Directory.GetFiles(dir.File("cache"), K(key).ToString() + ".repack")[0], DateTime.UtcNow.AddMinutes(key - 10));
         }
 
-        StoreRandom(cache, 6, bytes: 4096);
+        StoreRandom(cache, K(6), bytes: 4096);
 
         Assert.Equal(4, Directory.GetFiles(dir.File("cache"), "*.repack").Length);
-        Assert.Null(cache.TryOpen(1, 4096));
-        Assert.Null(cache.TryOpen(2, 4096));
+        Assert.Null(cache.TryOpen(K(1), 4096));
+        Assert.Null(cache.TryOpen(K(2), 4096));
     }
 
     [Fact]
@@ -171,7 +173,7 @@ public sealed unsafe class RepackCacheTests
         using var dir = new TempDir();
         string path = dir.File("model.gguf");
         SyntheticModel.Write(SyntheticModelSpec.FromPreset("tiny", GgmlType.TQ2_0, seed: 1), path);
-        UInt128 before;
+        RepackKey before;
         using (IModelSource source = ModelFile.Open(path))
         {
             before = RepackCache.Key(source, "ternary")!.Value;
@@ -194,7 +196,7 @@ public sealed unsafe class RepackCacheTests
         SyntheticModel.Write(SyntheticModelSpec.FromPreset("tiny", GgmlType.TQ2_0, seed: 1), path);
         DateTime time = File.GetLastWriteTimeUtc(path);
         long length = new FileInfo(path).Length;
-        UInt128 before;
+        RepackKey before;
         using (IModelSource source = ModelFile.Open(path))
         {
             before = RepackCache.Key(source, "ternary")!.Value;
@@ -256,9 +258,28 @@ public sealed unsafe class RepackCacheTests
         return logits;
     }
 
-    private static void StoreRandom(RepackCache cache, UInt128 key, long bytes = Bytes)
+    [Fact]
+    public void Key_IsTheHashValueInHalves_NamedAndStoredAsUInt128Was()
     {
-        byte[] data = RandomBytes(bytes, seed: (int)key);
+        var hash = new XxHash128();
+        hash.Append("halo"u8);
+        UInt128 value = hash.GetCurrentHashAsUInt128();
+
+        RepackKey key = RepackKey.Of(hash);
+        Span<byte> field = stackalloc byte[16];
+        key.Write(field);
+
+        Assert.Equal(value, ((UInt128)key.High << 64) | key.Low);
+        Assert.Equal(value.ToString("x32", System.Globalization.CultureInfo.InvariantCulture), key.ToString());
+        Assert.Equal(value, BinaryPrimitives.ReadUInt128LittleEndian(field));
+        Assert.Equal(key, RepackKey.Read(field));
+    }
+
+    private static RepackKey K(int low) => new((ulong)low, 0);
+
+    private static void StoreRandom(RepackCache cache, RepackKey key, long bytes = Bytes)
+    {
+        byte[] data = RandomBytes(bytes, seed: (int)key.Low);
         fixed (byte* p = data)
         {
             cache.Store(key, p, bytes);
@@ -289,7 +310,7 @@ public sealed unsafe class RepackCacheTests
         public OneEntry()
         {
             Cache = new RepackCache(_dir.File("cache"), Warnings.Add);
-            StoreRandom(Cache, 7);
+            StoreRandom(Cache, K(7));
             File = Directory.GetFiles(_dir.File("cache"))[0];
         }
 

@@ -141,7 +141,7 @@ public sealed unsafe class CpuBackend : IBackend
         Func<WeightArena, THead> over, Func<THead> quantize, Func<THead, WeightArena> memory, out Task? storing)
     {
         storing = null;
-        UInt128? key = cache is not null && source is not null ? RepackCache.Key(source, description) : null;
+        RepackKey? key = cache is not null && source is not null ? RepackCache.Key(source, description) : null;
         if (key is { } k && cache!.TryOpen(k, bytes) is { } cached)
         {
             return over(cached);
