@@ -184,8 +184,11 @@ public static class HaloHost
         }
 
         // The web server first: hosted services start in order, so it answers /health (503) while the model loads.
+        // Kestrel's core only: the daemon speaks plain HTTP/1.1 and HTTP/2 (TLS belongs to a proxy in front), and
+        // UseKestrel's HTTP/3 set-up probed for libmsquic at every start (~10 ms of it).
         builder.ConfigureWebHost(web => web
-            .UseKestrel(kestrel => ConfigureKestrel(kestrel, options, listenFds))
+            .UseKestrelCore()
+            .ConfigureKestrel(kestrel => ConfigureKestrel(kestrel, options, listenFds))
             .Configure(app =>
             {
                 app.UseMiddleware<ApiMiddleware>();

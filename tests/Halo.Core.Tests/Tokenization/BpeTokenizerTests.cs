@@ -152,6 +152,22 @@ public sealed class BpeTokenizerTests
     }
 
     [Fact]
+    public void Encode_OverlappingSpecialTokens_TakesTheLongestWhereverItsIdIs()
+    {
+        // Listed shortest first and out of id order, so a match in list or id order would take "<t" or "<to".
+        var byteLevel = ByteLevelVocabulary.Create();
+        string[] specials = ["<t", "<tool>", "<to", "<tool"];
+        var tokens = byteLevel.Tokens.Concat(specials).ToArray();
+        var types = byteLevel.TokenTypes!.Concat(specials.Select(_ => (int)TokenType.UserDefined)).ToArray();
+        var tokenizer = new BpeTokenizer(byteLevel with { Tokens = tokens, TokenTypes = types });
+        int first = byteLevel.Tokens.Count;
+
+        var ids = tokenizer.Encode("<tool><tool<to<t", addSpecial: false, parseSpecial: false);
+
+        Assert.Equal([first + 1, first + 3, first + 2, first], ids);
+    }
+
+    [Fact]
     public void Encode_HundredThousandSpecialTokens_StaysLinear()
     {
         var tokenizer = Llama3Tokenizer.Tokenizer;
