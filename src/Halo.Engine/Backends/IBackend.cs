@@ -35,4 +35,17 @@ public interface IBackend : IDisposable
     /// error (checked before the call, reported as context overflow).
     /// </summary>
     void Forward(ReadOnlySpan<SequenceChunk> chunks, Span<float> logits);
+
+    /// <summary>
+    /// While set, forward steps run the first layer only, then the output norm and the LM head: every kernel of a step
+    /// runs, so the JIT has compiled it, and the step's buffers are touched, without reading the other layers' weights.
+    /// For the daemon's warm-up, whose logits nobody reads; the KV cache holds only the first layer's entries of the
+    /// positions written meanwhile, so those positions must be written again before they are attended to. Backends that
+    /// compile their kernels at load (the GPU's) ignore it.
+    /// </summary>
+    bool WarmingUp
+    {
+        get => false;
+        set { }
+    }
 }

@@ -85,7 +85,11 @@ internal sealed class ModelPreparation(HaloOptions options, IModelLoader loader,
     /// <summary>
     /// One short generation through the serving path before READY=1: one token from a prompt of two, so it compiles the
     /// prefill kernels, the LM head, the sampler and the serving loop and touches the buffers, and the first request
-    /// does not pay for that. The decode kernels compile at the first request's first decode step instead: a decode
+    /// does not pay for that. It runs the first layer only (<see cref="IBackend.WarmingUp"/>): the other layers run the
+    /// same kernels, and reading all their weights cost every start 25-30 ms on 2 cores (READY=1 on the 2B shapes with
+    /// the LLaMA-3 tokenizer 260-296 against 285-326 ms) and bought the first request nothing (an 8-token completion
+    /// right after READY=1 took 140-150 against 151-221 ms). The next sequence in its slot writes its positions anew.
+    /// The decode kernels compile at the first request's first decode step instead: a decode
     /// step in the warm-up cost every start about 50 ms on 2 cores (READY=1 on the 2B shapes 259-280 against 312-333
     /// ms), while an 8-token request sent right after READY=1 took as long either way (219-222 against 222-227 ms,
     /// steady state 175-185).
@@ -99,9 +103,17 @@ internal sealed class ModelPreparation(HaloOptions options, IModelLoader loader,
         }
 
         var request = new GenerationRequest { PromptTokens = prompt, MaxTokens = 1 };
-        if (scheduler.TrySubmit(request, out GenerationStream? generation) == SubmitStatus.Accepted)
+        model.Backend.WarmingUp = true;
+        try
         {
-            generation!.WaitForFinishAsync(cancellationToken).GetAwaiter().GetResult();
+            if (scheduler.TrySubmit(request, out GenerationStream? generation) == SubmitStatus.Accepted)
+            {
+                generation!.WaitForFinishAsync(cancellationToken).GetAwaiter().GetResult();
+            }
+        }
+        finally
+        {
+            model.Backend.WarmingUp = false;
         }
     }
 

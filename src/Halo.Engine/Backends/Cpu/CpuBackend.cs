@@ -113,6 +113,12 @@ public sealed unsafe class CpuBackend : IBackend
         set => _transformer.Profile = value;
     }
 
+    public bool WarmingUp
+    {
+        get => _transformer.WarmingUp;
+        set => _transformer.WarmingUp = value;
+    }
+
     /// <summary>Loads the weights of <paramref name="source"/> (which must outlive the backend) and builds the backend.</summary>
     public static CpuBackend Create(IModelSource source, BackendOptions options)
     {

@@ -110,6 +110,9 @@ internal sealed unsafe class Transformer : IDisposable
 
     public OpProfile? Profile { get; set; }
 
+    /// <summary>Run the first layer only (<see cref="IBackend.WarmingUp"/>).</summary>
+    public bool WarmingUp { get; set; }
+
     /// <summary>Sets token t of the next batch.</summary>
     public void SetToken(int t, int token, int slot, int position)
     {
@@ -130,7 +133,8 @@ internal sealed unsafe class Transformer : IDisposable
         }
 
         Mark(Op.Rope, ref t0);
-        for (_layer = 0; _layer < _c.LayerCount; _layer++)
+        int layers = WarmingUp ? 1 : _c.LayerCount;
+        for (_layer = 0; _layer < layers; _layer++)
         {
             LayerWeights L = _w.Layers[_layer];
 

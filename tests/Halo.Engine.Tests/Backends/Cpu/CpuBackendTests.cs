@@ -66,6 +66,31 @@ public sealed class CpuBackendTests
         }
     }
 
+    /// <summary>
+    /// The daemon's warm-up runs the first layer only, and leaves nothing behind: the same slot written again from
+    /// position 0 gives exactly the logits of a backend that never warmed up.
+    /// </summary>
+    [Fact]
+    public void Forward_WhileWarmingUp_RunsLessAndLeavesNoTrace()
+    {
+        using var model = new TestModelSource(TestModelSource.TinyConfig());
+        Assert.True(model.Config.LayerCount > 1);
+        using CpuBackend warmed = CpuBackend.Create(model, new BackendOptions { Threads = 2 });
+        using CpuBackend cold = CpuBackend.Create(model, new BackendOptions { Threads = 2 });
+        var warmUp = new float[model.Config.VocabSize];
+        var actual = new float[model.Config.VocabSize];
+        var expected = new float[model.Config.VocabSize];
+
+        warmed.WarmingUp = true;
+        warmed.Forward([new SequenceChunk(0, 0, Prompt)], warmUp);
+        warmed.WarmingUp = false;
+        warmed.Forward([new SequenceChunk(0, 0, Prompt)], actual);
+        cold.Forward([new SequenceChunk(0, 0, Prompt)], expected);
+
+        Assert.Equal(expected, actual);
+        Assert.NotEqual(expected, warmUp);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
