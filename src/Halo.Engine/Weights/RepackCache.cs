@@ -15,7 +15,7 @@ namespace Halo.Engine.Weights;
 /// <item>Keyed by the model file's identity (full path, length, modification time), its tensor table and a
 /// sample of every tensor (see <see cref="FileKey"/>), the part, and the engine build (its module version id), so
 /// a changed model or a changed layout never reads a stale copy.</item>
-/// <item>Verified on every open: magic, version, key, lengths and a header hash; and an XxHash3 of every 16 MiB
+/// <item>Verified on every open: magic, version, key, lengths and a header hash (XxHash64); and an XxHash3 of every 16 MiB
 /// chunk (in parallel) on the first open in each boot and after any change to the file (see
 /// <see cref="VerifiedThisBoot"/>). Anything wrong: one warning, the file is deleted, the caller repacks.</item>
 /// <item>Written to a temporary file, flushed to disk, then renamed (atomic); skipped with a warning when the
@@ -28,7 +28,7 @@ public sealed unsafe partial class RepackCache
     private const int HeaderBytes = 4096;
     private const long ChunkBytes = 16 << 20;
     private const int SampledBytes = 4096;
-    private const int Version = 1;
+    private const int Version = 2;
     private const int KeepFiles = 4;
     private const long FreeMargin = 1L << 30;
     private const string Extension = ".repack";
@@ -87,19 +87,25 @@ public sealed unsafe partial class RepackCache
             return null;
         }
 
-        var hash = new XxHash128();
-        hash.Append(Encoding.UTF8.GetBytes($"{Version}\n{part}\n{typeof(RepackCache).Module.ModuleVersionId}\n"));
-        Span<byte> fileBytes = stackalloc byte[16];
-        file.Write(fileBytes);
-        hash.Append(fileBytes);
-        return RepackKey.Of(hash);
+        using var material = new MemoryStream();
+        using (var writer = new BinaryWriter(material, Encoding.UTF8, leaveOpen: true))
+        {
+            writer.Write($"{Version}\n{part}\n{typeof(RepackCache).Module.ModuleVersionId}\n");
+            writer.Write(file.Low);
+            writer.Write(file.High);
+        }
+
+        return RepackKey.Of(material.GetBuffer().AsSpan(0, (int)material.Length));
     }
 
     /// <summary>The model file's part of every key, computed once per opened source rather than once per part: its
-    /// identity (full path, length, modification time), its tensor table (names, types, shapes, sizes) and an XxHash3
+    /// identity (full path, length, modification time), its tensor table (names, types, shapes, sizes) and an XxHash64
     /// of the first 4 KiB of every tensor's data, read through the source's own mapping. A sample of each tensor tells
     /// two models of one shape apart where a hash of the file's first 32 MiB (read with read(2)) saw only the metadata
-    /// and the first tensors, and cost a warm start 15-35 ms on its critical path.</summary>
+    /// and the first tensors, and cost a warm start 15-35 ms on its critical path. All of it is written out and hashed
+    /// at once (<see cref="RepackKey.Of"/>): fed to XxHash128 piece by piece, and the samples to XxHash3, it took the
+    /// daemon's start 15-30 ms, as ReadyToRun leaves System.IO.Hashing's vectorised code to the JIT, whose first tier
+    /// ran those thousands of small calls. The samples through XxHash64's scalar code take under a millisecond.</summary>
     private static StrongBox<RepackKey?> FileKey(IModelSource source)
     {
         var file = new FileInfo(source.Path);
@@ -108,29 +114,25 @@ public sealed unsafe partial class RepackCache
             return new StrongBox<RepackKey?>(null);
         }
 
-        var hash = new XxHash128();
-        hash.Append(Encoding.UTF8.GetBytes($"{file.FullName}\n{file.Length}\n{file.LastWriteTimeUtc.Ticks}\n"));
-        Span<byte> fields = stackalloc byte[sizeof(long)];
-        foreach (TensorView tensor in source.Tensors)
+        using var material = new MemoryStream();
+        using (var writer = new BinaryWriter(material, Encoding.UTF8, leaveOpen: true))
         {
-            hash.Append(Encoding.UTF8.GetBytes(tensor.Name));
-            Append(hash, fields, (long)tensor.Type);
-            Append(hash, fields, tensor.ByteLength);
-            foreach (long dimension in tensor.Shape)
+            writer.Write($"{file.FullName}\n{file.Length}\n{file.LastWriteTimeUtc.Ticks}\n");
+            foreach (TensorView tensor in source.Tensors)
             {
-                Append(hash, fields, dimension);
-            }
+                writer.Write(tensor.Name);
+                writer.Write((long)tensor.Type);
+                writer.Write(tensor.ByteLength);
+                foreach (long dimension in tensor.Shape)
+                {
+                    writer.Write(dimension);
+                }
 
-            Append(hash, fields, (long)XxHash3.HashToUInt64(new ReadOnlySpan<byte>(tensor.Data, (int)Math.Min(tensor.ByteLength, SampledBytes))));
+                writer.Write(XxHash64.HashToUInt64(new ReadOnlySpan<byte>(tensor.Data, (int)Math.Min(tensor.ByteLength, SampledBytes))));
+            }
         }
 
-        return new StrongBox<RepackKey?>(RepackKey.Of(hash));
-    }
-
-    private static void Append(XxHash128 hash, Span<byte> buffer, long value)
-    {
-        BinaryPrimitives.WriteInt64LittleEndian(buffer, value);
-        hash.Append(buffer);
+        return new StrongBox<RepackKey?>(RepackKey.Of(material.GetBuffer().AsSpan(0, (int)material.Length)));
     }
 
     private string FileFor(RepackKey key) => Path.Combine(Directory, key + Extension);
@@ -224,7 +226,7 @@ public sealed unsafe partial class RepackCache
         int chunks = (int)((bytes + ChunkBytes - 1) / ChunkBytes);
         int used = HeaderLength(chunks);
         if (used + 8 > HeaderBytes || !header[..8].SequenceEqual(Magic) || BinaryPrimitives.ReadInt32LittleEndian(header[8..]) != Version
-            || BinaryPrimitives.ReadUInt64LittleEndian(header[used..]) != XxHash3.HashToUInt64(header[..used]))
+            || BinaryPrimitives.ReadUInt64LittleEndian(header[used..]) != XxHash64.HashToUInt64(header[..used]))
         {
             return "bad header";
         }
@@ -294,7 +296,7 @@ public sealed unsafe partial class RepackCache
             }
 
             int used = HeaderLength(chunks);
-            BinaryPrimitives.WriteUInt64LittleEndian(header.AsSpan(used), XxHash3.HashToUInt64(header.AsSpan(0, used)));
+            BinaryPrimitives.WriteUInt64LittleEndian(header.AsSpan(used), XxHash64.HashToUInt64(header.AsSpan(0, used)));
             using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
             {
                 stream.Write(header);

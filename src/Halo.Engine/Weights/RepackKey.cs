@@ -8,15 +8,17 @@ namespace Halo.Engine.Weights;
 /// first) of one entry. Two 64-bit halves rather than a <see cref="UInt128"/>: ReadyToRun leaves every method with a
 /// UInt128 in its signature or locals to the JIT, which put a dozen compilations on the daemon's start path.
 /// </summary>
+/// <remarks>
+/// The halves are two seeded XxHash64s of the key material. XxHash64 is scalar code that ReadyToRun precompiles, where
+/// XxHash128 and XxHash3 are vectorised code it leaves to the JIT: hashing the key material with XxHash128 cost the
+/// daemon's start 4-9 ms, almost all of it compiling and running first-tier code once.
+/// </remarks>
 public readonly record struct RepackKey(ulong Low, ulong High)
 {
-    /// <summary>The hash's 128-bit value (its canonical form is big-endian, high half first).</summary>
-    public static RepackKey Of(XxHash128 hash)
-    {
-        Span<byte> digest = stackalloc byte[16];
-        hash.GetCurrentHash(digest);
-        return new RepackKey(BinaryPrimitives.ReadUInt64BigEndian(digest[8..]), BinaryPrimitives.ReadUInt64BigEndian(digest));
-    }
+    private const long HighSeed = unchecked((long)0x9E3779B97F4A7C15);
+
+    public static RepackKey Of(ReadOnlySpan<byte> material) =>
+        new(XxHash64.HashToUInt64(material), XxHash64.HashToUInt64(material, HighSeed));
 
     public static RepackKey Read(ReadOnlySpan<byte> source) =>
         new(BinaryPrimitives.ReadUInt64LittleEndian(source), BinaryPrimitives.ReadUInt64LittleEndian(source[8..]));
