@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using System.Text;
 using Halo.Core.Formats;
 
 namespace Halo.Engine.Weights;
@@ -87,15 +86,12 @@ public sealed unsafe partial class RepackCache
             return null;
         }
 
-        using var material = new MemoryStream();
-        using (var writer = new BinaryWriter(material, Encoding.UTF8, leaveOpen: true))
+        return RepackKey.Of(writer =>
         {
             writer.Write($"{Version}\n{part}\n{typeof(RepackCache).Module.ModuleVersionId}\n");
             writer.Write(file.Low);
             writer.Write(file.High);
-        }
-
-        return RepackKey.Of(material.GetBuffer().AsSpan(0, (int)material.Length));
+        });
     }
 
     /// <summary>The model file's part of every key, computed once per opened source rather than once per part: its
@@ -114,8 +110,7 @@ public sealed unsafe partial class RepackCache
             return new StrongBox<RepackKey?>(null);
         }
 
-        using var material = new MemoryStream();
-        using (var writer = new BinaryWriter(material, Encoding.UTF8, leaveOpen: true))
+        return new StrongBox<RepackKey?>(RepackKey.Of(writer =>
         {
             writer.Write($"{file.FullName}\n{file.Length}\n{file.LastWriteTimeUtc.Ticks}\n");
             foreach (TensorView tensor in source.Tensors)
@@ -130,9 +125,7 @@ public sealed unsafe partial class RepackCache
 
                 writer.Write(XxHash64.HashToUInt64(new ReadOnlySpan<byte>(tensor.Data, (int)Math.Min(tensor.ByteLength, SampledBytes))));
             }
-        }
-
-        return new StrongBox<RepackKey?>(RepackKey.Of(material.GetBuffer().AsSpan(0, (int)material.Length)));
+        }));
     }
 
     private string FileFor(RepackKey key) => Path.Combine(Directory, key + Extension);

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
+using System.Text;
 
 namespace Halo.Engine.Weights;
 
@@ -19,6 +20,18 @@ public readonly record struct RepackKey(ulong Low, ulong High)
 
     public static RepackKey Of(ReadOnlySpan<byte> material) =>
         new(XxHash64.HashToUInt64(material), XxHash64.HashToUInt64(material, HighSeed));
+
+    /// <summary>The key of all that <paramref name="writeMaterial"/> writes, hashed at once.</summary>
+    public static RepackKey Of(Action<BinaryWriter> writeMaterial)
+    {
+        using var material = new MemoryStream();
+        using (var writer = new BinaryWriter(material, Encoding.UTF8, leaveOpen: true))
+        {
+            writeMaterial(writer);
+        }
+
+        return Of(material.GetBuffer().AsSpan(0, (int)material.Length));
+    }
 
     public static RepackKey Read(ReadOnlySpan<byte> source) =>
         new(BinaryPrimitives.ReadUInt64LittleEndian(source), BinaryPrimitives.ReadUInt64LittleEndian(source[8..]));
