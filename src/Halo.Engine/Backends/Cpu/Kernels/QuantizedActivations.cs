@@ -123,13 +123,9 @@ public sealed unsafe class QuantizedActivations : IDisposable
             return;
         }
 
+        // |iscale * x| <= 127 here, so rounding to nearest even and saturating equals ggml's MIN(127, nearest_int).
         float iscale = -127f / max;
-        for (int run = 0; run < 8; run++)
-        {
-            // |iscale * x| <= 127 here, so rounding to nearest even and saturating equals ggml's MIN(127, nearest_int).
-            sum += QuantizeRun(x + run * 32, q + RunTarget(run), iscale);
-        }
-
+        sum = QuantizeBlock(x, q, iscale);
         d = 1f / iscale;
     }
 
@@ -160,27 +156,43 @@ public sealed unsafe class QuantizedActivations : IDisposable
         return amax;
     }
 
-    /// <summary>dst[0..32) = clamp(round_half_even(src * scale), -128, 127); returns their sum.</summary>
-    private static int QuantizeRun(float* src, sbyte* dst, float scale)
+    /// <summary>
+    /// One 256-block: q = clamp(round_half_even(x * scale), -128, 127), each run of 32 columns to its kernel position
+    /// (<see cref="RunTarget"/>); returns the block's sum of q. The AVX-512 path sums in a vector and reduces once per
+    /// block: a horizontal sum per run was most of the quantization's time (1.32 us per 2560 columns).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int QuantizeBlock(float* x, sbyte* q, float scale)
     {
         if (Avx512F.IsSupported)
         {
             Vector512<float> s = Vector512.Create(scale);
-            Vector512<int> v0 = Avx512F.ConvertToVector512Int32(Vector512.Load(src) * s);
-            Vector512<int> v1 = Avx512F.ConvertToVector512Int32(Vector512.Load(src + 16) * s);
-            v0 = Vector512.Min(Vector512.Max(v0, Vector512.Create(-128)), Vector512.Create(127));
-            v1 = Vector512.Min(Vector512.Max(v1, Vector512.Create(-128)), Vector512.Create(127));
-            Avx512F.ConvertToVector128SByte(v0).Store(dst);
-            Avx512F.ConvertToVector128SByte(v1).Store(dst + 16);
-            return Vector512.Sum(v0 + v1);
+            Vector512<int> low = Vector512.Create(-128), high = Vector512.Create(127), sums = default;
+            for (int run = 0; run < 8; run++)
+            {
+                float* src = x + run * 32;
+                sbyte* dst = q + RunTarget(run);
+                Vector512<int> v0 = Vector512.Min(Vector512.Max(Avx512F.ConvertToVector512Int32(Vector512.Load(src) * s), low), high);
+                Vector512<int> v1 = Vector512.Min(Vector512.Max(Avx512F.ConvertToVector512Int32(Vector512.Load(src + 16) * s), low), high);
+                Avx512F.ConvertToVector128SByte(v0).Store(dst);
+                Avx512F.ConvertToVector128SByte(v1).Store(dst + 16);
+                sums += v0 + v1;
+            }
+
+            return Vector512.Sum(sums);
         }
 
         int sum = 0;
-        for (int j = 0; j < 32; j++)
+        for (int run = 0; run < 8; run++)
         {
-            int v = (int)Math.Clamp(MathF.Round(src[j] * scale), -128f, 127f);
-            dst[j] = (sbyte)v;
-            sum += v;
+            float* src = x + run * 32;
+            sbyte* dst = q + RunTarget(run);
+            for (int j = 0; j < 32; j++)
+            {
+                int v = (int)Math.Clamp(MathF.Round(src[j] * scale), -128f, 127f);
+                dst[j] = (sbyte)v;
+                sum += v;
+            }
         }
 
         return sum;
@@ -197,14 +209,8 @@ public sealed unsafe class QuantizedActivations : IDisposable
         float dq = 1f / scale;
         for (int b = 0; b < cols / 256; b++)
         {
-            int sum = 0;
-            for (int run = 0; run < 8; run++)
-            {
-                sum += QuantizeRun(x + b * 256 + run * 32, q + b * 256 + RunTarget(run), scale);
-            }
-
             d[b] = dq;
-            sums[b] = sum;
+            sums[b] = QuantizeBlock(x + b * 256, q + b * 256, scale);
         }
     }
 

@@ -126,6 +126,24 @@ public static unsafe class VectorOps
         }
         else
         {
+            // relu(g)^2 * u, in the scalar loop's order, so the same bits.
+            if (Vector512.IsHardwareAccelerated)
+            {
+                for (; i + 16 <= n; i += 16)
+                {
+                    Vector512<float> r = Vector512.Max(Vector512.Load(gate + i), Vector512<float>.Zero);
+                    (r * r * Vector512.Load(up + i)).Store(gate + i);
+                }
+            }
+            else if (Vector256.IsHardwareAccelerated)
+            {
+                for (; i + 8 <= n; i += 8)
+                {
+                    Vector256<float> r = Vector256.Max(Vector256.Load(gate + i), Vector256<float>.Zero);
+                    (r * r * Vector256.Load(up + i)).Store(gate + i);
+                }
+            }
+
             for (; i < n; i++)
             {
                 float r = MathF.Max(gate[i], 0f);
