@@ -145,6 +145,53 @@ public sealed unsafe class Int6MatVecTests
         }
     }
 
+    /// <summary>
+    /// The vectorised input quantization writes exactly the scalar loops' bytes: q, the paired unsigned copy, the
+    /// shifts, the group sums and the step, with and without outliers (so with every k), for both group sizes.
+    /// </summary>
+    [Theory]
+    [InlineData(32, 0)]
+    [InlineData(32, 1)]
+    [InlineData(64, 1)]
+    [InlineData(32, 2)]
+    public void QuantizeInputAvx512_EqualsTheScalarLoops(int groupSize, int kind)
+    {
+        if (!Int6MatVec.UseAvx512)
+        {
+            return;
+        }
+
+        const int cols = 2560;
+        using var source = new TestMatrix(4, cols, seed: 7);
+        using Int6Matrix m = Int6Matrix.Quantize(source.Dense, 4, groupSize);
+        var rng = new Random(kind);
+        var h = new float[cols];
+        for (int i = 0; i < cols; i++)
+        {
+            // 0: all zero (no step); 1: a hidden state with outliers of several sizes; 2: values on rounding ties.
+            h[i] = kind switch
+            {
+                0 => 0f,
+                1 => i % 301 == 7 ? 40f * (1 + i % 3) : i % 997 == 3 ? -9f : TestMatrix.Gaussian(rng),
+                _ => (i % 255 - 127) + 0.5f,
+            };
+        }
+
+        int bytes = Int6MatVec.InputBytes(m);
+        byte[] scalar = new byte[bytes], vector = new byte[bytes];
+        fixed (float* ph = h)
+        fixed (byte* ps = scalar, pv = vector)
+        {
+            Int6MatVec.QuantizeInputScalar(m, ph, cols, ps);
+            Int6MatVec.QuantizeInputAvx512(m, ph, cols, pv);
+        }
+
+        for (int i = 0; i < bytes; i++)
+        {
+            Assert.True(scalar[i] == vector[i], $"byte {i} of {bytes}: {vector[i]} vs {scalar[i]}");
+        }
+    }
+
     [Fact]
     public void Run_TileRange_WritesOnlyThoseRows()
     {
