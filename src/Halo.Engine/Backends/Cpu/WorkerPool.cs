@@ -71,11 +71,13 @@ public abstract class ParallelWork
 
     /// <summary>
     /// Claims and does items until none are left: its own share first, then the next shares round the ring.
-    /// A failure is recorded before its item counts as done.
+    /// A failure is recorded before its item counts as done. The items done are counted here and added to the shared
+    /// count once, on the way out: one locked increment of it per item, a cache line that the dispatching thread
+    /// spins on, took 4% of a batched decode step (~12k items a step at 8 streams).
     /// </summary>
     internal void Help(int worker)
     {
-        int shares = _end.Length;
+        int shares = _end.Length, done = 0;
         for (int k = 0; k < shares; k++)
         {
             int share = (worker + k) % shares;
@@ -97,8 +99,13 @@ public abstract class ParallelWork
                     Interlocked.CompareExchange(ref _failure, e, null);
                 }
 
-                Interlocked.Increment(ref _done);
+                done++;
             }
+        }
+
+        if (done > 0)
+        {
+            Interlocked.Add(ref _done, done);
         }
     }
 }
