@@ -33,8 +33,10 @@ public static unsafe partial class TernaryMatMul
     // Tiles per call of a GEMM tiles kernel: their dots (16 ints each per 4 tokens) wait on the stack to be scaled.
     private const int TilesPerCall = 16;
 
-    // Rows up to this many columns take 8 tokens per pass where the VNNI kernels run: their activations (8 x cols
-    // bytes) then stay in L1 beside the weights (at 6912 columns, 55 KB, they did not, in a managed 8-token kernel).
+    // Groups of 8 tokens take one pass per range of at most this many columns where the VNNI kernels run: a range's
+    // activations (8 x 4096 bytes at most) then stay in L1 beside the weights. At 6912 columns (55 KB) they did not:
+    // one 8-token pass took the 2B model's down projection 9.6 ms of an 8-stream step, two 4-token passes 5.7-6.1, two
+    // column ranges 5.3-5.5 (each range prefetching its own columns of the next tile).
     private const int EightTokenCols = 4096;
 
     /// <summary>y[t, r] = (sum_k code[r, k] q[t, k] - sum_k q[t, k]) d[t] s[r] s, with AVX-512BW (and VNNI where present).</summary>
@@ -52,9 +54,14 @@ public static unsafe partial class TernaryMatMul
         delegate*<byte*, int, int, sbyte*, int, int*, void> fourTokenTiles, delegate*<byte*, int, sbyte*, int*, void> oneTokenFourRows, bool eightTokens)
     {
         int blocks = w.Blocks, cols = w.Cols;
-        int* dots = stackalloc int[TilesPerCall * TernaryMatrix.TileRows * 2 * TokenGroup];
+        const int EightTokenDots = TilesPerCall * TernaryMatrix.TileRows * 2 * TokenGroup;
+        int* dots = stackalloc int[EightTokenDots];
+        int* rangeDots = stackalloc int[EightTokenDots];
         int t = 0;
-        var eightTokenTiles = eightTokens && cols <= EightTokenCols ? Vnni512Kernels.TernaryEightTokenTiles : null;
+        var eightTokenTiles = eightTokens ? Vnni512Kernels.TernaryEightTokenTiles : null;
+        int ranges = (cols + EightTokenCols - 1) / EightTokenCols;
+        long tileBytes = (long)blocks * TileBlockBytes;
+        long prefetch = ranges == 1 ? Vnni512Kernels.TernaryPrefetchDistance : tileBytes;
         for (; eightTokenTiles != null && t + 2 * TokenGroup <= x.Tokens; t += 2 * TokenGroup)
         {
             sbyte* q = x.Q + (long)t * cols;
@@ -63,7 +70,18 @@ public static unsafe partial class TernaryMatMul
             for (int start = tileStart; start < tileEnd; start += TilesPerCall)
             {
                 int tiles = Math.Min(TilesPerCall, tileEnd - start);
-                eightTokenTiles(TileCodes(w, start), tiles, blocks, q, cols, dots);
+                for (int r = 0; r < ranges; r++)
+                {
+                    // Blocks [b0, b1) of every row of the tiles.
+                    int b0 = blocks * r / ranges, b1 = blocks * (r + 1) / ranges;
+                    eightTokenTiles(TileCodes(w, start) + (long)b0 * TileBlockBytes, tiles, b1 - b0, q + b0 * TernaryMatrix.BlockSize, cols,
+                        r == 0 ? dots : rangeDots, tileBytes, prefetch);
+                    if (r > 0)
+                    {
+                        AddDots(dots, rangeDots, tiles * TernaryMatrix.TileRows * 2 * TokenGroup);
+                    }
+                }
+
                 for (int i = 0; i < tiles; i++)
                 {
                     int* tileDots = dots + i * TernaryMatrix.TileRows * 2 * TokenGroup;
@@ -115,7 +133,19 @@ public static unsafe partial class TernaryMatMul
         }
     }
 
-    private static byte* TileCodes(TernaryMatrix w, int tile) => w.Codes + (long)tile * w.Blocks * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
+    private static byte* TileCodes(TernaryMatrix w, int tile) => w.Codes + (long)tile * w.Blocks * TileBlockBytes;
+
+    // Bytes of one 256-column block of a tile (its 4 rows).
+    private const int TileBlockBytes = TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
+
+    /// <summary>dots[i] += more[i] for i in [0, n), n a multiple of 16.</summary>
+    private static void AddDots(int* dots, int* more, int n)
+    {
+        for (int i = 0; i < n; i += Vector512<int>.Count)
+        {
+            (Vector512.Load(dots + i) + Vector512.Load(more + i)).Store(dots + i);
+        }
+    }
 
     /// <summary>The GEMM's tiles with <see cref="Vnni512Kernels.TernaryFourTokenTiles"/> (AVX-512BW's if it could not be mapped).</summary>
     private static void FourTokenTilesVnni512(byte* tileCodes, int tiles, int blocks, sbyte* q, int cols, int* dots)
@@ -127,7 +157,7 @@ public static unsafe partial class TernaryMatMul
             return;
         }
 
-        kernel(tileCodes, tiles, blocks, q, cols, dots);
+        kernel(tileCodes, tiles, blocks, q, cols, dots, (long)blocks * TileBlockBytes, Vnni512Kernels.TernaryPrefetchDistance);
     }
 
     /// <summary>The GEMM's tiles with AVX-512BW: two rows per call of <see cref="FourTokensTwoRows"/>.</summary>

@@ -25,27 +25,34 @@ namespace Halo.Engine.Backends.Cpu.Kernels;
 /// </summary>
 public static unsafe partial class Vnni512Kernels
 {
-    private const int PrefetchDistance = 8192;
+    /// <summary>
+    /// How far ahead the ternary kernels prefetch in a call of whole tiles: about a tile of 2560 columns (16 or 32 KiB
+    /// measured no better, a tile's own length 9% slower). A call over a range of the columns prefetches the same range
+    /// of the next tile instead.
+    /// </summary>
+    internal const long TernaryPrefetchDistance = 8192;
     private const int TernaryBlockStride = Weights.TernaryMatrix.TileRows * Weights.TernaryMatrix.BlockBytes;
 
     private static readonly Lazy<(nint Ternary, nint Ternary8, nint Int8Head, nint Int6Head, string Status)> Mapped = new(Load);
 
     /// <summary>
-    /// The row-scaled ternary GEMM's micro-kernel (<see cref="TernaryMatMul"/>): for <c>tiles</c> consecutive tiles
-    /// from tileCodes (each <c>blocks</c> 256-column blocks of 4 rows) and the 4 tokens at q + g cols,
-    /// dots[16 tile + 4 r + g] = sum_k code[r, k] q[g, k]. Null where <see cref="Status"/> says why.
+    /// The row-scaled ternary GEMM's micro-kernel (<see cref="TernaryMatMul"/>): for <c>tiles</c> tiles from tileCodes,
+    /// <c>tileBytes</c> apart, each read over <c>blocks</c> 256-column blocks of 4 rows, and the 4 tokens at q + g cols,
+    /// dots[16 tile + 4 r + g] = sum_k code[r, k] q[g, k]; it prefetches <c>prefetch</c> bytes ahead. A tile is read
+    /// whole when tileBytes is blocks x 256; a longer stride reads a range of its columns. Null where
+    /// <see cref="Status"/> says why.
     /// One thread on Zen 5: 456-496 GMAC/s against 337-351 for the vpmaddubsw kernel.
     /// </summary>
-    public static delegate* unmanaged[SuppressGCTransition]<byte*, long, long, sbyte*, long, int*, void> TernaryFourTokenTiles =>
-        (delegate* unmanaged[SuppressGCTransition]<byte*, long, long, sbyte*, long, int*, void>)Mapped.Value.Ternary;
+    public static delegate* unmanaged[SuppressGCTransition]<byte*, long, long, sbyte*, long, int*, long, long, void> TernaryFourTokenTiles =>
+        (delegate* unmanaged[SuppressGCTransition]<byte*, long, long, sbyte*, long, int*, long, long, void>)Mapped.Value.Ternary;
 
     /// <summary>
     /// The same for 8 tokens, each weight block decoded and read once for all of them: dots[32 tile + 4 r + g] for
     /// tokens g = 0..3, dots[32 tile + 16 + 4 r + g - 4] for 4..7 (two <see cref="TernaryFourTokenTiles"/> layouts).
-    /// For rows short enough that the 8 tokens' activations stay in L1 beside the weights.
+    /// For column ranges short enough that the 8 tokens' activations stay in L1 beside the weights.
     /// </summary>
-    public static delegate* unmanaged[SuppressGCTransition]<byte*, long, long, sbyte*, long, int*, void> TernaryEightTokenTiles =>
-        (delegate* unmanaged[SuppressGCTransition]<byte*, long, long, sbyte*, long, int*, void>)Mapped.Value.Ternary8;
+    public static delegate* unmanaged[SuppressGCTransition]<byte*, long, long, sbyte*, long, int*, long, long, void> TernaryEightTokenTiles =>
+        (delegate* unmanaged[SuppressGCTransition]<byte*, long, long, sbyte*, long, int*, long, long, void>)Mapped.Value.Ternary8;
 
     /// <summary>
     /// The int8 LM head's 8-token pass (<see cref="Int8MatVec.RunBatch"/>) over <c>pairs</c> pairs of rows from w
@@ -123,14 +130,14 @@ public static unsafe partial class Vnni512Kernels
 
     /// <summary>
     /// <see cref="TernaryFourTokenTiles"/> (<paramref name="tokens"/> 4) or <see cref="TernaryEightTokenTiles"/> (8)
-    /// (System V arguments: rdi, rsi, rdx, rcx, r8, r9).
+    /// (System V arguments: rdi, rsi, rdx, rcx, r8, r9, then tileBytes and prefetch on the stack).
     /// </summary>
     internal static byte[] AssembleTernary(int tokens)
     {
         var a = new Assembler(64);
         AssemblerRegister64 tileCodes = rdi, tiles = rsi, blocks = rdx, cols = r8, dots = r9, tileBytes = r12;
         Label tile = a.CreateLabel(), done = a.CreateLabel();
-        AssemblerRegister64[] saved = [rbx, r12, r13, r14];
+        AssemblerRegister64[] saved = [rbx, r12, r13, r14, r15];
         foreach (AssemblerRegister64 register in saved)
         {
             a.push(register);
@@ -141,8 +148,9 @@ public static unsafe partial class Vnni512Kernels
         a.lea(TernaryCols3, __[cols + cols * 2]);
         a.lea(TernaryCols5, __[cols + cols * 4]);
         a.lea(TernaryCols7, __[TernaryCols3 + cols * 4]);
-        a.mov(tileBytes, blocks);
-        a.shl(tileBytes, 8);
+        // The seventh and eighth arguments, above the return address and the saved registers.
+        a.mov(tileBytes, __qword_ptr[rsp + 8 * (saved.Length + 1)]);
+        a.mov(TernaryPrefetch, __qword_ptr[rsp + 8 * (saved.Length + 2)]);
         a.test(tiles, tiles);
         a.jz(done);
         a.Label(ref tile);
@@ -164,7 +172,7 @@ public static unsafe partial class Vnni512Kernels
     }
 
     private static readonly AssemblerRegisterZMM TernaryMask = zmm15;
-    private static readonly AssemblerRegister64 TernaryCols3 = r10, TernaryCols5 = r13, TernaryCols7 = r14;
+    private static readonly AssemblerRegister64 TernaryCols3 = r10, TernaryCols5 = r13, TernaryCols7 = r14, TernaryPrefetch = r15;
 
     /// <summary>
     /// Rows 2 pair and 2 pair + 1 of the tile at rdi (their blocks at rdi + 128 pair + 256 b, + 64) against the 4 or 8
@@ -193,8 +201,8 @@ public static unsafe partial class Vnni512Kernels
         a.Label(ref loop);
 
         // A row's blocks are 256 bytes apart, a stride the hardware prefetcher follows late.
-        a.prefetcht0(__byte_ptr[codes + PrefetchDistance]);
-        a.prefetcht0(__byte_ptr[codes + PrefetchDistance + Weights.TernaryMatrix.BlockBytes]);
+        a.prefetcht0(__byte_ptr[codes + TernaryPrefetch]);
+        a.prefetcht0(__byte_ptr[codes + TernaryPrefetch + Weights.TernaryMatrix.BlockBytes]);
 
         // Field l of code byte j (bits 2l, 2l+1) is column l * 64 + j of the block.
         for (int r = 0; r < 2; r++)

@@ -105,18 +105,20 @@ public sealed unsafe class TernaryMatMulTests
     }
 
     [Theory]
-    [InlineData(RowScaledPath.Avx512Gfni, 1)]
-    [InlineData(RowScaledPath.Avx512Gfni, 4)]
-    [InlineData(RowScaledPath.Avx512Gfni, 11)]
-    [InlineData(RowScaledPath.Avx512Gfni, 23)]
-    [InlineData(RowScaledPath.Avx512Shifts, 11)]
-    [InlineData(RowScaledPath.Avx512Vnni, 4)]
-    [InlineData(RowScaledPath.Avx512Vnni, 23)]
-    [InlineData(RowScaledPath.Avx2Vnni, 1)]
-    [InlineData(RowScaledPath.Avx2Vnni, 11)]
-    [InlineData(RowScaledPath.Avx2Vnni, 23)]
-    [InlineData(RowScaledPath.Avx2MultiplyAdd, 11)]
-    public void RunRowScaled_OneScalePerRow_MatchesExactIntegerDotProducts(RowScaledPath path, int tokens)
+    [InlineData(RowScaledPath.Avx512Gfni, 1, 4096)]
+    [InlineData(RowScaledPath.Avx512Gfni, 4, 4096)]
+    [InlineData(RowScaledPath.Avx512Gfni, 11, 4096)]
+    [InlineData(RowScaledPath.Avx512Gfni, 23, 4096)]
+    [InlineData(RowScaledPath.Avx512Shifts, 11, 4096)]
+    [InlineData(RowScaledPath.Avx512Vnni, 4, 4096)]
+    [InlineData(RowScaledPath.Avx512Vnni, 23, 4096)]
+    [InlineData(RowScaledPath.Avx512Vnni, 17, 6912)]
+    [InlineData(RowScaledPath.Avx512Vnni, 8, 4352)]
+    [InlineData(RowScaledPath.Avx2Vnni, 1, 4096)]
+    [InlineData(RowScaledPath.Avx2Vnni, 11, 4096)]
+    [InlineData(RowScaledPath.Avx2Vnni, 23, 4096)]
+    [InlineData(RowScaledPath.Avx2MultiplyAdd, 11, 4096)]
+    public void RunRowScaled_OneScalePerRow_MatchesExactIntegerDotProducts(RowScaledPath path, int tokens, int cols)
     {
         bool avx512 = path is RowScaledPath.Avx512Gfni or RowScaledPath.Avx512Shifts or RowScaledPath.Avx512Vnni;
         if ((avx512 && !Avx512BW.IsSupported) || !Avx2.IsSupported
@@ -127,8 +129,10 @@ public sealed unsafe class TernaryMatMulTests
         }
 
         // 37 rows: a ragged last tile; 4096 columns = 16 blocks: the 16-bit partial sums are widened mid-row.
-        // 23 tokens: 5 groups of 4 through the GEMM, then 3 through the one-token path.
-        const int rows = 37, cols = 4096, blocks = cols / 256;
+        // 23 tokens: 5 groups of 4 through the GEMM, then 3 through the one-token path. With VNNI, groups of 8 come
+        // first, and rows longer than 4096 columns go through them in column ranges (6912: 13 + 14 blocks; 4352: 8 + 9).
+        const int rows = 37;
+        int blocks = cols / 256;
         var rng = new Random(12);
         var values = new sbyte[rows * cols];
         var scales = new float[rows * blocks];

@@ -46,7 +46,7 @@ public sealed unsafe class Vnni512KernelsTests
         }
 
         int* dots = stackalloc int[32];
-        Vnni512Kernels.TernaryFourTokenTiles(codes, 2, 1, q, 256, dots);
+        Vnni512Kernels.TernaryFourTokenTiles(codes, 2, 1, q, 256, dots, 256, 8192);
         for (int g = 0; g < 4; g++)
         {
             int sum = 255 * (g + 1) - 128;
@@ -85,7 +85,7 @@ public sealed unsafe class Vnni512KernelsTests
         }
 
         int* dots = stackalloc int[32];
-        Vnni512Kernels.TernaryEightTokenTiles(codes, 1, 2, q, 512, dots);
+        Vnni512Kernels.TernaryEightTokenTiles(codes, 1, 2, q, 512, dots, 512, 8192);
         for (int r = 0; r < 4; r++)
         {
             int code = r == 3 ? 1 : r;
