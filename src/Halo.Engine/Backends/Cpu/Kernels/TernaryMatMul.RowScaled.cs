@@ -74,7 +74,7 @@ public static unsafe partial class TernaryMatMul
             sbyte* q = x.Q + (long)t * cols;
             int count = Math.Min(2 * TokenGroup, x.Tokens - t);
             var first = new TileScaling(w, x, t);
-            var second = count == 2 * TokenGroup ? new TileScaling(w, x, t + TokenGroup) : default;
+            var second = new TileScaling(w, x, t + TokenGroup);
             for (int start = tileStart; start < tileEnd; start += TilesPerCall)
             {
                 int tiles = Math.Min(TilesPerCall, tileEnd - start);
@@ -93,26 +93,19 @@ public static unsafe partial class TernaryMatMul
                 for (int i = 0; i < tiles; i++)
                 {
                     int* tileDots = dots + i * TernaryMatrix.TileRows * 2 * TokenGroup;
-                    StoreTile(w, x, first, t, start + i, tileDots, y, yStride);
-                    int* secondDots = tileDots + TernaryMatrix.TileRows * TokenGroup;
-                    if (count == 2 * TokenGroup)
-                    {
-                        StoreTile(w, x, second, t + TokenGroup, start + i, secondDots, y, yStride);
-                        continue;
-                    }
-
-                    for (int g = TokenGroup; g < count; g++)
-                    {
-                        StoreRowScaled(w, x, t + g, y + (long)(t + g) * yStride, start + i, secondDots + g - TokenGroup, TokenGroup);
-                    }
+                    StoreTile(w, x, first, t, start + i, tileDots, y, yStride, TokenGroup);
+                    StoreTile(w, x, second, t + TokenGroup, start + i, tileDots + TernaryMatrix.TileRows * TokenGroup, y, yStride, count - TokenGroup);
                 }
             }
         }
 
-        for (; t + TokenGroup <= x.Tokens; t += TokenGroup)
+        // Groups of 4, and a last group of 3 padded to 4 as above: 3 one-token passes took a 2B step's matmuls 2 ms
+        // longer than one 4-token pass (2 took less).
+        for (; x.Tokens - t >= TokenGroup - 1 && t + TokenGroup <= x.MaxTokens; t += TokenGroup)
         {
             // The group's activations (4 x cols bytes) stay in L1 while the thread's tiles stream past them.
             sbyte* q = x.Q + (long)t * cols;
+            int count = Math.Min(TokenGroup, x.Tokens - t);
             var group = new TileScaling(w, x, t);
             for (int first = tileStart; first < tileEnd; first += TilesPerCall)
             {
@@ -120,7 +113,7 @@ public static unsafe partial class TernaryMatMul
                 fourTokenTiles(TileCodes(w, first), tiles, blocks, q, cols, dots);
                 for (int i = 0; i < tiles; i++)
                 {
-                    StoreTile(w, x, group, t, first + i, dots + i * TernaryMatrix.TileRows * TokenGroup, y, yStride);
+                    StoreTile(w, x, group, t, first + i, dots + i * TernaryMatrix.TileRows * TokenGroup, y, yStride, count);
                 }
             }
         }
@@ -136,16 +129,19 @@ public static unsafe partial class TernaryMatMul
         }
     }
 
-    /// <summary>Tokens t..t + 3's outputs of one tile from its dots [row][token] (a ragged last tile row by row).</summary>
-    private static void StoreTile(TernaryMatrix w, QuantizedActivations x, in TileScaling group, int t, int tile, int* dots, float* y, int yStride)
+    /// <summary>
+    /// Tokens t..t + count - 1's outputs of one tile from its dots [row][token of 4] (a ragged last tile, or a padded
+    /// group's real tokens, row by row).
+    /// </summary>
+    private static void StoreTile(TernaryMatrix w, QuantizedActivations x, in TileScaling group, int t, int tile, int* dots, float* y, int yStride, int count)
     {
-        if (Avx512F.IsSupported && (tile + 1) * TernaryMatrix.TileRows <= w.Rows)
+        if (Avx512F.IsSupported && count == TokenGroup && (tile + 1) * TernaryMatrix.TileRows <= w.Rows)
         {
             group.Store(w, tile, dots, y + (long)t * yStride, yStride);
             return;
         }
 
-        for (int g = 0; g < TokenGroup; g++)
+        for (int g = 0; g < count; g++)
         {
             StoreRowScaled(w, x, t + g, y + (long)(t + g) * yStride, tile, dots + g, TokenGroup);
         }
