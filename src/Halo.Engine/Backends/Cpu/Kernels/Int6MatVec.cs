@@ -113,7 +113,6 @@ public static unsafe class Int6MatVec
         const int Classes = Int6Matrix.Classes, Quarter = Int6Matrix.BlockCols / 4;
         sbyte* q = (sbyte*)input;
         byte* u = Unsigned(m, input);
-        ulong* shifts = Shifts(m, input);
         uint* classShifts = NarrowShifts(m, input);
         int* sums = (int*)(input + SumsAt(m));
 
@@ -148,23 +147,19 @@ public static unsafe class Int6MatVec
             amax = MathF.Max(amax, classMax[j]);
         }
 
+        float* classInverse = stackalloc float[Classes];
+        SetClassSteps(m, input, classMax, amax, classInverse);
+
         // Per quarter k, lane l: the inverse step and the shift k of class 4 k + l / 4.
         float* inverse = stackalloc float[4 * 16];
         uint* laneShift = stackalloc uint[4 * 16];
         for (int j = 0; j < Classes; j++)
         {
-            int shift = ClassShift(classMax[j], amax);
-            classShifts[j] = (uint)shift;
             for (int l = 0; l < 4; l++)
             {
-                inverse[4 * j + l] = amax > 0 ? (127 << (MaxShift - shift)) / amax : 0f;
-                laneShift[4 * j + l] = (uint)shift;
+                inverse[4 * j + l] = classInverse[j];
+                laneShift[4 * j + l] = classShifts[j];
             }
-        }
-
-        for (int l = 0; l < OneTokenLanes; l++)
-        {
-            shifts[l] = classShifts[Int6Matrix.ClassOf(4 * l)];
         }
 
         Vector512<int> low = Vector512.Create(-127), high = Vector512.Create(127);
@@ -198,20 +193,35 @@ public static unsafe class Int6MatVec
 
             sums[g] = Vector512.Sum(acc);
         }
-
-        *(float*)(input + InputBytes(m) - 64) = amax / (127 << MaxShift);
     }
 
-    /// <summary>The smallest k in 0..<see cref="MaxShift"/> with a class's largest |h| at most amax 2^k / 2^MaxShift.</summary>
-    private static int ClassShift(float classMax, float amax)
+    /// <summary>
+    /// From the largest |h| of each class (<paramref name="classMax"/> [Classes]) and of the token (amax): each class's
+    /// k, the smallest in 0..<see cref="MaxShift"/> with its largest |h| at most amax 2^k / 2^MaxShift, the one-token
+    /// lanes' k, the inverse of each class's step into <paramref name="inverse"/> [Classes], and the token's step d.
+    /// </summary>
+    private static void SetClassSteps(Int6Matrix m, byte* input, float* classMax, float amax, float* inverse)
     {
-        int shift = 0;
-        while (shift < MaxShift && classMax > amax * (1 << shift) / (1 << MaxShift))
+        uint* classShifts = NarrowShifts(m, input);
+        for (int j = 0; j < Int6Matrix.Classes; j++)
         {
-            shift++;
+            int shift = 0;
+            while (shift < MaxShift && classMax[j] > amax * (1 << shift) / (1 << MaxShift))
+            {
+                shift++;
+            }
+
+            classShifts[j] = (uint)shift;
+            inverse[j] = amax > 0 ? (127 << (MaxShift - shift)) / amax : 0f;
         }
 
-        return shift;
+        ulong* shifts = Shifts(m, input);
+        for (int l = 0; l < OneTokenLanes; l++)
+        {
+            shifts[l] = classShifts[Int6Matrix.ClassOf(4 * l)];
+        }
+
+        *(float*)(input + InputBytes(m) - 64) = amax / (127 << MaxShift);
     }
 
     /// <summary><see cref="QuantizeInput"/> in plain loops, for any row length.</summary>
@@ -221,7 +231,6 @@ public static unsafe class Int6MatVec
         const int Classes = Int6Matrix.Classes;
         sbyte* q = (sbyte*)input;
         byte* u = Unsigned(m, input);
-        ulong* shifts = Shifts(m, input);
         uint* classShifts = NarrowShifts(m, input);
         int* sums = (int*)(input + SumsAt(m));
         float amax = 0f;
@@ -235,18 +244,7 @@ public static unsafe class Int6MatVec
         }
 
         float* inverse = stackalloc float[Classes];
-        for (int j = 0; j < Classes; j++)
-        {
-            int shift = ClassShift(classMax[j], amax);
-            classShifts[j] = (uint)shift;
-            inverse[j] = amax > 0 ? (127 << (MaxShift - shift)) / amax : 0f;
-        }
-
-        for (int l = 0; l < OneTokenLanes; l++)
-        {
-            shifts[l] = classShifts[Int6Matrix.ClassOf(4 * l)];
-        }
-
+        SetClassSteps(m, input, classMax, amax, inverse);
         for (int i = 0; i < m.PaddedCols; i++)
         {
             q[i] = i < n ? (sbyte)Math.Clamp((int)MathF.Round(h[i] * inverse[Int6Matrix.ClassOf(i)]), -127, 127) : (sbyte)0;
@@ -268,8 +266,6 @@ public static unsafe class Int6MatVec
 
             sums[g] = sum;
         }
-
-        *(float*)(input + InputBytes(m) - 64) = amax / (127 << MaxShift);
     }
 
     /// <summary>y for the rows of tiles [tileStart, tileEnd) from one token's <paramref name="input"/> (<see cref="QuantizeInput"/>).</summary>
