@@ -20,6 +20,9 @@ public sealed unsafe class TernaryMatrix : IDisposable
     public const int TileRows = 4;
     public const int BlockBytes = BlockSize / 4;
 
+    /// <summary>Bytes of one 256-column block of a tile (its <see cref="TileRows"/> rows' runs): a row's next block is this far on.</summary>
+    public const int TileBlockBytes = TileRows * BlockBytes;
+
     private byte* _codes;    // [tiles, blocks, TileRows, 64]
     private float* _scales;  // [tiles, blocks, TileRows] block scale d (rows past Rows have 0)
     private float* _rowScales; // [tiles * TileRows] the scale all of a row's blocks share, or null (see RowScales)
@@ -37,7 +40,7 @@ public sealed unsafe class TernaryMatrix : IDisposable
         Blocks = cols / BlockSize;
         Tiles = (rows + TileRows - 1) / TileRows;
         TensorScale = tensorScale;
-        nuint codeBytes = (nuint)Tiles * (nuint)Blocks * TileRows * BlockBytes;
+        nuint codeBytes = (nuint)Tiles * (nuint)Blocks * TileBlockBytes;
         nuint scaleBytes = (nuint)Tiles * (nuint)Blocks * TileRows * sizeof(float);
         nuint rowScaleBytes = RowScaleSlotBytes(Tiles);
         if (arena is not null)

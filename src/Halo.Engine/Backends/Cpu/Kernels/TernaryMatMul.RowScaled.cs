@@ -63,7 +63,7 @@ public static unsafe partial class TernaryMatMul
         int t = 0;
         var eightTokenTiles = eightTokens ? Vnni512Kernels.TernaryEightTokenTiles : null;
         int ranges = (cols + EightTokenCols - 1) / EightTokenCols;
-        long tileBytes = (long)blocks * TileBlockBytes;
+        long tileBytes = (long)blocks * TernaryMatrix.TileBlockBytes;
         long prefetch = ranges == 1 ? Vnni512Kernels.TernaryPrefetchDistance : tileBytes;
         // Groups of 8 tokens, and a last group of 6 or 7 padded to 8 with whatever the activation buffer holds past the
         // batch (their dots are dropped), where the buffer has the rows: one 8-token pass costs less than a 4-token pass
@@ -82,7 +82,7 @@ public static unsafe partial class TernaryMatMul
                 {
                     // Blocks [b0, b1) of every row of the tiles.
                     int b0 = blocks * r / ranges, b1 = blocks * (r + 1) / ranges;
-                    eightTokenTiles(TileCodes(w, start) + (long)b0 * TileBlockBytes, tiles, b1 - b0, q + b0 * TernaryMatrix.BlockSize, cols,
+                    eightTokenTiles(TileCodes(w, start) + (long)b0 * TernaryMatrix.TileBlockBytes, tiles, b1 - b0, q + b0 * TernaryMatrix.BlockSize, cols,
                         r == 0 ? dots : rangeDots, tileBytes, prefetch);
                     if (r > 0)
                     {
@@ -147,10 +147,8 @@ public static unsafe partial class TernaryMatMul
         }
     }
 
-    private static byte* TileCodes(TernaryMatrix w, int tile) => w.Codes + (long)tile * w.Blocks * TileBlockBytes;
+    private static byte* TileCodes(TernaryMatrix w, int tile) => w.Codes + (long)tile * w.Blocks * TernaryMatrix.TileBlockBytes;
 
-    // Bytes of one 256-column block of a tile (its 4 rows).
-    private const int TileBlockBytes = TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
 
     /// <summary>dots[i] += more[i] for i in [0, n), n a multiple of 16.</summary>
     private static void AddDots(int* dots, int* more, int n)
@@ -171,7 +169,7 @@ public static unsafe partial class TernaryMatMul
             return;
         }
 
-        kernel(tileCodes, tiles, blocks, q, cols, dots, (long)blocks * TileBlockBytes, Vnni512Kernels.TernaryPrefetchDistance);
+        kernel(tileCodes, tiles, blocks, q, cols, dots, (long)blocks * TernaryMatrix.TileBlockBytes, Vnni512Kernels.TernaryPrefetchDistance);
     }
 
     /// <summary>The GEMM's tiles with AVX-512BW: two rows per call of <see cref="FourTokensTwoRows"/>.</summary>
@@ -179,7 +177,7 @@ public static unsafe partial class TernaryMatMul
     {
         for (int i = 0; i < tiles; i++)
         {
-            byte* codes = tileCodes + (long)i * blocks * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
+            byte* codes = tileCodes + (long)i * blocks * TernaryMatrix.TileBlockBytes;
             int* tileDots = dots + i * TernaryMatrix.TileRows * TokenGroup;
             FourTokensTwoRows(codes, blocks, q, cols, tileDots);
             FourTokensTwoRows(codes + 2 * TernaryMatrix.BlockBytes, blocks, q, cols, tileDots + 2 * TokenGroup);
@@ -191,7 +189,7 @@ public static unsafe partial class TernaryMatMul
     {
         for (int i = 0; i < tiles; i++)
         {
-            byte* codes = tileCodes + (long)i * blocks * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
+            byte* codes = tileCodes + (long)i * blocks * TernaryMatrix.TileBlockBytes;
             for (int r = 0; r < TernaryMatrix.TileRows; r++)
             {
                 FourTokensOneRowAvx2(codes + r * TernaryMatrix.BlockBytes, blocks, q, cols, dots + (i * TernaryMatrix.TileRows + r) * TokenGroup);
@@ -217,7 +215,7 @@ public static unsafe partial class TernaryMatMul
             {
                 // The first token group streams the weights from memory; a row's blocks are 256 bytes apart,
                 // a stride the hardware prefetcher follows late (+35% on a 128 MB matrix, -1% in cache).
-                byte* codes = rowCodes + (long)b * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
+                byte* codes = rowCodes + (long)b * TernaryMatrix.TileBlockBytes;
                 Sse.Prefetch0(codes + PrefetchDistance);
                 Sse.Prefetch0(codes + PrefetchDistance + TernaryMatrix.BlockBytes);
                 Unpack(Vector512.Load(codes), out Vector512<byte> f0, out Vector512<byte> f1, out Vector512<byte> f2, out Vector512<byte> f3);
@@ -265,7 +263,7 @@ public static unsafe partial class TernaryMatMul
             Vector512<short> a0 = default, a1 = default, a2 = default, a3 = default;
             for (int b = b0; b < end; b++)
             {
-                byte* codes = tileCodes + b * (TernaryMatrix.TileRows * TernaryMatrix.BlockBytes);
+                byte* codes = tileCodes + b * TernaryMatrix.TileBlockBytes;
                 PrefetchTileBlock(codes);
                 sbyte* qb = q + b * 256;
                 Vector512<sbyte> x0 = Vector512.Load(qb), x1 = Vector512.Load(qb + 64), x2 = Vector512.Load(qb + 128), x3 = Vector512.Load(qb + 192);
@@ -341,7 +339,7 @@ public static unsafe partial class TernaryMatMul
         Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
         for (int b = 0; b < blocks; b++)
         {
-            byte* codes = rowCodes + (long)b * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
+            byte* codes = rowCodes + (long)b * TernaryMatrix.TileBlockBytes;
             Sse.Prefetch0(codes + PrefetchDistance);
             Unpack(Vector256.Load(codes), out Vector256<byte> f0, out Vector256<byte> f1, out Vector256<byte> f2, out Vector256<byte> f3);
             Unpack(Vector256.Load(codes + 32), out Vector256<byte> g0, out Vector256<byte> g1, out Vector256<byte> g2, out Vector256<byte> g3);
@@ -364,7 +362,7 @@ public static unsafe partial class TernaryMatMul
         Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
         for (int b = 0; b < blocks; b++)
         {
-            byte* codes = tileCodes + b * (TernaryMatrix.TileRows * TernaryMatrix.BlockBytes);
+            byte* codes = tileCodes + b * TernaryMatrix.TileBlockBytes;
             PrefetchTileBlock(codes);
             sbyte* qb = q + b * 256;
             s0 += RowDot(codes, qb);

@@ -111,7 +111,7 @@ public static unsafe partial class TernaryMatMul
         Vector512<short> ones = Vector512.Create((short)1);
         for (int tile = tileStart; tile < tileEnd; tile++)
         {
-            byte* tileCodes = w.Codes + (long)tile * blocks * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
+            byte* tileCodes = w.Codes + (long)tile * blocks * TernaryMatrix.TileBlockBytes;
             float* tileScales = w.Scales + (long)tile * blocks * TernaryMatrix.TileRows;
             for (int t = 0; t < x.Tokens; t++)
             {
@@ -121,7 +121,7 @@ public static unsafe partial class TernaryMatMul
                 Vector512<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
                 for (int b = 0; b < blocks; b++)
                 {
-                    byte* codes = tileCodes + b * (TernaryMatrix.TileRows * TernaryMatrix.BlockBytes);
+                    byte* codes = tileCodes + b * TernaryMatrix.TileBlockBytes;
                     PrefetchTileBlock(codes);
                     sbyte* qb = q + b * 256;
                     Vector512<sbyte> a0 = Vector512.Load(qb), a1 = Vector512.Load(qb + 64), a2 = Vector512.Load(qb + 128), a3 = Vector512.Load(qb + 192);
@@ -169,7 +169,7 @@ public static unsafe partial class TernaryMatMul
         float* rowSums = stackalloc float[TernaryMatrix.TileRows];
         for (int tile = tileStart; tile < tileEnd; tile++)
         {
-            byte* tileCodes = w.Codes + (long)tile * blocks * TernaryMatrix.TileRows * TernaryMatrix.BlockBytes;
+            byte* tileCodes = w.Codes + (long)tile * blocks * TernaryMatrix.TileBlockBytes;
             float* tileScales = w.Scales + (long)tile * blocks * TernaryMatrix.TileRows;
             for (int t = 0; t < x.Tokens; t++)
             {

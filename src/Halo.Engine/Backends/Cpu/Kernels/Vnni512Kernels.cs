@@ -31,7 +31,6 @@ public static unsafe partial class Vnni512Kernels
     /// of the next tile instead.
     /// </summary>
     internal const long TernaryPrefetchDistance = 8192;
-    private const int TernaryBlockStride = Weights.TernaryMatrix.TileRows * Weights.TernaryMatrix.BlockBytes;
 
     private static readonly Lazy<(nint Ternary, nint Ternary8, nint Int8Head, nint Int6Head, string Status)> Mapped = new(Load);
 
@@ -227,7 +226,7 @@ public static unsafe partial class Vnni512Kernels
             }
         }
 
-        a.add(codes, TernaryBlockStride);
+        a.add(codes, Weights.TernaryMatrix.TileBlockBytes);
         a.add(x, 256);
         a.dec(left);
         a.jnz(loop);
