@@ -1,5 +1,5 @@
-using System.Numerics;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Security.Cryptography;
 
 namespace Halo.Engine.Sampling;
@@ -121,26 +121,33 @@ public sealed class Sampler
             throw new ArgumentException($"logits has {logits.Length} entries, the vocabulary {_vocab}");
         }
 
-        logits[.._vocab].CopyTo(_logits);
-        ApplyPenalties();
-        if (_p.Temperature <= 0f)
+        // The penalties change a copy; without them (the default) the candidates are read from the caller's logits,
+        // which spares a copy of the whole vocabulary per token.
+        ReadOnlySpan<float> scores = logits[.._vocab];
+        if (HasPenalties)
         {
-            return ArgMax(_logits);
+            scores.CopyTo(_logits);
+            ApplyPenalties();
+            scores = _logits;
         }
 
-        int n = TopK();
+        if (_p.Temperature <= 0f)
+        {
+            return ArgMax(scores);
+        }
+
+        int n = TopK(scores);
         n = TopP(n);
         n = MinP(n);
         return Draw(n);
     }
 
+    private bool HasPenalties =>
+        _windowCount > 0 && (_p.RepetitionPenalty != 1f || _p.PresencePenalty != 0f || _p.FrequencyPenalty != 0f);
+
     private void ApplyPenalties()
     {
         bool repetition = _p.RepetitionPenalty != 1f;
-        if (!repetition && _p.PresencePenalty == 0f && _p.FrequencyPenalty == 0f)
-        {
-            return;
-        }
 
         // Each distinct token of the window once: a token's count is consumed by the first visit.
         for (int i = 0; i < _windowCount; i++)
@@ -172,7 +179,7 @@ public sealed class Sampler
         }
     }
 
-    private static int ArgMax(float[] values)
+    private static int ArgMax(ReadOnlySpan<float> values)
     {
         int best = 0;
         for (int i = 1; i < values.Length; i++)
@@ -187,7 +194,7 @@ public sealed class Sampler
     }
 
     /// <summary>Candidates sorted by logit, descending: the top k (all when k is 0).</summary>
-    private int TopK()
+    private int TopK(ReadOnlySpan<float> scores)
     {
         int k = _p.TopK > 0 ? Math.Min(_p.TopK, _vocab) : _vocab;
         if (k < _vocab)
@@ -196,29 +203,29 @@ public sealed class Sampler
             int i = 0;
             for (; i < k; i++)
             {
-                _values[i] = _logits[i];
+                _values[i] = scores[i];
                 _ids[i] = i;
                 SiftUp(i);
             }
 
             // Only a logit above the heap's minimum enters. Over a large vocabulary almost none does, so whole
             // vectors at or below the minimum are skipped (what enters, and in what order, is unchanged).
-            ref float logits = ref MemoryMarshal.GetArrayDataReference(_logits);
-            int width = Vector<float>.Count;
+            ref float first = ref MemoryMarshal.GetReference(scores);
+            int width = Vector512<float>.Count;
             for (; i <= _vocab - width; i += width)
             {
-                if (!Vector.LessThanOrEqualAll(Vector.LoadUnsafe(ref logits, (nuint)i), new Vector<float>(_values[0])))
+                if (!Vector512.LessThanOrEqualAll(Vector512.LoadUnsafe(ref first, (nuint)i), Vector512.Create(_values[0])))
                 {
                     for (int j = i; j < i + width; j++)
                     {
-                        Offer(j, k);
+                        Offer(scores[j], j, k);
                     }
                 }
             }
 
             for (; i < _vocab; i++)
             {
-                Offer(i, k);
+                Offer(scores[i], i, k);
             }
         }
         else
@@ -226,7 +233,7 @@ public sealed class Sampler
             for (int i = 0; i < _vocab; i++)
             {
                 _ids[i] = i;
-                _values[i] = _logits[i];
+                _values[i] = scores[i];
             }
         }
 
@@ -236,10 +243,9 @@ public sealed class Sampler
         return k;
     }
 
-    /// <summary>Puts logit <paramref name="i"/> in the full heap of size <paramref name="k"/> if it beats the minimum.</summary>
-    private void Offer(int i, int k)
+    /// <summary>Puts logit <paramref name="l"/> of token <paramref name="i"/> in the full heap of size <paramref name="k"/> if it beats the minimum.</summary>
+    private void Offer(float l, int i, int k)
     {
-        float l = _logits[i];
         if (l > _values[0])
         {
             _values[0] = l;

@@ -109,6 +109,31 @@ public sealed class SamplerTests
     }
 
     [Fact]
+    public void Sample_PenaltiesOverLargeVocabulary_TopKScansThePenalisedCopyAndLeavesTheLogitsAlone()
+    {
+        // Without penalties the top-k scan reads the caller's logits; with them, a penalised copy. The two best
+        // tokens are penalised out of a top-2 here, so only a scan of the copy finds the next two.
+        const int vocab = 128_256;
+        float[] l = Logits(vocab, 12);
+        l[7] = 50f;
+        l[vocab - 5] = 49f;
+        l[1000] = 30f;
+        l[vocab - 1] = 29f;
+        float[] before = (float[])l.Clone();
+        var s = new Sampler(vocab, new SamplingParams { Temperature = 1000f, TopK = 2, TopP = 1f, MinP = 0f, PresencePenalty = 100f, Seed = 4 });
+        s.Accept(7);
+        s.Accept(vocab - 5);
+        var seen = new HashSet<int>();
+        for (int i = 0; i < 200; i++)
+        {
+            seen.Add(s.Sample(l));
+        }
+
+        Assert.Equal([1000, vocab - 1], seen.Order());
+        Assert.Equal(before, l);
+    }
+
+    [Fact]
     public void Sample_TopPSmall_KeepsOnlyTheDominantToken()
     {
         var l = new float[10];
