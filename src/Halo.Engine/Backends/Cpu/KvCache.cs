@@ -77,17 +77,19 @@ public sealed unsafe class KvCache : IDisposable
     public void Store(int slot, int layer, int position, float* k, float* v, bool roundToHalf)
     {
         int block = position / KeyBlock, lane = position % KeyBlock;
+        ushort* rounded = stackalloc ushort[HeadDim]; // a key head in BF16, before it is spread over its block's rows
         for (int h = 0; h < KvHeads; h++)
         {
             long key = (long)block * HeadDim * KeyBlock + lane, value = (long)position * HeadDim;
             float* kh = k + h * HeadDim, vh = v + h * HeadDim;
             if (Storage == KvStorage.Bf16)
             {
-                ushort* keys = (ushort*)Keys(slot, layer, h) + key, values = (ushort*)Values(slot, layer, h) + value;
+                ushort* keys = (ushort*)Keys(slot, layer, h) + key;
+                HalfBits.SingleToBFloat16(vh, (ushort*)Values(slot, layer, h) + value, HeadDim);
+                HalfBits.SingleToBFloat16(kh, rounded, HeadDim);
                 for (int i = 0; i < HeadDim; i++)
                 {
-                    keys[i * KeyBlock] = HalfBits.SingleToBFloat16(kh[i]);
-                    values[i] = HalfBits.SingleToBFloat16(vh[i]);
+                    keys[i * KeyBlock] = rounded[i];
                 }
             }
             else

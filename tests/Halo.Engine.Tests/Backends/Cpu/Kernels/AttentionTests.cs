@@ -101,6 +101,39 @@ public sealed unsafe class AttentionTests
         Assert.Equal(0xBF80, HalfBits.SingleToBFloat16(-1f));
     }
 
+    [Theory]
+    [InlineData(128, 37)]
+    [InlineData(40, 16)] // 32 elements a vector at a time, 8 one by one
+    public unsafe void Store_Bf16_KeysAndValuesHoldTheScalarRoundingOfEveryElement(int hd, int position)
+    {
+        const int kvHeads = 2;
+        var rng = new Random(hd);
+        float[] k = new float[kvHeads * hd], v = new float[kvHeads * hd];
+        for (int i = 0; i < k.Length; i++)
+        {
+            // Every third element a rounding tie, odd or even, of either sign.
+            k[i] = i % 3 == 0 ? BitConverter.UInt32BitsToSingle(0x3F808000u + ((uint)i << 16) | (i % 2 == 0 ? 0 : 0x8000_0000u)) : (float)(rng.NextDouble() * 8 - 4);
+            v[i] = i % 3 == 1 ? BitConverter.UInt32BitsToSingle(0x3F818000u + ((uint)i << 16)) : (float)(rng.NextDouble() * 8 - 4);
+        }
+
+        using var cache = new KvCache(slots: 1, layers: 1, context: 64, kvHeads, hd, KvStorage.Bf16);
+        fixed (float* kp = k, vp = v)
+        {
+            cache.Store(0, 0, position, kp, vp, roundToHalf: false);
+        }
+
+        int block = position / KvCache.KeyBlock, lane = position % KvCache.KeyBlock;
+        for (int h = 0; h < kvHeads; h++)
+        {
+            ushort* keys = (ushort*)cache.Keys(0, 0, h), values = (ushort*)cache.Values(0, 0, h);
+            for (int i = 0; i < hd; i++)
+            {
+                Assert.Equal(HalfBits.SingleToBFloat16(k[h * hd + i]), keys[((long)block * hd + i) * KvCache.KeyBlock + lane]);
+                Assert.Equal(HalfBits.SingleToBFloat16(v[h * hd + i]), values[(long)position * hd + i]);
+            }
+        }
+    }
+
     private static bool Supported(Path path) =>
         !((path == Path.Vector512 && !Attention.UseVector512) || (path == Path.Vector256 && !Attention.UseVector256 && !Attention.UseVector512));
 
