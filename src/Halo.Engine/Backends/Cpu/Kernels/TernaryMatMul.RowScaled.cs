@@ -90,7 +90,15 @@ public static unsafe partial class TernaryMatMul
                     }
                 }
 
-                for (int i = 0; i < tiles; i++)
+                // The whole tiles of 8 real tokens in one call; a ragged last tile and a padded group's tiles one by one.
+                int whole = count == 2 * TokenGroup ? Math.Clamp(w.Rows / TernaryMatrix.TileRows - start, 0, tiles) : 0;
+                if (whole > 0)
+                {
+                    int row = start * TernaryMatrix.TileRows;
+                    StoreEightTokenTiles(dots, whole, w.RowScales + row, y + (long)t * yStride + row, yStride, first, second);
+                }
+
+                for (int i = whole; i < tiles; i++)
                 {
                     int* tileDots = dots + i * TernaryMatrix.TileRows * 2 * TokenGroup;
                     StoreTile(w, x, first, t, start + i, tileDots, y, yStride, TokenGroup);
@@ -441,6 +449,10 @@ public static unsafe partial class TernaryMatMul
         private readonly Vector512<int> _sums;    // lane 4 i + g: token g's sum of q
         private readonly Vector512<float> _scales; // lane 4 i + g: token g's scale d times the tensor scale
 
+        public Vector512<int> Sums => _sums;
+
+        public Vector512<float> Scales => _scales;
+
         public TileScaling(TernaryMatrix w, QuantizedActivations x, int t)
         {
             Vector128<int> sums = Vector128.Load(x.TokenSum + t);
@@ -461,6 +473,40 @@ public static unsafe partial class TernaryMatMul
             byToken.GetLower().GetUpper().Store(y + yStride + row);
             byToken.GetUpper().GetLower().Store(y + 2L * yStride + row);
             byToken.GetUpper().GetUpper().Store(y + 3L * yStride + row);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="TileScaling.Store"/> for both groups of an 8-token pass over <paramref name="tiles"/> whole tiles
+    /// (dots [tile][group][row i][token g]; their rows' scales at <paramref name="rowScales"/>, outputs at
+    /// <paramref name="y"/> + token * <paramref name="yStride"/>): the same arithmetic, with the constants, both groups'
+    /// scalings and the 8 output rows in registers for the whole call. Called per tile from the GEMM's loop, whose
+    /// stackalloc keeps it at full-opts rather than tier 1, the store re-read its constants and checked their class's
+    /// initialisation every tile: 8-stream step 29.4 -> 28.9 ms (12 interleaved runs each).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void StoreEightTokenTiles(int* dots, int tiles, float* rowScales, float* y, int yStride, in TileScaling first, in TileScaling second)
+    {
+        Vector512<int> tokenMajor = Vector512.Create(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        Vector512<int> rowOfLane = Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+        Vector512<int> sums0 = first.Sums, sums1 = second.Sums;
+        Vector512<float> scales0 = first.Scales, scales1 = second.Scales;
+        float* y0 = y, y1 = y0 + yStride, y2 = y1 + yStride, y3 = y2 + yStride, y4 = y3 + yStride, y5 = y4 + yStride, y6 = y5 + yStride, y7 = y6 + yStride;
+        for (int i = 0; i < tiles; i++)
+        {
+            int r = i * TernaryMatrix.TileRows;
+            Vector512<float> rows = Avx512F.PermuteVar16x32(Vector128.Load(rowScales + r).ToVector256Unsafe().ToVector512Unsafe(), rowOfLane);
+            int* d = dots + 2 * r * TokenGroup;
+            Vector512<float> low = Avx512F.PermuteVar16x32(Avx512F.ConvertToVector512Single(Vector512.Load(d) - sums0) * (scales0 * rows), tokenMajor);
+            Vector512<float> high = Avx512F.PermuteVar16x32(Avx512F.ConvertToVector512Single(Vector512.Load(d + 16) - sums1) * (scales1 * rows), tokenMajor);
+            Avx512F.ExtractVector128(low, 0).Store(y0 + r);
+            Avx512F.ExtractVector128(low, 1).Store(y1 + r);
+            Avx512F.ExtractVector128(low, 2).Store(y2 + r);
+            Avx512F.ExtractVector128(low, 3).Store(y3 + r);
+            Avx512F.ExtractVector128(high, 0).Store(y4 + r);
+            Avx512F.ExtractVector128(high, 1).Store(y5 + r);
+            Avx512F.ExtractVector128(high, 2).Store(y6 + r);
+            Avx512F.ExtractVector128(high, 3).Store(y7 + r);
         }
     }
 

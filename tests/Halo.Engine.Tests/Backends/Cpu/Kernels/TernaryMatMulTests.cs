@@ -132,12 +132,13 @@ public sealed unsafe class TernaryMatMulTests
             return;
         }
 
-        // 37 rows: a ragged last tile; 4096 columns = 16 blocks: the 16-bit partial sums are widened mid-row.
+        // 69 rows: 17 whole tiles, more than one call of the GEMM's tile kernel takes, and a ragged last tile; 4096
+        // columns = 16 blocks: the 16-bit partial sums are widened mid-row.
         // 23 tokens: 5 groups of 4 through the GEMM, then 3 through the one-token path. With VNNI, groups of 8 come
         // first, and rows longer than 4096 columns go through them in column ranges (6912: 13 + 14 blocks; 4352: 8 + 9);
         // a last group of 6 or 7 tokens (23, 6, 7) is padded to 8, and one of 3 (11, 3) to 4, from the buffer's rows
         // past the batch, which hold leftovers (here: an earlier, longer batch's).
-        const int rows = 37;
+        const int rows = 69;
         int blocks = cols / 256;
         var rng = new Random(12);
         var values = new sbyte[rows * cols];
