@@ -482,7 +482,8 @@ public static unsafe partial class TernaryMatMul
     /// <paramref name="y"/> + token * <paramref name="yStride"/>): the same arithmetic, with the constants, both groups'
     /// scalings and the 8 output rows in registers for the whole call. Called per tile from the GEMM's loop, whose
     /// stackalloc keeps it at full-opts rather than tier 1, the store re-read its constants and checked their class's
-    /// initialisation every tile: 8-stream step 29.4 -> 28.9 ms (12 interleaved runs each).
+    /// initialisation every tile. 8-stream step, two interleaved comparisons: 29.4 -> 28.9 ms (12 runs each, one build
+    /// switched by a flag) and 30.0 -> 29.8 (16 runs each, two builds).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void StoreEightTokenTiles(int* dots, int tiles, float* rowScales, float* y, int yStride, in TileScaling first, in TileScaling second)
