@@ -249,6 +249,7 @@ public sealed class Sampler
         return k;
     }
 
+    /// <summary>Offers logits [<paramref name="start"/>, + <paramref name="count"/>) to the heap, in order.</summary>
     private void OfferEach(ReadOnlySpan<float> scores, int start, int count, int k)
     {
         for (int j = start; j < start + count; j++)

@@ -56,7 +56,7 @@ internal static class HalfBits
     }
 
     /// <summary>
-    /// destination[i] = <see cref="SingleToBFloat16(float)"/>(source[i]) for i in [0, n), 16 at a time where
+    /// destination[i] = <see cref="SingleToBFloat16(float)"/>(source[i]) for i in [0, n), 32 at a time where
     /// Vector512 is accelerated (the same bits).
     /// </summary>
     public static unsafe void SingleToBFloat16(float* source, ushort* destination, int n)
