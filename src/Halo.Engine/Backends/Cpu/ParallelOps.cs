@@ -3,13 +3,18 @@ using Halo.Engine.Weights;
 
 namespace Halo.Engine.Backends.Cpu;
 
-/// <summary>Up to three ternary matmuls sharing one int8 input, in items of <see cref="TilesPerItem"/> row tiles, one dispatch.</summary>
-internal sealed unsafe class TernaryMatMulWork : ParallelWork
+/// <summary>Up to three ternary matmuls sharing one int8 input, in items of whole row tiles (<see cref="TilesPerItem"/>), one dispatch.</summary>
+internal sealed unsafe class TernaryMatMulWork(int threads) : ParallelWork
 {
-    // 64 rows per item: at 32 an item's setup (two token groups' scaling, the micro-kernel calls) was a tenth of
-    // a batched step's gate/up matmul (14.9 -> 13.1-14.2 ms per step at 16, 2 threads; 32 measured no better), and
-    // the smallest matrices (2560 rows) still give 40 items to balance across the workers.
-    private const int TilesPerItem = 16;
+    // Decode: 16 tiles (64 rows) per item. At 8 an item's setup (two token groups' scaling, the micro-kernel calls) was
+    // a tenth of a batched step's gate/up matmul (14.9 -> 13.1-14.2 ms per step at 16, 2 threads); 32 measured no
+    // better, and 64 took an 8-stream step ~0.8 ms longer in the tail of each matmul's last items.
+    private const int DecodeTiles = 16;
+
+    // Prefill (more than one 8-token group): up to 64 tiles, so that each item's weights serve every token group from
+    // L2 four times as long, while every thread still gets 4 items of each matrix. A 256-token chunk of the 2B model,
+    // 2 threads, 3 interleaved pairs of 3 runs: gate/up 294-305 -> 279-288 ms, 361-373 -> 378-388 tok/s.
+    private const int PrefillTiles = 64;
 
     private readonly TernaryMatrix?[] _w = new TernaryMatrix?[3];
     private readonly nint[] _y = new nint[3];
@@ -36,23 +41,28 @@ internal sealed unsafe class TernaryMatMulWork : ParallelWork
             int items = 0;
             for (int i = 0; i < _count; i++)
             {
-                items += (_w[i]!.Tiles + TilesPerItem - 1) / TilesPerItem;
+                items += Items(_w[i]!);
             }
 
             return items;
         }
     }
 
+    private int TilesPerItem(TernaryMatrix w) =>
+        _x!.Tokens > 2 * TernaryMatMul.TokenGroup ? Math.Clamp(w.Tiles / (4 * threads), DecodeTiles, PrefillTiles) : DecodeTiles;
+
+    private int Items(TernaryMatrix w) => (w.Tiles + TilesPerItem(w) - 1) / TilesPerItem(w);
+
     protected override void Execute(int item, int worker)
     {
         for (int i = 0; i < _count; i++)
         {
             TernaryMatrix w = _w[i]!;
-            int items = (w.Tiles + TilesPerItem - 1) / TilesPerItem;
+            int items = Items(w);
             if (item < items)
             {
-                int start = item * TilesPerItem;
-                TernaryMatMul.Run(w, _x!, (float*)_y[i], w.Rows, start, Math.Min(w.Tiles, start + TilesPerItem));
+                int tiles = TilesPerItem(w), start = item * tiles;
+                TernaryMatMul.Run(w, _x!, (float*)_y[i], w.Rows, start, Math.Min(w.Tiles, start + tiles));
                 return;
             }
 

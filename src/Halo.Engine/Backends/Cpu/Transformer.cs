@@ -39,7 +39,7 @@ internal sealed unsafe class Transformer : IDisposable
     private readonly int[] _slots;    // (T)
     private readonly int[] _positions;// (T)
     private readonly QuantizedActivations _qx;
-    private readonly TernaryMatMulWork _matmul = new();
+    private readonly TernaryMatMulWork _matmul;
     private readonly LmHeadWork _lmHead = new();
     private readonly Int8LmHeadWork _int8LmHead = new();
     private readonly Int8Matrix? _int8Head;
@@ -70,6 +70,7 @@ internal sealed unsafe class Transformer : IDisposable
         _c = weights.Config;
         _cache = cache;
         _pool = pool;
+        _matmul = new TernaryMatMulWork(pool.Threads);
         _activation = activation;
         _scaling = scaling;
         _llamaCppNumerics = numerics == NumericsMode.LlamaCpp;
