@@ -35,7 +35,7 @@ internal sealed unsafe class Transformer : IDisposable
     private readonly float* _up;      // (T, ffn)
     private readonly float* _y;       // (T, d) output of a block's last matmul
     private readonly float* _rope;    // (T, head_dim): cos then sin per token
-    private readonly float* _scores;  // (workers, heads per KV head, cache capacity) attention scores per worker
+    private readonly float* _scores;  // (workers, 2 tokens, heads per KV head, cache capacity) attention scores per worker
     private readonly int[] _slots;    // (T)
     private readonly int[] _positions;// (T)
     private readonly QuantizedActivations _qx;
@@ -88,7 +88,7 @@ internal sealed unsafe class Transformer : IDisposable
         _up = Alloc(maxTokens * ffn);
         _y = Alloc(maxTokens * d);
         _rope = Alloc(maxTokens * _c.HeadDim);
-        _scores = Alloc((long)pool.Threads * (_c.HeadCount / _c.KvHeadCount) * cache.Capacity);
+        _scores = Alloc((long)pool.Threads * 2 * (_c.HeadCount / _c.KvHeadCount) * cache.Capacity);
         _slots = new int[maxTokens];
         _positions = new int[maxTokens];
         _qx = new QuantizedActivations(maxTokens, Math.Max(Math.Max(d, _qDim), ffn));
@@ -408,6 +408,18 @@ internal sealed unsafe class Transformer : IDisposable
             _positions[t] + 1, count, hd, scores, _cache.Capacity, _att + offset, _llamaCppNumerics);
     }
 
+    /// <summary>
+    /// Attention of tokens t and t + 1, consecutive positions of one sequence, for the query heads of KV head
+    /// <paramref name="kvHead"/>, in one pass over its cache (<see cref="Attention.GroupPair"/>).
+    /// </summary>
+    private void AttendPair(int t, int kvHead, float* scores)
+    {
+        int hd = _c.HeadDim, group = _c.HeadCount / _c.KvHeadCount;
+        long offset = (long)t * _qDim + kvHead * group * hd;
+        Attention.GroupPair(_q + offset, _q + offset + _qDim, _cache.Keys(_slots[t], _layer, kvHead), _cache.Values(_slots[t], _layer, kvHead),
+            _cache.Storage, _positions[t] + 1, hd, scores, _cache.Capacity, _att + offset, _att + offset + _qDim);
+    }
+
     /// <summary>Norm vectors live on the pinned object heap (see <see cref="ModelWeights"/>), so their address is stable.</summary>
     private static float* Pinned(float[] weight) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(weight));
 
@@ -507,7 +519,8 @@ internal sealed unsafe class Transformer : IDisposable
     /// once. When tokens x KV heads are too few to keep every worker busy (decoding one sequence: 5 KV heads on 2
     /// threads leaves one idle a third of the time), each token's positions are cut into ranges whose partial
     /// results <see cref="MergeRanges"/> joins after the dispatch. llama.cpp numerics normalise the probabilities
-    /// before V, so there the items are (token, query head) instead.
+    /// before V, so there the items are (token, query head) instead. A prefill chunk of one sequence goes in items of
+    /// (pair of consecutive tokens, KV head), which read the cache once for both (<see cref="Attention.GroupPair"/>).
     /// </summary>
     private sealed class AttentionWork : ParallelWork
     {
@@ -519,6 +532,7 @@ internal sealed unsafe class Transformer : IDisposable
         private readonly float* _sums;     // (items, group) their sums of exponentials
         private int _ranges;
         private int _headsPerItem;
+        private bool _pairs;
 
         public AttentionWork(Transformer owner)
         {
@@ -527,7 +541,7 @@ internal sealed unsafe class Transformer : IDisposable
             _group = owner._c.HeadCount / _kvHeads;
             _hd = owner._c.HeadDim;
             _threads = owner._pool.Threads;
-            _scoresPerWorker = (long)_group * owner._cache.Capacity;
+            _scoresPerWorker = 2L * _group * owner._cache.Capacity;
             // Ranges are used only when tokens x KV heads < 4 x threads, which bounds the items below 8 x threads.
             _partials = Alloc((long)MaxRangeItems * _group * _hd);
             _maxes = Alloc((long)MaxRangeItems * _group);
@@ -543,13 +557,46 @@ internal sealed unsafe class Transformer : IDisposable
             bool few = pairs < wanted;
             _ranges = few && !_owner._llamaCppNumerics ? (wanted + pairs - 1) / pairs : 1;
             _headsPerItem = few && _owner._llamaCppNumerics ? 1 : _group;
+            _pairs = !few && !_owner._llamaCppNumerics && Attention.PairsSupported(_group, _hd) && OneSequenceRun();
         }
 
-        protected override int ItemCount => _owner._tokens * _owner._c.HeadCount / _headsPerItem * _ranges;
+        /// <summary>Whether the batch is consecutive positions of one sequence (a prefill chunk), so that tokens can go in pairs.</summary>
+        private bool OneSequenceRun()
+        {
+            for (int t = 1; t < _owner._tokens; t++)
+            {
+                if (_owner._slots[t] != _owner._slots[0] || _owner._positions[t] != _owner._positions[0] + t)
+                {
+                    return false;
+                }
+            }
+
+            return _owner._tokens > 1;
+        }
+
+        protected override int ItemCount => _pairs
+            ? (_owner._tokens + 1) / 2 * _kvHeads
+            : _owner._tokens * _owner._c.HeadCount / _headsPerItem * _ranges;
 
         protected override void Execute(int item, int worker)
         {
             float* scores = _owner._scores + worker * _scoresPerWorker;
+            if (_pairs)
+            {
+                // item = pair * kv_heads + g: tokens 2 pair and 2 pair + 1 (the last alone when the count is odd).
+                int first = item / _kvHeads * 2, kvHead = item % _kvHeads;
+                if (first + 1 < _owner._tokens)
+                {
+                    _owner.AttendPair(first, kvHead, scores);
+                }
+                else
+                {
+                    _owner.Attend(first, kvHead * _group, _group, scores);
+                }
+
+                return;
+            }
+
             if (_ranges == 1)
             {
                 int itemsPerToken = _owner._c.HeadCount / _headsPerItem;

@@ -92,13 +92,15 @@ public sealed class CpuBackendTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void Forward_BatchedPrefill_EqualsTokenByToken(bool uniformBlockScales)
+    [InlineData(false, 2)]
+    [InlineData(true, 2)]
+    [InlineData(false, 1)]
+    public void Forward_BatchedPrefill_EqualsTokenByToken(bool uniformBlockScales, int kvHeads)
     {
-        using var model = new TestModelSource(TestModelSource.TinyConfig(), uniformBlockScales: uniformBlockScales);
+        using var model = new TestModelSource(TestModelSource.TinyConfig(kvHeads: kvHeads), uniformBlockScales: uniformBlockScales);
         // A batch of 18 (element-wise ops spread over the workers; the row-scaled GEMM in 4 groups of 4 tokens
-        // then 2 through its one-token path), then a batch of 1.
+        // then 2 through its one-token path), then a batch of 1. With one KV head, 4 query heads share it, and the
+        // batch's attention goes two tokens at a time (Attention.GroupPair).
         int[] prompt = [.. Enumerable.Range(0, 19).Select(i => (i * 37 + 5) % model.Config.VocabSize)];
         using CpuBackend batched = CpuBackend.Create(model, new BackendOptions { Threads = 2, MaxBatchTokens = 18 });
         using CpuBackend single = CpuBackend.Create(model, new BackendOptions { Threads = 1 });

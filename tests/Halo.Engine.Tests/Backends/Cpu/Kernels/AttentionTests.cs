@@ -52,6 +52,61 @@ public sealed unsafe class AttentionTests
     }
 
     /// <summary>
+    /// Two consecutive tokens attended together (prefill) give bit for bit what each gets alone: n0 inside a key
+    /// block, at and across block and chunk ends (where token 1 needs a block or a chunk token 0 does not), and more
+    /// than one chunk, for both storages.
+    /// </summary>
+    [Theory]
+    [InlineData(KvStorage.Bf16, 1)]
+    [InlineData(KvStorage.Bf16, 15)]
+    [InlineData(KvStorage.Bf16, 16)]
+    [InlineData(KvStorage.Bf16, 48)]
+    [InlineData(KvStorage.Bf16, 63)]
+    [InlineData(KvStorage.Bf16, 64)]
+    [InlineData(KvStorage.Bf16, 100)]
+    [InlineData(KvStorage.Bf16, 127)]
+    [InlineData(KvStorage.Bf16, 128)]
+    [InlineData(KvStorage.F32, 63)]
+    [InlineData(KvStorage.F32, 130)]
+    public void GroupPair_TwoConsecutiveTokens_EqualEachTokenAlone(KvStorage storage, int n0)
+    {
+        const int hd = 128, group = 4;
+        if (!Attention.PairsSupported(group, hd))
+        {
+            return;
+        }
+
+        using var data = new CacheData(storage, hd, group, n0 + 1);
+        var rng = new Random(n0);
+        float[] q0 = data.Q, q1 = new float[group * hd];
+        for (int i = 0; i < q1.Length; i++)
+        {
+            q1[i] = (float)(rng.NextDouble() * 4 - 2);
+        }
+
+        int stride = data.Cache.Capacity;
+        float[] alone0 = new float[group * hd], alone1 = new float[group * hd], pair0 = new float[group * hd], pair1 = new float[group * hd];
+        float* scores = (float*)NativeMemory.AlignedAlloc((nuint)(2 * group * stride * sizeof(float)), 64);
+        try
+        {
+            fixed (float* pq0 = q0, pq1 = q1, a0 = alone0, a1 = alone1, b0 = pair0, b1 = pair1)
+            {
+                Attention.Group(pq0, data.Keys, data.Values, storage, n0, group, hd, scores, stride, a0, llamaCppNumerics: false);
+                Attention.Group(pq1, data.Keys, data.Values, storage, n0 + 1, group, hd, scores, stride, a1, llamaCppNumerics: false);
+                new Span<float>(scores, 2 * group * stride).Fill(float.NaN); // nothing stale may be read
+                Attention.GroupPair(pq0, pq1, data.Keys, data.Values, storage, n0, hd, scores, stride, b0, b1);
+            }
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(scores);
+        }
+
+        Assert.Equal(alone0, pair0);
+        Assert.Equal(alone1, pair1);
+    }
+
+    /// <summary>
     /// One sequence cut into ranges (as decode spreads a long sequence over threads), each attended by
     /// <see cref="Attention.Partial"/> and joined by <see cref="Attention.Merge"/>: the same as attending it whole,
     /// with an empty range (it weighs nothing) and a ragged last one.
