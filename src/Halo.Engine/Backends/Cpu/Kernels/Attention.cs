@@ -11,7 +11,8 @@ namespace Halo.Engine.Backends.Cpu.Kernels;
 /// (one multiply-add per dimension, no horizontal sums). Positions go in chunks of <see cref="Chunk"/>; within a
 /// chunk four heads at a time share each key and value load (and its BF16 widening), so a group's cache is read
 /// from memory once. <see cref="Partial"/> covers a range of positions and <see cref="Merge"/> joins ranges, so
-/// one long sequence can be spread over several threads (flash-decoding). Paths: Vector512, Vector256, scalar.
+/// one long sequence can be spread over several threads (flash-decoding). <see cref="GroupPair"/> attends two
+/// consecutive tokens of one sequence in one pass over the cache (prefill). Paths: Vector512, Vector256, scalar.
 /// </summary>
 public static unsafe class Attention
 {
@@ -188,30 +189,14 @@ public static unsafe class Attention
 
             byte* kd = k + (long)d * KeyBlock * TKv.Size;
             Vector512<float> k0 = TKv.Load512(kd), k1 = TKv.Load512(kd + block);
-            Vector512<float> x = Vector512.Create(q0[d]);
-            a00 = Vector512.FusedMultiplyAdd(k0, x, a00);
-            a01 = Vector512.FusedMultiplyAdd(k1, x, a01);
-            x = Vector512.Create(q0[hd + d]);
-            a10 = Vector512.FusedMultiplyAdd(k0, x, a10);
-            a11 = Vector512.FusedMultiplyAdd(k1, x, a11);
-            x = Vector512.Create(q0[2 * hd + d]);
-            a20 = Vector512.FusedMultiplyAdd(k0, x, a20);
-            a21 = Vector512.FusedMultiplyAdd(k1, x, a21);
-            x = Vector512.Create(q0[3 * hd + d]);
-            a30 = Vector512.FusedMultiplyAdd(k0, x, a30);
-            a31 = Vector512.FusedMultiplyAdd(k1, x, a31);
-            x = Vector512.Create(q1[d]);
-            b00 = Vector512.FusedMultiplyAdd(k0, x, b00);
-            b01 = Vector512.FusedMultiplyAdd(k1, x, b01);
-            x = Vector512.Create(q1[hd + d]);
-            b10 = Vector512.FusedMultiplyAdd(k0, x, b10);
-            b11 = Vector512.FusedMultiplyAdd(k1, x, b11);
-            x = Vector512.Create(q1[2 * hd + d]);
-            b20 = Vector512.FusedMultiplyAdd(k0, x, b20);
-            b21 = Vector512.FusedMultiplyAdd(k1, x, b21);
-            x = Vector512.Create(q1[3 * hd + d]);
-            b30 = Vector512.FusedMultiplyAdd(k0, x, b30);
-            b31 = Vector512.FusedMultiplyAdd(k1, x, b31);
+            MultiplyAddPair(k0, k1, q0[d], ref a00, ref a01);
+            MultiplyAddPair(k0, k1, q0[hd + d], ref a10, ref a11);
+            MultiplyAddPair(k0, k1, q0[2 * hd + d], ref a20, ref a21);
+            MultiplyAddPair(k0, k1, q0[3 * hd + d], ref a30, ref a31);
+            MultiplyAddPair(k0, k1, q1[d], ref b00, ref b01);
+            MultiplyAddPair(k0, k1, q1[hd + d], ref b10, ref b11);
+            MultiplyAddPair(k0, k1, q1[2 * hd + d], ref b20, ref b21);
+            MultiplyAddPair(k0, k1, q1[3 * hd + d], ref b30, ref b31);
         }
 
         Vector512<float> vs = Vector512.Create(scale);
@@ -224,6 +209,15 @@ public static unsafe class Attention
         StorePair(s + 5L * scoreStride, b10 * vs, b11 * vs);
         StorePair(s + 6L * scoreStride, b20 * vs, b21 * vs);
         StorePair(s + 7L * scoreStride, b30 * vs, b31 * vs);
+    }
+
+    /// <summary>a += v0 * x, b += v1 * x: one broadcast scalar against two vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MultiplyAddPair(Vector512<float> v0, Vector512<float> v1, float x, ref Vector512<float> a, ref Vector512<float> b)
+    {
+        Vector512<float> broadcast = Vector512.Create(x);
+        a = Vector512.FusedMultiplyAdd(v0, broadcast, a);
+        b = Vector512.FusedMultiplyAdd(v1, broadcast, b);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -256,30 +250,14 @@ public static unsafe class Attention
             {
                 byte* vp = vi + p * rowBytes;
                 Vector512<float> v0 = TKv.Load512(vp), v1 = TKv.Load512(vp + 16 * TKv.Size);
-                Vector512<float> x = Vector512.Create(w[p]);
-                a00 = Vector512.FusedMultiplyAdd(v0, x, a00);
-                a01 = Vector512.FusedMultiplyAdd(v1, x, a01);
-                x = Vector512.Create(w[weightStride + p]);
-                a10 = Vector512.FusedMultiplyAdd(v0, x, a10);
-                a11 = Vector512.FusedMultiplyAdd(v1, x, a11);
-                x = Vector512.Create(w[2L * weightStride + p]);
-                a20 = Vector512.FusedMultiplyAdd(v0, x, a20);
-                a21 = Vector512.FusedMultiplyAdd(v1, x, a21);
-                x = Vector512.Create(w[3L * weightStride + p]);
-                a30 = Vector512.FusedMultiplyAdd(v0, x, a30);
-                a31 = Vector512.FusedMultiplyAdd(v1, x, a31);
-                x = Vector512.Create(w[4L * weightStride + p]);
-                b00 = Vector512.FusedMultiplyAdd(v0, x, b00);
-                b01 = Vector512.FusedMultiplyAdd(v1, x, b01);
-                x = Vector512.Create(w[5L * weightStride + p]);
-                b10 = Vector512.FusedMultiplyAdd(v0, x, b10);
-                b11 = Vector512.FusedMultiplyAdd(v1, x, b11);
-                x = Vector512.Create(w[6L * weightStride + p]);
-                b20 = Vector512.FusedMultiplyAdd(v0, x, b20);
-                b21 = Vector512.FusedMultiplyAdd(v1, x, b21);
-                x = Vector512.Create(w[7L * weightStride + p]);
-                b30 = Vector512.FusedMultiplyAdd(v0, x, b30);
-                b31 = Vector512.FusedMultiplyAdd(v1, x, b31);
+                MultiplyAddPair(v0, v1, w[p], ref a00, ref a01);
+                MultiplyAddPair(v0, v1, w[weightStride + p], ref a10, ref a11);
+                MultiplyAddPair(v0, v1, w[2L * weightStride + p], ref a20, ref a21);
+                MultiplyAddPair(v0, v1, w[3L * weightStride + p], ref a30, ref a31);
+                MultiplyAddPair(v0, v1, w[4L * weightStride + p], ref b00, ref b01);
+                MultiplyAddPair(v0, v1, w[5L * weightStride + p], ref b10, ref b11);
+                MultiplyAddPair(v0, v1, w[6L * weightStride + p], ref b20, ref b21);
+                MultiplyAddPair(v0, v1, w[7L * weightStride + p], ref b30, ref b31);
             }
 
             StorePair(o0, a00, a01);
