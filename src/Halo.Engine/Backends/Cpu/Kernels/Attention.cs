@@ -74,9 +74,8 @@ public static unsafe class Attention
     /// over n0 positions, token 1 over n0 + 1. Each widened key and value vector serves both tokens' 4 heads, 8
     /// multiply-adds instead of 4, which halves the cache reads of a prefill, where every token of a chunk reads the
     /// same cache. Both outputs are bit for bit <see cref="Group"/>'s: every score and every output element is the
-    /// same multiply-add sequence, token 0's extra position gets probability 0 after its softmax over n0, and a chunk
-    /// the two tokens would score by different paths (a last chunk of 64 positions for token 1 only) goes token by
-    /// token. q and output [2][4, hd], 2 x 4 heads' rows of scores, <paramref name="scoreStride"/> apart. A 2048-token
+    /// same multiply-add sequence, token 0's extra position gets probability 0 after its softmax over n0, and a last
+    /// chunk that token 0 does not fill goes token by token, each by the path <see cref="Partial"/> takes for it. q and output [2][4, hd], 2 x 4 heads' rows of scores, <paramref name="scoreStride"/> apart. A 2048-token
     /// prompt in 256-token chunks, 2 threads, 3 interleaved pairs: 7149-7361 -> 6792-6983 ms, the last chunk's attention
     /// 491-506 -> 442-456 ms (the multiply-adds, not the reads, are most of what is left).
     /// </summary>
