@@ -51,7 +51,11 @@ internal sealed unsafe class TernaryMatMulWork(int threads) : ParallelWork
     private int TilesPerItem(TernaryMatrix w) =>
         _x!.Tokens > 2 * TernaryMatMul.TokenGroup ? Math.Clamp(w.Tiles / (4 * threads), DecodeTiles, PrefillTiles) : DecodeTiles;
 
-    private int Items(TernaryMatrix w) => (w.Tiles + TilesPerItem(w) - 1) / TilesPerItem(w);
+    private int Items(TernaryMatrix w)
+    {
+        int tiles = TilesPerItem(w);
+        return (w.Tiles + tiles - 1) / tiles;
+    }
 
     protected override void Execute(int item, int worker)
     {

@@ -75,9 +75,10 @@ public static unsafe class Attention
     /// multiply-adds instead of 4, which halves the cache reads of a prefill, where every token of a chunk reads the
     /// same cache. Both outputs are bit for bit <see cref="Group"/>'s: every score and every output element is the
     /// same multiply-add sequence, token 0's extra position gets probability 0 after its softmax over n0, and a last
-    /// chunk that token 0 does not fill goes token by token, each by the path <see cref="Partial"/> takes for it. q and output [2][4, hd], 2 x 4 heads' rows of scores, <paramref name="scoreStride"/> apart. A 2048-token
-    /// prompt in 256-token chunks, 2 threads, 3 interleaved pairs: 7149-7361 -> 6792-6983 ms, the last chunk's attention
-    /// 491-506 -> 442-456 ms (the multiply-adds, not the reads, are most of what is left).
+    /// chunk that token 0 does not fill goes token by token, each by <see cref="Partial"/>'s own step
+    /// (<see cref="ScoreChunk"/>). q and output [2][4, hd], 2 x 4 heads' rows of scores, <paramref name="scoreStride"/>
+    /// apart. A 2048-token prompt in 256-token chunks, 2 threads, 3 interleaved pairs: 7149-7361 -> 6792-6983 ms, the
+    /// last chunk's attention 491-506 -> 442-456 ms (the multiply-adds, not the reads, are most of what is left).
     /// </summary>
     public static void GroupPair(float* q0, float* q1, byte* keys, byte* values, KvStorage storage, int n0, int hd, float* scores,
         int scoreStride, float* output0, float* output1)
@@ -103,18 +104,17 @@ public static unsafe class Attention
         PrefetchStart(values, (long)n1 * hd * TKv.Size);
         for (int c = 0; c < n1; c += Chunk)
         {
-            int blocks0 = (Math.Min(Chunk, n0 - c) + KeyBlock - 1) / KeyBlock, blocks1 = (Math.Min(Chunk, n1 - c) + KeyBlock - 1) / KeyBlock;
             byte* kc = keys + (long)c * hd * TKv.Size;
             byte* nextKeys = c + Chunk < n1 ? kc + (long)Chunk * hd * TKv.Size : null, vc = values + (long)c * hd * TKv.Size;
-            if (blocks0 == 4)
+            if (Blocks(n0 - c) == 4)
             {
                 ScoreTwoTokens512<TKv>(kc, q0, q1, hd, scores + c, scoreStride, scale, 0, nextKeys, vc);
                 ScoreTwoTokens512<TKv>(kc, q0, q1, hd, scores + c, scoreStride, scale, 2, null, vc);
                 continue;
             }
 
-            ScoreOneToken<TKv>(kc, q0, hd, blocks0, scores + c, scoreStride, scale, nextKeys, vc);
-            ScoreOneToken<TKv>(kc, q1, hd, blocks1, scores1 + c, scoreStride, scale, nextKeys, vc);
+            ScoreChunk<TKv>(kc, q0, hd, PairHeads, Blocks(n0 - c), scores + c, scoreStride, scale, nextKeys, vc);
+            ScoreChunk<TKv>(kc, q1, hd, PairHeads, Blocks(n1 - c), scores1 + c, scoreStride, scale, nextKeys, vc);
         }
 
         double* sums = stackalloc double[2 * PairHeads];
@@ -140,17 +140,27 @@ public static unsafe class Attention
         }
     }
 
-    /// <summary>One token's 4 heads against the <paramref name="blocks"/> key blocks of a chunk, by the path <see cref="Partial"/> takes.</summary>
-    private static void ScoreOneToken<TKv>(byte* kc, float* q, int hd, int blocks, float* s, int scoreStride, float scale, byte* nextKeys,
-        byte* values) where TKv : struct, IKvElements
+    /// <summary>Key blocks of the chunk whose first position leaves <paramref name="left"/> positions (at most 4; 0 when none).</summary>
+    private static int Blocks(int left) => (Math.Clamp(left, 0, Chunk) + KeyBlock - 1) / KeyBlock;
+
+    /// <summary>
+    /// Scores of one token's <paramref name="group"/> heads (q [group, hd]; rows of s <paramref name="scoreStride"/>
+    /// apart) against the <paramref name="blocks"/> key blocks of the chunk at <paramref name="kc"/>: four heads at a
+    /// time where the chunk is whole, head by head otherwise. nextKeys and values as <see cref="ScoreFourHeads512"/>.
+    /// </summary>
+    private static void ScoreChunk<TKv>(byte* kc, float* q, int hd, int group, int blocks, float* s, int scoreStride, float scale,
+        byte* nextKeys, byte* values) where TKv : struct, IKvElements
     {
-        if (blocks == 4)
+        int h = 0;
+        if (UseVector512 && blocks == 4)
         {
-            ScoreFourHeads512<TKv>(kc, q, hd, s, scoreStride, scale, nextKeys, values);
-            return;
+            for (; h + 4 <= group; h += 4)
+            {
+                ScoreFourHeads512<TKv>(kc, q + h * hd, hd, s + (long)h * scoreStride, scoreStride, scale, nextKeys, values);
+            }
         }
 
-        for (int h = 0; h < PairHeads; h++)
+        for (; h < group; h++)
         {
             ScoreBlocks<TKv>(kc, q + h * hd, hd, blocks, s + (long)h * scoreStride, scale);
         }
@@ -167,7 +177,6 @@ public static unsafe class Attention
         byte* nextKeys, byte* values) where TKv : struct, IKvElements
     {
         long block = (long)hd * KeyBlock * TKv.Size;
-        int perDim = Chunk * TKv.Size;
         k += first * block;
         Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default;
         Vector512<float> b00 = default, b01 = default, b10 = default, b11 = default, b20 = default, b21 = default, b30 = default, b31 = default;
@@ -175,15 +184,7 @@ public static unsafe class Attention
         {
             if (first == 0)
             {
-                for (int line = 0; line < perDim; line += 64)
-                {
-                    if (nextKeys != null)
-                    {
-                        Sse.Prefetch0(nextKeys + (long)d * perDim + line);
-                    }
-
-                    Sse.Prefetch1(values + (long)d * perDim + line);
-                }
+                PrefetchDimension<TKv>(nextKeys, values, d);
             }
 
             byte* kd = k + (long)d * KeyBlock * TKv.Size;
@@ -208,6 +209,25 @@ public static unsafe class Attention
         StorePair(s + 5L * scoreStride, b10 * vs, b11 * vs);
         StorePair(s + 6L * scoreStride, b20 * vs, b21 * vs);
         StorePair(s + 7L * scoreStride, b30 * vs, b31 * vs);
+    }
+
+    /// <summary>
+    /// Dimension d's share of a chunk's prefetches: its bytes of the next chunk's keys (<paramref name="nextKeys"/>,
+    /// null for the last chunk) into L1 and of this chunk's values into L2, as <see cref="ScoreFourHeads512"/> says.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchDimension<TKv>(byte* nextKeys, byte* values, int d) where TKv : struct, IKvElements
+    {
+        int perDim = Chunk * TKv.Size; // bytes of a chunk's keys (and of its values) per dimension step
+        for (int line = 0; line < perDim; line += 64)
+        {
+            if (nextKeys != null)
+            {
+                Sse.Prefetch0(nextKeys + (long)d * perDim + line);
+            }
+
+            Sse.Prefetch1(values + (long)d * perDim + line);
+        }
     }
 
     /// <summary>a += v0 * x, b += v1 * x: one broadcast scalar against two vectors.</summary>
@@ -314,22 +334,9 @@ public static unsafe class Attention
         PrefetchStart(v, (long)n * hd * TKv.Size);
         for (int c = 0; c < n; c += Chunk)
         {
-            int blocks = (Math.Min(Chunk, n - c) + KeyBlock - 1) / KeyBlock;
             byte* kc = k + (long)c * hd * TKv.Size;
-            int h = 0;
-            if (UseVector512 && blocks == 4)
-            {
-                for (; h + 4 <= group; h += 4)
-                {
-                    ScoreFourHeads512<TKv>(kc, q + h * hd, hd, scores + (long)h * scoreStride + c, scoreStride, scale,
-                        c + Chunk < n ? kc + (long)Chunk * hd * TKv.Size : null, v + (long)c * hd * TKv.Size);
-                }
-            }
-
-            for (; h < group; h++)
-            {
-                ScoreBlocks<TKv>(kc, q + h * hd, hd, blocks, scores + (long)h * scoreStride + c, scale);
-            }
+            ScoreChunk<TKv>(kc, q, hd, group, Blocks(n - c), scores + c, scoreStride, scale,
+                c + Chunk < n ? kc + (long)Chunk * hd * TKv.Size : null, v + (long)c * hd * TKv.Size);
         }
 
         for (int h = 0; h < group; h++)
@@ -400,23 +407,13 @@ public static unsafe class Attention
     private static void ScoreFourHeads512<TKv>(byte* k, float* q, int hd, float* s, int scoreStride, float scale, byte* nextKeys, byte* values) where TKv : struct, IKvElements
     {
         long block = (long)hd * KeyBlock * TKv.Size;
-        int perDim = Chunk * TKv.Size; // bytes of a chunk's keys (and of its values) per dimension step
         Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
         Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
         Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
         Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
         for (int d = 0; d < hd; d++)
         {
-            for (int line = 0; line < perDim; line += 64)
-            {
-                if (nextKeys != null)
-                {
-                    Sse.Prefetch0(nextKeys + (long)d * perDim + line);
-                }
-
-                Sse.Prefetch1(values + (long)d * perDim + line);
-            }
-
+            PrefetchDimension<TKv>(nextKeys, values, d);
             byte* kd = k + (long)d * KeyBlock * TKv.Size;
             Vector512<float> k0 = TKv.Load512(kd), k1 = TKv.Load512(kd + block), k2 = TKv.Load512(kd + 2 * block), k3 = TKv.Load512(kd + 3 * block);
             Vector512<float> q0 = Vector512.Create(q[d]), q1 = Vector512.Create(q[hd + d]), q2 = Vector512.Create(q[2 * hd + d]), q3 = Vector512.Create(q[3 * hd + d]);

@@ -161,7 +161,6 @@ public static unsafe partial class TernaryMatMul
 
     private static byte* TileCodes(TernaryMatrix w, int tile) => w.Codes + (long)tile * w.Blocks * TernaryMatrix.TileBlockBytes;
 
-
     /// <summary>dots[i] += more[i] for i in [0, n), n a multiple of 16.</summary>
     private static void AddDots(int* dots, int* more, int n)
     {
