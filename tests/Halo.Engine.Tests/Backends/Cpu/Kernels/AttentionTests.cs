@@ -159,7 +159,7 @@ public sealed unsafe class AttentionTests
     [Theory]
     [InlineData(128, 37)]
     [InlineData(40, 16)] // 32 elements a vector at a time, 8 one by one
-    public unsafe void Store_Bf16_KeysAndValuesHoldTheScalarRoundingOfEveryElement(int hd, int position)
+    public void Store_Bf16_KeysAndValuesHoldTheScalarRoundingOfEveryElement(int hd, int position)
     {
         const int kvHeads = 2;
         var rng = new Random(hd);
