@@ -35,7 +35,6 @@ internal sealed unsafe class Transformer : IDisposable
     private readonly float* _up;      // (T, ffn)
     private readonly float* _y;       // (T, d) output of a block's last matmul
     private readonly float* _rope;    // (T, head_dim): cos then sin per token
-    private readonly float* _scores;  // (workers, 2 tokens, heads per KV head, cache capacity) attention scores per worker
     private readonly int[] _slots;    // (T)
     private readonly int[] _positions;// (T)
     private readonly QuantizedActivations _qx;
@@ -88,7 +87,6 @@ internal sealed unsafe class Transformer : IDisposable
         _up = Alloc(maxTokens * ffn);
         _y = Alloc(maxTokens * d);
         _rope = Alloc(maxTokens * _c.HeadDim);
-        _scores = Alloc((long)pool.Threads * 2 * (_c.HeadCount / _c.KvHeadCount) * cache.Capacity);
         _slots = new int[maxTokens];
         _positions = new int[maxTokens];
         _qx = new QuantizedActivations(maxTokens, Math.Max(Math.Max(d, _qDim), ffn));
@@ -452,7 +450,6 @@ internal sealed unsafe class Transformer : IDisposable
         NativeMemory.AlignedFree(_up);
         NativeMemory.AlignedFree(_y);
         NativeMemory.AlignedFree(_rope);
-        NativeMemory.AlignedFree(_scores);
         NativeMemory.AlignedFree(_headQ);
         NativeMemory.AlignedFree(_headU);
         NativeMemory.AlignedFree(_headBatchQ);
@@ -527,6 +524,7 @@ internal sealed unsafe class Transformer : IDisposable
         private readonly Transformer _owner;
         private readonly int _group, _kvHeads, _hd, _threads;
         private readonly long _scoresPerWorker;
+        private readonly float* _scores;   // (workers, 2 tokens, group, cache capacity) each worker's attention scores
         private readonly float* _partials; // (items, group, head_dim) unnormalised outputs of the ranges
         private readonly float* _maxes;    // (items, group) their largest scores
         private readonly float* _sums;     // (items, group) their sums of exponentials
@@ -542,6 +540,7 @@ internal sealed unsafe class Transformer : IDisposable
             _hd = owner._c.HeadDim;
             _threads = owner._pool.Threads;
             _scoresPerWorker = 2L * _group * owner._cache.Capacity;
+            _scores = Alloc(_threads * _scoresPerWorker);
             // Ranges are used only when tokens x KV heads < 4 x threads, which bounds the items below 8 x threads.
             _partials = Alloc((long)MaxRangeItems * _group * _hd);
             _maxes = Alloc((long)MaxRangeItems * _group);
@@ -580,7 +579,7 @@ internal sealed unsafe class Transformer : IDisposable
 
         protected override void Execute(int item, int worker)
         {
-            float* scores = _owner._scores + worker * _scoresPerWorker;
+            float* scores = _scores + worker * _scoresPerWorker;
             if (_pairs)
             {
                 // item = pair * kv_heads + g: tokens 2 pair and 2 pair + 1 (the last alone when the count is odd).
@@ -633,6 +632,7 @@ internal sealed unsafe class Transformer : IDisposable
 
         public void Free()
         {
+            NativeMemory.AlignedFree(_scores);
             NativeMemory.AlignedFree(_partials);
             NativeMemory.AlignedFree(_maxes);
             NativeMemory.AlignedFree(_sums);
