@@ -14,7 +14,7 @@ internal readonly record struct TernaryPart(ArrayView<uint> Codes, ArrayView<flo
 /// </summary>
 internal sealed class DeviceTernaryMatrix : IDisposable
 {
-    /// <summary>Most matrices a stack holds: what one GEMV launch can write (<see cref="Kernels.StackedOutputs"/>).</summary>
+    /// <summary>Most matrices a stack holds: what one matmul launch can write (<see cref="Kernels.StackedOutputs"/>).</summary>
     public const int MaxParts = 3;
 
     private readonly MemoryBuffer1D<uint, Stride1D.Dense> _codes;

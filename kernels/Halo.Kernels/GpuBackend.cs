@@ -22,7 +22,9 @@ public sealed class GpuBackend : IBackend
     /// <summary>Batches of at most this many tokens use the split-KV decode attention; larger ones the prefill kernel.</summary>
     private const int DecodeTokenLimit = 8;
     private const int MaxSplits = 32;
-    private const int MinSplitLength = 64;
+
+    /// <summary>A decode split's warp walks its positions 8 at a time, so shorter splits (more warps) finish sooner.</summary>
+    private const int MinSplitLength = 32;
 
     private readonly Accelerator _accelerator;
     private readonly IDisposable? _owner;

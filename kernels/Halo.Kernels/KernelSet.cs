@@ -25,8 +25,7 @@ public enum LaneExchangeKind
 internal sealed class KernelSet
 {
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float, int, float, int> _normQuantize;
-    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, StackedOutputs, SpecializedValue<int>, int, int> _gemv;
-    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int, float, int> _gemm;
+    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, StackedOutputs, SpecializedValue<int>, SpecializedValue<int>, int, int, int, int> _matMul;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int> _rmsNorm;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int> _rope;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, SpecializedValue<int>, int, int> _attentionPrefill;
@@ -34,7 +33,7 @@ internal sealed class KernelSet
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _attentionCombine;
     private Action<KernelConfig, ArrayView<uint>, ArrayView<int>, ArrayView<float>, int> _embedding;
     private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int> _gather;
-    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int> _lmHead;
+    private Action<KernelConfig, ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, int, SpecializedValue<int>> _lmHead;
     private Action<KernelConfig, ArrayView<float>, ArrayView<int>, int> _argMax;
     private Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int> _topKPartial;
     private Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int> _topKMerge;
@@ -66,8 +65,7 @@ internal sealed class KernelSet
 
     [MemberNotNull(
         nameof(_normQuantize),
-        nameof(_gemv),
-        nameof(_gemm),
+        nameof(_matMul),
         nameof(_rmsNorm),
         nameof(_rope),
         nameof(_attentionPrefill),
@@ -84,8 +82,7 @@ internal sealed class KernelSet
         where TLanes : struct, ILaneExchange
     {
         _normQuantize = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, float, int, float, int>(Kernels.NormQuantize.Kernel<TLanes>);
-        _gemv = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, StackedOutputs, SpecializedValue<int>, int, int>(TernaryGemv.Kernel<TLanes>);
-        _gemm = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, int, int, int, float, int>(TernaryGemm.Kernel<TLanes>);
+        _matMul = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<int>, ArrayView<float>, StackedOutputs, SpecializedValue<int>, SpecializedValue<int>, int, int, int, int>(Kernels.TernaryMatMul.Kernel<TLanes>);
         _rmsNorm = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float, int>(Kernels.RmsNorm.Kernel<TLanes>);
         _rope = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>(Kernels.Rope.Kernel);
         _attentionPrefill = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, SpecializedValue<int>, int, int>(Kernels.AttentionPrefill.Kernel<TLanes>);
@@ -93,7 +90,7 @@ internal sealed class KernelSet
         _attentionCombine = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Kernels.AttentionDecode.Combine);
         _embedding = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<int>, ArrayView<float>, int>(Kernels.Embedding.Kernel);
         _gather = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, int>(Kernels.GatherRows.Kernel);
-        _lmHead = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int>(LmHeadGemv.Kernel<TLanes>);
+        _lmHead = Accelerator.LoadStreamKernel<ArrayView<uint>, ArrayView<float>, ArrayView<float>, int, int, int, SpecializedValue<int>>(Kernels.LmHead.Kernel<TLanes>);
         _argMax = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, int>(Kernels.ArgMax.Kernel<TLanes>);
         _topKPartial = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(Kernels.TopK.Partial<TLanes>);
         _topKMerge = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<int>, int, int>(Kernels.TopK.Merge<TLanes>);
@@ -125,23 +122,13 @@ internal sealed class KernelSet
 
     /// <summary>
     /// y [tokens, n] = W [n, k] x [tokens, k] for each matrix of the stack into its output, or y += W x with
-    /// <paramref name="accumulate"/>: one GEMV launch for one token, the tiled GEMM per matrix for more.
+    /// <paramref name="accumulate"/>: one launch for the stack, tiles of up to 8 tokens.
     /// </summary>
     public void TernaryMatMul(DeviceTernaryMatrix w, ArrayView<int> activations, ArrayView<float> activationScales, ReadOnlySpan<ArrayView<float>> outputs, int tokens, int activationBlock, bool accumulate = false)
     {
         if (outputs.Length != w.PartCount)
         {
             throw new ArgumentException($"{w.PartCount} stacked matrices need as many outputs, not {outputs.Length}", nameof(outputs));
-        }
-
-        if (tokens > 1)
-        {
-            for (int i = 0; i < w.PartCount; i++)
-            {
-                TernaryGemmOnly(w.Part(i), activations, activationScales, outputs[i], tokens, activationBlock, accumulate);
-            }
-
-            return;
         }
 
         // a missing part repeats the last one's end, so its rows are empty
@@ -160,12 +147,21 @@ internal sealed class KernelSet
             Scale1 = p1.TensorScale,
             Scale2 = p2.TensorScale,
         };
-        _gemv(TernaryGemv.Config(w.Rows, WarpSize, WarpsPerGroup), w.Codes, w.Scales, activations, activationScales, stacked, SpecializedValue.New(w.Columns), activationBlock, accumulate ? 1 : 0);
+        int tile = tokens == 1 ? 1 : Kernels.TernaryMatMul.TileTokens;
+        _matMul(
+            Kernels.TernaryMatMul.Config(w.Rows, tokens, tile, WarpSize, WarpsPerGroup),
+            w.Codes,
+            w.Scales,
+            activations,
+            activationScales,
+            stacked,
+            SpecializedValue.New(w.Columns),
+            SpecializedValue.New(tile),
+            tokens,
+            Math.Max(1, w.Columns / activationBlock),
+            Kernels.TernaryMatMul.ActivationShift(activationBlock, w.Columns),
+            accumulate ? 1 : 0);
     }
-
-    /// <summary>The GEMM kernel for one matrix, even for one token (tests compare it with the GEMV kernel).</summary>
-    public void TernaryGemmOnly(TernaryPart w, ArrayView<int> activations, ArrayView<float> activationScales, ArrayView<float> output, int tokens, int activationBlock, bool accumulate = false) =>
-        _gemm(TernaryGemm.Config(w.Rows, tokens, WarpSize, WarpsPerGroup), w.Codes, w.Scales, activations, activationScales, output, w.Rows, w.Columns, tokens, activationBlock, w.TensorScale, accumulate ? 1 : 0);
 
     public void RmsNorm(ArrayView<float> input, ArrayView<float> weight, ArrayView<float> output, int rows, int width, float eps, bool roundToHalf = false) =>
         _rmsNorm(Kernels.RmsNorm.Config(rows, GroupSize), input, weight, output, width, eps, roundToHalf ? 1 : 0);
@@ -191,7 +187,9 @@ internal sealed class KernelSet
         _gather(Kernels.GatherRows.Config(count, GroupSize), input, rows, output, width);
 
     public void LmHead(ArrayView<uint> table, ArrayView<float> input, ArrayView<float> logits, int rows, int vocab, int hidden) =>
-        _lmHead(LmHeadGemv.Config(vocab, rows, WarpSize, WarpsPerGroup), table, input, logits, vocab, hidden);
+        _lmHead(Kernels.LmHead.Config(vocab, rows, HeadTile(rows), WarpSize, WarpsPerGroup), table, input, logits, vocab, hidden, rows, SpecializedValue.New(HeadTile(rows)));
+
+    private static int HeadTile(int rows) => rows == 1 ? 1 : TileSums.MaxRows;
 
     public void ArgMax(ArrayView<float> logits, ArrayView<int> result, int rows, int width) =>
         _argMax(Kernels.ArgMax.Config(rows, GroupSize), logits, result, width);

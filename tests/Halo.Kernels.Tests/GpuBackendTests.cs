@@ -15,8 +15,8 @@ namespace Halo.Kernels.Tests;
 public abstract class GpuBackendTests<TFixture>(TFixture fixture)
     where TFixture : AcceleratorFixture
 {
-    // 9 tokens: GEMM tiles of 4, 4 and 1 and the prefill attention kernel (more than 8 tokens); then decode
-    // steps through the GEMV and the split-KV attention.
+    // 9 tokens: matmul tiles of 8 and 1 and the prefill attention kernel (more than 8 tokens); then decode
+    // steps through the one-token matmul and the split-KV attention.
     private static readonly int[] Prompt = [5, 17, 250, 3, 99, 42, 7, 128, 64];
     private const int Generated = 4;
 
@@ -28,7 +28,7 @@ public abstract class GpuBackendTests<TFixture>(TFixture fixture)
     };
 
     /// <summary>
-    /// Prefill (the GEMM, prefill attention) then greedy decode (GEMV, split-KV attention), both backends fed
+    /// Prefill (tiled matmul, prefill attention) then greedy decode (one-token matmul, split-KV attention), both backends fed
     /// the GPU's own choices. Both compute in float with different summation orders, which can flip an int8
     /// activation rounding now and then: 1% of the logit range bounds that, a wrong op gives O(1) errors.
     /// </summary>

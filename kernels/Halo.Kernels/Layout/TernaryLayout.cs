@@ -7,14 +7,17 @@ namespace Halo.Kernels.Layout;
 /// <summary>
 /// The GPU layout of a ternary weight matrix W [n, k] (n outputs, k inputs), built once at load:
 /// <list type="bullet">
-/// <item><c>Codes</c> [n, k / 16] uint: 16 consecutive inputs per word, input e of the word in bits 2e..2e+1,
-/// code = value + 1 (0, 1, 2). Rows are contiguous so the 32 lanes of a warp read 32 consecutive words.</item>
+/// <item><c>Codes</c> [n, k / 16] uint: 16 consecutive inputs per word, input 4j + i of the word in bits
+/// 8i + 2j..8i + 2j + 1, code = value + 1 (0, 1, 2). So <c>(word >> 2j) &amp; 0x03030303</c> holds the codes of
+/// inputs 4j..4j + 3 one per byte, lined up with the four int8 activations of one 32-bit load
+/// (<see cref="Kernels.TernaryWord"/>). Rows are contiguous so the 32 lanes of a warp read 32 consecutive words.</item>
 /// <item><c>Scales</c> [n, k / 256] float: the ggml block scale of each 256-input block.</item>
 /// </list>
 /// Why not TQ2_0 as stored: its 66-byte blocks break 4-byte alignment and put the four codes of a byte 32
 /// inputs apart, so a lane would gather activations from four places; TQ1_0's base-3 packing needs
 /// multiplies to decode. This layout is 2 bits per weight plus 4 bytes per 256 weights (TQ1_0 files grow by
-/// 18% on the GPU), every load is an aligned 32-bit word, and decoding is a shift and a mask.
+/// 18% on the GPU), every load is an aligned 32-bit word, and a word's codes become byte masks with shifts,
+/// masks and a multiply.
 /// </summary>
 internal sealed class TernaryLayout
 {
@@ -130,17 +133,20 @@ internal sealed class TernaryLayout
             uint word = 0;
             for (int e = 0; e < ValuesPerWord; e++)
             {
-                word |= (uint)blockCodes[w * ValuesPerWord + e] << (2 * e);
+                word |= (uint)blockCodes[w * ValuesPerWord + e] << CodeShift(e);
             }
 
             words[w] = word;
         }
     }
 
+    /// <summary>Where input <paramref name="e"/> (0..15) of a word keeps its code: bits 8 (e % 4) + 2 (e / 4).</summary>
+    public static int CodeShift(int e) => 8 * (e % 4) + 2 * (e / 4);
+
     // ggml block_tq2_0: qs[64], d (f16). Input j*4 + l*32 + m (j in {0, 32}, l < 4, m < 32) is bits 2l of qs[j + m];
     // the stored 2-bit value is already value + 1. So the 16 inputs of word 8h + 2l + q (h = j / 32) are field l of
-    // the 16 bytes qs[32h + 16q ..]: each word is two 8-byte loads, a shift, a mask and a gather of 2-bit fields,
-    // where decoding to one byte per input and packing those took about four times as long.
+    // the 16 bytes qs[32h + 16q ..], one per byte, already in the order the layout wants: inputs 4j..4j + 3 are four
+    // consecutive bytes, shifted up by 2j. Each word is two 8-byte loads, shifts and masks.
     private static float RepackTq2(ReadOnlySpan<byte> block, Span<uint> words)
     {
         for (int h = 0; h < 2; h++)
@@ -152,21 +158,12 @@ internal sealed class TernaryLayout
                     int first = 32 * h + 16 * q;
                     ulong low = (BinaryPrimitives.ReadUInt64LittleEndian(block.Slice(first, 8)) >> (2 * l)) & 0x0303030303030303UL;
                     ulong high = (BinaryPrimitives.ReadUInt64LittleEndian(block.Slice(first + 8, 8)) >> (2 * l)) & 0x0303030303030303UL;
-                    words[8 * h + 2 * l + q] = GatherFields(low) | (GatherFields(high) << 16);
+                    words[8 * h + 2 * l + q] = (uint)low | ((uint)(low >> 32) << 2) | ((uint)high << 4) | ((uint)(high >> 32) << 6);
                 }
             }
         }
 
         return (float)BinaryPrimitives.ReadHalfLittleEndian(block.Slice(64, 2));
-    }
-
-    /// <summary>The 2-bit values in the low bits of each of 8 bytes, packed into 16 bits (byte i at bits 2i).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static uint GatherFields(ulong bytes)
-    {
-        bytes = (bytes | (bytes >> 6)) & 0x000F000F000F000FUL;
-        bytes = (bytes | (bytes >> 12)) & 0x000000FF000000FFUL;
-        return (uint)((bytes | (bytes >> 24)) & 0xFFFFUL);
     }
 
     // ggml block_tq1_0: qs[48] (five base-3 digits per byte, most significant first), qh[4] (four digits each), d (f16).

@@ -7,7 +7,8 @@ public abstract class AttentionDecodeTests<TFixture>(TFixture fixture)
     [InlineData(1, 96, 40)]   // no split: one range over the whole context
     [InlineData(3, 32, 40)]   // three splits; short sequences leave later splits empty
     [InlineData(6, 16, 40)]   // splits shorter than a warp tile
-    [InlineData(3, 32, 42)]   // a head dimension that is not a multiple of the loads in flight
+    [InlineData(3, 32, 42)]   // a head dimension that is not a multiple of the warp
+    [InlineData(5, 20, 40)]   // splits that end inside a batch of 8 positions
     public void Kernel_SplitOverKvLength_MatchesScalarReference(int splits, int splitLength, int headDim)
     {
         const int heads = 4, kvHeads = 1, context = 96, slotCount = 3;
@@ -32,6 +33,9 @@ public abstract class AttentionDecodeTests<TFixture>(TFixture fixture)
 
 [Collection(CpuAcceleratorCollection.Name)]
 public sealed class AttentionDecodeCpuTests(CpuAcceleratorFixture fixture) : AttentionDecodeTests<CpuAcceleratorFixture>(fixture);
+
+[Collection(CpuSmallWarpAcceleratorCollection.Name)]
+public sealed class AttentionDecodeCpuSmallWarpTests(CpuSmallWarpAcceleratorFixture fixture) : AttentionDecodeTests<CpuSmallWarpAcceleratorFixture>(fixture);
 
 [Collection(CpuSharedMemoryAcceleratorCollection.Name)]
 public sealed class AttentionDecodeCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : AttentionDecodeTests<CpuSharedMemoryAcceleratorFixture>(fixture);

@@ -1,4 +1,5 @@
 using Halo.Kernels.Kernels;
+using Halo.Kernels.Layout;
 
 namespace Halo.Kernels.Tests.Kernels;
 
@@ -35,8 +36,12 @@ public sealed class DeviceMathTests
         }
     }
 
-    [Fact]
-    public void TernaryDot16_AllCodes_MatchesPlainSum()
+    [Theory]
+    [InlineData(-1)]   // random weights and activations
+    [InlineData(0)]    // every weight 0
+    [InlineData(1)]    // the extremes below: all +1 or all -1 against all -128 or all 127 fill the byte sums' lanes most
+    [InlineData(2)]
+    public void TernaryDot16_MatchesPlainSum(int pattern)
     {
         var random = new Random(61);
         for (int trial = 0; trial < 1000; trial++)
@@ -46,9 +51,20 @@ public sealed class DeviceMathTests
             int expected = 0;
             for (int e = 0; e < 16; e++)
             {
-                int w = random.Next(3) - 1;
-                int x = random.Next(-127, 128);
-                codes |= (uint)(w + 1) << (2 * e);
+                int w = pattern switch
+                {
+                    -1 => random.Next(3) - 1,
+                    0 => 0,
+                    _ => trial % 2 == 0 ? 1 : -1,
+                };
+                int x = pattern switch
+                {
+                    -1 => random.Next(-128, 128),
+                    1 => -128,
+                    2 => 127,
+                    _ => random.Next(-128, 128),
+                };
+                codes |= (uint)(w + 1) << TernaryLayout.CodeShift(e);
                 a[e / 4] |= (x & 0xFF) << (8 * (e % 4));
                 expected += w * x;
             }

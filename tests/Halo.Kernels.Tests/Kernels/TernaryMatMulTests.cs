@@ -2,7 +2,7 @@ using Halo.Kernels.Layout;
 
 namespace Halo.Kernels.Tests.Kernels;
 
-/// <summary>The GEMV (one token) and tiled GEMM (many tokens) kernels against a scalar double-precision product.</summary>
+/// <summary>The ternary matmul kernel (one token, and tiles of up to 8) against a scalar double-precision product.</summary>
 public abstract class TernaryMatMulTests<TFixture>(TFixture fixture)
     where TFixture : AcceleratorFixture
 {
@@ -32,12 +32,13 @@ public abstract class TernaryMatMulTests<TFixture>(TFixture fixture)
     }
 
     [Theory]
-    [InlineData(1, 256, false)]   // decode: GEMV, llama.cpp activation blocks
-    [InlineData(1, K, false)]     // decode: GEMV, per-token activation scale
-    [InlineData(1, 256, true)]    // the GEMM kernel with a one-token tile
-    [InlineData(6, 256, false)]   // prefill: GEMM, one full tile of 4 and a tail of 2
-    [InlineData(5, K, false)]
-    public void TernaryMatMul_RandomWeights_MatchesScalarReference(int tokens, int activationBlock, bool forceGemm)
+    [InlineData(1, 256)]    // decode, one stream: the one-token specialisation, llama.cpp activation blocks
+    [InlineData(1, K)]      // the same with a per-token activation scale
+    [InlineData(2, 256)]    // a partial tile
+    [InlineData(8, K)]      // one whole tile: a batched decode step of 8 streams
+    [InlineData(19, 256)]   // prefill: two whole tiles and a tail of 3
+    [InlineData(11, K)]
+    public void TernaryMatMul_RandomWeights_MatchesScalarReference(int tokens, int activationBlock)
     {
         sbyte[] w = TestData.Ternary(2, N * K);
         float[] blockScales = TestData.Floats(3, N * K / 256);
@@ -48,22 +49,42 @@ public abstract class TernaryMatMulTests<TFixture>(TFixture fixture)
         using var packed = fixture.Upload(Pack(q));
         using var scales = fixture.Upload(activationScales);
         using var output = fixture.Allocate<float>(tokens * N);
-        if (forceGemm)
-        {
-            fixture.Kernels.TernaryGemmOnly(matrix.Part(0), packed.View, scales.View, output.View, tokens, activationBlock);
-        }
-        else
-        {
-            fixture.Kernels.TernaryMatMul(matrix, packed.View, scales.View, [output.View], tokens, activationBlock);
-        }
+        fixture.Kernels.TernaryMatMul(matrix, packed.View, scales.View, [output.View], tokens, activationBlock);
 
         double[] expected = Reference(w, blockScales, q, activationScales, tokens, N, K, activationBlock, TensorScale);
         TestData.AssertClose(expected, output.GetAsArray1D(), 1e-4);
     }
 
     [Theory]
-    [InlineData(1)]   // GEMV
-    [InlineData(6)]   // GEMM
+    [InlineData(-128)]   // every activation at an int8 extreme, every weight +1 or -1 (by row): the byte sums' largest lanes
+    [InlineData(127)]
+    public void TernaryMatMul_ExtremeValues_MatchesScalarReference(int activation)
+    {
+        const int tokens = 3;
+        var w = new sbyte[N * K];
+        for (int i = 0; i < w.Length; i++)
+        {
+            w[i] = (sbyte)(i / K % 2 == 0 ? 1 : -1);
+        }
+
+        float[] blockScales = TestData.Floats(3, N * K / 256);
+        var q = new sbyte[tokens * K];
+        Array.Fill(q, (sbyte)activation);
+        float[] activationScales = [0.5f, 0.25f, 1f];
+
+        using var matrix = new DeviceTernaryMatrix(fixture.Accelerator, TernaryLayout.FromValues(w, blockScales, N, K), TensorScale);
+        using var packed = fixture.Upload(Pack(q));
+        using var scales = fixture.Upload(activationScales);
+        using var output = fixture.Allocate<float>(tokens * N);
+        fixture.Kernels.TernaryMatMul(matrix, packed.View, scales.View, [output.View], tokens, K);
+
+        double[] expected = Reference(w, blockScales, q, activationScales, tokens, N, K, K, TensorScale);
+        TestData.AssertClose(expected, output.GetAsArray1D(), 1e-4);
+    }
+
+    [Theory]
+    [InlineData(1)]    // one token
+    [InlineData(10)]   // a whole tile and a partial one
     public void TernaryMatMul_Accumulate_AddsToOutput(int tokens)
     {
         sbyte[] w = TestData.Ternary(5, N * K);
@@ -91,8 +112,9 @@ public abstract class TernaryMatMulTests<TFixture>(TFixture fixture)
     }
 
     [Theory]
-    [InlineData(1)]   // one GEMV launch over the three stacked matrices
-    [InlineData(5)]   // the GEMM once per matrix
+    [InlineData(1)]    // one launch over the three stacked matrices
+    [InlineData(5)]    // a partial tile
+    [InlineData(12)]   // a whole tile and a partial one
     public void TernaryMatMul_StackedMatrices_EachMatchesItsReference(int tokens)
     {
         int[] rows = [37, 9, 14];
@@ -142,6 +164,10 @@ public sealed class TernaryMatMulCpuTests(CpuAcceleratorFixture fixture) : Terna
 
 [Collection(CpuSharedMemoryAcceleratorCollection.Name)]
 public sealed class TernaryMatMulCpuSharedMemoryTests(CpuSharedMemoryAcceleratorFixture fixture) : TernaryMatMulTests<CpuSharedMemoryAcceleratorFixture>(fixture);
+
+/// <summary>4-lane warps, narrower than a tile of 8 tokens: a lane writes more than one token's output.</summary>
+[Collection(CpuSmallWarpAcceleratorCollection.Name)]
+public sealed class TernaryMatMulCpuSmallWarpTests(CpuSmallWarpAcceleratorFixture fixture) : TernaryMatMulTests<CpuSmallWarpAcceleratorFixture>(fixture);
 
 #if HALO_CUDA
 [Collection(CudaAcceleratorCollection.Name)]

@@ -28,7 +28,7 @@ public sealed class TernaryLayoutTests
             Assert.Equal(scales.Select(s => (float)s), layout.Scales);
             for (int i = 0; i < rows * K; i++)
             {
-                int code = (int)((layout.Codes[i / 16] >> (2 * (i % 16))) & 3);
+                int code = (int)((layout.Codes[i / 16] >> TernaryLayout.CodeShift(i % 16)) & 3);
                 Assert.True(code - 1 == values[i], $"value {i}: expected {values[i]}, decoded {code - 1}");
             }
         }
@@ -54,7 +54,7 @@ public sealed class TernaryLayoutTests
             Assert.Equal(scales, layout.Scales);
             for (int i = 0; i < N * K; i++)
             {
-                Assert.Equal(values[i], (int)((layout.Codes[i / 16] >> (2 * (i % 16))) & 3) - 1);
+                Assert.Equal(values[i], (int)((layout.Codes[i / 16] >> TernaryLayout.CodeShift(i % 16)) & 3) - 1);
             }
         }
         finally

@@ -8,15 +8,15 @@ using ILGPU.Runtime.CPU;
 namespace Halo.Benchmarks.Kernels;
 
 /// <summary>
-/// The ternary GEMV (decode, one token) and tiled GEMM (8 tokens) kernels on the BitNet b1.58 2B4T matrix shapes,
+/// The ternary matmul kernel for one token (decode) and a tile of 8 (a batched decode step) on the BitNet b1.58 2B4T matrix shapes,
 /// on the first GPU <see cref="GpuDevices"/> picks (CUDA, then OpenCL). Each call launches one kernel and waits.
-/// Bytes a GEMV reads: n * k / 4 (2-bit codes) + n * k / 64 (block scales) + k (int8 activations); divide by
+/// Bytes one token's product reads: n * k / 4 (2-bit codes) + n * k / 64 (block scales) + k (int8 activations); divide by
 /// the mean time for the effective bandwidth and compare with the card's roofline.
 /// Without a GPU it refuses to run, unless HALO_BENCH_CPU_ACCELERATOR=1 asks for ILGPU's CPU accelerator
 /// (which measures the simulator, not the kernels: use it only to check the harness).
-/// Run: <c>dotnet run -c Release --project tests/Halo.Benchmarks -- --filter '*TernaryGemv*'</c>.
+/// Run: <c>dotnet run -c Release --project tests/Halo.Benchmarks -- --filter '*TernaryMatMul*'</c>.
 /// </summary>
-public class TernaryGemvBenchmarks
+public class TernaryMatMulBenchmarks
 {
     private IDisposable? _device;
     private Accelerator _accelerator = null!;
@@ -58,18 +58,18 @@ public class TernaryGemvBenchmarks
         _activations = _accelerator.Allocate1D(activations);
         _scales = _accelerator.Allocate1D(Enumerable.Repeat(0.01f, 8).ToArray());
         _output = _accelerator.Allocate1D<float>(8L * n);
-        Gemv(); // compile and warm the kernel outside the measurement
+        OneToken(); // compile and warm the kernel outside the measurement
     }
 
     [Benchmark(Baseline = true)]
-    public void Gemv()
+    public void OneToken()
     {
         _kernels.TernaryMatMul(_matrix, _activations.View, _scales.View, [_output.View], tokens: 1, activationBlock: Columns);
         _accelerator.Synchronize();
     }
 
     [Benchmark]
-    public void Gemm8Tokens()
+    public void EightTokens()
     {
         _kernels.TernaryMatMul(_matrix, _activations.View, _scales.View, [_output.View], tokens: 8, activationBlock: Columns);
         _accelerator.Synchronize();
