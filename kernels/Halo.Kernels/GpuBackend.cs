@@ -23,8 +23,11 @@ public sealed class GpuBackend : IBackend
     private const int DecodeTokenLimit = 8;
     private const int MaxSplits = 32;
 
-    /// <summary>A decode split's warp walks its positions 8 at a time, so shorter splits (more warps) finish sooner.</summary>
-    private const int MinSplitLength = 32;
+    /// <summary>
+    /// A decode split's warp walks its positions a batch of 8 at a time, each batch a few rounds of memory
+    /// latency, so shorter splits (more warps) finish sooner.
+    /// </summary>
+    private const int MinSplitLength = 2 * Kernels.AttentionDecode.Batch;
 
     private readonly Accelerator _accelerator;
     private readonly IDisposable? _owner;
@@ -359,10 +362,10 @@ public sealed class GpuBackend : IBackend
             return;
         }
 
-        // Split the longest sequence of the batch into at most MaxSplits ranges of whole warp tiles.
-        int warp = _k.WarpSize;
+        // Split the longest sequence of the batch into at most MaxSplits ranges of whole batches.
+        int batch = Kernels.AttentionDecode.Batch;
         int splitLength = Math.Max(MinSplitLength, (maxLength + MaxSplits - 1) / MaxSplits);
-        splitLength = (splitLength + warp - 1) / warp * warp;
+        splitLength = (splitLength + batch - 1) / batch * batch;
         int splits = (maxLength + splitLength - 1) / splitLength;
         _k.AttentionDecode(_q.View, _keyCache[layer].View, _valueCache[layer].View, _slots.View, _positions.View, _partials.View, _att.View, n, heads, kvHeads, hd, ContextLength, splits, splitLength, _llamaCppNumerics);
     }

@@ -78,7 +78,7 @@ internal static class AttentionDecode
     {
         TLanes lanes = default;
         int lane = Group.IdxX;
-        int width = Group.DimX;
+        int width = lanes.Width;   // the group is one warp; a constant width lets the loops over a lane's dimensions unroll
         var state = new AttentionTile.State { Max = float.NegativeInfinity, Sum = 0f };
         for (int p0 = begin; p0 < end; p0 += Batch)
         {

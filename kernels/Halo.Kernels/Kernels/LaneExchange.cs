@@ -26,6 +26,9 @@ internal interface ILaneExchange
 
     int Sum(int value);
 
+    /// <summary>Each of a tile's 8 sums over the warp, each exactly as <see cref="Sum(float)"/> gives it.</summary>
+    TileSums Sum(TileSums sums);
+
     float Max(float value);
 
     /// <summary>Largest value, lower index on ties (as a sequential scan would pick).</summary>
@@ -57,6 +60,24 @@ internal readonly struct ShuffleLanes : ILaneExchange
         }
 
         return value;
+    }
+
+    public TileSums Sum(TileSums sums)
+    {
+        // the eight butterflies advance together: five rounds of eight independent shuffles, not forty in a row
+        for (int offset = Warp.WarpSize / 2; offset > 0; offset >>= 1)
+        {
+            sums.S0 += Warp.ShuffleXor(sums.S0, offset);
+            sums.S1 += Warp.ShuffleXor(sums.S1, offset);
+            sums.S2 += Warp.ShuffleXor(sums.S2, offset);
+            sums.S3 += Warp.ShuffleXor(sums.S3, offset);
+            sums.S4 += Warp.ShuffleXor(sums.S4, offset);
+            sums.S5 += Warp.ShuffleXor(sums.S5, offset);
+            sums.S6 += Warp.ShuffleXor(sums.S6, offset);
+            sums.S7 += Warp.ShuffleXor(sums.S7, offset);
+        }
+
+        return sums;
     }
 
     public float Max(float value)
@@ -126,6 +147,18 @@ internal readonly struct SharedMemoryLanes : ILaneExchange
 
         return value;
     }
+
+    public TileSums Sum(TileSums sums) => new()
+    {
+        S0 = Sum(sums.S0),
+        S1 = Sum(sums.S1),
+        S2 = Sum(sums.S2),
+        S3 = Sum(sums.S3),
+        S4 = Sum(sums.S4),
+        S5 = Sum(sums.S5),
+        S6 = Sum(sums.S6),
+        S7 = Sum(sums.S7),
+    };
 
     public float Max(float value)
     {

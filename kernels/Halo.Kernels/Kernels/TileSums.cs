@@ -15,19 +15,13 @@ internal struct TileSums
     public readonly TileSums WarpSums<TLanes>(TLanes lanes, int tile)
         where TLanes : struct, ILaneExchange
     {
-        var sums = this;
-        sums.S0 = lanes.Sum(S0);
         if (tile > 1)
         {
-            sums.S1 = lanes.Sum(S1);
-            sums.S2 = lanes.Sum(S2);
-            sums.S3 = lanes.Sum(S3);
-            sums.S4 = lanes.Sum(S4);
-            sums.S5 = lanes.Sum(S5);
-            sums.S6 = lanes.Sum(S6);
-            sums.S7 = lanes.Sum(S7);
+            return lanes.Sum(this);
         }
 
+        var sums = this;
+        sums.S0 = lanes.Sum(S0);
         return sums;
     }
 
