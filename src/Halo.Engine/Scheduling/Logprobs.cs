@@ -1,49 +1,133 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
 namespace Halo.Engine.Scheduling;
 
 /// <summary>Log-probabilities of next-token candidates from raw logits (log-softmax), as OpenAI's
 /// <c>logprobs</c> reports them: of the model's distribution before sampling filters.</summary>
 public static class Logprobs
 {
-    /// <summary>log(sum(exp(logits))), computed stably around the maximum.</summary>
+    /// <summary>
+    /// log(sum(exp(logits))), computed stably around the maximum. It runs on the serving loop for every token of
+    /// every stream that asks for logprobs, over the whole vocabulary: 16 (or 8) lanes at a time. One MathF.Exp
+    /// per logit took about 1 ms over 128k logits, and 8 such streams doubled the step of a GPU that decodes in
+    /// 4 ms.
+    /// </summary>
     public static float LogSumExp(ReadOnlySpan<float> logits)
     {
-        float max = float.NegativeInfinity;
-        foreach (float l in logits)
-        {
-            max = MathF.Max(max, l);
-        }
-
-        double sum = 0;
-        foreach (float l in logits)
-        {
-            sum += MathF.Exp(l - max);
-        }
-
-        return max + (float)Math.Log(sum);
+        float max = Max(logits);
+        return max + (float)Math.Log(SumExp(logits, max));
     }
 
-    /// <summary>The <paramref name="n"/> most likely tokens, most likely first.</summary>
+    private static float Max(ReadOnlySpan<float> logits)
+    {
+        ref float first = ref MemoryMarshal.GetReference(logits);
+        int i = 0;
+        float max = float.NegativeInfinity;
+        if (Vector512.IsHardwareAccelerated && logits.Length >= Vector512<float>.Count)
+        {
+            Vector512<float> lanes = Vector512.Create(float.NegativeInfinity);
+            for (; i + Vector512<float>.Count <= logits.Length; i += Vector512<float>.Count)
+            {
+                lanes = Vector512.Max(lanes, Vector512.LoadUnsafe(ref first, (nuint)i));
+            }
+
+            max = HorizontalMax(Vector256.Max(lanes.GetLower(), lanes.GetUpper()));
+        }
+        else if (Vector256.IsHardwareAccelerated && logits.Length >= Vector256<float>.Count)
+        {
+            Vector256<float> lanes = Vector256.Create(float.NegativeInfinity);
+            for (; i + Vector256<float>.Count <= logits.Length; i += Vector256<float>.Count)
+            {
+                lanes = Vector256.Max(lanes, Vector256.LoadUnsafe(ref first, (nuint)i));
+            }
+
+            max = HorizontalMax(lanes);
+        }
+
+        for (; i < logits.Length; i++)
+        {
+            max = MathF.Max(max, logits[i]);
+        }
+
+        return max;
+    }
+
+    private static float HorizontalMax(Vector256<float> lanes)
+    {
+        Vector128<float> half = Vector128.Max(lanes.GetLower(), lanes.GetUpper());
+        return MathF.Max(MathF.Max(half[0], half[1]), MathF.Max(half[2], half[3]));
+    }
+
+    /// <summary>sum(exp(logits - max)), accumulated in double: a vocabulary of terms near 1 would lose the small ones in float.</summary>
+    private static double SumExp(ReadOnlySpan<float> logits, float max)
+    {
+        ref float first = ref MemoryMarshal.GetReference(logits);
+        int i = 0;
+        double sum = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> shift = Vector512.Create(max);
+            Vector512<double> lanes = default;
+            for (; i + Vector512<float>.Count <= logits.Length; i += Vector512<float>.Count)
+            {
+                (Vector512<double> low, Vector512<double> high) = Vector512.Widen(Vector512.Exp(Vector512.LoadUnsafe(ref first, (nuint)i) - shift));
+                lanes += low + high;
+            }
+
+            sum = Vector512.Sum(lanes);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> shift = Vector256.Create(max);
+            Vector256<double> lanes = default;
+            for (; i + Vector256<float>.Count <= logits.Length; i += Vector256<float>.Count)
+            {
+                (Vector256<double> low, Vector256<double> high) = Vector256.Widen(Vector256.Exp(Vector256.LoadUnsafe(ref first, (nuint)i) - shift));
+                lanes += low + high;
+            }
+
+            sum = Vector256.Sum(lanes);
+        }
+
+        for (; i < logits.Length; i++)
+        {
+            sum += MathF.Exp(logits[i] - max);
+        }
+
+        return sum;
+    }
+
+    /// <summary>
+    /// The <paramref name="n"/> most likely tokens, most likely first. Once the list is full, 8 logits at a time
+    /// are skipped with one compare against its last entry (a scalar scan took 69 us over 128k logits).
+    /// </summary>
     public static TokenLogprob[] Top(ReadOnlySpan<float> logits, int n, float logSumExp)
     {
         n = Math.Min(n, logits.Length);
         var top = new TokenLogprob[n];   // kept sorted, descending
-        int filled = 0;
-        for (int id = 0; id < logits.Length; id++)
+        if (n == 0)
         {
-            float l = logits[id];
-            if (filled == n && l <= top[n - 1].Logprob)
+            return top;
+        }
+
+        ref float first = ref MemoryMarshal.GetReference(logits);
+        int filled = 0;
+        int id = 0;
+        while (id < logits.Length)
+        {
+            int end = Math.Min(id + Vector256<float>.Count, logits.Length);
+            if (filled == n && end - id == Vector256<float>.Count
+                && !Vector256.GreaterThanAny(Vector256.LoadUnsafe(ref first, (nuint)id), Vector256.Create(top[n - 1].Logprob)))
             {
+                id = end;
                 continue;
             }
 
-            int at = filled < n ? filled++ : n - 1;
-            while (at > 0 && top[at - 1].Logprob < l)
+            for (; id < end; id++)
             {
-                top[at] = top[at - 1];
-                at--;
+                Insert(top, ref filled, id, logits[id]);
             }
-
-            top[at] = new TokenLogprob(id, l);
         }
 
         for (int i = 0; i < n; i++)
@@ -52,5 +136,24 @@ public static class Logprobs
         }
 
         return top;
+    }
+
+    /// <summary>Puts (id, logit) in its place in the descending list if it belongs there.</summary>
+    private static void Insert(TokenLogprob[] top, ref int filled, int id, float logit)
+    {
+        int n = top.Length;
+        if (filled == n && logit <= top[n - 1].Logprob)
+        {
+            return;
+        }
+
+        int at = filled < n ? filled++ : n - 1;
+        while (at > 0 && top[at - 1].Logprob < logit)
+        {
+            top[at] = top[at - 1];
+            at--;
+        }
+
+        top[at] = new TokenLogprob(id, logit);
     }
 }
