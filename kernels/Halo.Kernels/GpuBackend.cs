@@ -263,18 +263,24 @@ public sealed class GpuBackend : IBackend
     }
 
     /// <summary>
-    /// Runs a prefill chunk and a decode step in slot 0 once, so that ILGPU compiles every kernel of both paths (and
-    /// each specialised head dimension and width) at load rather than inside the first request, which would
-    /// otherwise wait for the compiler (ILGPU compiles a kernel at its first launch). Slot 0's next sequence
-    /// overwrites these cache rows before it reads them.
+    /// Runs a prefill chunk and a decode step in slot 0 once, and with more than one slot a step that finishes two
+    /// sequences, so that ILGPU compiles every kernel of these paths (and each specialised head dimension, width
+    /// and tile: one token or row, or up to 8) at load rather than inside the first request, which would otherwise
+    /// wait for the compiler (ILGPU compiles a kernel at its first launch). Each slot's next sequence overwrites
+    /// these cache rows before it reads them.
     /// </summary>
     private void CompileKernels()
     {
         int prompt = Math.Min(DecodeTokenLimit + 1, Math.Min(_maxTokens, ContextLength - 1));
         var tokens = new int[prompt];
-        var logits = new float[_c.VocabSize];
-        Forward([new SequenceChunk(0, 0, tokens)], logits);
-        Forward([new SequenceChunk(0, prompt, tokens.AsMemory(0, 1))], logits);
+        var logits = new float[2 * _c.VocabSize];
+        Forward([new SequenceChunk(0, 0, tokens)], logits.AsSpan(0, _c.VocabSize));
+        Forward([new SequenceChunk(0, prompt, tokens.AsMemory(0, 1))], logits.AsSpan(0, _c.VocabSize));
+        if (MaxSlots > 1)
+        {
+            // the LM head over two rows: its tiled kernel, which the first batched decode step would otherwise compile
+            Forward([new SequenceChunk(0, prompt, tokens.AsMemory(0, 1)), new SequenceChunk(1, 0, tokens.AsMemory(0, 1))], logits);
+        }
     }
 
     /// <summary>Every layer over the first <paramref name="n"/> staged tokens: launches only, no waiting.</summary>
