@@ -6,8 +6,7 @@ namespace Halo.Kernels.Kernels;
 /// <summary>
 /// Ternary matrix product for decode and prefill: <c>Y[t, n] = outScale * sum_k W[n,k] X[t,k]</c> with W in the
 /// repacked layout of <see cref="Layout.TernaryLayout"/> and X int8 from <see cref="QuantizeActivations"/>.
-/// One warp per output row: lane l reads words l, l + warp, ... so a warp reads one contiguous 128-byte line per
-/// step (coalesced on NVIDIA and on RDNA wave32). A group takes a tile of up to <see cref="TileTokens"/> tokens
+/// One warp per output row (<see cref="TileRow"/>). A group takes a tile of up to <see cref="TileTokens"/> tokens
 /// (grid y). Each weight word is loaded and turned into byte masks (<see cref="TernaryWord"/>) once and applied to
 /// every token of the tile, so a batched decode step of 8 streams loads and decodes the weights once, as one
 /// stream's step does. The exact integer sum of each word is scaled by (weight block scale * activation block
@@ -65,29 +64,7 @@ internal static class TernaryMatMul
         };
 
         int wordsPerRow = k / Layout.TernaryLayout.ValuesPerWord;
-        long rowWords = (long)row * wordsPerRow;
-        var sums = default(TileSums);
-        int word = lane;
-        int step = lanes.Width;
-        for (; active && word + 3 * step < wordsPerRow; word += 4 * step)
-        {
-            // four words' loads in flight before the first is used; the adds keep the one-word order
-            uint codes0 = weights[rowWords + word];
-            uint codes1 = weights[rowWords + word + step];
-            uint codes2 = weights[rowWords + word + 2 * step];
-            uint codes3 = weights[rowWords + word + 3 * step];
-            sums = inputs.Add(sums, codes0, word);
-            sums = inputs.Add(sums, codes1, word + step);
-            sums = inputs.Add(sums, codes2, word + 2 * step);
-            sums = inputs.Add(sums, codes3, word + 3 * step);
-        }
-
-        for (; active && word < wordsPerRow; word += step)
-        {
-            sums = inputs.Add(sums, weights[rowWords + word], word);
-        }
-
-        sums = sums.WarpSums(lanes, tile);
+        TileSums sums = TileRow.Walk(weights, (long)row * wordsPerRow, wordsPerRow, lane, lanes.Width, active, inputs).WarpSums(lanes, tile);
         // lane t writes token t's output (and t + width's, where a warp is narrower than the tile)
         for (int t = lane; active && t < inputs.Tokens; t += lanes.Width)
         {
@@ -139,7 +116,7 @@ internal static class TernaryMatMul
     }
 
     /// <summary>What every word of a group's row reads besides the weights: its tile of tokens and their scales.</summary>
-    private struct TileInputs
+    private struct TileInputs : ITileWords
     {
         public ArrayView<float> BlockScales;
         public ArrayView<int> Activations;
@@ -153,59 +130,35 @@ internal static class TernaryMatMul
         public int ActivationShift;
 
         /// <summary>Adds one weight word's product with each token of the tile.</summary>
-        public readonly TileSums Add(TileSums sums, uint codes, int word)
+        public readonly TileSums Add(TileSums sums, uint codes, int word) =>
+            sums.AddEach(
+                new WordTerm
+                {
+                    Inputs = this,
+                    Masks = TernaryWord.From(codes),
+                    WeightScale = BlockScales[RowBlocks + word / 16],
+                    Word = word,
+                    Scale = word >> ActivationShift,
+                },
+                Tile,
+                Tokens);
+    }
+
+    /// <summary>One word's product with token r of the tile, its integer dot product times both block scales.</summary>
+    private struct WordTerm : ITileTerm
+    {
+        public TileInputs Inputs;
+        public TernaryWord Masks;
+        public float WeightScale;
+        public int Word;
+        public int Scale;
+
+        public readonly float Of(int row)
         {
-            var masks = TernaryWord.From(codes);
-            float weightScale = BlockScales[RowBlocks + word / 16];
-            int scale = word >> ActivationShift;
-            sums.S0 += Term(masks, weightScale, FirstToken, word, scale);
-            if (Tile > 1)
-            {
-                // the tile is a constant: one token's launch compiles none of this
-                if (Tokens > 1)
-                {
-                    sums.S1 += Term(masks, weightScale, FirstToken + 1, word, scale);
-                }
-
-                if (Tokens > 2)
-                {
-                    sums.S2 += Term(masks, weightScale, FirstToken + 2, word, scale);
-                }
-
-                if (Tokens > 3)
-                {
-                    sums.S3 += Term(masks, weightScale, FirstToken + 3, word, scale);
-                }
-
-                if (Tokens > 4)
-                {
-                    sums.S4 += Term(masks, weightScale, FirstToken + 4, word, scale);
-                }
-
-                if (Tokens > 5)
-                {
-                    sums.S5 += Term(masks, weightScale, FirstToken + 5, word, scale);
-                }
-
-                if (Tokens > 6)
-                {
-                    sums.S6 += Term(masks, weightScale, FirstToken + 6, word, scale);
-                }
-
-                if (Tokens > 7)
-                {
-                    sums.S7 += Term(masks, weightScale, FirstToken + 7, word, scale);
-                }
-            }
-
-            return sums;
-        }
-
-        private readonly float Term(TernaryWord masks, float weightScale, int token, int word, int scale)
-        {
-            long a = (long)token * ActivationWords + word * 4;
-            int dot = masks.Dot(Activations[a], Activations[a + 1], Activations[a + 2], Activations[a + 3]);
-            return dot * (weightScale * ActivationScales[(long)token * ScalesPerToken + scale]);
+            long token = Inputs.FirstToken + row;
+            long a = token * Inputs.ActivationWords + Word * 4;
+            int dot = Masks.Dot(Inputs.Activations[a], Inputs.Activations[a + 1], Inputs.Activations[a + 2], Inputs.Activations[a + 3]);
+            return dot * (WeightScale * Inputs.ActivationScales[token * Inputs.ScalesPerToken + Scale]);
         }
     }
 }

@@ -25,6 +25,56 @@ internal struct TileSums
         return sums;
     }
 
+    /// <summary>
+    /// Adds <c>term.Of(r)</c> to row r's sum for the first <paramref name="rows"/> rows of a tile of
+    /// <paramref name="tile"/>. The tile is a kernel constant: with 1, only row 0's term is compiled.
+    /// </summary>
+    public readonly TileSums AddEach<TTerm>(TTerm term, int tile, int rows)
+        where TTerm : struct, ITileTerm
+    {
+        var sums = this;
+        sums.S0 += term.Of(0);
+        if (tile > 1)
+        {
+            if (rows > 1)
+            {
+                sums.S1 += term.Of(1);
+            }
+
+            if (rows > 2)
+            {
+                sums.S2 += term.Of(2);
+            }
+
+            if (rows > 3)
+            {
+                sums.S3 += term.Of(3);
+            }
+
+            if (rows > 4)
+            {
+                sums.S4 += term.Of(4);
+            }
+
+            if (rows > 5)
+            {
+                sums.S5 += term.Of(5);
+            }
+
+            if (rows > 6)
+            {
+                sums.S6 += term.Of(6);
+            }
+
+            if (rows > 7)
+            {
+                sums.S7 += term.Of(7);
+            }
+        }
+
+        return sums;
+    }
+
     public readonly float Get(int row) => row switch
     {
         0 => S0,
@@ -36,4 +86,10 @@ internal struct TileSums
         6 => S6,
         _ => S7,
     };
+}
+
+/// <summary>One word's contribution to row r of a tile (<see cref="TileSums.AddEach"/>).</summary>
+internal interface ITileTerm
+{
+    float Of(int row);
 }

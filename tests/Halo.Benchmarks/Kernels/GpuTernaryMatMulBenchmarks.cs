@@ -14,9 +14,9 @@ namespace Halo.Benchmarks.Kernels;
 /// the mean time for the effective bandwidth and compare with the card's roofline.
 /// Without a GPU it refuses to run, unless HALO_BENCH_CPU_ACCELERATOR=1 asks for ILGPU's CPU accelerator
 /// (which measures the simulator, not the kernels: use it only to check the harness).
-/// Run: <c>dotnet run -c Release --project tests/Halo.Benchmarks -- --filter '*TernaryMatMul*'</c>.
+/// Run: <c>dotnet run -c Release --project tests/Halo.Benchmarks -- --filter '*GpuTernaryMatMul*'</c>.
 /// </summary>
-public class TernaryMatMulBenchmarks
+public class GpuTernaryMatMulBenchmarks
 {
     private IDisposable? _device;
     private Accelerator _accelerator = null!;
