@@ -4,13 +4,12 @@ using ILGPU.Runtime;
 
 namespace Halo.Kernels;
 
-/// <summary>One matrix of a <see cref="DeviceTernaryMatrix"/>: views of its rows, with its per-tensor scale.</summary>
-internal readonly record struct TernaryPart(ArrayView<uint> Codes, ArrayView<float> Scales, int Rows, int Columns, float TensorScale);
+/// <summary>One matrix of a <see cref="DeviceTernaryMatrix"/>: how many of the stack's rows are its, and its per-tensor scale.</summary>
+internal readonly record struct TernaryPart(int Rows, float TensorScale);
 
 /// <summary>
 /// Ternary weight matrices of the same width uploaded once in <see cref="TernaryLayout"/>, stacked by rows in
-/// one allocation (q, k and v; gate and up), each keeping its per-tensor scale: a decode token's GEMV reads
-/// them all in one launch, and the GEMM runs each <see cref="Part"/> on its own.
+/// one allocation (q, k and v; gate and up), each keeping its per-tensor scale: one matmul launch reads them all.
 /// </summary>
 internal sealed class DeviceTernaryMatrix : IDisposable
 {
@@ -58,7 +57,7 @@ internal sealed class DeviceTernaryMatrix : IDisposable
             ArrayView<float> scales = _scales.View.SubView(blockStart, layout.Scales.Length);
             codes.CopyFromCPU(layout.Codes);
             scales.CopyFromCPU(layout.Scales);
-            _parts[i] = new TernaryPart(codes, scales, layout.Rows, Columns, tensorScales[i]);
+            _parts[i] = new TernaryPart(layout.Rows, tensorScales[i]);
             wordStart += layout.Codes.Length;
             blockStart += layout.Scales.Length;
         }

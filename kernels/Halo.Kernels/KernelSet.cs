@@ -102,7 +102,7 @@ internal sealed class KernelSet
     /// <summary>Lanes per (logical) warp: the launch group of the one-warp kernels.</summary>
     public int WarpSize { get; }
 
-    /// <summary>Warps per group of the row-parallel kernels (GEMV, GEMM, LM head, element-wise): 4 where the device allows.</summary>
+    /// <summary>Warps per group of the row-parallel kernels (ternary matmul, LM head, element-wise): 4 where the device allows.</summary>
     public int WarpsPerGroup { get; }
 
     /// <summary>

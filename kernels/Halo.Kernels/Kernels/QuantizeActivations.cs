@@ -10,7 +10,7 @@ namespace Halo.Kernels.Kernels;
 /// blockSize = width gives BitNet's per-token absmax. <c>absMaxFloor</c> bounds the absmax from below (the engine
 /// uses 1e-5 per token so a zero row does not divide by zero; 0 = llama.cpp's rule, scale 0 for a zero block).
 /// A group quantizes a block, each thread issuing four loads before it uses them; <see cref="NormQuantize"/>
-/// runs it after the norm. Output: four int8 per int (element e in byte e % 4), so the GEMV lanes read 16
+/// runs it after the norm. Output: four int8 per int (element e in byte e % 4), so the matmul lanes read 16
 /// activations in four 32-bit loads.
 /// </summary>
 internal static class QuantizeActivations
