@@ -84,68 +84,89 @@ internal static class AttentionDecode
         {
             // a batch past the end repeats the last position (a row that exists) and gives it weight 0
             var rows = new BatchRows { Last = (long)(end - 1) * headDim, First = (long)p0 * headDim, HeadDim = headDim };
-            var scores = default(TileSums);
-            for (int d = lane; d < headDim; d += width)
-            {
-                float q = query[d];
-                scores.S0 += q * keys[rows.Row(0) + d];
-                scores.S1 += q * keys[rows.Row(1) + d];
-                scores.S2 += q * keys[rows.Row(2) + d];
-                scores.S3 += q * keys[rows.Row(3) + d];
-                scores.S4 += q * keys[rows.Row(4) + d];
-                scores.S5 += q * keys[rows.Row(5) + d];
-                scores.S6 += q * keys[rows.Row(6) + d];
-                scores.S7 += q * keys[rows.Row(7) + d];
-            }
-
-            scores = scores.WarpSums(lanes, Batch);
             int valid = end - p0;
-            float batchMax = scores.S0;
-            for (int j = 1; j < Batch; j++)
-            {
-                batchMax = j < valid ? XMath.Max(batchMax, scores.Get(j)) : batchMax;
-            }
-
-            float newMax = XMath.Max(state.Max, batchMax);
+            TileSums scores = Scores(query, keys, rows, lane, width, headDim).WarpSums(lanes, Batch);
+            float newMax = XMath.Max(state.Max, BatchMax(scores, valid));
             float correction = XMath.Exp(state.Max - newMax);
-            var weights = new TileSums
-            {
-                S0 = XMath.Exp(scores.S0 - newMax),
-                S1 = valid > 1 ? XMath.Exp(scores.S1 - newMax) : 0f,
-                S2 = valid > 2 ? XMath.Exp(scores.S2 - newMax) : 0f,
-                S3 = valid > 3 ? XMath.Exp(scores.S3 - newMax) : 0f,
-                S4 = valid > 4 ? XMath.Exp(scores.S4 - newMax) : 0f,
-                S5 = valid > 5 ? XMath.Exp(scores.S5 - newMax) : 0f,
-                S6 = valid > 6 ? XMath.Exp(scores.S6 - newMax) : 0f,
-                S7 = valid > 7 ? XMath.Exp(scores.S7 - newMax) : 0f,
-            };
+            TileSums weights = Weights(scores, valid, newMax);
             state.Sum = state.Sum * correction + weights.S0 + weights.S1 + weights.S2 + weights.S3 + weights.S4 + weights.S5 + weights.S6 + weights.S7;
             state.Max = newMax;
-            for (int d = lane; d < headDim; d += width)
-            {
-                // the 8 value loads go out together; the adds keep position order
-                float v0 = values[rows.Row(0) + d];
-                float v1 = values[rows.Row(1) + d];
-                float v2 = values[rows.Row(2) + d];
-                float v3 = values[rows.Row(3) + d];
-                float v4 = values[rows.Row(4) + d];
-                float v5 = values[rows.Row(5) + d];
-                float v6 = values[rows.Row(6) + d];
-                float v7 = values[rows.Row(7) + d];
-                float accumulated = accumulator[d] * correction;
-                accumulated += weights.S0 * v0;
-                accumulated += weights.S1 * v1;
-                accumulated += weights.S2 * v2;
-                accumulated += weights.S3 * v3;
-                accumulated += weights.S4 * v4;
-                accumulated += weights.S5 * v5;
-                accumulated += weights.S6 * v6;
-                accumulated += weights.S7 * v7;
-                accumulator[d] = accumulated;
-            }
+            Accumulate(accumulator, values, rows, weights, correction, lane, width, headDim);
         }
 
         return state;
+    }
+
+    /// <summary>This lane's part of the 8 positions' scores: q . k over the lane's dimensions.</summary>
+    private static TileSums Scores(ArrayView<float> query, ArrayView<float> keys, BatchRows rows, int lane, int width, int headDim)
+    {
+        var scores = default(TileSums);
+        for (int d = lane; d < headDim; d += width)
+        {
+            float q = query[d];
+            scores.S0 += q * keys[rows.Row(0) + d];
+            scores.S1 += q * keys[rows.Row(1) + d];
+            scores.S2 += q * keys[rows.Row(2) + d];
+            scores.S3 += q * keys[rows.Row(3) + d];
+            scores.S4 += q * keys[rows.Row(4) + d];
+            scores.S5 += q * keys[rows.Row(5) + d];
+            scores.S6 += q * keys[rows.Row(6) + d];
+            scores.S7 += q * keys[rows.Row(7) + d];
+        }
+
+        return scores;
+    }
+
+    /// <summary>The largest of the first <paramref name="valid"/> scores.</summary>
+    private static float BatchMax(TileSums scores, int valid)
+    {
+        float max = scores.S0;
+        for (int j = 1; j < Batch; j++)
+        {
+            max = j < valid ? XMath.Max(max, scores.Get(j)) : max;
+        }
+
+        return max;
+    }
+
+    /// <summary>exp(score - max) for the first <paramref name="valid"/> positions, 0 for those past the end.</summary>
+    private static TileSums Weights(TileSums scores, int valid, float max) => new()
+    {
+        S0 = XMath.Exp(scores.S0 - max),
+        S1 = valid > 1 ? XMath.Exp(scores.S1 - max) : 0f,
+        S2 = valid > 2 ? XMath.Exp(scores.S2 - max) : 0f,
+        S3 = valid > 3 ? XMath.Exp(scores.S3 - max) : 0f,
+        S4 = valid > 4 ? XMath.Exp(scores.S4 - max) : 0f,
+        S5 = valid > 5 ? XMath.Exp(scores.S5 - max) : 0f,
+        S6 = valid > 6 ? XMath.Exp(scores.S6 - max) : 0f,
+        S7 = valid > 7 ? XMath.Exp(scores.S7 - max) : 0f,
+    };
+
+    /// <summary>accumulator = accumulator * correction + sum_j weight_j v_j over this lane's dimensions.</summary>
+    private static void Accumulate(ArrayView<float> accumulator, ArrayView<float> values, BatchRows rows, TileSums weights, float correction, int lane, int width, int headDim)
+    {
+        for (int d = lane; d < headDim; d += width)
+        {
+            // the 8 value loads go out together; the adds keep position order
+            float v0 = values[rows.Row(0) + d];
+            float v1 = values[rows.Row(1) + d];
+            float v2 = values[rows.Row(2) + d];
+            float v3 = values[rows.Row(3) + d];
+            float v4 = values[rows.Row(4) + d];
+            float v5 = values[rows.Row(5) + d];
+            float v6 = values[rows.Row(6) + d];
+            float v7 = values[rows.Row(7) + d];
+            float accumulated = accumulator[d] * correction;
+            accumulated += weights.S0 * v0;
+            accumulated += weights.S1 * v1;
+            accumulated += weights.S2 * v2;
+            accumulated += weights.S3 * v3;
+            accumulated += weights.S4 * v4;
+            accumulated += weights.S5 * v5;
+            accumulated += weights.S6 * v6;
+            accumulated += weights.S7 * v7;
+            accumulator[d] = accumulated;
+        }
     }
 
     /// <summary>Where each position of a batch starts in the cache, the last position standing in for those past the end.</summary>
