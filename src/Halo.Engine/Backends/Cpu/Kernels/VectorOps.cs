@@ -156,27 +156,11 @@ public static unsafe class VectorOps
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static double Exponentiate(float* x, int n, out float max)
     {
-        max = float.NegativeInfinity;
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated && n >= 16)
-        {
-            Vector512<float> m = Vector512.Create(float.NegativeInfinity);
-            for (; i + 16 <= n; i += 16)
-            {
-                m = Vector512.Max(m, Vector512.Load(x + i));
-            }
-
-            max = MaxLane(m);
-        }
-
-        for (; i < n; i++)
-        {
-            max = MathF.Max(max, x[i]);
-        }
+        max = Max(x, n);
 
         // The sum runs in double: thousands of terms near 1 would lose the small ones in float.
         double sum = 0;
-        i = 0;
+        int i = 0;
         if (Vector512.IsHardwareAccelerated)
         {
             Vector512<float> shift = Vector512.Create(max);
@@ -202,6 +186,41 @@ public static unsafe class VectorOps
         return sum;
     }
 
+    /// <summary>The largest x[i] (negative infinity for none), 16 or 8 at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Max(float* x, int n)
+    {
+        float max = float.NegativeInfinity;
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            Vector512<float> m = Vector512.Create(float.NegativeInfinity);
+            for (; i + 16 <= n; i += 16)
+            {
+                m = Vector512.Max(m, Vector512.Load(x + i));
+            }
+
+            max = MaxLane(Vector256.Max(m.GetLower(), m.GetUpper()));
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            Vector256<float> m = Vector256.Create(float.NegativeInfinity);
+            for (; i + 8 <= n; i += 8)
+            {
+                m = Vector256.Max(m, Vector256.Load(x + i));
+            }
+
+            max = MaxLane(m);
+        }
+
+        for (; i < n; i++)
+        {
+            max = MathF.Max(max, x[i]);
+        }
+
+        return max;
+    }
+
     /// <summary>x[i] *= s.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Scale(float* x, int n, float s)
@@ -222,9 +241,8 @@ public static unsafe class VectorOps
         }
     }
 
-    private static float MaxLane(Vector512<float> v)
+    private static float MaxLane(Vector256<float> m)
     {
-        Vector256<float> m = Vector256.Max(v.GetLower(), v.GetUpper());
         Vector128<float> m4 = Vector128.Max(m.GetLower(), m.GetUpper());
         return MathF.Max(MathF.Max(m4[0], m4[1]), MathF.Max(m4[2], m4[3]));
     }
