@@ -147,7 +147,7 @@ internal sealed class KernelSet
             Scale1 = p1.TensorScale,
             Scale2 = p2.TensorScale,
         };
-        int tile = tokens == 1 ? 1 : Kernels.TernaryMatMul.TileTokens;
+        int tile = Tile(tokens);
         _matMul(
             Kernels.TernaryMatMul.Config(w.Rows, tokens, tile, WarpSize, WarpsPerGroup),
             w.Codes,
@@ -186,10 +186,14 @@ internal sealed class KernelSet
     public void GatherRows(ArrayView<float> input, ArrayView<int> rows, ArrayView<float> output, int count, int width) =>
         _gather(Kernels.GatherRows.Config(count, GroupSize), input, rows, output, width);
 
-    public void LmHead(ArrayView<uint> table, ArrayView<float> input, ArrayView<float> logits, int rows, int vocab, int hidden) =>
-        _lmHead(Kernels.LmHead.Config(vocab, rows, HeadTile(rows), WarpSize, WarpsPerGroup), table, input, logits, vocab, hidden, rows, SpecializedValue.New(HeadTile(rows)));
+    public void LmHead(ArrayView<uint> table, ArrayView<float> input, ArrayView<float> logits, int rows, int vocab, int hidden)
+    {
+        int tile = Tile(rows);
+        _lmHead(Kernels.LmHead.Config(vocab, rows, tile, WarpSize, WarpsPerGroup), table, input, logits, vocab, hidden, rows, SpecializedValue.New(tile));
+    }
 
-    private static int HeadTile(int rows) => rows == 1 ? 1 : TileSums.MaxRows;
+    /// <summary>The tile a matmul or LM-head launch specialises for: 1 for a single row (the others' code compiles away), else 8.</summary>
+    private static int Tile(int rows) => rows == 1 ? 1 : TileSums.MaxRows;
 
     public void ArgMax(ArrayView<float> logits, ArrayView<int> result, int rows, int width) =>
         _argMax(Kernels.ArgMax.Config(rows, GroupSize), logits, result, width);

@@ -6,7 +6,7 @@ namespace Halo.Kernels.Kernels;
 /// <summary>
 /// Ternary matrix product for decode and prefill: <c>Y[t, n] = outScale * sum_k W[n,k] X[t,k]</c> with W in the
 /// repacked layout of <see cref="Layout.TernaryLayout"/> and X int8 from <see cref="QuantizeActivations"/>.
-/// One warp per output row (<see cref="TileRow"/>). A group takes a tile of up to <see cref="TileTokens"/> tokens
+/// One warp per output row (<see cref="TileRow"/>). A group takes a tile of up to <see cref="TileSums.MaxRows"/> tokens
 /// (grid y). Each weight word is loaded and turned into byte masks (<see cref="TernaryWord"/>) once and applied to
 /// every token of the tile, so a batched decode step of 8 streams loads and decodes the weights once, as one
 /// stream's step does. The exact integer sum of each word is scaled by (weight block scale * activation block
@@ -16,15 +16,12 @@ namespace Halo.Kernels.Kernels;
 /// </summary>
 internal static class TernaryMatMul
 {
-    /// <summary>Most tokens a group multiplies: each lane keeps one sum per token.</summary>
-    public const int TileTokens = TileSums.MaxRows;
-
     /// <param name="weights">[n, k / 16] packed ternary codes.</param>
     /// <param name="blockScales">[n, k / 256] weight block scales.</param>
     /// <param name="activations">[tokens, k / 4] packed int8 activations.</param>
     /// <param name="activationScales">[tokens, scalesPerToken]: word w of a row takes scale w >> activationShift.</param>
     /// <param name="outputs">where each stacked matrix's rows go, [tokens, its rows]; n = <c>outputs.End2</c>.</param>
-    /// <param name="specializedTile">1 when the launch has one token (the other tokens' code compiles away), else <see cref="TileTokens"/>.</param>
+    /// <param name="specializedTile">1 when the launch has one token (the other tokens' code compiles away), else <see cref="TileSums.MaxRows"/>.</param>
     /// <param name="accumulate">1 adds the product to the output (the residual stream), 0 overwrites it.</param>
     public static void Kernel<TLanes>(
         ArrayView<uint> weights,
